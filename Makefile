@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`; `make bench` runs the benchmarks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench lint services clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/automation demo
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check automation tasks tests benchmarks beat_schedule.py
+	$(BIN)/mypy automation tasks beat_schedule.py
+
+test: $(STAMP) services lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) services
+	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_scaling.py
+
+clean:
+	rm -rf $(VENV) .automation .mypy_cache .ruff_cache

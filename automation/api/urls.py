@@ -1,0 +1,23 @@
+"""URL routes of the HTTP API."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from automation.api import views
+
+urlpatterns = [
+    path("healthz", views.healthz),
+    path("metrics", views.metrics),
+    path("api/v1/openapi.json", views.openapi),
+    path("api/v1/engine", views.engine),
+    path("api/v1/workflows", views.workflows),
+    path("api/v1/workflows/<str:name>", views.workflow_detail),
+    path("api/v1/workflows/<str:name>/runs", views.workflow_runs),
+    path("api/v1/runs/<str:run_id>", views.run_detail),
+    path("api/v1/runs/<str:run_id>/cancel", views.run_cancel),
+    path("api/v1/runs/<str:run_id>/steps/<str:step>/<str:decision>", views.step_decision),
+]
+
+handler404 = "automation.api.errors.not_found"
+handler500 = "automation.api.errors.server_error"

@@ -1,0 +1,200 @@
+"""API views: thin JSON adapters over the engine's services; errors name the field at fault."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_http_methods
+
+from automation.api.openapi import openapi_document
+from automation.api.serializers import run_json
+from automation.errors import InvalidFieldsError, NotFoundError, StateError
+
+View = Callable[..., HttpResponse]
+
+
+def _error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"error": message}
+    if errors is not None:
+        body["errors"] = errors
+    return JsonResponse(body, status=status)
+
+
+def api_view(view: View) -> View:
+    """Bearer-token check (when tokens are configured) and the mapping of typed errors to statuses."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        tokens = settings.AUTOMATION_API_TOKENS
+        if tokens:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if given not in tokens:
+                return _error(401, "missing or invalid bearer token")
+        try:
+            return view(request, *args, **kwargs)
+        except InvalidFieldsError as exc:
+            return _error(422, "invalid input", exc.as_dicts())
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+        except StateError as exc:
+            return _error(409, str(exc))
+
+    return wrapper
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the JSON body must be an object")
+    return body
+
+
+def json_body_view(view: View) -> View:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            body = _json_body(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        return view(request, body, *args, **kwargs)
+
+    return wrapper
+
+
+def _run_or_404(run_id: str) -> Any:
+    from automation.models import WorkflowRun
+
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise NotFoundError(f"run {run_id} does not exist") from None
+    run = WorkflowRun.objects.select_related("workflow", "version").filter(id=run_id).first()
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist")
+    return run
+
+
+def openapi(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_document())
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+@require_http_methods(["GET", "POST"])
+@api_view
+@json_body_view
+def workflows(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
+    from automation.definitions.registry import register_definition
+    from automation.definitions.schema import WorkflowDefinition
+    from automation.engine_settings import current_config
+    from automation.models import Workflow
+
+    if request.method == "GET":
+        rows = Workflow.objects.values("name", "latest_version", "updated_at")
+        return JsonResponse({"workflows": [
+            {"name": r["name"], "version": r["latest_version"], "updated_at": r["updated_at"].isoformat()}
+            for r in rows
+        ]})
+    version = register_definition(WorkflowDefinition.from_document(body), current_config())
+    return JsonResponse({"name": version.workflow.name, "version": version.version}, status=201)
+
+
+@require_http_methods(["GET"])
+@api_view
+def workflow_detail(request: HttpRequest, name: str) -> JsonResponse:
+    from automation.runs.dispatch import latest_version
+
+    version = latest_version(name)
+    return JsonResponse({"name": name, "version": version.version, "definition": version.definition})
+
+
+@require_http_methods(["POST"])
+@api_view
+@json_body_view
+def workflow_runs(request: HttpRequest, body: dict[str, Any], name: str) -> JsonResponse:
+    from automation.runs.dispatch import enqueue_run
+
+    errors = []
+    inputs = body.get("inputs", {})
+    key = body.get("idempotency_key")
+    if not isinstance(inputs, dict):
+        errors.append(("inputs", "must be an object"))
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+        errors.append(("idempotency_key", "must be a string of 1 to 200 characters"))
+    for field in body:
+        if field not in ("inputs", "idempotency_key"):
+            errors.append((field, "unknown field"))
+    if errors:
+        raise InvalidFieldsError(errors)
+    run, created = enqueue_run(name, inputs, idempotency_key=key)
+    return JsonResponse({"run_id": str(run.id), "status": run.status, "created": created}, status=202)
+
+
+@require_http_methods(["GET"])
+@api_view
+def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
+    return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+@require_http_methods(["POST"])
+@api_view
+@json_body_view
+def run_cancel(request: HttpRequest, body: dict[str, Any], run_id: str) -> JsonResponse:
+    from automation.runs.control import cancel
+
+    run = _run_or_404(run_id)
+    cancel(run.id, reason=str(body.get("reason") or "cancelled through the API"))
+    return JsonResponse(run_json(_run_or_404(run_id)), status=202)
+
+
+@require_http_methods(["POST"])
+@api_view
+@json_body_view
+def step_decision(request: HttpRequest, body: dict[str, Any], run_id: str, step: str, decision: str) -> JsonResponse:
+    from automation.runs.services import decide_approval
+
+    if decision not in ("approve", "reject"):
+        raise NotFoundError(f"no step action '{decision}' (approve or reject)")
+    run = _run_or_404(run_id)
+    decide_approval(
+        run.id, step, approved=decision == "approve", by=str(body.get("by", "")), comment=str(body.get("comment", ""))
+    )
+    return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+@require_http_methods(["GET"])
+@api_view
+def engine(request: HttpRequest) -> JsonResponse:
+    from automation.engine_settings import current_config
+
+    return JsonResponse({"config": current_config().model_dump(mode="json"), "embedded": settings.EMBEDDED})
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from automation.metrics import REGISTRY, refresh_from_database
+
+    refresh_from_database()
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

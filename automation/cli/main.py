@@ -1,0 +1,281 @@
+"""`automation`: migrate, serve the API, apply workflows, start and follow runs.
+
+Exit codes: 0 success, 1 a run failed or an operation was refused, 2 bad input (usage, definition, inputs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from automation.errors import AutomationError, InvalidFieldsError, NotFoundError, StateError
+
+
+class InputProblem(click.ClickException):
+    exit_code = 2
+
+
+def _setup() -> None:
+    from automation.bootstrap import setup
+
+    setup()
+
+
+def _fail_on_errors(exc: AutomationError) -> None:
+    if isinstance(exc, InvalidFieldsError):
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in exc.errors)
+        raise InputProblem(f"{type(exc).__name__}:\n{lines}")
+    if isinstance(exc, NotFoundError):
+        raise InputProblem(str(exc))
+    raise click.ClickException(str(exc))
+
+
+@click.group()
+@click.version_option(package_name="automation")
+def cli() -> None:
+    """Workflow automation for operations, on Celery, Redis and PostgreSQL."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or update the database schema."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    from automation.bootstrap import migrate as run_migrations
+
+    run_migrations(verbosity=1)
+
+
+@cli.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve(bind: str, workers: int) -> None:
+    """Serve the HTTP API (gunicorn)."""
+    from automation.api.server import serve as run_server
+
+    _setup()
+    run_server(bind=bind, workers=workers)
+
+
+@cli.group()
+def workflow() -> None:
+    """Register and inspect workflow definitions."""
+
+
+@workflow.command("apply")
+@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path(dir_okay=False))
+def workflow_apply(files: tuple[str, ...]) -> None:
+    """Validate and register definitions from YAML or JSON files (all or nothing per file)."""
+    from automation.definitions.loader import load_definitions
+    from automation.definitions.registry import register_definition
+    from automation.engine_settings import current_config
+
+    _setup()
+    for file in files:
+        try:
+            definitions = load_definitions(file)
+            from django.db import transaction
+
+            with transaction.atomic():
+                versions = [register_definition(d, current_config()) for d in definitions]
+        except AutomationError as exc:
+            raise InputProblem(f"{file}: " + _describe(exc)) from None
+        for version in versions:
+            click.echo(f"{version.workflow.name}: version {version.version}")
+
+
+def _describe(exc: AutomationError) -> str:
+    if isinstance(exc, InvalidFieldsError):
+        return "\n" + "\n".join(f"  {path}: {reason}" for path, reason in exc.errors)
+    return str(exc)
+
+
+@workflow.command("list")
+def workflow_list() -> None:
+    from automation.models import Workflow
+
+    _setup()
+    for name, version in Workflow.objects.values_list("name", "latest_version"):
+        click.echo(f"{name}\tv{version}")
+
+
+def _parse_input(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise InputProblem(f"--input {text!r}: expected KEY=VALUE")
+    key, _, raw = text.partition("=")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+@cli.command("run")
+@click.argument("name")
+@click.option("--input", "-i", "inputs", multiple=True, help="KEY=VALUE (VALUE parsed as JSON when it is JSON).")
+@click.option("--idempotency-key", default=None)
+@click.option("--wait/--no-wait", default=False, help="Follow the run's steps until it ends.")
+@click.option("--timeout", default=3600.0, show_default=True, type=float)
+def run_command(name: str, inputs: tuple[str, ...], idempotency_key: str | None, wait: bool, timeout: float) -> None:
+    """Start a run of workflow NAME."""
+    from automation.embedded import ensure_worker
+    from automation.runs.dispatch import enqueue_run
+
+    _setup()
+    given = dict(_parse_input(i) for i in inputs)
+    try:
+        if wait:
+            ensure_worker()
+        run, created = enqueue_run(name, given, idempotency_key=idempotency_key)
+    except AutomationError as exc:
+        _fail_on_errors(exc)
+        return
+    click.echo(f"run {run.id} {'created' if created else 'already exists'} ({run.status})")
+    if wait:
+        status = follow(str(run.id), timeout=timeout)
+        sys.exit(0 if status == "succeeded" else 1)
+
+
+def follow(run_id: str, *, timeout: float) -> str:
+    """Print each step's transitions until the run ends; returns its final status."""
+    from automation.choices import RunStatus
+    from automation.models import StepRun, WorkflowRun
+
+    seen: dict[str, tuple[str, int]] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        status = WorkflowRun.objects.values_list("status", flat=True).get(id=run_id)
+        for step in StepRun.objects.filter(run_id=run_id).order_by("position"):
+            key = (step.status, step.attempts)
+            if seen.get(step.name) != key:
+                seen[step.name] = key
+                detail = f" attempt {step.attempts}" if step.attempts > 1 else ""
+                if step.status == RunStatus.SUCCEEDED:
+                    detail += f"  {json.dumps(step.output, default=str)[:300]}"
+                elif step.error:
+                    detail += f"  {step.error[:300]}"
+                click.echo(f"  {time.strftime('%H:%M:%S')}  {step.name:<28} {step.status:<10}{detail}")
+        if status in RunStatus.TERMINAL:
+            click.echo(f"run {run_id}: {status}")
+            return str(status)
+        if time.monotonic() > deadline:
+            click.echo(f"run {run_id}: still {status} after {timeout} s")
+            return str(status)
+        time.sleep(0.2)
+
+
+@cli.group()
+def runs() -> None:
+    """Inspect and steer runs."""
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+def runs_show(run_id: str, as_json: bool) -> None:
+    from automation.api.serializers import run_json
+    from automation.api.views import _run_or_404
+
+    _setup()
+    try:
+        data = run_json(_run_or_404(run_id))
+    except AutomationError as exc:
+        _fail_on_errors(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(f"run {data['run_id']}  {data['workflow']} v{data['version']}  {data['status']}")
+    if data["error"]:
+        click.echo(f"  error: {data['error']}")
+    for step in data["steps"]:
+        click.echo(f"  {step['name']:<28} {step['status']:<10} attempts={step['attempts']}  "
+                   f"{json.dumps(step['output'], default=str)[:200] if step['output'] is not None else step['error'][:200]}")
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+def runs_cancel(run_id: str) -> None:
+    from automation.runs.control import cancel
+
+    _setup()
+    try:
+        cancel(run_id, reason="cancelled from the CLI")
+    except AutomationError as exc:
+        _fail_on_errors(exc)
+    click.echo(f"run {run_id}: cancelled")
+
+
+def _decide(run_id: str, step: str, approved: bool, by: str, comment: str) -> None:
+    from automation.runs.services import decide_approval
+
+    _setup()
+    try:
+        decide_approval(run_id, step, approved=approved, by=by, comment=comment)
+    except AutomationError as exc:
+        _fail_on_errors(exc)
+    click.echo(f"run {run_id} step {step}: {'approved' if approved else 'rejected'}")
+
+
+@runs.command("approve")
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--by", default="cli")
+@click.option("--comment", default="")
+def runs_approve(run_id: str, step: str, by: str, comment: str) -> None:
+    _decide(run_id, step, True, by, comment)
+
+
+@runs.command("reject")
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--by", default="cli")
+@click.option("--comment", default="")
+def runs_reject(run_id: str, step: str, by: str, comment: str) -> None:
+    _decide(run_id, step, False, by, comment)
+
+
+@cli.command()
+@click.option("--services-file", default=None, type=click.Path(dir_okay=False))
+def demo(services_file: str | None) -> None:
+    """Run the demo workflow: a fan-out and a join that restarts a real local service."""
+    from automation.demo import run_demo
+
+    _setup()
+    sys.exit(run_demo(services_file=Path(services_file) if services_file else None))
+
+
+def _register_optional_commands() -> None:
+    try:
+        from automation.cli.forecast import forecast_command, scaling_group
+    except ImportError:  # pragma: no cover - the forecasting extra is part of the default install
+        return
+    cli.add_command(forecast_command, "forecast")
+    cli.add_command(scaling_group, "scaling")
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=True)
+    except (StateError, NotFoundError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Compiling a stored workflow document into a Celery canvas: chains, groups and chords.
+
+A sequence becomes a chain, independent branches a group, and a group followed by a step a chord. A DAG
+that is not series-parallel is peeled level by level: every dependency still holds, a step may only
+wait a little longer than strictly needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from celery import chain, chord, group
+from celery.canvas import Signature
+
+from automation.actions.registry import task_name_for
+from automation.definitions.validation import HARD_LIMIT_GRACE
+
+_TASK_ID_NAMESPACE = uuid.UUID("6f1c3f0e-2a4b-4a53-9a57-7d0f2b1e6c11")
+ERRBACK_TASK = "automation.step_lost"
+
+
+def step_task_id(run_id: str, step: str) -> str:
+    """Stable Celery task id of a step: revoking, tracing and deduplication all key on it."""
+    return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{run_id}:{step}"))
+
+
+def _components(nodes: set[str], deps: Mapping[str, list[str]]) -> list[set[str]]:
+    neighbours: dict[str, set[str]] = {n: set() for n in nodes}
+    for node in nodes:
+        for dep in deps[node]:
+            if dep in nodes:
+                neighbours[node].add(dep)
+                neighbours[dep].add(node)
+    seen: set[str] = set()
+    found = []
+    for start in nodes:
+        if start in seen:
+            continue
+        component = {start}
+        frontier = [start]
+        while frontier:
+            for other in neighbours[frontier.pop()]:
+                if other not in component:
+                    component.add(other)
+                    frontier.append(other)
+        seen |= component
+        found.append(component)
+    return found
+
+
+def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
+    """The canvas shape as nested tuples: ("chain", [...]), ("group", [...]) or a step name."""
+    position = {a["name"]: i for i, a in enumerate(actions)}
+    deps = {a["name"]: list(a["depends_on"]) for a in actions}
+    ordered = lambda names: sorted(names, key=position.__getitem__)  # noqa: E731
+
+    def build(nodes: set[str]) -> Any:
+        head: list[Any] = []
+        tail: list[Any] = []
+        nodes = set(nodes)
+        while nodes:
+            if len(nodes) == 1:
+                head.append(nodes.pop())
+                break
+            components = _components(nodes, deps)
+            if len(components) > 1:
+                components.sort(key=lambda c: min(position[n] for n in c))
+                head.append(("group", [build(c) for c in components]))
+                break
+            sources = [n for n in nodes if not any(d in nodes for d in deps[n])]
+            if len(sources) == 1:
+                head.append(sources[0])
+                nodes.discard(sources[0])
+                continue
+            sinks = [n for n in nodes if not any(n in deps[m] for m in nodes)]
+            if len(sinks) == 1:
+                tail.append(sinks[0])
+                nodes.discard(sinks[0])
+                continue
+            head.append(build(set(ordered(sources))))
+            nodes -= set(sources)
+        items = head + tail[::-1]
+        return items[0] if len(items) == 1 else ("chain", items)
+
+    return build(set(position))
+
+
+def compile_workflow(document: Mapping[str, Any], *, run_id: str, queue: str) -> Signature:
+    """Build the Celery signature that runs every step of `document` for run `run_id` on `queue`."""
+    by_name = {a["name"]: a for a in document["actions"]}
+
+    def step_signature(name: str) -> Signature:
+        act = by_name[name]
+        timeout = act["timeout_seconds"]
+        return Signature(
+            task_name_for(act["action_type"]),
+            kwargs={"run_id": run_id, "step": name},
+            options={
+                "queue": queue,
+                "task_id": step_task_id(run_id, name),
+                "soft_time_limit": timeout,
+                "time_limit": timeout + HARD_LIMIT_GRACE,
+                "link_error": [Signature(ERRBACK_TASK, options={"queue": queue})],
+            },
+        )
+
+    def to_canvas(shape: Any) -> Signature:
+        if isinstance(shape, str):
+            return step_signature(shape)
+        kind, items = shape
+        if kind == "group":
+            return group([to_canvas(item) for item in items])
+        parts = [to_canvas(item) for item in items]
+        merged: list[Signature] = []
+        i = 0
+        while i < len(parts):
+            part = parts[i]
+            if isinstance(part, group) and i + 1 < len(parts):
+                merged.append(chord(part, parts[i + 1]))
+                i += 2
+            else:
+                merged.append(part)
+                i += 1
+        return merged[0] if len(merged) == 1 else chain(*merged)
+
+    return to_canvas(plan_canvas(list(document["actions"])))

@@ -1,0 +1,39 @@
+"""Storing definitions: validate, normalize, and write a new version only when the content changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import transaction
+
+from automation.config import AutomationConfig
+from automation.definitions.schema import WorkflowDefinition
+from automation.definitions.validation import Defaults, validate_definition
+from automation.models import Workflow, WorkflowVersion
+
+
+def register_definition(definition: WorkflowDefinition, config: AutomationConfig | None = None) -> WorkflowVersion:
+    """Validate `definition` (DefinitionError, nothing stored) and store it as the workflow's latest version."""
+    config = config or AutomationConfig()
+    document = validate_definition(
+        definition,
+        Defaults(
+            timeout_seconds=config.timeout_seconds,
+            retry_attempts=config.retry_attempts,
+            visibility_timeout=settings.VISIBILITY_TIMEOUT,
+        ),
+    )
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    with transaction.atomic():
+        workflow, _ = Workflow.objects.get_or_create(name=definition.name)
+        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        latest = workflow.versions.order_by("-version").first()
+        if latest is not None and latest.digest == digest:
+            return latest
+        workflow.latest_version += 1
+        workflow.save(update_fields=["latest_version", "updated_at"])
+        return WorkflowVersion.objects.create(
+            workflow=workflow, version=workflow.latest_version, digest=digest, definition=document
+        )

@@ -1,0 +1,40 @@
+"""The embedded mode: with no broker configured, a Celery worker runs in a thread of this process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_worker: Any = None
+_lock = threading.Lock()
+
+
+def ensure_worker() -> None:
+    """Start the in-process worker (memory broker) once; a no-op when a real broker is configured."""
+    global _worker
+    from django.conf import settings
+
+    if not settings.EMBEDDED or _worker is not None:
+        return
+    with _lock:
+        if _worker is not None:
+            return
+        from automation.actions.registry import load_builtin_actions
+        from automation.celery import app
+
+        load_builtin_actions()
+        import tasks.monitoring  # noqa: F401
+        import tasks.workflow  # noqa: F401
+
+        worker = app.WorkController(
+            pool_cls="threads",
+            concurrency=4,
+            loglevel="WARNING",
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            queues=["critical", "high", "default", "low"],
+        )
+        thread = threading.Thread(target=worker.start, name="automation-embedded-worker", daemon=True)
+        thread.start()
+        _worker = worker

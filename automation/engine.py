@@ -1,0 +1,170 @@
+"""AutomationEngine: the public entry point (register workflows, run them, follow and steer runs)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from automation.bootstrap import setup
+from automation.choices import RunStatus
+from automation.config import AutomationConfig
+from automation.definitions.schema import WorkflowDefinition
+from automation.errors import AutomationError, NotFoundError
+
+
+class RunTimeout(AutomationError, TimeoutError):
+    """`RunHandle.wait` gave up before the run finished."""
+
+
+@dataclass(frozen=True)
+class StepView:
+    name: str
+    action_type: str
+    status: str
+    attempts: int
+    output: Any
+    error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    state: dict[str, Any]
+
+
+class RunHandle:
+    """A run's id and its live status; `wait()` blocks until it ends."""
+
+    def __init__(self, run_id: Any) -> None:
+        self.id = str(run_id)
+
+    def _run(self) -> Any:
+        from automation.models import WorkflowRun
+
+        run = WorkflowRun.objects.filter(id=self.id).first()
+        if run is None:
+            raise NotFoundError(f"run {self.id} does not exist")
+        return run
+
+    @property
+    def status(self) -> str:
+        return str(self._run().status)
+
+    @property
+    def error(self) -> str:
+        return str(self._run().error)
+
+    @property
+    def steps(self) -> list[StepView]:
+        from automation.models import StepRun
+
+        return [
+            StepView(
+                name=s.name,
+                action_type=s.action_type,
+                status=s.status,
+                attempts=s.attempts,
+                output=s.output,
+                error=s.error,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+                state=s.state,
+            )
+            for s in StepRun.objects.filter(run_id=self.id).order_by("position")
+        ]
+
+    def step(self, name: str) -> StepView:
+        for view in self.steps:
+            if view.name == name:
+                return view
+        raise NotFoundError(f"run {self.id} has no step '{name}'")
+
+    @property
+    def done(self) -> bool:
+        return self.status in RunStatus.TERMINAL
+
+    def wait(self, timeout: float = 300.0, *, poll: float = 0.1) -> RunHandle:
+        deadline = time.monotonic() + timeout
+        while not self.done:
+            if time.monotonic() > deadline:
+                raise RunTimeout(f"run {self.id} still {self.status} after {timeout} s")
+            time.sleep(poll)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.id}>"
+
+
+class WorkflowManager:
+    """Registers definitions as new versions in PostgreSQL and reads them back."""
+
+    def __init__(self, engine: AutomationEngine) -> None:
+        self._engine = engine
+
+    def register_workflow(self, definition: WorkflowDefinition) -> int:
+        """Validate and store `definition`; returns its version (unchanged if the definition is)."""
+        from automation.definitions.registry import register_definition
+
+        return register_definition(definition, self._engine.config).version
+
+    def get_workflow(self, name: str) -> WorkflowDefinition:
+        from automation.runs.dispatch import latest_version
+
+        return WorkflowDefinition.from_document(_public_document(latest_version(name).definition))
+
+    def list_workflows(self) -> list[str]:
+        from automation.models import Workflow
+
+        return list(Workflow.objects.values_list("name", flat=True))
+
+
+def _public_document(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != "inputs_declared"} | (
+        {} if document.get("inputs_declared") else {"inputs": None}
+    )
+
+
+class AutomationEngine:
+    """The engine. Constructing it applies `config` fleet-wide (workers read it from the database)."""
+
+    def __init__(self, config: AutomationConfig | None = None) -> None:
+        setup()
+        from automation.engine_settings import apply_config
+
+        self.config = config or AutomationConfig()
+        apply_config(self.config)
+        self.workflow_manager = WorkflowManager(self)
+
+    def register_workflow(self, definition: WorkflowDefinition) -> int:
+        return self.workflow_manager.register_workflow(definition)
+
+    def run_workflow(
+        self, name: str, inputs: dict[str, Any] | None = None, idempotency_key: str | None = None
+    ) -> RunHandle:
+        """Enqueue a run of the latest version of `name`; the same idempotency key gives the same run."""
+        from automation.embedded import ensure_worker
+        from automation.runs.dispatch import enqueue_run
+
+        ensure_worker()
+        run, _ = enqueue_run(name, inputs, idempotency_key=idempotency_key)
+        return RunHandle(run.id)
+
+    def get_run(self, run_id: Any) -> RunHandle:
+        handle = RunHandle(run_id)
+        handle.status  # noqa: B018 - raises NotFoundError for an unknown id
+        return handle
+
+    def cancel_run(self, run_id: Any, *, reason: str = "cancelled by request") -> RunHandle:
+        from automation.runs.control import cancel
+
+        cancel(run_id, reason=reason)
+        return RunHandle(run_id)
+
+    def approve(self, run_id: Any, step: str, *, by: str = "", comment: str = "") -> None:
+        from automation.runs.services import decide_approval
+
+        decide_approval(run_id, step, approved=True, by=by, comment=comment)
+
+    def reject(self, run_id: Any, step: str, *, by: str = "", comment: str = "") -> None:
+        from automation.runs.services import decide_approval
+
+        decide_approval(run_id, step, approved=False, by=by, comment=comment)

@@ -1,0 +1,38 @@
+"""Prometheus metrics of the engine (the seed's names), computed from the durable state on scrape."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+WORKFLOW_RUNS = Gauge(
+    "automation_workflow_runs", "Workflow runs by status", ["workflow", "status"], registry=REGISTRY
+)
+ACTIVE_WORKFLOWS = Gauge("automation_active_workflows", "Runs pending or running", registry=REGISTRY)
+RUNNING_ACTIONS = Gauge(
+    "automation_running_actions", "Actions holding a fleet-wide slot right now", registry=REGISTRY
+)
+EFFICIENCY = Gauge(
+    "automation_efficiency_ratio", "Succeeded runs / finished runs (last 24 h)", registry=REGISTRY
+)
+
+
+def refresh_from_database() -> None:
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from automation.choices import RunStatus
+    from automation.coordination import get_coordinator
+    from automation.models import WorkflowRun
+
+    WORKFLOW_RUNS.clear()
+    for row in WorkflowRun.objects.values("workflow__name", "status").annotate(n=Count("id")):
+        WORKFLOW_RUNS.labels(row["workflow__name"], row["status"]).set(row["n"])
+    ACTIVE_WORKFLOWS.set(WorkflowRun.objects.filter(status__in=RunStatus.ACTIVE).count())
+    RUNNING_ACTIONS.set(get_coordinator().running_actions())
+    recent = WorkflowRun.objects.filter(finished_at__gte=timezone.now() - timedelta(days=1))
+    finished = recent.count()
+    EFFICIENCY.set(recent.filter(status=RunStatus.SUCCEEDED).count() / finished if finished else 1.0)

@@ -1,0 +1,62 @@
+"""Runs of workflows and of each of their steps; changed only through automation.runs.services."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from automation.choices import RunStatus
+
+
+class WorkflowRun(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey("automation.Workflow", on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey("automation.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.CHOICES, default=RunStatus.PENDING)
+    inputs = models.JSONField(default=dict)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    queue = models.CharField(max_length=32, default="default")
+    remaining_steps = models.IntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"], name="run_idempotency_key_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="run_status_created")]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=200)
+    action_type = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=RunStatus.CHOICES, default=RunStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # True while the step waits on purpose (control.wait, an approval, a full action semaphore): its next
+    # execution resumes it rather than counting a new attempt.
+    deferred = models.BooleanField(default=False)
+    state = models.JSONField(default=dict)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="step_run_name_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"

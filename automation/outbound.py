@@ -1,0 +1,48 @@
+"""Outbound HTTP for actions: the stable Idempotency-Key header, retryable statuses, masked headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from automation.actions import ActionContext
+from automation.errors import ActionError
+
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+MASK = "********"
+MAX_TEXT = 64 * 1024
+
+
+def masked_headers(headers: Any) -> dict[str, str]:
+    return {
+        key: (MASK if key.lower() in SENSITIVE_HEADERS or "token" in key.lower() or "secret" in key.lower()
+              else value)
+        for key, value in dict(headers).items()
+    }
+
+
+def send(
+    ctx: ActionContext,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+    content: str | None = None,
+    timeout: float = 10.0,
+) -> httpx.Response:
+    """Send one request carrying `Idempotency-Key: <run_id>:<step>`; transport errors are retryable."""
+    sent = {"Idempotency-Key": ctx.idempotency_key, "User-Agent": "automation-engine/0.1"}
+    sent.update(headers or {})
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            return client.request(method, url, headers=sent, json=json, content=content)
+    except httpx.TimeoutException as exc:
+        raise ActionError(f"{method} {url}: timed out after {timeout} s ({type(exc).__name__})") from None
+    except httpx.HTTPError as exc:
+        raise ActionError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+
+
+def is_retryable_status(status: int) -> bool:
+    return status >= 500 or status in (408, 425, 429)

@@ -1,0 +1,1 @@
+"""Runs: their state transitions (services), step execution (executor) and dispatch."""

@@ -1,0 +1,79 @@
+"""Enqueueing runs: resolve the workflow's latest version, create the run once, send its canvas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
+from automation.compiler import compile_workflow
+from automation.conditions import parse_condition
+from automation.definitions.validation import resolve_inputs
+from automation.errors import ConfigurationError, NotFoundError
+from automation.models import WorkflowRun, WorkflowVersion
+from automation.runs import services
+
+
+def latest_version(workflow: str) -> WorkflowVersion:
+    version = (
+        WorkflowVersion.objects.select_related("workflow")
+        .filter(workflow__name=workflow)
+        .order_by("-version")
+        .first()
+    )
+    if version is None:
+        raise NotFoundError(f"workflow '{workflow}' is not registered")
+    return version
+
+
+def unmet_condition(document: dict[str, Any], inputs: dict[str, Any]) -> str:
+    for text in document.get("conditions", []):
+        if not parse_condition(text).holds(inputs):
+            return f"condition not met: {text}"
+    return ""
+
+
+def enqueue_run(
+    workflow: str, inputs: dict[str, Any] | None = None, *, idempotency_key: str | None = None
+) -> tuple[WorkflowRun, bool]:
+    """Create and dispatch a run; the same idempotency key returns the same run, dispatched once."""
+    version = latest_version(workflow)
+    if idempotency_key:
+        existing = WorkflowRun.objects.filter(workflow_id=version.workflow_id, idempotency_key=idempotency_key)
+        run = existing.first()
+        if run is not None:
+            if run.dispatched_at is None and run.status == RunStatus.PENDING:
+                dispatch(run)
+            return run, False
+    document = version.definition
+    resolved = resolve_inputs(document, inputs)
+    queue = PRIORITY_QUEUES[Priority(document["priority"])]
+    run, created = services.create_run(
+        workflow=version.workflow,
+        version=version,
+        inputs=resolved,
+        idempotency_key=idempotency_key,
+        queue=queue,
+        skip_reason=unmet_condition(document, resolved),
+    )
+    if run.status == RunStatus.PENDING and run.dispatched_at is None:
+        dispatch(run)
+    return run, created
+
+
+def dispatch(run: WorkflowRun) -> None:
+    """Send the run's canvas. Sending twice is harmless: every step is guarded by (run, step)."""
+    document = WorkflowVersion.objects.values_list("definition", flat=True).get(id=run.version_id)
+    canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue)
+    canvas.apply_async()
+    services.mark_dispatched(run.id)
+
+
+def check_countdown(countdown: float | None) -> None:
+    """Redis redelivers a delayed message still unacknowledged after the visibility timeout: refuse those."""
+    if countdown is not None and countdown >= settings.VISIBILITY_TIMEOUT:
+        raise ConfigurationError([(
+            "countdown",
+            f"{countdown} s is not below the broker visibility timeout ({settings.VISIBILITY_TIMEOUT} s)",
+        )])

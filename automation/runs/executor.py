@@ -1,0 +1,172 @@
+"""Running one step: the bookkeeping around every action (guard, lease, attempts, retries, outputs).
+
+A step is guarded by (run, step): a message for a finished step returns the recorded output without
+acting again, and a second delivery of a step that is executing right now is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore
+from django.conf import settings
+from pydantic import ValidationError
+
+from automation.actions.context import ActionContext, Defer
+from automation.actions.registry import ActionSpec
+from automation.choices import RunStatus
+from automation.coordination import get_coordinator
+from automation.coordination.base import Acquired, Lease
+from automation.definitions.schema import field_path
+from automation.definitions.validation import HARD_LIMIT_GRACE, VISIBILITY_MARGIN
+from automation.engine_settings import current_config
+from automation.errors import ActionError
+from automation.models import StepRun
+from automation.runs import services
+from automation.runs.documents import stored_workflow
+from automation.templating import TemplateError, render
+
+logger = logging.getLogger("automation.executor")
+
+
+class StepFailed(ActionError):
+    """Raised to Celery once a step has failed for good, so the canvas stops there."""
+
+
+def merge_upstream(upstream: Any, into: dict[str, Any]) -> dict[str, Any]:
+    """Outputs travel as {step: output} dicts; a chord hands over a list of them (possibly nested)."""
+    if isinstance(upstream, dict):
+        into.update(upstream)
+    elif isinstance(upstream, list | tuple):
+        for item in upstream:
+            merge_upstream(item, into)
+    return into
+
+
+def max_countdown() -> float:
+    return float(settings.VISIBILITY_TIMEOUT - VISIBILITY_MARGIN)
+
+
+def retry_countdown(attempt: int) -> float:
+    config = current_config()
+    ceiling = min(config.retry_backoff_max_seconds, max_countdown())
+    delay = min(ceiling, config.retry_backoff_seconds * (2 ** max(attempt - 1, 0)))
+    return delay * random.uniform(0.5, 1.0)  # "equal jitter": spread retries of a fleet-wide failure
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
+    row = (
+        StepRun.objects.select_related("run")
+        .only(
+            "id", "status", "attempts", "deferred", "state", "output",
+            "run__id", "run__status", "run__inputs", "run__version_id",
+        )
+        .filter(run_id=run_id, name=step)
+        .first()
+    )
+    if row is None:
+        logger.warning("no step %s in run %s: message dropped", step, run_id)
+        raise Ignore()
+    run = row.run
+    stored = stored_workflow(run.version_id)
+    context = merge_upstream(upstream, {})
+
+    def passing_on(output: Any) -> dict[str, Any]:
+        if step in stored.referenced_outputs:
+            context[step] = output
+        return context
+
+    if run.status in RunStatus.TERMINAL:
+        services.close_step_of_finished_run(row.id, run_status=run.status)
+        raise Ignore()
+    if row.status == RunStatus.SUCCEEDED:
+        logger.info("step %s of run %s already succeeded: not acting again", step, run_id)
+        return passing_on(row.output)
+    if row.status in RunStatus.TERMINAL:
+        raise Ignore()
+
+    act = stored.actions[step]
+    lease = Lease(key=f"automation:lease:{run_id}:{step}", token=uuid.uuid4().hex)
+    coordinator = get_coordinator()
+    ttl = act["timeout_seconds"] + HARD_LIMIT_GRACE + 5
+    acquired = coordinator.acquire(lease, ttl_seconds=ttl)
+    if acquired is Acquired.HELD and (task.request.delivery_info or {}).get("redelivered"):
+        # The broker gave back the message of a worker that died mid-step; its lease outlives it by at
+        # most `ttl`. Wait it out here: handing the message back would lose its redelivered mark.
+        logger.warning("step %s of run %s: redelivered, waiting for the dead worker's lease", step, run_id)
+        deadline = time.monotonic() + ttl
+        while acquired is Acquired.HELD and time.monotonic() < deadline:
+            time.sleep(0.5)
+            acquired = coordinator.acquire(lease, ttl_seconds=ttl)
+    if acquired is Acquired.HELD:
+        logger.warning("step %s of run %s is executing elsewhere: duplicate message dropped", step, run_id)
+        raise Ignore()
+    if acquired is Acquired.FULL:
+        raise task.retry(countdown=random.uniform(0.2, 1.0))
+
+    try:
+        if not services.claim_step(
+            row.id, run_id=run.id, resume=row.deferred, run_pending=run.status == RunStatus.PENDING
+        ):
+            raise Ignore()
+        attempt = row.attempts + (0 if row.deferred else 1)
+        try:
+            raw = render(act["parameters"], run.inputs, context)
+            params = spec.params.model_validate(raw)
+        except TemplateError as exc:
+            raise ActionError(f"parameters: {exc}", retryable=False) from None
+        except ValidationError as exc:
+            reasons = "; ".join(f"parameters.{field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ActionError(reasons, retryable=False) from None
+        ctx = ActionContext(
+            run_id=str(run.id),
+            step=step,
+            action_type=act["action_type"],
+            attempt=attempt,
+            idempotency_key=f"{run.id}:{step}",
+            state=dict(row.state or {}),
+            time_limit=float(act["timeout_seconds"]),
+        )
+        logger.info("step %s of run %s: attempt %d of %s", step, run_id, attempt, act["action_type"])
+        output = spec.function(ctx, params) or {}
+        output = json.loads(json.dumps(output, default=str))
+    except Defer as deferral:
+        services.defer_step(row.id, state=deferral.state, note=deferral.reason)
+        coordinator.release(lease)
+        raise task.retry(countdown=min(deferral.countdown, max_countdown())) from None
+    except Ignore:
+        coordinator.release(lease)
+        raise
+    except Exception as exc:
+        coordinator.release(lease)
+        error = describe(exc)
+        retryable = not (isinstance(exc, ActionError) and not exc.retryable)
+        if retryable and attempt <= act["retry_attempts"]:
+            logger.warning("step %s of run %s failed (attempt %d), retrying: %s", step, run_id, attempt, error)
+            services.record_retry(row.id, error=error)
+            raise task.retry(countdown=retry_countdown(attempt)) from None
+        logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, attempt, error)
+        services.fail_step(row.id, run_id=run.id, error=error)
+        raise StepFailed(f"{step}: {error}", retryable=False) from None
+    services.complete_step(row.id, run_id=run.id, output=output)
+    coordinator.release(lease)
+    logger.info("step %s of run %s succeeded", step, run_id)
+    return passing_on(output)
+
+
+def settle_lost_step(run_id: str, step: str, exc: BaseException | None) -> None:
+    """Errback of every step: a step killed by its hard time limit never reached its own bookkeeping."""
+    row = StepRun.objects.filter(run_id=run_id, name=step).only("id", "status").first()
+    if row is not None and row.status in RunStatus.ACTIVE:
+        services.fail_step(row.id, run_id=run_id, error=describe(exc) if exc else "task failed")

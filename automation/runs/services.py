@@ -1,0 +1,206 @@
+"""Every transition of a run or a step happens here; everything else calls these functions.
+
+Each transition is a conditional UPDATE (`WHERE status IN ...`), so a redelivered message, a duplicate
+worker or a late timer can never move a finished step or run backwards or count it twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from automation.choices import RunStatus
+from automation.compiler import step_task_id
+from automation.errors import NotFoundError, StateError
+from automation.models import StepRun, Workflow, WorkflowRun, WorkflowVersion
+
+ACTIVE = RunStatus.ACTIVE
+TERMINAL = RunStatus.TERMINAL
+
+
+def create_run(
+    *,
+    workflow: Workflow,
+    version: WorkflowVersion,
+    inputs: dict[str, Any],
+    idempotency_key: str | None,
+    queue: str,
+    skip_reason: str = "",
+) -> tuple[WorkflowRun, bool]:
+    """Create a run and its steps, or return the run already created with this idempotency key."""
+    if idempotency_key:
+        existing = WorkflowRun.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    actions = version.definition["actions"]
+    run_id = uuid.uuid4()
+    status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
+    now = timezone.now()
+    run = WorkflowRun(
+        id=run_id,
+        workflow=workflow,
+        version=version,
+        status=status,
+        inputs=inputs,
+        idempotency_key=idempotency_key or None,
+        queue=queue,
+        remaining_steps=len(actions),
+        error=skip_reason,
+        finished_at=now if skip_reason else None,
+    )
+    steps = [
+        StepRun(
+            run_id=run_id,
+            name=act["name"],
+            action_type=act["action_type"],
+            position=i,
+            task_id=step_task_id(str(run_id), act["name"]),
+            status=status,
+            error=skip_reason,
+        )
+        for i, act in enumerate(actions)
+    ]
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+            StepRun.objects.bulk_create(steps)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # Another request created it between our read and our insert.
+        return WorkflowRun.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
+    return run, True
+
+
+def mark_dispatched(run_id: Any) -> None:
+    WorkflowRun.objects.filter(id=run_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+
+
+def claim_step(step_id: int, *, run_id: Any, resume: bool, run_pending: bool) -> bool:
+    """Mark a step running (a new attempt unless it resumes a deferral); False if it is no longer active."""
+    now = timezone.now()
+    updated = StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
+        status=RunStatus.RUNNING,
+        attempts=F("attempts") if resume else F("attempts") + 1,
+        deferred=False,
+        started_at=Case(When(started_at__isnull=True, then=Value(now)), default=F("started_at")),
+    )
+    if updated and run_pending:
+        WorkflowRun.objects.filter(id=run_id, status=RunStatus.PENDING).update(
+            status=RunStatus.RUNNING, started_at=now
+        )
+    return bool(updated)
+
+
+def complete_step(step_id: int, *, run_id: Any, output: Any) -> bool:
+    """Record a step's success and count it off its run, which succeeds with its last step."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(
+            status=RunStatus.SUCCEEDED, output=output, finished_at=now, error=""
+        )
+        if updated:
+            _count_off(run_id, now)
+    return bool(updated)
+
+
+def _count_off(run_id: Any, now: Any) -> None:
+    last = When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
+    WorkflowRun.objects.filter(id=run_id).update(
+        remaining_steps=F("remaining_steps") - 1,
+        status=Case(last, default=F("status")),
+        finished_at=Case(
+            When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(now)), default=F("finished_at")
+        ),
+    )
+
+
+def defer_step(step_id: int, *, state: dict[str, Any] | None, note: str = "") -> None:
+    """Park a running step until its next execution; `state` is merged over what is stored (an
+    approver's decision, written concurrently, is never lost)."""
+    if state is None:
+        StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(deferred=True, error=note)
+        return
+    with transaction.atomic():
+        row = StepRun.objects.select_for_update().filter(id=step_id, status=RunStatus.RUNNING).first()
+        if row is not None:
+            row.state = {**row.state, **state}
+            row.deferred = True
+            row.error = note
+            row.save(update_fields=["state", "deferred", "error"])
+
+
+def record_retry(step_id: int, *, error: str) -> None:
+    """The attempt failed and another follows: keep the error visible while the step waits."""
+    StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(error=error)
+
+
+def fail_step(step_id: int, *, run_id: Any, error: str) -> bool:
+    """Fail a step and its run; the run's steps that have not started are skipped."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
+            status=RunStatus.FAILED, error=error[:10_000], finished_at=now
+        )
+        if updated:
+            WorkflowRun.objects.filter(id=run_id, status__in=ACTIVE).update(
+                status=RunStatus.FAILED, error=f"step failed: {error}"[:10_000], finished_at=now
+            )
+            StepRun.objects.filter(run_id=run_id, status=RunStatus.PENDING).update(
+                status=RunStatus.SKIPPED, error="an earlier step failed", finished_at=now
+            )
+    return bool(updated)
+
+
+def close_step_of_finished_run(step_id: int, *, run_status: str) -> None:
+    """A message arrived for a step of a run that already ended: settle the step, do not run it."""
+    status = RunStatus.CANCELLED if run_status == RunStatus.CANCELLED else RunStatus.SKIPPED
+    StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
+        status=status, finished_at=timezone.now(), error=f"run is {run_status}"
+    )
+
+
+def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> WorkflowRun:
+    """Cancel a run: its unfinished steps are marked cancelled; the caller revokes their messages."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().filter(id=run_id).first()
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        if run.status in TERMINAL:
+            raise StateError(f"run {run_id} is already {run.status}")
+        run.status = RunStatus.CANCELLED
+        run.error = reason
+        run.finished_at = now
+        run.save(update_fields=["status", "error", "finished_at"])
+        StepRun.objects.filter(run_id=run_id, status__in=ACTIVE).update(
+            status=RunStatus.CANCELLED, error=reason, finished_at=now
+        )
+    return run
+
+
+def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment: str = "") -> StepRun:
+    """Record an approver's decision on a waiting `control.approval` step."""
+    with transaction.atomic():
+        row = StepRun.objects.select_for_update().filter(run_id=run_id, name=step).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} has no step '{step}'")
+        if row.action_type != "control.approval":
+            raise StateError(f"step '{step}' is a {row.action_type} step, not an approval")
+        if row.status not in ACTIVE:
+            raise StateError(f"step '{step}' is already {row.status}")
+        if "decision" in row.state:
+            raise StateError(f"step '{step}' was already {row.state['decision']}")
+        row.state = {
+            **row.state,
+            "decision": "approved" if approved else "rejected",
+            "decided_by": by,
+            "comment": comment,
+            "decided_at": timezone.now().isoformat(),
+        }
+        row.save(update_fields=["state"])
+    return row

@@ -1,0 +1,89 @@
+"""Django and Celery settings, all read from the environment.
+
+DATABASE_URL, AUTOMATION_BROKER_URL and AUTOMATION_RESULT_BACKEND choose the stores; without them the
+engine runs embedded (SQLite, an in-process broker and worker) for demos.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from kombu import Queue
+
+from automation.choices import QUEUES
+
+BASE_DIR = Path(os.environ.get("AUTOMATION_HOME", Path.cwd()))
+STATE_DIR = Path(os.environ.get("AUTOMATION_STATE_DIR", BASE_DIR / ".automation"))
+
+SECRET_KEY = os.environ.get("AUTOMATION_SECRET_KEY", "automation-insecure-dev-key")
+DEBUG = os.environ.get("AUTOMATION_DEBUG", "") == "1"
+ALLOWED_HOSTS = [h for h in os.environ.get("AUTOMATION_ALLOWED_HOSTS", "*").split(",") if h]
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "automation.api.urls"
+APPEND_SLASH = False
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django_celery_beat",
+    "automation.apps.AutomationAppConfig",
+]
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+
+_embedded_db = f"sqlite:///{STATE_DIR / 'automation.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _embedded_db, conn_max_age=600)}
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Celery (read through config_from_object with the CELERY namespace) ---
+BROKER_URL = os.environ.get("AUTOMATION_BROKER_URL", "")
+EMBEDDED = not BROKER_URL
+CELERY_BROKER_URL = BROKER_URL or "memory://"
+CELERY_RESULT_BACKEND = os.environ.get("AUTOMATION_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "cache+memory://"
+)
+# Coordination (fleet-wide action semaphore, step leases): Redis when we have one.
+AUTOMATION_REDIS_URL = os.environ.get("AUTOMATION_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+
+# At-least-once delivery: a message is acknowledged only after its task finished, and requeued when the
+# worker process dies. Every time limit must stay below the visibility timeout, or Redis redelivers a
+# message that is still being worked on.
+VISIBILITY_TIMEOUT = int(os.environ.get("AUTOMATION_VISIBILITY_TIMEOUT", "3600"))
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_DEDUPLICATE_SUCCESSFUL_TASKS = True
+CELERY_RESULT_EXTENDED = True
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+if EMBEDDED:
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.01
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": VISIBILITY_TIMEOUT}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_EXPIRES = int(os.environ.get("AUTOMATION_RESULT_EXPIRES", str(7 * 24 * 3600)))
+# JSON only: a message from the network is never unpickled.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue(name) for name in QUEUES]
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_BEAT_SCHEDULER = "automation.schedules:AutomationScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# --- Engine defaults (an AutomationConfig given to AutomationEngine overrides them) ---
+AUTOMATION_API_TOKENS = [t for t in os.environ.get("AUTOMATION_API_TOKENS", "").split(",") if t]
+AUTOMATION_SERVICES_FILE = os.environ.get("AUTOMATION_SERVICES_FILE", "services.yml")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"automation": {"level": os.environ.get("AUTOMATION_LOG_LEVEL", "INFO")}},
+}

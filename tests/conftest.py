@@ -1,0 +1,161 @@
+"""Fixtures for real services: a fresh PostgreSQL database, a Redis db index, Celery worker processes.
+
+Locally, tests needing a server that is absent are skipped; in CI (CI set) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_SERVER = os.environ.get("AUTOMATION_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("AUTOMATION_TEST_REDIS", "redis://127.0.0.1:6379/5")
+TEST_DB = f"automation_test_{os.getpid()}"
+STATE_DIR = Path(tempfile.mkdtemp(prefix="automation-test-"))
+
+# Everything below reads these when Django and Celery load; worker subprocesses inherit them.
+os.environ["DATABASE_URL"] = f"{PG_SERVER}/{TEST_DB}"
+os.environ["AUTOMATION_BROKER_URL"] = REDIS_URL
+os.environ["AUTOMATION_VISIBILITY_TIMEOUT"] = "120"
+os.environ["AUTOMATION_STATE_DIR"] = str(STATE_DIR)
+os.environ["AUTOMATION_HOME"] = str(ROOT)
+os.environ["DJANGO_SETTINGS_MODULE"] = "automation.settings"
+os.environ.pop("AUTOMATION_API_TOKENS", None)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require(host: str, port: int, what: str) -> None:
+    if not _reachable(host, port):
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is not reachable on {host}:{port} (CI requires it)")
+        pytest.skip(f"{what} is not running on {host}:{port}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[None]:
+    """A fresh PostgreSQL database, migrated, dropped at the end of the session."""
+    require("127.0.0.1", 5432, "PostgreSQL")
+    require("127.0.0.1", 6379, "Redis")
+    import psycopg2
+    import redis
+
+    admin = psycopg2.connect(f"{PG_SERVER}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
+        cur.execute(f'CREATE DATABASE "{TEST_DB}"')
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    from automation.bootstrap import migrate, setup
+
+    setup()
+    migrate(verbosity=0)
+    yield
+    from django.db import connections
+
+    connections.close_all()
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def engine(database: None) -> Any:
+    from automation import AutomationConfig, AutomationEngine
+
+    return AutomationEngine(
+        AutomationConfig(timeout_seconds=30, retry_attempts=2, retry_backoff_seconds=0.2, max_concurrent_actions=50)
+    )
+
+
+class Worker:
+    """A real `celery -A automation worker` in its own process group."""
+
+    def __init__(self, *, queues: str, name: str, concurrency: int = 2, env: dict[str, str] | None = None) -> None:
+        self.name = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+        self.log_path = STATE_DIR / f"{self.name}.log"
+        command = [
+            sys.executable, "-m", "celery", "-A", "automation", "worker", "-P", "prefork",
+            "-c", str(concurrency), "-Q", queues, "-n", self.name, "-l", "INFO",
+            "--without-gossip", "--without-mingle",
+        ]
+        self._log = open(self.log_path, "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **(env or {})},
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        from automation.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            if app.control.ping(destination=[self.name], timeout=0.5):
+                return
+        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def kill_group(self) -> None:
+        """SIGKILL the worker's whole process group: the main process and every pool child."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def worker(engine: Any) -> Iterator[Worker]:
+    """The shared worker: consumes critical, high and default (tests that need their own use `low`)."""
+    started = Worker(queues="critical,high,default", name="shared")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def peer() -> Iterator[Any]:
+    from tests.peers import HttpPeer
+
+    server = HttpPeer()
+    yield server
+    server.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
