@@ -58,7 +58,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_DEDUPLICATE_SUCCESSFUL_TASKS = True
 CELERY_RESULT_EXTENDED = True
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
+    "visibility_timeout": VISIBILITY_TIMEOUT,
+    # How often a worker looks for messages of dead workers that are past the visibility timeout.
+    "unacked_restore_interval": int(os.environ.get("AUTOMATION_RESTORE_INTERVAL", "10")),
+    "unacked_restore_throttle": int(os.environ.get("AUTOMATION_RESTORE_THROTTLE", "10")),
+}
 if EMBEDDED:
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.01
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": VISIBILITY_TIMEOUT}

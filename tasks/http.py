@@ -15,7 +15,7 @@ class RequestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: HttpUrl
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | int | float | bool] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     timeout: float = Field(default=10.0, gt=0, le=600)
     #: Statuses that count as success; anything else fails the step (5xx, 408, 425, 429 are retried).
@@ -25,9 +25,8 @@ class RequestParams(BaseModel):
 @action("http.request", params=RequestParams)
 def request(ctx: ActionContext, params: RequestParams) -> dict[str, Any]:
     """Send an HTTP request; output: status_code, headers, json (when the body is JSON), text."""
-    response = send(
-        ctx, params.method, str(params.url), headers=params.headers, json=params.json_body, timeout=params.timeout
-    )
+    headers = {key: str(value) for key, value in params.headers.items()}
+    response = send(ctx, params.method, str(params.url), headers=headers, json=params.json_body, timeout=params.timeout)
     if response.status_code not in params.expected_status:
         raise ActionError(
             f"{params.method} {params.url} answered {response.status_code}",

@@ -60,7 +60,7 @@ def scale_service(ctx: ActionContext, params: ScaleParams) -> dict[str, Any]:
     if params.replicas is not None:
         target = params.replicas
     elif params.scale_factor is not None:
-        current = int(provider.status(params.service_name).get("replicas", 0))
+        current = int(provider.status(params.service_name)["running_replicas"])
         target = max(1, round(current * params.scale_factor))
     else:
         raise ActionError("parameters: give `replicas` or `scale_factor`", retryable=False)

@@ -39,6 +39,13 @@ class ActionTask(GuardedTask):
     typing = False
     spec: ActionSpec
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from automation.runs.executor import StepFailed
+
+        # An expected outcome, already recorded on the step: logged without a traceback.
+        cls.throws = (StepFailed,)
+
     def run(self, upstream: Any = None, *, run_id: str, step: str, **_: Any) -> dict[str, Any]:
         from automation.runs.executor import execute_step
 

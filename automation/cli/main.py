@@ -251,8 +251,11 @@ def runs_reject(run_id: str, step: str, by: str, comment: str) -> None:
 @click.option("--services-file", default=None, type=click.Path(dir_okay=False))
 def demo(services_file: str | None) -> None:
     """Run the demo workflow: a fan-out and a join that restarts a real local service."""
+    import os
+
     from automation.demo import run_demo
 
+    os.environ.setdefault("AUTOMATION_LOG_LEVEL", "WARNING")
     _setup()
     sys.exit(run_demo(services_file=Path(services_file) if services_file else None))
 

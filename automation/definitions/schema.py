@@ -6,6 +6,7 @@ registry (types, parameters, references, the DAG) when a definition is registere
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,14 +33,25 @@ def definition_error(exc: ValidationError, prefix: str = "") -> DefinitionError:
     return DefinitionError(errors)
 
 
+_constructing: ContextVar[int] = ContextVar("_constructing", default=0)
+
+
 class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def __init__(self, **data: Any) -> None:
+        # Nested models are built through __init__ too: only the outermost call turns pydantic's
+        # errors into a DefinitionError, so paths stay whole (actions[0].name, not name).
+        depth = _constructing.get()
+        token = _constructing.set(depth + 1)
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            if depth:
+                raise
             raise definition_error(exc) from None
+        finally:
+            _constructing.reset(token)
 
 
 class InputDefinition(_Schema):

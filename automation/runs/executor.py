@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 from django.conf import settings
 from pydantic import ValidationError
 
@@ -33,6 +33,9 @@ from automation.runs.documents import stored_workflow
 from automation.templating import TemplateError, render
 
 logger = logging.getLogger("automation.executor")
+
+#: How long a redelivered message waits for a dead worker's lease before going back to the queue.
+REDELIVERY_POLL_SECONDS = 2.0
 
 
 class StepFailed(ActionError):
@@ -102,13 +105,16 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
     ttl = act["timeout_seconds"] + HARD_LIMIT_GRACE + 5
     acquired = coordinator.acquire(lease, ttl_seconds=ttl)
     if acquired is Acquired.HELD and (task.request.delivery_info or {}).get("redelivered"):
-        # The broker gave back the message of a worker that died mid-step; its lease outlives it by at
-        # most `ttl`. Wait it out here: handing the message back would lose its redelivered mark.
-        logger.warning("step %s of run %s: redelivered, waiting for the dead worker's lease", step, run_id)
-        deadline = time.monotonic() + ttl
+        # The broker gave back the message of a worker that died mid-step, and the dead worker's lease
+        # has not run out yet. Wait a little, then hand the message back: a requeued message keeps its
+        # redelivered mark, and waiting here longer would eat into this execution's time limit.
+        deadline = time.monotonic() + REDELIVERY_POLL_SECONDS
         while acquired is Acquired.HELD and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.25)
             acquired = coordinator.acquire(lease, ttl_seconds=ttl)
+        if acquired is Acquired.HELD:
+            logger.warning("step %s of run %s: redelivered while a dead worker's lease lasts", step, run_id)
+            raise Reject("lease of a dead worker still held", requeue=True)
     if acquired is Acquired.HELD:
         logger.warning("step %s of run %s is executing elsewhere: duplicate message dropped", step, run_id)
         raise Ignore()

@@ -1,0 +1,98 @@
+"""The canvas compiler: chains, groups and chords, inspected without a broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import chord, group
+from celery.canvas import Signature
+from celery.canvas import _chain as chain
+
+from automation.compiler import compile_workflow, plan_canvas, step_task_id
+
+
+def act(name: str, depends_on: list[str], timeout: int = 30, action_type: str = "control.wait") -> dict[str, Any]:
+    return {"name": name, "action_type": action_type, "parameters": {}, "timeout_seconds": timeout,
+            "retry_attempts": 1, "depends_on": depends_on}
+
+
+def names(sig: Signature) -> Any:
+    if isinstance(sig, chord):
+        return ("chord", [names(s) for s in sig.tasks], names(sig.body))
+    if isinstance(sig, chain):
+        return ("chain", [names(s) for s in sig.tasks])
+    if isinstance(sig, group):
+        return ("group", [names(s) for s in sig.tasks])
+    return sig.kwargs["step"]
+
+
+def test_sequence_compiles_to_a_chain() -> None:
+    doc = {"actions": [act("a", []), act("b", ["a"]), act("c", ["b"])]}
+    sig = compile_workflow(doc, run_id="r1", queue="high")
+    assert names(sig) == ("chain", ["a", "b", "c"])
+    first = sig.tasks[0]
+    assert first.task == "automation.action.control.wait"
+    assert first.options["queue"] == "high"
+    assert first.options["task_id"] == step_task_id("r1", "a")
+    assert first.options["soft_time_limit"] == 30
+    assert first.options["time_limit"] > 30
+
+
+def test_diamond_compiles_to_chain_with_a_chord() -> None:
+    doc = {"actions": [act("a", []), act("b", ["a"]), act("c", ["a"]), act("d", ["b", "c"])]}
+    sig = compile_workflow(doc, run_id="r1", queue="default")
+    assert isinstance(sig, chain)
+    assert names(sig) == ("chain", ["a", ("chord", ["b", "c"], "d")])
+    join = sig.tasks[1]
+    assert isinstance(join, chord)
+    assert join.body.options["task_id"] == step_task_id("r1", "d")
+
+
+def test_independent_roots_form_a_group() -> None:
+    doc = {"actions": [act("x", []), act("y", [])]}
+    assert names(compile_workflow(doc, run_id="r", queue="default")) == ("group", ["x", "y"])
+
+
+def test_parallel_chains_joined() -> None:
+    doc = {"actions": [act("a1", []), act("a2", ["a1"]), act("b1", []), act("b2", ["b1"]), act("j", ["a2", "b2"])]}
+    assert plan_canvas(doc["actions"]) == ("chain", [("group", [("chain", ["a1", "a2"]), ("chain", ["b1", "b2"])]), "j"])
+
+
+def test_non_series_parallel_dag_keeps_every_dependency() -> None:
+    # a->c, a->d, b->d : not series-parallel; every step must still come after its dependencies.
+    doc = {"actions": [act("a", []), act("b", []), act("c", ["a"]), act("d", ["a", "b"])]}
+    shape = plan_canvas(doc["actions"])
+
+    order: list[set[str]] = []
+
+    def levels(node: Any) -> list[set[str]]:
+        if isinstance(node, str):
+            return [{node}]
+        kind, items = node
+        if kind == "chain":
+            return [s for item in items for s in levels(item)]
+        merged: set[str] = set()
+        for item in items:
+            merged |= {n for s in levels(item) for n in s}
+        return [merged]
+
+    order = levels(shape)
+    position = {n: i for i, level in enumerate(order) for n in level}
+    for a in doc["actions"]:
+        for dep in a["depends_on"]:
+            assert position[dep] < position[a["name"]], (shape, a["name"], dep)
+
+
+def test_long_chain_does_not_recurse() -> None:
+    actions = [act("s0", [])] + [act(f"s{i}", [f"s{i-1}"]) for i in range(1, 2000)]
+    shape = plan_canvas(actions)
+    assert shape[0] == "chain" and len(shape[1]) == 2000
+
+
+def test_wide_fan_out_join() -> None:
+    actions = [act("start", [])] + [act(f"b{i}", ["start"]) for i in range(1000)] + [
+        act("join", [f"b{i}" for i in range(1000)])
+    ]
+    sig = compile_workflow({"actions": actions}, run_id="r", queue="default")
+    assert isinstance(sig.tasks[1], chord)
+    assert len(sig.tasks[1].tasks) == 1000
