@@ -19,4 +19,3 @@ app.conf.imports = (
     "tasks.control",
     "tasks.monitoring",
 )
-

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class AutomationLevel(str, Enum):
+class AutomationLevel(StrEnum):
     """How far the engine may act on its own; stored and exposed for remediation policies."""
 
     MANUAL = "manual"
@@ -14,7 +14,7 @@ class AutomationLevel(str, Enum):
     AUTONOMOUS = "autonomous"
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     """A workflow's priority; each maps to one Celery queue that workers may consume separately."""
 
     CRITICAL = "critical"
@@ -38,7 +38,7 @@ PRIORITY_QUEUES: dict[Priority, str] = {
 QUEUES: tuple[str, ...] = ("critical", "high", "default", "low")
 
 
-class AlertSeverity(str, Enum):
+class AlertSeverity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"

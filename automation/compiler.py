@@ -15,6 +15,7 @@ from celery import chain, chord, group
 from celery.canvas import Signature
 
 from automation.actions.registry import task_name_for
+from automation.celery import app
 from automation.definitions.validation import HARD_LIMIT_GRACE
 
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c3f0e-2a4b-4a53-9a57-7d0f2b1e6c11")
@@ -96,13 +97,14 @@ def compile_workflow(document: Mapping[str, Any], *, run_id: str, queue: str) ->
         timeout = act["timeout_seconds"]
         return Signature(
             task_name_for(act["action_type"]),
+            app=app,
             kwargs={"run_id": run_id, "step": name},
             options={
                 "queue": queue,
                 "task_id": step_task_id(run_id, name),
                 "soft_time_limit": timeout,
                 "time_limit": timeout + HARD_LIMIT_GRACE,
-                "link_error": [Signature(ERRBACK_TASK, options={"queue": queue})],
+                "link_error": [Signature(ERRBACK_TASK, options={"queue": queue}, app=app)],
             },
         )
 
@@ -111,18 +113,18 @@ def compile_workflow(document: Mapping[str, Any], *, run_id: str, queue: str) ->
             return step_signature(shape)
         kind, items = shape
         if kind == "group":
-            return group([to_canvas(item) for item in items])
+            return group([to_canvas(item) for item in items], app=app)
         parts = [to_canvas(item) for item in items]
         merged: list[Signature] = []
         i = 0
         while i < len(parts):
             part = parts[i]
             if isinstance(part, group) and i + 1 < len(parts):
-                merged.append(chord(part, parts[i + 1]))
+                merged.append(chord(part, parts[i + 1], app=app))
                 i += 2
             else:
                 merged.append(part)
                 i += 1
-        return merged[0] if len(merged) == 1 else chain(*merged)
+        return merged[0] if len(merged) == 1 else chain(*merged, app=app)
 
     return to_canvas(plan_canvas(list(document["actions"])))

@@ -33,7 +33,7 @@ def ensure_worker() -> None:
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,
-            queues=["critical", "high", "default", "low"],
+            queues=["critical", "high", "default", "low", settings.INTAKE_QUEUE],
         )
         thread = threading.Thread(target=worker.start, name="automation-embedded-worker", daemon=True)
         thread.start()

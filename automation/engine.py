@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,7 +70,7 @@ class RunHandle:
                 finished_at=s.finished_at,
                 state=s.state,
             )
-            for s in StepRun.objects.filter(run_id=self.id).order_by("position")
+            for s in StepRun.objects.filter(run_id=uuid.UUID(self.id)).order_by("position")
         ]
 
     def step(self, name: str) -> StepView:

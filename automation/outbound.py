@@ -16,8 +16,11 @@ MAX_TEXT = 64 * 1024
 
 def masked_headers(headers: Any) -> dict[str, str]:
     return {
-        key: (MASK if key.lower() in SENSITIVE_HEADERS or "token" in key.lower() or "secret" in key.lower()
-              else value)
+        key: (
+            MASK
+            if key.lower() in SENSITIVE_HEADERS or "token" in key.lower() or "secret" in key.lower()
+            else value
+        )
         for key, value in dict(headers).items()
     }
 

@@ -34,13 +34,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 
 _embedded_db = f"sqlite:///{STATE_DIR / 'automation.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _embedded_db, conn_max_age=600)}
+DATABASES = {
+    "default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _embedded_db, conn_max_age=600)
+}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- Celery (read through config_from_object with the CELERY namespace) ---
 BROKER_URL = os.environ.get("AUTOMATION_BROKER_URL", "")
 EMBEDDED = not BROKER_URL
-CELERY_BROKER_URL = BROKER_URL or "memory://"
+CELERY_BROKER_URL = BROKER_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = os.environ.get("AUTOMATION_RESULT_BACKEND") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "cache+memory://"
 )
@@ -74,7 +76,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [Queue(name) for name in QUEUES]
+# "celery" is where a plain `Celery(broker=URL).send_task(...)` from another service lands.
+INTAKE_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name) for name in (*QUEUES, INTAKE_QUEUE)]
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BEAT_SCHEDULER = "automation.schedules:AutomationScheduler"

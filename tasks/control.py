@@ -53,8 +53,10 @@ def approval(ctx: ActionContext, params: ApprovalParams) -> dict[str, Any]:
             "comment": state.get("comment", ""),
         }
     if decision == "rejected":
-        raise ActionError(f"rejected by {state.get('decided_by') or 'an approver'}: {state.get('comment', '')}",
-                          retryable=False)
+        raise ActionError(
+            f"rejected by {state.get('decided_by') or 'an approver'}: {state.get('comment', '')}",
+            retryable=False,
+        )
     requested = state.get("requested_at")
     if requested is None:
         first = {"requested_at": time.time(), "message": params.message, "approvers": params.approvers}

@@ -26,7 +26,9 @@ class RequestParams(BaseModel):
 def request(ctx: ActionContext, params: RequestParams) -> dict[str, Any]:
     """Send an HTTP request; output: status_code, headers, json (when the body is JSON), text."""
     headers = {key: str(value) for key, value in params.headers.items()}
-    response = send(ctx, params.method, str(params.url), headers=headers, json=params.json_body, timeout=params.timeout)
+    response = send(
+        ctx, params.method, str(params.url), headers=headers, json=params.json_body, timeout=params.timeout
+    )
     if response.status_code not in params.expected_status:
         raise ActionError(
             f"{params.method} {params.url} answered {response.status_code}",

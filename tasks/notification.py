@@ -39,4 +39,8 @@ def webhook(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
             f"webhook answered {response.status_code}", retryable=is_retryable_status(response.status_code)
         )
     # The URL of an incoming webhook is itself a credential: only its host is reported.
-    return {"status_code": response.status_code, "host": params.url.host, "idempotency_key": ctx.idempotency_key}
+    return {
+        "status_code": response.status_code,
+        "host": params.url.host,
+        "idempotency_key": ctx.idempotency_key,
+    }

@@ -15,7 +15,7 @@ def run_workflow(
     inputs: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Enqueue a run of `workflow`. Without a key, the message id is the key: redelivery makes no second run."""
+    """Enqueue a run of `workflow`; without a key the message id is the key, so redelivery adds no run."""
     from automation.runs.dispatch import enqueue_run
 
     run, created = enqueue_run(workflow, inputs, idempotency_key=idempotency_key or f"task:{self.request.id}")

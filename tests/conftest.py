@@ -28,11 +28,15 @@ STATE_DIR = Path(tempfile.mkdtemp(prefix="automation-test-"))
 # Everything below reads these when Django and Celery load; worker subprocesses inherit them.
 os.environ["DATABASE_URL"] = f"{PG_SERVER}/{TEST_DB}"
 os.environ["AUTOMATION_BROKER_URL"] = REDIS_URL
-os.environ["AUTOMATION_VISIBILITY_TIMEOUT"] = "120"
+os.environ["AUTOMATION_VISIBILITY_TIMEOUT"] = "1000"
 os.environ["AUTOMATION_STATE_DIR"] = str(STATE_DIR)
 os.environ["AUTOMATION_HOME"] = str(ROOT)
 os.environ["DJANGO_SETTINGS_MODULE"] = "automation.settings"
 os.environ.pop("AUTOMATION_API_TOKENS", None)
+# The local provider's services file: tests write it, workers re-read it on every call.
+SERVICES_FILE = STATE_DIR / "services.yml"
+os.environ["AUTOMATION_SERVICES_FILE"] = str(SERVICES_FILE)
+ECHO_SERVICE = ROOT / "automation" / "demo" / "echo_service.py"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -88,25 +92,48 @@ def engine(database: None) -> Any:
     from automation import AutomationConfig, AutomationEngine
 
     return AutomationEngine(
-        AutomationConfig(timeout_seconds=30, retry_attempts=2, retry_backoff_seconds=0.2, max_concurrent_actions=50)
+        AutomationConfig(
+            timeout_seconds=30, retry_attempts=2, retry_backoff_seconds=0.2, max_concurrent_actions=50
+        )
     )
 
 
 class Worker:
     """A real `celery -A automation worker` in its own process group."""
 
-    def __init__(self, *, queues: str, name: str, concurrency: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, queues: str, name: str, concurrency: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.name = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
         self.log_path = STATE_DIR / f"{self.name}.log"
         command = [
-            sys.executable, "-m", "celery", "-A", "automation", "worker", "-P", "prefork",
-            "-c", str(concurrency), "-Q", queues, "-n", self.name, "-l", "INFO",
-            "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "automation",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-Q",
+            queues,
+            "-n",
+            self.name,
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
         ]
         self._log = open(self.log_path, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **(env or {})},
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.wait_ready()
 
@@ -142,8 +169,8 @@ class Worker:
 
 @pytest.fixture(scope="session")
 def worker(engine: Any) -> Iterator[Worker]:
-    """The shared worker: consumes critical, high and default (tests that need their own use `low`)."""
-    started = Worker(queues="critical,high,default", name="shared")
+    """The shared worker: every queue but `low` (tests that need workers of their own use `low`)."""
+    started = Worker(queues="critical,high,default,celery", name="shared")
     yield started
     started.stop()
 
@@ -155,6 +182,34 @@ def peer() -> Iterator[Any]:
     server = HttpPeer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def local_service() -> Iterator[Any]:
+    """A real `spotify-api` service (the demo's echo service) declared in the services file and started."""
+    import yaml
+
+    from automation.providers import get_provider
+
+    port = free_port()
+    SERVICES_FILE.write_text(
+        yaml.safe_dump(
+            {
+                "services": {
+                    "spotify-api": {
+                        "command": ["{python}", str(ECHO_SERVICE), "--port", "{port}"],
+                        "port": port,
+                        "health_url": "http://127.0.0.1:{port}/health",
+                        "grace_period": 5,
+                    }
+                }
+            }
+        )
+    )
+    provider = get_provider("local", services_file=str(SERVICES_FILE))
+    provider.start("spotify-api")
+    yield provider
+    provider.stop("spotify-api", grace_period=1)
 
 
 def unique(prefix: str) -> str:

@@ -11,9 +11,17 @@ from celery.canvas import _chain as chain
 from automation.compiler import compile_workflow, plan_canvas, step_task_id
 
 
-def act(name: str, depends_on: list[str], timeout: int = 30, action_type: str = "control.wait") -> dict[str, Any]:
-    return {"name": name, "action_type": action_type, "parameters": {}, "timeout_seconds": timeout,
-            "retry_attempts": 1, "depends_on": depends_on}
+def act(
+    name: str, depends_on: list[str], timeout: int = 30, action_type: str = "control.wait"
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "action_type": action_type,
+        "parameters": {},
+        "timeout_seconds": timeout,
+        "retry_attempts": 1,
+        "depends_on": depends_on,
+    }
 
 
 def names(sig: Signature) -> Any:
@@ -54,8 +62,19 @@ def test_independent_roots_form_a_group() -> None:
 
 
 def test_parallel_chains_joined() -> None:
-    doc = {"actions": [act("a1", []), act("a2", ["a1"]), act("b1", []), act("b2", ["b1"]), act("j", ["a2", "b2"])]}
-    assert plan_canvas(doc["actions"]) == ("chain", [("group", [("chain", ["a1", "a2"]), ("chain", ["b1", "b2"])]), "j"])
+    doc = {
+        "actions": [
+            act("a1", []),
+            act("a2", ["a1"]),
+            act("b1", []),
+            act("b2", ["b1"]),
+            act("j", ["a2", "b2"]),
+        ]
+    }
+    assert plan_canvas(doc["actions"]) == (
+        "chain",
+        [("group", [("chain", ["a1", "a2"]), ("chain", ["b1", "b2"])]), "j"],
+    )
 
 
 def test_non_series_parallel_dag_keeps_every_dependency() -> None:
@@ -84,15 +103,17 @@ def test_non_series_parallel_dag_keeps_every_dependency() -> None:
 
 
 def test_long_chain_does_not_recurse() -> None:
-    actions = [act("s0", [])] + [act(f"s{i}", [f"s{i-1}"]) for i in range(1, 2000)]
+    actions = [act("s0", [])] + [act(f"s{i}", [f"s{i - 1}"]) for i in range(1, 2000)]
     shape = plan_canvas(actions)
     assert shape[0] == "chain" and len(shape[1]) == 2000
 
 
 def test_wide_fan_out_join() -> None:
-    actions = [act("start", [])] + [act(f"b{i}", ["start"]) for i in range(1000)] + [
-        act("join", [f"b{i}" for i in range(1000)])
-    ]
+    actions = (
+        [act("start", [])]
+        + [act(f"b{i}", ["start"]) for i in range(1000)]
+        + [act("join", [f"b{i}" for i in range(1000)])]
+    )
     sig = compile_workflow({"actions": actions}, run_id="r", queue="default")
     assert isinstance(sig.tasks[1], chord)
     assert len(sig.tasks[1].tasks) == 1000

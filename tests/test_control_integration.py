@@ -24,10 +24,17 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> None:
 
 def test_cancel_stops_the_run_before_later_steps(engine: Any, peer: HttpPeer) -> None:
     name = unique("cancel")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 20}),
-        ActionDefinition(name="act", action_type="http.request", parameters={"url": f"{peer.url}/never"}),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 20}),
+                ActionDefinition(
+                    name="act", action_type="http.request", parameters={"url": f"{peer.url}/never"}
+                ),
+            ],
+        )
+    )
     run = engine.run_workflow(name)
     wait_for(lambda: run.step("pause").status == "running")
     engine.cancel_run(run.id)
@@ -39,16 +46,24 @@ def test_cancel_stops_the_run_before_later_steps(engine: Any, peer: HttpPeer) ->
         engine.cancel_run(run.id)
 
 
-
-
 @pytest.mark.parametrize("approved", [True, False])
 def test_approval_pauses_until_decided(engine: Any, peer: HttpPeer, approved: bool) -> None:
     name = unique("approval")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="gate", action_type="control.approval",
-                         parameters={"message": "restart prod?", "poll_seconds": 0.3}),
-        ActionDefinition(name="act", action_type="http.request", parameters={"url": f"{peer.url}/go"}),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(
+                    name="gate",
+                    action_type="control.approval",
+                    parameters={"message": "restart prod?", "poll_seconds": 0.3},
+                ),
+                ActionDefinition(
+                    name="act", action_type="http.request", parameters={"url": f"{peer.url}/go"}
+                ),
+            ],
+        )
+    )
     run = engine.run_workflow(name)
     wait_for(lambda: run.step("gate").state.get("requested_at") is not None)
     time.sleep(1)
@@ -71,10 +86,18 @@ def test_approval_pauses_until_decided(engine: Any, peer: HttpPeer, approved: bo
 
 def test_approval_times_out(engine: Any) -> None:
     name = unique("approval-timeout")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="gate", action_type="control.approval",
-                         parameters={"timeout_seconds": 1, "poll_seconds": 0.3}),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(
+                    name="gate",
+                    action_type="control.approval",
+                    parameters={"timeout_seconds": 1, "poll_seconds": 0.3},
+                ),
+            ],
+        )
+    )
     run = engine.run_workflow(name).wait(30)
     assert run.status == "failed"
     assert "no decision within" in run.step("gate").error

@@ -27,21 +27,29 @@ def wait(name: str, **extra: Any) -> ActionDefinition:
 
 
 def test_family_action_type_resolves_with_the_step_name() -> None:
-    doc = validate_definition(wf(ActionDefinition(
-        name="restart_service", action_type="infrastructure", parameters={"service_name": "api"})))
+    doc = validate_definition(
+        wf(
+            ActionDefinition(
+                name="restart_service", action_type="infrastructure", parameters={"service_name": "api"}
+            )
+        )
+    )
     assert doc["actions"][0]["action_type"] == "infrastructure.restart_service"
 
 
 def test_defaults_and_sequential_dependencies_are_filled_in() -> None:
-    doc = validate_definition(wf(wait("a"), wait("b"), wait("c", depends_on=["a"])),
-                              Defaults(timeout_seconds=42, retry_attempts=4))
+    doc = validate_definition(
+        wf(wait("a"), wait("b"), wait("c", depends_on=["a"])), Defaults(timeout_seconds=42, retry_attempts=4)
+    )
     assert [a["depends_on"] for a in doc["actions"]] == [[], ["a"], ["a"]]
     assert {a["timeout_seconds"] for a in doc["actions"]} == {42}
     assert {a["retry_attempts"] for a in doc["actions"]} == {4}
 
 
 def test_cycle_is_refused_with_its_path() -> None:
-    errors = errors_of(wf(wait("a", depends_on=["c"]), wait("b", depends_on=["a"]), wait("c", depends_on=["b"])))
+    errors = errors_of(
+        wf(wait("a", depends_on=["c"]), wait("b", depends_on=["a"]), wait("c", depends_on=["b"]))
+    )
     assert len(errors) == 1
     path, reason = errors[0]
     assert path.startswith("actions[") and path.endswith("].depends_on")
@@ -55,10 +63,14 @@ def test_unknown_action_type() -> None:
 
 
 def test_missing_and_mistyped_parameters() -> None:
-    errors = errors_of(wf(
-        ActionDefinition(name="restart_service", action_type="infrastructure", parameters={"graceful": "maybe"}),
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 1, "bogus": 2}),
-    ))
+    errors = errors_of(
+        wf(
+            ActionDefinition(
+                name="restart_service", action_type="infrastructure", parameters={"graceful": "maybe"}
+            ),
+            ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 1, "bogus": 2}),
+        )
+    )
     paths = dict(errors)
     assert "actions[0].parameters.service_name" in paths
     assert "actions[0].parameters.graceful" in paths
@@ -66,28 +78,40 @@ def test_missing_and_mistyped_parameters() -> None:
 
 
 def test_templated_parameter_is_typed_at_run_time_only() -> None:
-    validate_definition(wf(ActionDefinition(name="pause", action_type="control.wait",
-                                            parameters={"seconds": "${delay}"})))
+    validate_definition(
+        wf(ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": "${delay}"}))
+    )
 
 
 def test_unknown_input_and_step_references() -> None:
-    errors = errors_of(wf(
-        wait("a"),
-        ActionDefinition(name="b", action_type="http.request",
-                         parameters={"url": "http://x/${steps.zzz.output.id}", "headers": {"X": "${undeclared}"}}),
-        inputs={"declared": {"type": "string"}},
-    ))
+    errors = errors_of(
+        wf(
+            wait("a"),
+            ActionDefinition(
+                name="b",
+                action_type="http.request",
+                parameters={"url": "http://x/${steps.zzz.output.id}", "headers": {"X": "${undeclared}"}},
+            ),
+            inputs={"declared": {"type": "string"}},
+        )
+    )
     paths = dict(errors)
     assert paths["actions[1].parameters.url"] == "unknown step 'zzz'"
     assert paths["actions[1].parameters.headers.X"] == "unknown input 'undeclared'"
 
 
 def test_reference_to_a_step_that_is_not_upstream() -> None:
-    errors = errors_of(wf(
-        wait("a", depends_on=[]),
-        ActionDefinition(name="b", action_type="control.wait", depends_on=[],
-                         parameters={"seconds": "${steps.a.output.waited_seconds}"}),
-    ))
+    errors = errors_of(
+        wf(
+            wait("a", depends_on=[]),
+            ActionDefinition(
+                name="b",
+                action_type="control.wait",
+                depends_on=[],
+                parameters={"seconds": "${steps.a.output.waited_seconds}"},
+            ),
+        )
+    )
     assert errors == [("actions[1].parameters.seconds", "step 'a' is not upstream of 'b'")]
 
 
@@ -119,8 +143,10 @@ actions:
     action_type: infrastructure
     parameters: {service_name: api, graceful: true}
 """
-    json_text = ('{"name": "restart", "priority": "high", "actions": [{"name": "restart_service", '
-                 '"action_type": "infrastructure", "parameters": {"service_name": "api", "graceful": true}}]}')
+    json_text = (
+        '{"name": "restart", "priority": "high", "actions": [{"name": "restart_service", '
+        '"action_type": "infrastructure", "parameters": {"service_name": "api", "graceful": true}}]}'
+    )
     from_yaml = parse_definitions(yaml_text, source="r.yaml")[0]
     from_json = parse_definitions(json_text, source="r.json")[0]
     assert from_yaml == from_json
@@ -141,21 +167,26 @@ def test_yaml_field_errors_have_paths() -> None:
 
 
 def test_inputs_are_checked_at_enqueue() -> None:
-    doc = validate_definition(wf(
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": "${delay}"}),
-        inputs={"delay": {"type": "number"}, "note": {"type": "string", "required": False}},
-    ))
+    doc = validate_definition(
+        wf(
+            ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": "${delay}"}),
+            inputs={"delay": {"type": "number"}, "note": {"type": "string", "required": False}},
+        )
+    )
     assert resolve_inputs(doc, {"delay": 2}) == {"delay": 2}
     with pytest.raises(InputError) as caught:
         resolve_inputs(doc, {"delay": "soon", "extra": 1})
-    assert dict(caught.value.errors) == {"inputs.delay": "must be of type number",
-                                         "inputs.extra": "not an input of this workflow"}
+    assert dict(caught.value.errors) == {
+        "inputs.delay": "must be of type number",
+        "inputs.extra": "not an input of this workflow",
+    }
     with pytest.raises(InputError, match="inputs.delay: required input is missing"):
         resolve_inputs(doc, {})
 
 
 def test_inferred_inputs_are_required() -> None:
-    doc = validate_definition(wf(ActionDefinition(name="pause", action_type="control.wait",
-                                                  parameters={"seconds": "${delay}"})))
+    doc = validate_definition(
+        wf(ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": "${delay}"}))
+    )
     with pytest.raises(InputError, match="inputs.delay"):
         resolve_inputs(doc, {})

@@ -15,18 +15,27 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 def post(name: str, url: str, **extra: Any) -> ActionDefinition:
     return ActionDefinition(
-        name=name, action_type="http.request", parameters={"url": url, "method": "POST", **extra.pop("params", {})},
+        name=name,
+        action_type="http.request",
+        parameters={"url": url, "method": "POST", **extra.pop("params", {})},
         **extra,
     )
 
 
 def test_chain_runs_steps_in_order_and_passes_outputs(engine: Any, peer: HttpPeer) -> None:
     name = unique("chain")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        post("first", f"{peer.url}/first", params={"json": {"n": "${n}"}}),
-        post("second", f"{peer.url}/second", params={"json": {"seen": "${steps.first.output.json.ok}"}}),
-        post("third", peer.url + "/third/${steps.first.output.status_code}"),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                post("first", f"{peer.url}/first", params={"json": {"n": "${n}"}}),
+                post(
+                    "second", f"{peer.url}/second", params={"json": {"seen": "${steps.first.output.json.ok}"}}
+                ),
+                post("third", peer.url + "/third/${steps.first.output.status_code}"),
+            ],
+        )
+    )
     run = engine.run_workflow(name, {"n": 7}).wait(60)
     assert run.status == "succeeded", run.steps
     assert peer.paths() == ["/first", "/second", "/third/200"]
@@ -40,12 +49,23 @@ def test_chain_runs_steps_in_order_and_passes_outputs(engine: Any, peer: HttpPee
 
 def test_fan_out_and_join(engine: Any, peer: HttpPeer) -> None:
     name = unique("diamond")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        post("start", f"{peer.url}/start"),
-        *[post(f"branch{i}", f"{peer.url}/branch/{i}", depends_on=["start"]) for i in range(5)],
-        post("join", f"{peer.url}/join", depends_on=[f"branch{i}" for i in range(5)],
-             params={"json": {"codes": [f"${{steps.branch{i}.output.status_code}}" for i in range(5)]}}),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                post("start", f"{peer.url}/start"),
+                *[post(f"branch{i}", f"{peer.url}/branch/{i}", depends_on=["start"]) for i in range(5)],
+                post(
+                    "join",
+                    f"{peer.url}/join",
+                    depends_on=[f"branch{i}" for i in range(5)],
+                    params={
+                        "json": {"codes": [f"${{steps.branch{i}.output.status_code}}" for i in range(5)]}
+                    },
+                ),
+            ],
+        )
+    )
     run = engine.run_workflow(name).wait(60)
     assert run.status == "succeeded", run.steps
     paths = peer.paths()
@@ -67,9 +87,14 @@ def test_retries_with_backoff_until_success(engine: Any) -> None:
     server = HttpPeer(flaky)
     try:
         name = unique("retry")
-        engine.register_workflow(WorkflowDefinition(name=name, actions=[
-            post("flaky", f"{server.url}/x", retry_attempts=3),
-        ]))
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("flaky", f"{server.url}/x", retry_attempts=3),
+                ],
+            )
+        )
         run = engine.run_workflow(name).wait(60)
         assert run.status == "succeeded"
         assert run.step("flaky").attempts == 3
@@ -84,10 +109,15 @@ def test_failure_after_retries_fails_run_and_skips_the_rest(engine: Any) -> None
     server = HttpPeer(lambda r: Answer(status=500))
     try:
         name = unique("fail")
-        engine.register_workflow(WorkflowDefinition(name=name, actions=[
-            post("broken", f"{server.url}/x", retry_attempts=1),
-            post("after", f"{server.url}/after"),
-        ]))
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("broken", f"{server.url}/x", retry_attempts=1),
+                    post("after", f"{server.url}/after"),
+                ],
+            )
+        )
         run = engine.run_workflow(name).wait(60)
         assert run.status == "failed"
         assert run.step("broken").status == "failed"
@@ -103,7 +133,9 @@ def test_client_error_is_not_retried(engine: Any) -> None:
     server = HttpPeer(lambda r: Answer(status=404))
     try:
         name = unique("noretry")
-        engine.register_workflow(WorkflowDefinition(name=name, actions=[post("lookup", f"{server.url}/x", retry_attempts=3)]))
+        engine.register_workflow(
+            WorkflowDefinition(name=name, actions=[post("lookup", f"{server.url}/x", retry_attempts=3)])
+        )
         run = engine.run_workflow(name).wait(60)
         assert run.status == "failed"
         assert run.step("lookup").attempts == 1
@@ -116,10 +148,20 @@ def test_time_limit_stops_a_slow_action(engine: Any) -> None:
     server = HttpPeer(lambda r: Answer(delay=8))
     try:
         name = unique("slow")
-        engine.register_workflow(WorkflowDefinition(name=name, actions=[
-            ActionDefinition(name="slow", action_type="http.request", timeout_seconds=2, retry_attempts=0,
-                             parameters={"url": f"{server.url}/slow", "timeout": 30}),
-        ]))
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    ActionDefinition(
+                        name="slow",
+                        action_type="http.request",
+                        timeout_seconds=2,
+                        retry_attempts=0,
+                        parameters={"url": f"{server.url}/slow", "timeout": 30},
+                    ),
+                ],
+            )
+        )
         run = engine.run_workflow(name).wait(60)
         assert run.status == "failed"
         step = run.step("slow")
@@ -131,9 +173,13 @@ def test_time_limit_stops_a_slow_action(engine: Any) -> None:
 
 def test_unmet_condition_skips_the_run(engine: Any, peer: HttpPeer) -> None:
     name = unique("cond")
-    engine.register_workflow(WorkflowDefinition(
-        name=name, conditions=["service_health_check_failed"], actions=[post("act", f"{peer.url}/act")],
-    ))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            conditions=["service_health_check_failed"],
+            actions=[post("act", f"{peer.url}/act")],
+        )
+    )
     skipped = engine.run_workflow(name, {"service_health_check_failed": False}).wait(10)
     assert skipped.status == "skipped"
     assert "service_health_check_failed" in skipped.error
@@ -145,9 +191,13 @@ def test_unmet_condition_skips_the_run(engine: Any, peer: HttpPeer) -> None:
 
 def test_comparison_condition(engine: Any, peer: HttpPeer) -> None:
     name = unique("cond-cmp")
-    engine.register_workflow(WorkflowDefinition(
-        name=name, conditions=["cpu_usage > 80"], actions=[post("act", f"{peer.url}/act")],
-    ))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            conditions=["cpu_usage > 80"],
+            actions=[post("act", f"{peer.url}/act")],
+        )
+    )
     assert engine.run_workflow(name, {"cpu_usage": 50}).wait(10).status == "skipped"
     assert engine.run_workflow(name, {"cpu_usage": 95}).wait(60).status == "succeeded"
 
@@ -168,8 +218,9 @@ def test_priority_routes_to_its_queue(engine: Any, peer: HttpPeer) -> None:
     from automation.models import WorkflowRun
 
     name = unique("prio")
-    engine.register_workflow(WorkflowDefinition(name=name, priority=Priority.CRITICAL,
-                                                actions=[post("act", f"{peer.url}/act")]))
+    engine.register_workflow(
+        WorkflowDefinition(name=name, priority=Priority.CRITICAL, actions=[post("act", f"{peer.url}/act")])
+    )
     run = engine.run_workflow(name).wait(60)
     assert WorkflowRun.objects.get(id=run.id).queue == "critical"
     assert run.status == "succeeded"
@@ -177,19 +228,34 @@ def test_priority_routes_to_its_queue(engine: Any, peer: HttpPeer) -> None:
 
 def test_new_version_does_not_change_a_started_run(engine: Any, peer: HttpPeer) -> None:
     name = unique("versions")
-    v1 = engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
-        post("act", f"{peer.url}/v1"),
-    ]))
+    v1 = engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
+                post("act", f"{peer.url}/v1"),
+            ],
+        )
+    )
     run = engine.run_workflow(name)
-    v2 = engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
-        post("act", f"{peer.url}/v2"),
-    ]))
-    same = engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
-        post("act", f"{peer.url}/v2"),
-    ]))
+    v2 = engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
+                post("act", f"{peer.url}/v2"),
+            ],
+        )
+    )
+    same = engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
+                post("act", f"{peer.url}/v2"),
+            ],
+        )
+    )
     assert (v1, v2, same) == (1, 2, 2)
     assert run.wait(60).status == "succeeded"
     assert peer.paths() == ["/v1"]

@@ -24,11 +24,22 @@ def test_sigkill_mid_workflow_completes_with_each_effect_once(engine: Any) -> No
     second = None
     try:
         name = unique("reliable")
-        engine.register_workflow(WorkflowDefinition(name=name, priority=Priority.LOW, actions=[
-            ActionDefinition(name=f"step{i}", action_type="http.request", timeout_seconds=5, retry_attempts=2,
-                             parameters={"url": f"{peer.url}/effect/{i}", "method": "POST"})
-            for i in range(STEPS)
-        ]))
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                priority=Priority.LOW,
+                actions=[
+                    ActionDefinition(
+                        name=f"step{i}",
+                        action_type="http.request",
+                        timeout_seconds=5,
+                        retry_attempts=2,
+                        parameters={"url": f"{peer.url}/effect/{i}", "method": "POST"},
+                    )
+                    for i in range(STEPS)
+                ],
+            )
+        )
         run = engine.run_workflow(name)
         # Kill while step 3's call is in flight: its request has arrived, its answer has not.
         deadline = time.monotonic() + 60

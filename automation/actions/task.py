@@ -20,7 +20,9 @@ class GuardedTask(Task):
 
     max_retries = None
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any) -> Any:
+    def apply_async(  # type: ignore[override]
+        self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any
+    ) -> Any:
         from automation.runs.dispatch import check_countdown
 
         countdown = options.get("countdown")

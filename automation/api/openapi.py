@@ -12,7 +12,10 @@ _ERROR = {
         "error": {"type": "string"},
         "errors": {
             "type": "array",
-            "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
         },
     },
     "required": ["error"],
@@ -46,10 +49,18 @@ _RUN = {
 
 def _responses(ok: int, schema: str, *errors: int) -> dict[str, Any]:
     answers: dict[str, Any] = {
-        str(ok): {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+        str(ok): {
+            "description": "OK",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
     }
-    descriptions = {400: "Malformed JSON", 401: "Missing or invalid token", 404: "Not found",
-                    409: "Not allowed in the current state", 422: "Invalid field (each error names it)"}
+    descriptions = {
+        400: "Malformed JSON",
+        401: "Missing or invalid token",
+        404: "Not found",
+        409: "Not allowed in the current state",
+        422: "Invalid field (each error names it)",
+    }
     for code in errors:
         answers[str(code)] = {
             "description": descriptions[code],
@@ -59,7 +70,12 @@ def _responses(ok: int, schema: str, *errors: int) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    run_id = {
+        "name": "run_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     step = {"name": "step", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
@@ -82,12 +98,21 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "RunAccepted": {
                     "type": "object",
-                    "properties": {"run_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"},
-                                   "created": {"type": "boolean"}},
+                    "properties": {
+                        "run_id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string"},
+                        "created": {"type": "boolean"},
+                    },
                     "required": ["run_id"],
                 },
-                "Registered": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}}},
-                "Decision": {"type": "object", "properties": {"by": {"type": "string"}, "comment": {"type": "string"}}},
+                "Registered": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "version": {"type": "integer"}},
+                },
+                "Decision": {
+                    "type": "object",
+                    "properties": {"by": {"type": "string"}, "comment": {"type": "string"}},
+                },
             },
         },
         "security": [{"bearer": []}],
@@ -95,7 +120,13 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/workflows": {
                 "post": {
                     "summary": "Register a workflow definition (a new version when it changed)",
-                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/WorkflowDefinition"}}}},
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/WorkflowDefinition"}
+                            }
+                        }
+                    },
                     "responses": _responses(201, "Registered", 400, 401, 422),
                 },
             },
@@ -103,27 +134,47 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Enqueue a run; the same idempotency_key returns the same run",
                     "parameters": [name],
-                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}}},
+                    "requestBody": {
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}
+                        }
+                    },
                     "responses": _responses(202, "RunAccepted", 400, 401, 404, 422),
                 },
             },
             "/api/v1/runs/{run_id}": {
-                "get": {"summary": "A run's status and steps", "parameters": [run_id],
-                        "responses": _responses(200, "Run", 401, 404)},
+                "get": {
+                    "summary": "A run's status and steps",
+                    "parameters": [run_id],
+                    "responses": _responses(200, "Run", 401, 404),
+                },
             },
             "/api/v1/runs/{run_id}/cancel": {
-                "post": {"summary": "Cancel a run (queued steps revoked, the rest marked cancelled)",
-                         "parameters": [run_id], "responses": _responses(202, "Run", 400, 401, 404, 409)},
+                "post": {
+                    "summary": "Cancel a run (queued steps revoked, the rest marked cancelled)",
+                    "parameters": [run_id],
+                    "responses": _responses(202, "Run", 400, 401, 404, 409),
+                },
             },
             "/api/v1/runs/{run_id}/steps/{step}/approve": {
-                "post": {"summary": "Approve a waiting control.approval step", "parameters": [run_id, step],
-                         "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
-                         "responses": _responses(200, "Run", 400, 401, 404, 409)},
+                "post": {
+                    "summary": "Approve a waiting control.approval step",
+                    "parameters": [run_id, step],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}
+                    },
+                    "responses": _responses(200, "Run", 400, 401, 404, 409),
+                },
             },
             "/api/v1/runs/{run_id}/steps/{step}/reject": {
-                "post": {"summary": "Reject a waiting control.approval step", "parameters": [run_id, step],
-                         "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
-                         "responses": _responses(200, "Run", 400, 401, 404, 409)},
+                "post": {
+                    "summary": "Reject a waiting control.approval step",
+                    "parameters": [run_id, step],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}
+                    },
+                    "responses": _responses(200, "Run", 400, 401, 404, 409),
+                },
             },
         },
     }

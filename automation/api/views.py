@@ -112,10 +112,18 @@ def workflows(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
 
     if request.method == "GET":
         rows = Workflow.objects.values("name", "latest_version", "updated_at")
-        return JsonResponse({"workflows": [
-            {"name": r["name"], "version": r["latest_version"], "updated_at": r["updated_at"].isoformat()}
-            for r in rows
-        ]})
+        return JsonResponse(
+            {
+                "workflows": [
+                    {
+                        "name": r["name"],
+                        "version": r["latest_version"],
+                        "updated_at": r["updated_at"].isoformat(),
+                    }
+                    for r in rows
+                ]
+            }
+        )
     version = register_definition(WorkflowDefinition.from_document(body), current_config())
     return JsonResponse({"name": version.workflow.name, "version": version.version}, status=201)
 
@@ -171,14 +179,20 @@ def run_cancel(request: HttpRequest, body: dict[str, Any], run_id: str) -> JsonR
 @require_http_methods(["POST"])
 @api_view
 @json_body_view
-def step_decision(request: HttpRequest, body: dict[str, Any], run_id: str, step: str, decision: str) -> JsonResponse:
+def step_decision(
+    request: HttpRequest, body: dict[str, Any], run_id: str, step: str, decision: str
+) -> JsonResponse:
     from automation.runs.services import decide_approval
 
     if decision not in ("approve", "reject"):
         raise NotFoundError(f"no step action '{decision}' (approve or reject)")
     run = _run_or_404(run_id)
     decide_approval(
-        run.id, step, approved=decision == "approve", by=str(body.get("by", "")), comment=str(body.get("comment", ""))
+        run.id,
+        step,
+        approved=decision == "approve",
+        by=str(body.get("by", "")),
+        comment=str(body.get("comment", "")),
     )
     return JsonResponse(run_json(_run_or_404(run_id)))
 

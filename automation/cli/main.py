@@ -6,8 +6,10 @@ Exit codes: 0 success, 1 a run failed or an operation was refused, 2 bad input (
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +37,24 @@ def _fail_on_errors(exc: AutomationError) -> None:
     raise click.ClickException(str(exc))
 
 
+#: Subcommands that work without the engine's database.
+WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling"})
+
+
 @click.group()
 @click.version_option(package_name="automation")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Workflow automation for operations, on Celery, Redis and PostgreSQL."""
+    if ctx.invoked_subcommand == "demo":
+        os.environ.setdefault("AUTOMATION_LOG_LEVEL", "WARNING")
+    if ctx.invoked_subcommand not in WITHOUT_DATABASE:
+        _setup()
 
 
 @cli.command()
 def migrate() -> None:
     """Create or update the database schema."""
-    import os
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
     import django
 
@@ -65,7 +74,6 @@ def serve(bind: str, workers: int) -> None:
     """Serve the HTTP API (gunicorn)."""
     from automation.api.server import serve as run_server
 
-    _setup()
     run_server(bind=bind, workers=workers)
 
 
@@ -82,7 +90,6 @@ def workflow_apply(files: tuple[str, ...]) -> None:
     from automation.definitions.registry import register_definition
     from automation.engine_settings import current_config
 
-    _setup()
     for file in files:
         try:
             definitions = load_definitions(file)
@@ -106,7 +113,6 @@ def _describe(exc: AutomationError) -> str:
 def workflow_list() -> None:
     from automation.models import Workflow
 
-    _setup()
     for name, version in Workflow.objects.values_list("name", "latest_version"):
         click.echo(f"{name}\tv{version}")
 
@@ -124,16 +130,19 @@ def _parse_input(text: str) -> tuple[str, Any]:
 
 @cli.command("run")
 @click.argument("name")
-@click.option("--input", "-i", "inputs", multiple=True, help="KEY=VALUE (VALUE parsed as JSON when it is JSON).")
+@click.option(
+    "--input", "-i", "inputs", multiple=True, help="KEY=VALUE (VALUE parsed as JSON when it is JSON)."
+)
 @click.option("--idempotency-key", default=None)
 @click.option("--wait/--no-wait", default=False, help="Follow the run's steps until it ends.")
 @click.option("--timeout", default=3600.0, show_default=True, type=float)
-def run_command(name: str, inputs: tuple[str, ...], idempotency_key: str | None, wait: bool, timeout: float) -> None:
+def run_command(
+    name: str, inputs: tuple[str, ...], idempotency_key: str | None, wait: bool, timeout: float
+) -> None:
     """Start a run of workflow NAME."""
     from automation.embedded import ensure_worker
     from automation.runs.dispatch import enqueue_run
 
-    _setup()
     given = dict(_parse_input(i) for i in inputs)
     try:
         if wait:
@@ -157,7 +166,7 @@ def follow(run_id: str, *, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
         status = WorkflowRun.objects.values_list("status", flat=True).get(id=run_id)
-        for step in StepRun.objects.filter(run_id=run_id).order_by("position"):
+        for step in StepRun.objects.filter(run_id=uuid.UUID(run_id)).order_by("position"):
             key = (step.status, step.attempts)
             if seen.get(step.name) != key:
                 seen[step.name] = key
@@ -188,7 +197,6 @@ def runs_show(run_id: str, as_json: bool) -> None:
     from automation.api.serializers import run_json
     from automation.api.views import _run_or_404
 
-    _setup()
     try:
         data = run_json(_run_or_404(run_id))
     except AutomationError as exc:
@@ -201,8 +209,8 @@ def runs_show(run_id: str, as_json: bool) -> None:
     if data["error"]:
         click.echo(f"  error: {data['error']}")
     for step in data["steps"]:
-        click.echo(f"  {step['name']:<28} {step['status']:<10} attempts={step['attempts']}  "
-                   f"{json.dumps(step['output'], default=str)[:200] if step['output'] is not None else step['error'][:200]}")
+        result = json.dumps(step["output"], default=str) if step["output"] is not None else step["error"]
+        click.echo(f"  {step['name']:<28} {step['status']:<10} attempts={step['attempts']}  {result[:200]}")
 
 
 @runs.command("cancel")
@@ -210,7 +218,6 @@ def runs_show(run_id: str, as_json: bool) -> None:
 def runs_cancel(run_id: str) -> None:
     from automation.runs.control import cancel
 
-    _setup()
     try:
         cancel(run_id, reason="cancelled from the CLI")
     except AutomationError as exc:
@@ -221,7 +228,6 @@ def runs_cancel(run_id: str) -> None:
 def _decide(run_id: str, step: str, approved: bool, by: str, comment: str) -> None:
     from automation.runs.services import decide_approval
 
-    _setup()
     try:
         decide_approval(run_id, step, approved=approved, by=by, comment=comment)
     except AutomationError as exc:
@@ -251,12 +257,8 @@ def runs_reject(run_id: str, step: str, by: str, comment: str) -> None:
 @click.option("--services-file", default=None, type=click.Path(dir_okay=False))
 def demo(services_file: str | None) -> None:
     """Run the demo workflow: a fan-out and a join that restarts a real local service."""
-    import os
-
     from automation.demo import run_demo
 
-    os.environ.setdefault("AUTOMATION_LOG_LEVEL", "WARNING")
-    _setup()
     sys.exit(run_demo(services_file=Path(services_file) if services_file else None))
 
 

@@ -14,8 +14,10 @@ from automation.definitions.validation import Defaults, validate_definition
 from automation.models import Workflow, WorkflowVersion
 
 
-def register_definition(definition: WorkflowDefinition, config: AutomationConfig | None = None) -> WorkflowVersion:
-    """Validate `definition` (DefinitionError, nothing stored) and store it as the workflow's latest version."""
+def register_definition(
+    definition: WorkflowDefinition, config: AutomationConfig | None = None
+) -> WorkflowVersion:
+    """Validate `definition` (DefinitionError: nothing stored) and store it as the latest version."""
     config = config or AutomationConfig()
     document = validate_definition(
         definition,

@@ -97,7 +97,9 @@ class WorkflowDefinition(_Schema):
     def from_document(cls, document: Any, *, source: str = "") -> WorkflowDefinition:
         if not isinstance(document, dict):
             where = f"{source}: " if source else ""
-            raise DefinitionError([("definition", f"{where}expected a mapping, got {type(document).__name__}")])
+            raise DefinitionError(
+                [("definition", f"{where}expected a mapping, got {type(document).__name__}")]
+            )
         try:
             return cls.model_validate(document)
         except ValidationError as exc:

@@ -156,20 +156,26 @@ def validate_definition(definition: WorkflowDefinition, defaults: Defaults | Non
                     errors.append((where, f"step '{ref.step}' is not upstream of '{act.name}'"))
         timeout = act.timeout_seconds or defaults.timeout_seconds
         if timeout > max_timeout:
-            errors.append((
-                f"{prefix}.timeout_seconds",
-                f"{timeout} s leaves no room under the broker visibility timeout "
-                f"({defaults.visibility_timeout} s); at most {max_timeout} s",
-            ))
-        normalized_actions.append({
-            "name": act.name,
-            "action_type": action_type,
-            "parameters": act.parameters,
-            "timeout_seconds": timeout,
-            "retry_attempts": defaults.retry_attempts if act.retry_attempts is None else act.retry_attempts,
-            "depends_on": deps[act.name],
-            "description": act.description,
-        })
+            errors.append(
+                (
+                    f"{prefix}.timeout_seconds",
+                    f"{timeout} s leaves no room under the broker visibility timeout "
+                    f"({defaults.visibility_timeout} s); at most {max_timeout} s",
+                )
+            )
+        normalized_actions.append(
+            {
+                "name": act.name,
+                "action_type": action_type,
+                "parameters": act.parameters,
+                "timeout_seconds": timeout,
+                "retry_attempts": defaults.retry_attempts
+                if act.retry_attempts is None
+                else act.retry_attempts,
+                "depends_on": deps[act.name],
+                "description": act.description,
+            }
+        )
 
     condition_inputs: list[str] = []
     for i, text in enumerate(definition.conditions):
@@ -187,8 +193,10 @@ def validate_definition(definition: WorkflowDefinition, defaults: Defaults | Non
     if declared is not None:
         inputs = {name: spec.model_dump(mode="json") for name, spec in declared.items()}
     else:
-        inputs = {name: {"type": "any", "required": True, "default": None, "secret": False, "description": ""}
-                  for name in referenced_inputs}
+        inputs = {
+            name: {"type": "any", "required": True, "default": None, "secret": False, "description": ""}
+            for name in referenced_inputs
+        }
         for name in condition_inputs:
             inputs.setdefault(
                 name, {"type": "any", "required": False, "default": None, "secret": False, "description": ""}
@@ -241,5 +249,3 @@ def resolve_inputs(document: Mapping[str, Any], given: Mapping[str, Any] | None)
     if errors:
         raise InputError(errors)
     return resolved
-
-

@@ -48,27 +48,68 @@ def demo_workflow(health_url: str, chat_url: str) -> Any:
         priority=Priority.HIGH,
         actions=[
             ActionDefinition(name="probe", action_type="http.request", parameters={"url": health_url}),
-            ActionDefinition(name="restart_service", action_type="infrastructure", depends_on=["probe"],
-                             parameters={"service_name": "${service}", "graceful": True, "wait_for_health": True}),
-            ActionDefinition(name="notify_oncall", action_type="notification.webhook", depends_on=["probe"],
-                             parameters={"url": chat_url, "text": "restarting ${service} (pid "
-                                         "${steps.probe.output.json.pid})"}),
-            ActionDefinition(name="drain_wait", action_type="control.wait", depends_on=["probe"],
-                             parameters={"seconds": 0.5}),
-            ActionDefinition(name="verify", action_type="http.request",
-                             depends_on=["restart_service", "notify_oncall", "drain_wait"],
-                             parameters={"url": health_url,
-                                         "headers": {"X-Expected-Pid": "${steps.restart_service.output.pid}"}}),
-            ActionDefinition(name="report", action_type="notification.webhook",
-                             parameters={"url": chat_url, "text": "${service} restarted: pid "
-                                         "${steps.probe.output.json.pid} -> ${steps.verify.output.json.pid}"}),
+            ActionDefinition(
+                name="restart_service",
+                action_type="infrastructure",
+                depends_on=["probe"],
+                parameters={"service_name": "${service}", "graceful": True, "wait_for_health": True},
+            ),
+            ActionDefinition(
+                name="notify_oncall",
+                action_type="notification.webhook",
+                depends_on=["probe"],
+                parameters={
+                    "url": chat_url,
+                    "text": "restarting ${service} (pid ${steps.probe.output.json.pid})",
+                },
+            ),
+            ActionDefinition(
+                name="drain_wait",
+                action_type="control.wait",
+                depends_on=["probe"],
+                parameters={"seconds": 0.5},
+            ),
+            ActionDefinition(
+                name="verify",
+                action_type="http.request",
+                depends_on=["restart_service", "notify_oncall", "drain_wait"],
+                parameters={
+                    "url": health_url,
+                    "headers": {"X-Expected-Pid": "${steps.restart_service.output.pid}"},
+                },
+            ),
+            ActionDefinition(
+                name="report",
+                action_type="notification.webhook",
+                parameters={
+                    "url": chat_url,
+                    "text": "${service} restarted: pid "
+                    "${steps.probe.output.json.pid} -> ${steps.verify.output.json.pid}",
+                },
+            ),
         ],
     )
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "celery", "-A", "automation", "worker", "-P", "prefork", "-c", "2",
-               "-l", "WARNING", "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "automation",
+        "worker",
+        "-P",
+        "prefork",
+        "-c",
+        "2",
+        "-l",
+        "WARNING",
+        "-n",
+        f"demo-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     return subprocess.Popen(command, env=env, start_new_session=True)
 
 
@@ -87,12 +128,20 @@ def run_demo(*, services_file: Path | None = None) -> int:
     if services_file is None:
         services_file = settings.STATE_DIR / "demo-services.yml"
         services_file.parent.mkdir(parents=True, exist_ok=True)
-        services_file.write_text(yaml.safe_dump({"services": {"spotify-api": {
-            "command": ["{python}", str(ECHO_SERVICE), "--port", "{port}", "--drain", "0.2"],
-            "port": port,
-            "health_url": "http://127.0.0.1:{port}/health",
-            "grace_period": 5,
-        }}}))
+        services_file.write_text(
+            yaml.safe_dump(
+                {
+                    "services": {
+                        "spotify-api": {
+                            "command": ["{python}", str(ECHO_SERVICE), "--port", "{port}", "--drain", "0.2"],
+                            "port": port,
+                            "health_url": "http://127.0.0.1:{port}/health",
+                            "grace_period": 5,
+                        }
+                    }
+                }
+            )
+        )
     os.environ["AUTOMATION_SERVICES_FILE"] = str(services_file)
     provider = get_provider("local", services_file=str(services_file))
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _ChatSink)
@@ -102,11 +151,13 @@ def run_demo(*, services_file: Path | None = None) -> int:
     click.echo(f"automation demo on {mode}")
     try:
         started = provider.start("spotify-api")
-        status = provider.status("spotify-api")
-        health_url = f"http://127.0.0.1:{status['replicas'][0]['port']}/health"
+        service = provider.status("spotify-api")
+        health_url = f"http://127.0.0.1:{service['replicas'][0]['port']}/health"
         click.echo(f"service spotify-api running, pid {started['pids'][0]} at {health_url}")
         engine = AutomationEngine(AutomationConfig(timeout_seconds=60, retry_attempts=2))
-        version = engine.register_workflow(demo_workflow(health_url, f"http://127.0.0.1:{sink.server_port}/hook"))
+        version = engine.register_workflow(
+            demo_workflow(health_url, f"http://127.0.0.1:{sink.server_port}/hook")
+        )
         click.echo(f"workflow demo_restart registered (version {version})")
         if not settings.EMBEDDED:
             worker = _start_worker(dict(os.environ))

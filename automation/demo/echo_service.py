@@ -1,4 +1,4 @@
-"""A tiny HTTP service for the demo and provider tests: `GET /health` answers 200 with its PID; SIGTERM drains.
+"""A tiny HTTP service for the demo and tests: `GET /health` answers 200 with its PID; SIGTERM drains.
 
 Flags: --port; --drain SECONDS waited after SIGTERM before exiting; --ignore-sigterm so only SIGKILL stops
 it; --unhealthy to answer 503; --startup-delay SECONDS before listening. `ECHO_MESSAGE` is echoed back.

@@ -40,7 +40,9 @@ def enqueue_run(
     """Create and dispatch a run; the same idempotency key returns the same run, dispatched once."""
     version = latest_version(workflow)
     if idempotency_key:
-        existing = WorkflowRun.objects.filter(workflow_id=version.workflow_id, idempotency_key=idempotency_key)
+        existing = WorkflowRun.objects.filter(
+            workflow_id=version.workflow_id, idempotency_key=idempotency_key
+        )
         run = existing.first()
         if run is not None:
             if run.dispatched_at is None and run.status == RunStatus.PENDING:
@@ -73,7 +75,11 @@ def dispatch(run: WorkflowRun) -> None:
 def check_countdown(countdown: float | None) -> None:
     """Redis redelivers a delayed message still unacknowledged after the visibility timeout: refuse those."""
     if countdown is not None and countdown >= settings.VISIBILITY_TIMEOUT:
-        raise ConfigurationError([(
-            "countdown",
-            f"{countdown} s is not below the broker visibility timeout ({settings.VISIBILITY_TIMEOUT} s)",
-        )])
+        raise ConfigurationError(
+            [
+                (
+                    "countdown",
+                    f"{countdown} s is not below the visibility timeout ({settings.VISIBILITY_TIMEOUT} s)",
+                )
+            ]
+        )

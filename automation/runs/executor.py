@@ -72,10 +72,18 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
     row = (
         StepRun.objects.select_related("run")
         .only(
-            "id", "status", "attempts", "deferred", "state", "output",
-            "run__id", "run__status", "run__inputs", "run__version_id",
+            "id",
+            "status",
+            "attempts",
+            "deferred",
+            "state",
+            "output",
+            "run__id",
+            "run__status",
+            "run__inputs",
+            "run__version_id",
         )
-        .filter(run_id=run_id, name=step)
+        .filter(run_id=uuid.UUID(run_id), name=step)
         .first()
     )
     if row is None:
@@ -154,12 +162,14 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
     except Ignore:
         coordinator.release(lease)
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of an action is recorded on its step
         coordinator.release(lease)
         error = describe(exc)
         retryable = not (isinstance(exc, ActionError) and not exc.retryable)
         if retryable and attempt <= act["retry_attempts"]:
-            logger.warning("step %s of run %s failed (attempt %d), retrying: %s", step, run_id, attempt, error)
+            logger.warning(
+                "step %s of run %s failed (attempt %d), retrying: %s", step, run_id, attempt, error
+            )
             services.record_retry(row.id, error=error)
             raise task.retry(countdown=retry_countdown(attempt)) from None
         logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, attempt, error)
@@ -173,6 +183,6 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
 
 def settle_lost_step(run_id: str, step: str, exc: BaseException | None) -> None:
     """Errback of every step: a step killed by its hard time limit never reached its own bookkeeping."""
-    row = StepRun.objects.filter(run_id=run_id, name=step).only("id", "status").first()
+    row = StepRun.objects.filter(run_id=uuid.UUID(run_id), name=step).only("id", "status").first()
     if row is not None and row.status in RunStatus.ACTIVE:
         services.fail_step(row.id, run_id=run_id, error=describe(exc) if exc else "task failed")
