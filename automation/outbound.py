@@ -8,6 +8,7 @@ import httpx
 
 from automation.actions import ActionContext
 from automation.errors import ActionError
+from automation.secrets import mask
 
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 MASK = "********"
@@ -34,17 +35,23 @@ def send(
     json: Any = None,
     content: str | None = None,
     timeout: float = 10.0,
+    shown_url: str | None = None,
 ) -> httpx.Response:
-    """Send one request carrying `Idempotency-Key: <run_id>:<step>`; transport errors are retryable."""
+    """Send one request carrying `Idempotency-Key: <run_id>:<step>`; transport errors are retryable.
+
+    `shown_url` replaces the URL in error messages when the URL itself is a credential (webhooks).
+    """
+    shown = shown_url or url
     sent = {"Idempotency-Key": ctx.idempotency_key, "User-Agent": "automation-engine/0.1"}
     sent.update(headers or {})
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
             return client.request(method, url, headers=sent, json=json, content=content)
     except httpx.TimeoutException as exc:
-        raise ActionError(f"{method} {url}: timed out after {timeout} s ({type(exc).__name__})") from None
+        raise ActionError(f"{method} {shown}: timed out after {timeout} s ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
-        raise ActionError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        detail = str(exc).replace(url, shown)
+        raise ActionError(f"{method} {shown}: {type(exc).__name__}: {detail}") from None
 
 
 def is_retryable_status(status: int) -> bool:

@@ -259,3 +259,35 @@ def test_new_version_does_not_change_a_started_run(engine: Any, peer: HttpPeer) 
     assert (v1, v2, same) == (1, 2, 2)
     assert run.wait(60).status == "succeeded"
     assert peer.paths() == ["/v1"]
+
+
+def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: Any, peer: HttpPeer) -> None:
+    import time
+
+    from automation.celery import app
+
+    name = unique("notify")
+    engine.register_workflow(WorkflowDefinition(name=name, actions=[
+        ActionDefinition(name="notify", action_type="notification.webhook",
+                         parameters={"url": f"{peer.url}/hooks/T0/B0/secretpath", "text": "restarting ${svc}",
+                                     "channel": "#ops"}),
+        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 4}),
+    ]))
+    run = engine.run_workflow(name, {"svc": "api"})
+    deadline = time.monotonic() + 30
+    while run.step("pause").status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert peer.received[0].body == {"text": "restarting api", "channel": "#ops"}
+    assert peer.received[0].headers["Idempotency-Key"] == f"{run.id}:notify"
+    # The step's message delivered again while its run goes on (as after a crash before the ack): the
+    # guard hands on the recorded output and does not notify twice.
+    again = app.send_task("automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"})
+    assert again.get(timeout=30) == {}
+    assert run.wait(60).status == "succeeded"
+    # And once the run is over, a late copy is dropped.
+    app.send_task("automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"})
+    time.sleep(1.5)
+    assert len(peer.received) == 1
+    assert run.step("notify").attempts == 1
+    assert "secretpath" not in str(run.step("notify").output)

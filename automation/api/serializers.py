@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from automation.models import StepRun, WorkflowRun
-
-MASK = "********"
+from automation.secrets import mask
 
 
 def _iso(value: Any) -> str | None:
@@ -15,9 +14,9 @@ def _iso(value: Any) -> str | None:
 
 def masked_inputs(run: WorkflowRun) -> dict[str, Any]:
     declared = run.version.definition.get("inputs", {})
-    return {
-        name: (MASK if declared.get(name, {}).get("secret") else value) for name, value in run.inputs.items()
-    }
+    secret = frozenset(name for name, spec in declared.items() if spec.get("secret"))
+    masked: dict[str, Any] = mask(run.inputs, secret_names=secret)
+    return masked
 
 
 def step_json(step: StepRun) -> dict[str, Any]:
@@ -28,7 +27,7 @@ def step_json(step: StepRun) -> dict[str, Any]:
         "attempts": step.attempts,
         "started_at": _iso(step.started_at),
         "finished_at": _iso(step.finished_at),
-        "output": step.output,
+        "output": mask(step.output),
         "error": step.error,
     }
     if step.action_type == "control.approval":

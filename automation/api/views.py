@@ -133,8 +133,10 @@ def workflows(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
 def workflow_detail(request: HttpRequest, name: str) -> JsonResponse:
     from automation.runs.dispatch import latest_version
 
+    from automation.secrets import mask
+
     version = latest_version(name)
-    return JsonResponse({"name": name, "version": version.version, "definition": version.definition})
+    return JsonResponse({"name": name, "version": version.version, "definition": mask(version.definition)})
 
 
 @require_http_methods(["POST"])

@@ -1,0 +1,117 @@
+"""Beat, Flower and the compose file: the processes an operator starts, started (or checked) for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.conftest import ROOT, STATE_DIR, free_port
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_beat_merges_the_static_schedule_at_the_monitoring_interval(engine: Any) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(name="automation-redispatch-stalled-runs").delete()
+    schedule_db = STATE_DIR / "beat.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "automation", "beat", "-l", "INFO", "-s", str(schedule_db)],
+        cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not PeriodicTask.objects.filter(name="automation-redispatch-stalled-runs").exists():
+            assert process.poll() is None, "beat exited"
+            assert time.monotonic() < deadline, "beat did not write its schedule"
+            time.sleep(0.2)
+        task = PeriodicTask.objects.get(name="automation-redispatch-stalled-runs")
+        assert task.task == "automation.monitoring.redispatch_stalled_runs"
+        assert task.interval.every == engine.config.monitoring_interval
+    finally:
+        _stop(process)
+
+
+def test_stalled_run_is_dispatched_by_the_monitoring_job(engine: Any, worker: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation import ActionDefinition, WorkflowDefinition
+    from automation.definitions.registry import register_definition
+    from automation.models import WorkflowRun
+    from automation.runs import services
+    from tasks.monitoring import redispatch_stalled_runs
+    from tests.conftest import unique
+
+    name = unique("stalled")
+    version = register_definition(WorkflowDefinition(name=name, actions=[
+        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0}),
+    ]), engine.config)
+    # An enqueuer that died after storing the run and before sending its canvas.
+    run, _ = services.create_run(workflow=version.workflow, version=version, inputs={},
+                                 idempotency_key=None, queue="default")
+    WorkflowRun.objects.filter(id=run.id).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert redispatch_stalled_runs.delay().get(timeout=30) >= 1
+    from automation.engine import RunHandle
+
+    assert RunHandle(run.id).wait(30).status == "succeeded"
+
+
+def test_flower_starts_with_the_project_config(database: None) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "automation", "flower", "--conf=flower.cfg", f"--port={port}"],
+        cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2)
+                if answer.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "flower exited"
+            assert time.monotonic() < deadline, "flower did not answer"
+            time.sleep(0.3)
+        assert answer.text.strip() == "OK"
+    finally:
+        _stop(process)
+
+
+def test_compose_file_runs_only_commands_that_exist() -> None:
+    from automation.cli.main import cli
+
+    compose = yaml.safe_load(Path(ROOT, "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "api", "worker", "beat", "flower", "migrate"} <= set(services)
+    celery_commands = {"worker", "beat", "flower"}
+    for name, service in services.items():
+        command = service.get("command")
+        if service.get("image", "").startswith(("postgres", "redis")):
+            continue
+        assert command, name
+        if command[0] == "automation":
+            assert command[1] in cli.commands, (name, command)
+        else:
+            assert command[:3] == ["celery", "-A", "automation"] and command[3] in celery_commands, (name, command)
+        env = service["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and env["AUTOMATION_BROKER_URL"].startswith("redis://")
+    worker_queues = services["worker"]["command"][services["worker"]["command"].index("-Q") + 1].split(",")
+    assert set(worker_queues) == {"critical", "high", "default", "low", "celery"}
+
