@@ -10,20 +10,12 @@ from automation.actions import ActionContext
 from automation.errors import ActionError
 from automation.secrets import mask
 
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
-MASK = "********"
 MAX_TEXT = 64 * 1024
 
 
 def masked_headers(headers: Any) -> dict[str, str]:
-    return {
-        key: (
-            MASK
-            if key.lower() in SENSITIVE_HEADERS or "token" in key.lower() or "secret" in key.lower()
-            else value
-        )
-        for key, value in dict(headers).items()
-    }
+    masked: dict[str, str] = mask(dict(headers))
+    return masked
 
 
 def send(

@@ -267,12 +267,23 @@ def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: An
     from automation.celery import app
 
     name = unique("notify")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="notify", action_type="notification.webhook",
-                         parameters={"url": f"{peer.url}/hooks/T0/B0/secretpath", "text": "restarting ${svc}",
-                                     "channel": "#ops"}),
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 4}),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(
+                    name="notify",
+                    action_type="notification.webhook",
+                    parameters={
+                        "url": f"{peer.url}/hooks/T0/B0/secretpath",
+                        "text": "restarting ${svc}",
+                        "channel": "#ops",
+                    },
+                ),
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 4}),
+            ],
+        )
+    )
     run = engine.run_workflow(name, {"svc": "api"})
     deadline = time.monotonic() + 30
     while run.step("pause").status != "running":
@@ -282,7 +293,9 @@ def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: An
     assert peer.received[0].headers["Idempotency-Key"] == f"{run.id}:notify"
     # The step's message delivered again while its run goes on (as after a crash before the ack): the
     # guard hands on the recorded output and does not notify twice.
-    again = app.send_task("automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"})
+    again = app.send_task(
+        "automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"}
+    )
     assert again.get(timeout=30) == {}
     assert run.wait(60).status == "succeeded"
     # And once the run is over, a late copy is dropped.

@@ -30,7 +30,10 @@ def test_beat_merges_the_static_schedule_at_the_monitoring_interval(engine: Any)
     schedule_db = STATE_DIR / "beat.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "automation", "beat", "-l", "INFO", "-s", str(schedule_db)],
-        cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -58,12 +61,19 @@ def test_stalled_run_is_dispatched_by_the_monitoring_job(engine: Any, worker: An
     from tests.conftest import unique
 
     name = unique("stalled")
-    version = register_definition(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0}),
-    ]), engine.config)
+    version = register_definition(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0}),
+            ],
+        ),
+        engine.config,
+    )
     # An enqueuer that died after storing the run and before sending its canvas.
-    run, _ = services.create_run(workflow=version.workflow, version=version, inputs={},
-                                 idempotency_key=None, queue="default")
+    run, _ = services.create_run(
+        workflow=version.workflow, version=version, inputs={}, idempotency_key=None, queue="default"
+    )
     WorkflowRun.objects.filter(id=run.id).update(created_at=timezone.now() - timedelta(minutes=5))
     assert redispatch_stalled_runs.delay().get(timeout=30) >= 1
     from automation.engine import RunHandle
@@ -75,7 +85,10 @@ def test_flower_starts_with_the_project_config(database: None) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "automation", "flower", "--conf=flower.cfg", f"--port={port}"],
-        cwd=ROOT, env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -109,9 +122,13 @@ def test_compose_file_runs_only_commands_that_exist() -> None:
         if command[0] == "automation":
             assert command[1] in cli.commands, (name, command)
         else:
-            assert command[:3] == ["celery", "-A", "automation"] and command[3] in celery_commands, (name, command)
+            assert command[:3] == ["celery", "-A", "automation"] and command[3] in celery_commands, (
+                name,
+                command,
+            )
         env = service["environment"]
-        assert env["DATABASE_URL"].startswith("postgres://") and env["AUTOMATION_BROKER_URL"].startswith("redis://")
+        assert env["DATABASE_URL"].startswith("postgres://") and env["AUTOMATION_BROKER_URL"].startswith(
+            "redis://"
+        )
     worker_queues = services["worker"]["command"][services["worker"]["command"].index("-Q") + 1].split(",")
     assert set(worker_queues) == {"critical", "high", "default", "low", "celery"}
-

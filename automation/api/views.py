@@ -132,7 +132,6 @@ def workflows(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
 @api_view
 def workflow_detail(request: HttpRequest, name: str) -> JsonResponse:
     from automation.runs.dispatch import latest_version
-
     from automation.secrets import mask
 
     version = latest_version(name)
