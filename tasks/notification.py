@@ -36,7 +36,13 @@ def webhook(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
     # The URL of an incoming webhook is itself a credential: only its host is ever shown.
     shown = f"{params.url.scheme}://{params.url.host}/…"
     response = send(
-        ctx, "POST", str(params.url), headers=params.headers, json=body, timeout=params.timeout, shown_url=shown
+        ctx,
+        "POST",
+        str(params.url),
+        headers=params.headers,
+        json=body,
+        timeout=params.timeout,
+        shown_url=shown,
     )
     if response.status_code >= 300:
         raise ActionError(
