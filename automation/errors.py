@@ -34,6 +34,10 @@ class ActionError(AutomationError):
         self.retryable = retryable
 
 
+class StepFailed(ActionError):
+    """Raised to Celery once a step has failed for good (recorded on the step), so the canvas stops."""
+
+
 class NotFoundError(AutomationError):
     """A workflow or run that does not exist was asked for."""
 

@@ -9,6 +9,18 @@ from celery import Task
 
 from automation.actions.registry import ActionSpec
 from automation.celery import app
+from automation.errors import ConfigurationError, StepFailed
+
+
+def check_countdown(countdown: float | None) -> None:
+    """Redis redelivers a delayed message still unacknowledged after the visibility timeout: refuse those."""
+    from django.conf import settings
+
+    if countdown is not None and countdown >= settings.VISIBILITY_TIMEOUT:
+        raise ConfigurationError([(
+            "countdown",
+            f"{countdown:.0f} s is not below the broker visibility timeout ({settings.VISIBILITY_TIMEOUT} s)",
+        )])
 
 
 class GuardedTask(Task):
@@ -23,8 +35,6 @@ class GuardedTask(Task):
     def apply_async(  # type: ignore[override]
         self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any
     ) -> Any:
-        from automation.runs.dispatch import check_countdown
-
         countdown = options.get("countdown")
         eta = options.get("eta")
         if eta is not None:
@@ -40,13 +50,8 @@ class ActionTask(GuardedTask):
     reject_on_worker_lost = True
     typing = False
     spec: ActionSpec
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        from automation.runs.executor import StepFailed
-
-        # An expected outcome, already recorded on the step: logged without a traceback.
-        cls.throws = (StepFailed,)
+    # An expected outcome, already recorded on the step: logged without a traceback.
+    throws = (StepFailed,)
 
     def run(self, upstream: Any = None, *, run_id: str, step: str, **_: Any) -> dict[str, Any]:
         from automation.runs.executor import execute_step

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
 from automation.definitions.validation import resolve_inputs
-from automation.errors import ConfigurationError, NotFoundError
+from automation.errors import NotFoundError
 from automation.models import WorkflowRun, WorkflowVersion
 from automation.runs import services
 
@@ -71,15 +69,3 @@ def dispatch(run: WorkflowRun) -> None:
     canvas.apply_async()
     services.mark_dispatched(run.id)
 
-
-def check_countdown(countdown: float | None) -> None:
-    """Redis redelivers a delayed message still unacknowledged after the visibility timeout: refuse those."""
-    if countdown is not None and countdown >= settings.VISIBILITY_TIMEOUT:
-        raise ConfigurationError(
-            [
-                (
-                    "countdown",
-                    f"{countdown} s is not below the visibility timeout ({settings.VISIBILITY_TIMEOUT} s)",
-                )
-            ]
-        )

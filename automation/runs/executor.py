@@ -26,7 +26,7 @@ from automation.coordination.base import Acquired, Lease
 from automation.definitions.schema import field_path
 from automation.definitions.validation import HARD_LIMIT_GRACE, VISIBILITY_MARGIN
 from automation.engine_settings import current_config
-from automation.errors import ActionError
+from automation.errors import ActionError, StepFailed
 from automation.models import StepRun
 from automation.runs import services
 from automation.runs.documents import stored_workflow
@@ -36,10 +36,6 @@ logger = logging.getLogger("automation.executor")
 
 #: How long a redelivered message waits for a dead worker's lease before going back to the queue.
 REDELIVERY_POLL_SECONDS = 2.0
-
-
-class StepFailed(ActionError):
-    """Raised to Celery once a step has failed for good, so the canvas stops there."""
 
 
 def merge_upstream(upstream: Any, into: dict[str, Any]) -> dict[str, Any]:
