@@ -11,15 +11,22 @@ from typing import Any
 DEFAULT_MONITORING_INTERVAL = 60.0
 
 #: Names of the entries whose period follows `monitoring_interval`.
-MONITORING_JOBS = ("automation-redispatch-stalled-runs",)
+MONITORING_JOBS = ("automation-redispatch-stalled-runs", "automation-settle-killed-steps")
 
 
 def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> dict[str, dict[str, Any]]:
+    every = float(monitoring_interval)
+    options = {"queue": "critical", "expires": every}
     return {
         "automation-redispatch-stalled-runs": {
             "task": "automation.monitoring.redispatch_stalled_runs",
-            "schedule": float(monitoring_interval),
-            "options": {"queue": "critical", "expires": float(monitoring_interval)},
+            "schedule": every,
+            "options": options,
+        },
+        "automation-settle-killed-steps": {
+            "task": "automation.monitoring.settle_killed_steps",
+            "schedule": every,
+            "options": options,
         },
     }
 

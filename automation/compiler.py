@@ -19,7 +19,6 @@ from automation.celery import app
 from automation.definitions.validation import HARD_LIMIT_GRACE
 
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c3f0e-2a4b-4a53-9a57-7d0f2b1e6c11")
-ERRBACK_TASK = "automation.step_lost"
 
 
 def step_task_id(run_id: str, step: str) -> str:
@@ -104,7 +103,6 @@ def compile_workflow(document: Mapping[str, Any], *, run_id: str, queue: str) ->
                 "task_id": step_task_id(run_id, name),
                 "soft_time_limit": timeout,
                 "time_limit": timeout + HARD_LIMIT_GRACE,
-                "link_error": [Signature(ERRBACK_TASK, options={"queue": queue}, app=app)],
             },
         )
 

@@ -37,7 +37,6 @@ _embedded_db = f"sqlite:///{STATE_DIR / 'automation.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _embedded_db, conn_max_age=600)
 }
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- Celery (read through config_from_object with the CELERY namespace) ---
 BROKER_URL = os.environ.get("AUTOMATION_BROKER_URL", "")
@@ -56,6 +55,9 @@ AUTOMATION_REDIS_URL = os.environ.get("AUTOMATION_REDIS_URL") or (
 # message that is still being worked on.
 VISIBILITY_TIMEOUT = int(os.environ.get("AUTOMATION_VISIBILITY_TIMEOUT", "3600"))
 CELERY_TASK_ACKS_LATE = True
+# Keep each worker process's database connection across tasks (Celery's Django fixup would otherwise
+# reconnect for every task); a broken or expired connection is still replaced before the next task.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_DEDUPLICATE_SUCCESSFUL_TASKS = True

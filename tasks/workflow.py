@@ -1,4 +1,4 @@
-"""Entry points by name, for services that do not import this project, and the steps' errback."""
+"""Entry points by name, for services that do not import this project."""
 
 from __future__ import annotations
 
@@ -21,12 +21,3 @@ def run_workflow(
     run, created = enqueue_run(workflow, inputs, idempotency_key=idempotency_key or f"task:{self.request.id}")
     return {"run_id": str(run.id), "created": created, "status": run.status}
 
-
-@app.task(name="automation.step_lost")
-def step_lost(request: Any, exc: BaseException | None = None, traceback: Any = None) -> None:
-    """Errback of every step; runs in the worker that saw the failure, even after a hard time limit."""
-    from automation.runs.executor import settle_lost_step
-
-    kwargs = getattr(request, "kwargs", None) or {}
-    if "run_id" in kwargs and "step" in kwargs:
-        settle_lost_step(kwargs["run_id"], kwargs["step"], exc)

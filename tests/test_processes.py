@@ -72,7 +72,12 @@ def test_stalled_run_is_dispatched_by_the_monitoring_job(engine: Any, worker: An
     )
     # An enqueuer that died after storing the run and before sending its canvas.
     run, _ = services.create_run(
-        workflow=version.workflow, version=version, inputs={}, idempotency_key=None, queue="default"
+        workflow_id=version.workflow_id,
+        version_id=version.id,
+        actions=version.definition["actions"],
+        inputs={},
+        idempotency_key=None,
+        queue="default",
     )
     WorkflowRun.objects.filter(id=run.id).update(created_at=timezone.now() - timedelta(minutes=5))
     assert redispatch_stalled_runs.delay().get(timeout=30) >= 1
@@ -132,3 +137,51 @@ def test_compose_file_runs_only_commands_that_exist() -> None:
         )
     worker_queues = services["worker"]["command"][services["worker"]["command"].index("-Q") + 1].split(",")
     assert set(worker_queues) == {"critical", "high", "default", "low", "celery"}
+
+
+def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engine: Any) -> None:
+    from datetime import timedelta
+
+    from billiard.exceptions import TimeLimitExceeded
+    from django.utils import timezone
+
+    from automation import ActionDefinition, WorkflowDefinition
+    from automation.celery import app
+    from automation.definitions.registry import register_definition
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+    from automation.runs.recovery import settle_killed_steps
+    from tests.conftest import unique
+
+    version = register_definition(
+        WorkflowDefinition(
+            name=unique("killed"),
+            actions=[
+                ActionDefinition(
+                    name="stuck", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
+                ),
+                ActionDefinition(name="after", action_type="control.wait", parameters={"seconds": 0}),
+            ],
+        ),
+        engine.config,
+    )
+    run, _ = services.create_run(
+        workflow_id=version.workflow_id,
+        version_id=version.id,
+        actions=version.definition["actions"],
+        inputs={},
+        idempotency_key=None,
+        queue="default",
+    )
+    claimed = services.claim_step(run.id, "stuck")
+    assert claimed is not None
+    step = StepRun.objects.get(id=claimed.id)
+    # What the pool does when it kills a task at its hard limit: the failure lands in the result backend.
+    app.backend.mark_as_failure(step.task_id, TimeLimitExceeded(20))
+    assert settle_killed_steps() == 0, "too early: the step is still within its time limit"
+    later = timezone.now() + timedelta(minutes=2)
+    assert settle_killed_steps(later) == 1
+    step.refresh_from_db()
+    assert step.status == "failed" and "TimeLimitExceeded" in step.error
+    assert WorkflowRun.objects.get(id=run.id).status == "failed"
+    assert StepRun.objects.get(run_id=run.id, name="after").status == "skipped"

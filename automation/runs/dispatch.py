@@ -11,6 +11,7 @@ from automation.definitions.validation import resolve_inputs
 from automation.errors import NotFoundError
 from automation.models import WorkflowRun, WorkflowVersion
 from automation.runs import services
+from automation.runs.documents import stored_workflow
 
 
 def latest_version(workflow: str) -> WorkflowVersion:
@@ -25,6 +26,19 @@ def latest_version(workflow: str) -> WorkflowVersion:
     return version
 
 
+def latest_version_ids(workflow: str) -> tuple[int, int]:
+    """(workflow id, id of its latest version): the definition itself comes from the per-process cache."""
+    found = (
+        WorkflowVersion.objects.filter(workflow__name=workflow)
+        .order_by("-version")
+        .values_list("workflow_id", "id")
+        .first()
+    )
+    if found is None:
+        raise NotFoundError(f"workflow '{workflow}' is not registered")
+    return found
+
+
 def unmet_condition(document: dict[str, Any], inputs: dict[str, Any]) -> str:
     for text in document.get("conditions", []):
         if not parse_condition(text).holds(inputs):
@@ -36,36 +50,28 @@ def enqueue_run(
     workflow: str, inputs: dict[str, Any] | None = None, *, idempotency_key: str | None = None
 ) -> tuple[WorkflowRun, bool]:
     """Create and dispatch a run; the same idempotency key returns the same run, dispatched once."""
-    version = latest_version(workflow)
-    if idempotency_key:
-        existing = WorkflowRun.objects.filter(
-            workflow_id=version.workflow_id, idempotency_key=idempotency_key
-        )
-        run = existing.first()
-        if run is not None:
-            if run.dispatched_at is None and run.status == RunStatus.PENDING:
-                dispatch(run)
-            return run, False
-    document = version.definition
+    workflow_id, version_id = latest_version_ids(workflow)
+    document = stored_workflow(version_id).document
     resolved = resolve_inputs(document, inputs)
     queue = PRIORITY_QUEUES[Priority(document["priority"])]
     run, created = services.create_run(
-        workflow=version.workflow,
-        version=version,
+        workflow_id=workflow_id,
+        version_id=version_id,
+        actions=document["actions"],
         inputs=resolved,
         idempotency_key=idempotency_key,
         queue=queue,
         skip_reason=unmet_condition(document, resolved),
     )
     if run.status == RunStatus.PENDING and run.dispatched_at is None:
+        # A run found by its key but never dispatched lost its enqueuer mid-way: dispatch it now.
         dispatch(run)
     return run, created
 
 
 def dispatch(run: WorkflowRun) -> None:
     """Send the run's canvas. Sending twice is harmless: every step is guarded by (run, step)."""
-    document = WorkflowVersion.objects.values_list("definition", flat=True).get(id=run.version_id)
+    document = stored_workflow(run.version_id).document
     canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue)
     canvas.apply_async()
     services.mark_dispatched(run.id)
-

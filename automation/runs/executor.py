@@ -24,10 +24,9 @@ from automation.choices import RunStatus
 from automation.coordination import get_coordinator
 from automation.coordination.base import Acquired, Lease
 from automation.definitions.schema import field_path
-from automation.definitions.validation import HARD_LIMIT_GRACE, VISIBILITY_MARGIN
+from automation.definitions.validation import VISIBILITY_MARGIN
 from automation.engine_settings import current_config
 from automation.errors import ActionError, StepFailed
-from automation.models import StepRun
 from automation.runs import services
 from automation.runs.documents import stored_workflow
 from automation.templating import TemplateError, render
@@ -64,49 +63,17 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
-    row = (
-        StepRun.objects.select_related("run")
-        .only(
-            "id",
-            "status",
-            "attempts",
-            "deferred",
-            "state",
-            "output",
-            "run__id",
-            "run__status",
-            "run__inputs",
-            "run__version_id",
-        )
-        .filter(run_id=uuid.UUID(run_id), name=step)
-        .first()
-    )
-    if row is None:
-        logger.warning("no step %s in run %s: message dropped", step, run_id)
-        raise Ignore()
-    run = row.run
-    stored = stored_workflow(run.version_id)
-    context = merge_upstream(upstream, {})
+def lease_seconds(task: Task) -> float:
+    """How long this execution may hold its step: its hard time limit, plus a margin."""
+    hard = (task.request.timelimit or (None, None))[0]
+    return float(hard) + 5 if hard else max_countdown()
 
-    def passing_on(output: Any) -> dict[str, Any]:
-        if step in stored.referenced_outputs:
-            context[step] = output
-        return context
 
-    if run.status in RunStatus.TERMINAL:
-        services.close_step_of_finished_run(row.id, run_status=run.status)
-        raise Ignore()
-    if row.status == RunStatus.SUCCEEDED:
-        logger.info("step %s of run %s already succeeded: not acting again", step, run_id)
-        return passing_on(row.output)
-    if row.status in RunStatus.TERMINAL:
-        raise Ignore()
-
-    act = stored.actions[step]
-    lease = Lease(key=f"automation:lease:{run_id}:{step}", token=uuid.uuid4().hex)
+def acquire_lease(task: Task, run_id: str, step: str) -> Lease:
+    """Take the step's lease and a fleet-wide action slot, or leave through Ignore, Reject or a retry."""
     coordinator = get_coordinator()
-    ttl = act["timeout_seconds"] + HARD_LIMIT_GRACE + 5
+    lease = Lease(key=f"automation:lease:{run_id}:{step}", token=uuid.uuid4().hex)
+    ttl = lease_seconds(task)
     acquired = coordinator.acquire(lease, ttl_seconds=ttl)
     if acquired is Acquired.HELD and (task.request.delivery_info or {}).get("redelivered"):
         # The broker gave back the message of a worker that died mid-step, and the dead worker's lease
@@ -124,15 +91,27 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
         raise Ignore()
     if acquired is Acquired.FULL:
         raise task.retry(countdown=random.uniform(0.2, 1.0))
+    return lease
 
+
+def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
+    run_uuid = uuid.UUID(run_id)
+    context = merge_upstream(upstream, {})
+    lease = acquire_lease(task, run_id, step)
+    coordinator = get_coordinator()
     try:
-        if not services.claim_step(
-            row.id, run_id=run.id, resume=row.deferred, run_pending=run.status == RunStatus.PENDING
-        ):
-            raise Ignore()
-        attempt = row.attempts + (0 if row.deferred else 1)
+        claimed = services.claim_step(run_uuid, step)
+    except BaseException:
+        coordinator.release(lease)
+        raise
+    if claimed is None:
+        coordinator.release(lease)
+        return settled_step(run_uuid, step, context)
+    stored = stored_workflow(claimed.version_id)
+    act = stored.actions[step]
+    try:
         try:
-            raw = render(act["parameters"], run.inputs, context)
+            raw = render(act["parameters"], claimed.inputs, context)
             params = spec.params.model_validate(raw)
         except TemplateError as exc:
             raise ActionError(f"parameters: {exc}", retryable=False) from None
@@ -140,45 +119,54 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
             reasons = "; ".join(f"parameters.{field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ActionError(reasons, retryable=False) from None
         ctx = ActionContext(
-            run_id=str(run.id),
+            run_id=run_id,
             step=step,
             action_type=act["action_type"],
-            attempt=attempt,
-            idempotency_key=f"{run.id}:{step}",
-            state=dict(row.state or {}),
+            attempt=claimed.attempt,
+            idempotency_key=f"{run_id}:{step}",
+            state=dict(claimed.state),
             time_limit=float(act["timeout_seconds"]),
         )
-        logger.info("step %s of run %s: attempt %d of %s", step, run_id, attempt, act["action_type"])
+        logger.info("step %s of run %s: attempt %d of %s", step, run_id, claimed.attempt, act["action_type"])
         output = spec.function(ctx, params) or {}
         output = json.loads(json.dumps(output, default=str))
     except Defer as deferral:
-        services.defer_step(row.id, state=deferral.state, note=deferral.reason)
+        services.defer_step(claimed.id, state=deferral.state, note=deferral.reason)
         coordinator.release(lease)
         raise task.retry(countdown=min(deferral.countdown, max_countdown())) from None
-    except Ignore:
-        coordinator.release(lease)
-        raise
     except Exception as exc:  # noqa: BLE001 - any failure of an action is recorded on its step
         coordinator.release(lease)
         error = describe(exc)
         retryable = not (isinstance(exc, ActionError) and not exc.retryable)
-        if retryable and attempt <= act["retry_attempts"]:
+        if retryable and claimed.attempt <= act["retry_attempts"]:
             logger.warning(
-                "step %s of run %s failed (attempt %d), retrying: %s", step, run_id, attempt, error
+                "step %s of run %s failed (attempt %d), retrying: %s", step, run_id, claimed.attempt, error
             )
-            services.record_retry(row.id, error=error)
-            raise task.retry(countdown=retry_countdown(attempt)) from None
-        logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, attempt, error)
-        services.fail_step(row.id, run_id=run.id, error=error)
+            services.record_retry(claimed.id, error=error)
+            raise task.retry(countdown=retry_countdown(claimed.attempt)) from None
+        logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, claimed.attempt, error)
+        services.fail_step(claimed.id, run_id=run_uuid, error=error)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
-    services.complete_step(row.id, run_id=run.id, output=output)
+    services.complete_step(claimed.id, run_id=run_uuid, output=output, durable=step in stored.sinks)
     coordinator.release(lease)
     logger.info("step %s of run %s succeeded", step, run_id)
-    return passing_on(output)
+    if step in stored.referenced_outputs:
+        context[step] = output
+    return context
 
 
-def settle_lost_step(run_id: str, step: str, exc: BaseException | None) -> None:
-    """Errback of every step: a step killed by its hard time limit never reached its own bookkeeping."""
-    row = StepRun.objects.filter(run_id=uuid.UUID(run_id), name=step).only("id", "status").first()
-    if row is not None and row.status in RunStatus.ACTIVE:
-        services.fail_step(row.id, run_id=run_id, error=describe(exc) if exc else "task failed")
+def settled_step(run_id: uuid.UUID, step: str, context: dict[str, Any]) -> dict[str, Any]:
+    """A message for a step that is not active: hand on a success, settle or drop the rest."""
+    row = services.step_outcome(run_id, step)
+    if row is None:
+        logger.warning("no step %s in run %s: message dropped", step, run_id)
+        raise Ignore()
+    if row.run.status in RunStatus.TERMINAL:
+        services.close_step_of_finished_run(row.id, run_status=row.run.status)
+        raise Ignore()
+    if row.status != RunStatus.SUCCEEDED:
+        raise Ignore()
+    logger.info("step %s of run %s already succeeded: not acting again", step, run_id)
+    if step in stored_workflow(row.run.version_id).referenced_outputs:
+        context[step] = row.output
+    return context

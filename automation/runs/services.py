@@ -16,7 +16,9 @@ from django.utils import timezone
 from automation.choices import RunStatus
 from automation.compiler import step_task_id
 from automation.errors import NotFoundError, StateError
-from automation.models import StepRun, Workflow, WorkflowRun, WorkflowVersion
+from automation.models import StepRun, WorkflowRun
+from automation.runs import fastpath
+from automation.runs.fastpath import ClaimedStep
 
 ACTIVE = RunStatus.ACTIVE
 TERMINAL = RunStatus.TERMINAL
@@ -24,99 +26,141 @@ TERMINAL = RunStatus.TERMINAL
 
 def create_run(
     *,
-    workflow: Workflow,
-    version: WorkflowVersion,
+    workflow_id: int,
+    version_id: int,
+    actions: list[dict[str, Any]],
     inputs: dict[str, Any],
     idempotency_key: str | None,
     queue: str,
     skip_reason: str = "",
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps, or return the run already created with this idempotency key."""
-    if idempotency_key:
-        existing = WorkflowRun.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing, False
-    actions = version.definition["actions"]
     run_id = uuid.uuid4()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
-    now = timezone.now()
-    run = WorkflowRun(
-        id=run_id,
-        workflow=workflow,
-        version=version,
-        status=status,
-        inputs=inputs,
-        idempotency_key=idempotency_key or None,
-        queue=queue,
-        remaining_steps=len(actions),
-        error=skip_reason,
-        finished_at=now if skip_reason else None,
-    )
+    key = idempotency_key or None
     steps = [
-        StepRun(
-            run_id=run_id,
-            name=act["name"],
-            action_type=act["action_type"],
-            position=i,
-            task_id=step_task_id(str(run_id), act["name"]),
-            status=status,
-            error=skip_reason,
-        )
+        (act["name"], act["action_type"], i, step_task_id(str(run_id), act["name"]))
         for i, act in enumerate(actions)
     ]
+    run = WorkflowRun(
+        id=run_id,
+        workflow_id=workflow_id,
+        version_id=version_id,
+        status=status,
+        inputs=inputs,
+        idempotency_key=key,
+        queue=queue,
+        remaining_steps=len(steps),
+        error=skip_reason,
+        finished_at=timezone.now() if skip_reason else None,
+    )
     try:
         with transaction.atomic():
-            run.save(force_insert=True)
-            StepRun.objects.bulk_create(steps)
+            if fastpath.enabled():
+                fastpath.create(
+                    run_id=run_id,
+                    workflow_id=workflow_id,
+                    version_id=version_id,
+                    status=status,
+                    inputs=inputs,
+                    idempotency_key=key,
+                    queue=queue,
+                    error=skip_reason,
+                    steps=steps,
+                )
+            else:
+                run.save(force_insert=True)
+                StepRun.objects.bulk_create(
+                    StepRun(
+                        run_id=run_id,
+                        name=name,
+                        action_type=action_type,
+                        position=position,
+                        task_id=task_id,
+                        status=status,
+                        error=skip_reason,
+                        finished_at=run.finished_at,
+                    )
+                    for name, action_type, position, task_id in steps
+                )
     except IntegrityError:
-        if not idempotency_key:
+        existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
+        if key is None or existing is None:
             raise
-        # Another request created it between our read and our insert.
-        return WorkflowRun.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
+        return existing, False
+    run._state.adding = False
     return run, True
 
 
 def mark_dispatched(run_id: Any) -> None:
-    WorkflowRun.objects.filter(id=run_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+    if fastpath.enabled():
+        fastpath.mark_dispatched(run_id)
+    else:
+        WorkflowRun.objects.filter(id=run_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
 
 
-def claim_step(step_id: int, *, run_id: Any, resume: bool, run_pending: bool) -> bool:
-    """Mark a step running (a new attempt unless it resumes a deferral); False if it is no longer active."""
+def claim_step(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
+    """Mark a step running (a new attempt, unless it resumes a deferral) if it and its run are active.
+
+    None when the step is finished or its run is over: the caller finds out which with `step_outcome`.
+    """
+    if fastpath.enabled():
+        return fastpath.claim(run_id, step)
     now = timezone.now()
-    updated = StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
-        status=RunStatus.RUNNING,
-        attempts=F("attempts") if resume else F("attempts") + 1,
-        deferred=False,
-        started_at=Case(When(started_at__isnull=True, then=Value(now)), default=F("started_at")),
-    )
-    if updated and run_pending:
+    with transaction.atomic():
+        row = (
+            StepRun.objects.select_for_update()
+            .select_related("run")
+            .filter(run_id=run_id, name=step, status__in=ACTIVE, run__status__in=ACTIVE)
+            .first()
+        )
+        if row is None:
+            return None
+        attempt = row.attempts if row.deferred else row.attempts + 1
+        StepRun.objects.filter(id=row.id).update(
+            status=RunStatus.RUNNING, attempts=attempt, deferred=False, started_at=row.started_at or now
+        )
         WorkflowRun.objects.filter(id=run_id, status=RunStatus.PENDING).update(
             status=RunStatus.RUNNING, started_at=now
         )
-    return bool(updated)
+    return ClaimedStep(
+        id=row.id, attempt=attempt, state=row.state, inputs=row.run.inputs, version_id=row.run.version_id
+    )
 
 
-def complete_step(step_id: int, *, run_id: Any, output: Any) -> bool:
-    """Record a step's success and count it off its run, which succeeds with its last step."""
+def step_outcome(run_id: uuid.UUID, step: str) -> StepRun | None:
+    """The step and its run's status, read when a claim was refused."""
+    return (
+        StepRun.objects.select_related("run")
+        .only("id", "status", "output", "run__id", "run__status", "run__version_id")
+        .filter(run_id=run_id, name=step)
+        .first()
+    )
+
+
+def complete_step(step_id: int, *, run_id: Any, output: Any, durable: bool = True) -> None:
+    """Record a step's success and count it off its run, which succeeds with its last step.
+
+    `durable=False` (a step with dependents) does not wait for the disk: see automation/runs/fastpath.py.
+    """
+    if fastpath.enabled():
+        fastpath.complete(step_id, output, durable=durable)
+        return
     now = timezone.now()
     with transaction.atomic():
-        updated = StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(
+        updated = StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
             status=RunStatus.SUCCEEDED, output=output, finished_at=now, error=""
         )
         if updated:
-            _count_off(run_id, now)
-    return bool(updated)
-
-
-def _count_off(run_id: Any, now: Any) -> None:
-    last = When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
-    WorkflowRun.objects.filter(id=run_id).update(
-        remaining_steps=F("remaining_steps") - 1,
-        status=Case(last, default=F("status")),
-        finished_at=Case(
-            When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(now)), default=F("finished_at")
-        ),
-    )
+            last = When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
+            WorkflowRun.objects.filter(id=run_id).update(
+                remaining_steps=F("remaining_steps") - 1,
+                status=Case(last, default=F("status")),
+                finished_at=Case(
+                    When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(now)),
+                    default=F("finished_at"),
+                ),
+            )
 
 
 def defer_step(step_id: int, *, state: dict[str, Any] | None, note: str = "") -> None:
