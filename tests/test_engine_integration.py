@@ -304,3 +304,28 @@ def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: An
     assert len(peer.received) == 1
     assert run.step("notify").attempts == 1
     assert "secretpath" not in str(run.step("notify").output)
+
+
+def test_worker_survives_its_database_connections_being_cut(engine: Any, peer: HttpPeer) -> None:
+    import time
+
+    from django.db import connection
+
+    name = unique("pg-cut")
+    engine.register_workflow(WorkflowDefinition(name=name, actions=[
+        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
+        post("after", f"{peer.url}/after"),
+    ]))
+    run = engine.run_workflow(name)
+    deadline = time.monotonic() + 30
+    while run.step("pause").status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with connection.cursor() as cursor:  # as a PostgreSQL failover or restart would
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+    assert run.wait(60).status == "succeeded", run.steps
+    assert peer.paths() == ["/after"]

@@ -16,6 +16,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, Reject
 from django.conf import settings
+from django.db import DatabaseError
 from pydantic import ValidationError
 
 from automation.actions.context import ActionContext, Defer
@@ -63,6 +64,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _Again(Exception):  # noqa: N818 - control flow inside this module
+    """Run this message again after `countdown` seconds (raised once the step's state is recorded)."""
+
+    def __init__(self, countdown: float) -> None:
+        super().__init__(countdown)
+        self.countdown = countdown
+
+
 def lease_seconds(task: Task) -> float:
     """How long this execution may hold its step: its hard time limit, plus a margin."""
     hard = (task.request.timelimit or (None, None))[0]
@@ -95,18 +104,32 @@ def acquire_lease(task: Task, run_id: str, step: str) -> Lease:
 
 
 def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
-    run_uuid = uuid.UUID(run_id)
+    """Run one step once in effect. The lease is released before any retry message is sent."""
     context = merge_upstream(upstream, {})
     lease = acquire_lease(task, run_id, step)
-    coordinator = get_coordinator()
     try:
-        claimed = services.claim_step(run_uuid, step)
-    except BaseException:
-        coordinator.release(lease)
-        raise
+        return run_claimed_step(spec, uuid.UUID(run_id), step, context)
+    except _Again as again:
+        countdown = again.countdown
+    except DatabaseError as exc:
+        # Not the action's failure (a failover, a restart): this message runs again shortly. If the action
+        # had already acted, it acts again with the same Idempotency-Key.
+        from django.db import connection
+
+        logger.warning("step %s of run %s: database unavailable (%s), retrying", step, run_id, describe(exc))
+        connection.close()
+        countdown = random.uniform(1.0, 3.0)
+    finally:
+        get_coordinator().release(lease)
+    raise task.retry(countdown=countdown)
+
+
+def run_claimed_step(
+    spec: ActionSpec, run_id: uuid.UUID, step: str, context: dict[str, Any]
+) -> dict[str, Any]:
+    claimed = services.claim_step(run_id, step)
     if claimed is None:
-        coordinator.release(lease)
-        return settled_step(run_uuid, step, context)
+        return settled_step(run_id, step, context)
     stored = stored_workflow(claimed.version_id)
     act = stored.actions[step]
     try:
@@ -119,7 +142,7 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
             reasons = "; ".join(f"parameters.{field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ActionError(reasons, retryable=False) from None
         ctx = ActionContext(
-            run_id=run_id,
+            run_id=str(run_id),
             step=step,
             action_type=act["action_type"],
             attempt=claimed.attempt,
@@ -132,10 +155,10 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
         output = json.loads(json.dumps(output, default=str))
     except Defer as deferral:
         services.defer_step(claimed.id, state=deferral.state, note=deferral.reason)
-        coordinator.release(lease)
-        raise task.retry(countdown=min(deferral.countdown, max_countdown())) from None
+        raise _Again(min(deferral.countdown, max_countdown())) from None
+    except DatabaseError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure of an action is recorded on its step
-        coordinator.release(lease)
         error = describe(exc)
         retryable = not (isinstance(exc, ActionError) and not exc.retryable)
         if retryable and claimed.attempt <= act["retry_attempts"]:
@@ -143,12 +166,11 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
                 "step %s of run %s failed (attempt %d), retrying: %s", step, run_id, claimed.attempt, error
             )
             services.record_retry(claimed.id, error=error)
-            raise task.retry(countdown=retry_countdown(claimed.attempt)) from None
+            raise _Again(retry_countdown(claimed.attempt)) from None
         logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, claimed.attempt, error)
-        services.fail_step(claimed.id, run_id=run_uuid, error=error)
+        services.fail_step(claimed.id, run_id=run_id, error=error)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
-    services.complete_step(claimed.id, run_id=run_uuid, output=output, durable=step in stored.sinks)
-    coordinator.release(lease)
+    services.complete_step(claimed.id, run_id=run_id, output=output, durable=step in stored.sinks)
     logger.info("step %s of run %s succeeded", step, run_id)
     if step in stored.referenced_outputs:
         context[step] = output

@@ -3,7 +3,8 @@
 A step's start is written without waiting for the disk (`synchronous_commit off`): a database crash can
 only forget that a step started. Completions wait for the disk unless the step has dependents: PostgreSQL
 loses only a suffix of asynchronously committed transactions, and the step a run ends with is always a
-step without dependents, so a run's end is never lost.
+step without dependents, so a run's end is never lost. A step that finishes its action after its run was
+cancelled is still recorded as succeeded: its effect happened.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ SET LOCAL synchronous_commit TO {commit};
 WITH done AS (
     UPDATE automation_steprun
        SET status = 'succeeded', output = %(output)s::jsonb, finished_at = now(), error = ''
-     WHERE id = %(id)s AND status IN ('pending', 'running')
+     WHERE id = %(id)s AND status IN ('pending', 'running', 'cancelled')
  RETURNING run_id
 )
 UPDATE automation_workflowrun AS r

@@ -148,7 +148,7 @@ def complete_step(step_id: int, *, run_id: Any, output: Any, durable: bool = Tru
         return
     now = timezone.now()
     with transaction.atomic():
-        updated = StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
+        updated = StepRun.objects.filter(id=step_id, status__in=(*ACTIVE, RunStatus.CANCELLED)).update(
             status=RunStatus.SUCCEEDED, output=output, finished_at=now, error=""
         )
         if updated:
