@@ -11,7 +11,7 @@ from typing import Any
 DEFAULT_MONITORING_INTERVAL = 60.0
 
 #: Names of the entries whose period follows `monitoring_interval`.
-MONITORING_JOBS = ("automation-redispatch-stalled-runs", "automation-settle-killed-steps")
+MONITORING_JOBS = ("automation-redispatch-stalled-runs", "automation-settle-lost-steps")
 
 
 def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> dict[str, dict[str, Any]]:
@@ -23,8 +23,8 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "schedule": every,
             "options": options,
         },
-        "automation-settle-killed-steps": {
-            "task": "automation.monitoring.settle_killed_steps",
+        "automation-settle-lost-steps": {
+            "task": "automation.monitoring.settle_lost_steps",
             "schedule": every,
             "options": options,
         },

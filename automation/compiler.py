@@ -16,7 +16,7 @@ from celery.canvas import Signature
 
 from automation.actions.registry import task_name_for
 from automation.celery import app
-from automation.definitions.validation import HARD_LIMIT_GRACE
+from automation.definitions.validation import soft_time_limit
 
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c3f0e-2a4b-4a53-9a57-7d0f2b1e6c11")
 
@@ -101,8 +101,8 @@ def compile_workflow(document: Mapping[str, Any], *, run_id: str, queue: str) ->
             options={
                 "queue": queue,
                 "task_id": step_task_id(run_id, name),
-                "soft_time_limit": timeout,
-                "time_limit": timeout + HARD_LIMIT_GRACE,
+                "soft_time_limit": soft_time_limit(timeout),
+                "time_limit": timeout,
             },
         )
 

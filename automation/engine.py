@@ -125,14 +125,18 @@ def _public_document(document: dict[str, Any]) -> dict[str, Any]:
 
 
 class AutomationEngine:
-    """The engine. Constructing it applies `config` fleet-wide (workers read it from the database)."""
+    """The engine. Given a config, it applies it fleet-wide (workers read it from the database);
+    without one it uses the config in force, so a client that only enqueues changes nothing."""
 
     def __init__(self, config: AutomationConfig | None = None) -> None:
         setup()
-        from automation.engine_settings import apply_config
+        from automation.engine_settings import apply_config, current_config
 
-        self.config = config or AutomationConfig()
-        apply_config(self.config)
+        if config is None:
+            self.config = current_config()
+        else:
+            self.config = config
+            apply_config(config)
         self.workflow_manager = WorkflowManager(self)
 
     def register_workflow(self, definition: WorkflowDefinition) -> int:

@@ -42,6 +42,10 @@ class NotFoundError(AutomationError):
     """A workflow or run that does not exist was asked for."""
 
 
+class ForbiddenError(AutomationError):
+    """The caller may not do this (e.g. decide an approval it is not an approver of)."""
+
+
 class StateError(AutomationError):
     """The requested transition is not allowed from the current state (e.g. approving a finished step)."""
 

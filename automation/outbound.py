@@ -27,13 +27,12 @@ def send(
     json: Any = None,
     content: str | None = None,
     timeout: float = 10.0,
-    shown_url: str | None = None,
 ) -> httpx.Response:
     """Send one request carrying `Idempotency-Key: <run_id>:<step>`; transport errors are retryable.
 
-    `shown_url` replaces the URL in error messages when the URL itself is a credential (webhooks).
+    Errors name the URL by scheme and host only: a path or query may hold a credential (webhooks, tokens).
     """
-    shown = shown_url or url
+    shown = shown_url(url)
     sent = {"Idempotency-Key": ctx.idempotency_key, "User-Agent": "automation-engine/0.1"}
     sent.update(headers or {})
     try:
@@ -44,6 +43,12 @@ def send(
     except httpx.HTTPError as exc:
         detail = str(exc).replace(url, shown)
         raise ActionError(f"{method} {shown}: {type(exc).__name__}: {detail}") from None
+
+
+def shown_url(url: str) -> str:
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}/…"
 
 
 def is_retryable_status(status: int) -> bool:

@@ -89,6 +89,8 @@ CELERY_TIMEZONE = "UTC"
 # --- Engine defaults (an AutomationConfig given to AutomationEngine overrides them) ---
 AUTOMATION_API_TOKENS = [t for t in os.environ.get("AUTOMATION_API_TOKENS", "").split(",") if t]
 AUTOMATION_SERVICES_FILE = os.environ.get("AUTOMATION_SERVICES_FILE", "services.yml")
+# A run none of whose steps moved for this long (plus its longest action's time limit) is dispatched again.
+AUTOMATION_STALL_AFTER = int(os.environ.get("AUTOMATION_STALL_AFTER", "300"))
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from automation.actions import ActionContext, action
 from automation.errors import ActionError
-from automation.outbound import MAX_TEXT, is_retryable_status, masked_headers, send
+from automation.outbound import MAX_TEXT, is_retryable_status, masked_headers, send, shown_url
 
 
 class RequestParams(BaseModel):
@@ -31,7 +31,7 @@ def request(ctx: ActionContext, params: RequestParams) -> dict[str, Any]:
     )
     if response.status_code not in params.expected_status:
         raise ActionError(
-            f"{params.method} {params.url} answered {response.status_code}",
+            f"{params.method} {shown_url(str(params.url))} answered {response.status_code}",
             retryable=is_retryable_status(response.status_code),
         )
     output: dict[str, Any] = {

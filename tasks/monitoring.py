@@ -7,15 +7,15 @@ from automation.celery import app
 
 @app.task(name="automation.monitoring.redispatch_stalled_runs")
 def redispatch_stalled_runs() -> int:
-    """Dispatch runs whose enqueuer crashed between storing them and sending their canvas."""
-    from automation.runs.recovery import redispatch_undispatched
+    """Dispatch again the runs whose steps stopped moving (a dead enqueuer, lost messages)."""
+    from automation.runs.recovery import redispatch_stalled
 
-    return redispatch_undispatched()
+    return redispatch_stalled()
 
 
-@app.task(name="automation.monitoring.settle_killed_steps")
-def settle_killed_steps() -> int:
-    """Fail the steps whose task was killed at its hard time limit (their bookkeeping never ran)."""
-    from automation.runs.recovery import settle_killed_steps as settle
+@app.task(name="automation.monitoring.settle_lost_steps")
+def settle_lost_steps() -> int:
+    """Settle steps killed at their hard time limit, or whose completion was lost, from Celery's record."""
+    from automation.runs.recovery import settle_lost_steps as settle
 
     return settle()

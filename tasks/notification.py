@@ -33,17 +33,7 @@ def webhook(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
         value = getattr(params, key)
         if value is not None:
             body[key] = value
-    # The URL of an incoming webhook is itself a credential: only its host is ever shown.
-    shown = f"{params.url.scheme}://{params.url.host}/…"
-    response = send(
-        ctx,
-        "POST",
-        str(params.url),
-        headers=params.headers,
-        json=body,
-        timeout=params.timeout,
-        shown_url=shown,
-    )
+    response = send(ctx, "POST", str(params.url), headers=params.headers, json=body, timeout=params.timeout)
     if response.status_code >= 300:
         raise ActionError(
             f"webhook answered {response.status_code}", retryable=is_retryable_status(response.status_code)

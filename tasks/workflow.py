@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
+
 from automation.actions.task import GuardedTask
 from automation.celery import app
 
 
-@app.task(name="automation.run_workflow", base=GuardedTask, bind=True, acks_late=True)
+@app.task(
+    name="automation.run_workflow",
+    base=GuardedTask,
+    bind=True,
+    acks_late=True,
+    # A database failover must not lose a run another service asked for.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=30,
+)
 def run_workflow(
     self: GuardedTask,
     workflow: str,
@@ -20,4 +33,3 @@ def run_workflow(
 
     run, created = enqueue_run(workflow, inputs, idempotency_key=idempotency_key or f"task:{self.request.id}")
     return {"run_id": str(run.id), "created": created, "status": run.status}
-

@@ -125,6 +125,8 @@ class Worker:
             "INFO",
             "--without-gossip",
             "--without-mingle",
+            "--include",
+            "tests.slow_actions",
         ]
         self._log = open(self.log_path, "w")  # noqa: SIM115
         self.process = subprocess.Popen(

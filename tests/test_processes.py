@@ -48,24 +48,26 @@ def test_beat_merges_the_static_schedule_at_the_monitoring_interval(engine: Any)
         _stop(process)
 
 
-def test_stalled_run_is_dispatched_by_the_monitoring_job(engine: Any, worker: Any) -> None:
+def test_stalled_run_is_dispatched_again_by_the_monitoring_job(engine: Any, worker: Any) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
 
     from automation import ActionDefinition, WorkflowDefinition
     from automation.definitions.registry import register_definition
+    from automation.engine import RunHandle
     from automation.models import WorkflowRun
     from automation.runs import services
-    from tasks.monitoring import redispatch_stalled_runs
+    from automation.runs.recovery import redispatch_stalled
     from tests.conftest import unique
 
-    name = unique("stalled")
     version = register_definition(
         WorkflowDefinition(
-            name=name,
+            name=unique("stalled"),
             actions=[
-                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0}),
+                ActionDefinition(
+                    name="pause", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=10
+                ),
             ],
         ),
         engine.config,
@@ -79,11 +81,11 @@ def test_stalled_run_is_dispatched_by_the_monitoring_job(engine: Any, worker: An
         idempotency_key=None,
         queue="default",
     )
-    WorkflowRun.objects.filter(id=run.id).update(created_at=timezone.now() - timedelta(minutes=5))
-    assert redispatch_stalled_runs.delay().get(timeout=30) >= 1
-    from automation.engine import RunHandle
-
+    assert redispatch_stalled() == 0, "too early: it may still be on its way"
+    WorkflowRun.objects.filter(id=run.id).update(dispatched_at=timezone.now() - timedelta(minutes=10))
+    assert redispatch_stalled() == 1
     assert RunHandle(run.id).wait(30).status == "succeeded"
+    assert redispatch_stalled() == 0, "a finished run is left alone"
 
 
 def test_flower_starts_with_the_project_config(database: None) -> None:
@@ -150,7 +152,7 @@ def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engi
     from automation.definitions.registry import register_definition
     from automation.models import StepRun, WorkflowRun
     from automation.runs import services
-    from automation.runs.recovery import settle_killed_steps
+    from automation.runs.recovery import settle_lost_steps
     from tests.conftest import unique
 
     version = register_definition(
@@ -178,10 +180,51 @@ def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engi
     step = StepRun.objects.get(id=claimed.id)
     # What the pool does when it kills a task at its hard limit: the failure lands in the result backend.
     app.backend.mark_as_failure(step.task_id, TimeLimitExceeded(20))
-    assert settle_killed_steps() == 0, "too early: the step is still within its time limit"
+    assert settle_lost_steps() == 0, "too early: the step is still within its time limit"
     later = timezone.now() + timedelta(minutes=2)
-    assert settle_killed_steps(later) == 1
+    assert settle_lost_steps(later) == 1
     step.refresh_from_db()
     assert step.status == "failed" and "TimeLimitExceeded" in step.error
     assert WorkflowRun.objects.get(id=run.id).status == "failed"
     assert StepRun.objects.get(run_id=run.id, name="after").status == "skipped"
+
+
+def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(engine: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation import ActionDefinition, WorkflowDefinition
+    from automation.celery import app
+    from automation.definitions.registry import register_definition
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+    from automation.runs.recovery import settle_lost_steps
+    from tests.conftest import unique
+
+    version = register_definition(
+        WorkflowDefinition(
+            name=unique("lost-completion"),
+            actions=[
+                ActionDefinition(
+                    name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
+                ),
+            ],
+        ),
+        engine.config,
+    )
+    run, _ = services.create_run(
+        workflow_id=version.workflow_id,
+        version_id=version.id,
+        actions=version.definition["actions"],
+        inputs={},
+        idempotency_key=None,
+        queue="default",
+    )
+    claimed = services.claim_step(run.id, "only")
+    assert claimed is not None
+    # The task succeeded and Celery recorded it, but the completion write was lost in a database crash.
+    app.backend.mark_as_done(StepRun.objects.get(id=claimed.id).task_id, {})
+    assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 1
+    assert StepRun.objects.get(id=claimed.id).status == "succeeded"
+    assert WorkflowRun.objects.get(id=run.id).status == "succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from automation.api.openapi import openapi_document
 from automation.api.serializers import run_json
-from automation.errors import InvalidFieldsError, NotFoundError, StateError
+from automation.errors import ForbiddenError, InvalidFieldsError, NotFoundError, StateError
 
 View = Callable[..., HttpResponse]
 
@@ -33,8 +34,8 @@ def api_view(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         tokens = settings.AUTOMATION_API_TOKENS
         if tokens:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if given not in tokens:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
+            if not any(hmac.compare_digest(given, token.encode()) for token in tokens):
                 return _error(401, "missing or invalid bearer token")
         try:
             return view(request, *args, **kwargs)
@@ -44,6 +45,8 @@ def api_view(view: View) -> View:
             return _error(404, str(exc))
         except StateError as exc:
             return _error(409, str(exc))
+        except ForbiddenError as exc:
+            return _error(403, str(exc))
 
     return wrapper
 

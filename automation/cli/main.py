@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from automation.errors import AutomationError, InvalidFieldsError, NotFoundError, StateError
+from automation.errors import AutomationError, ForbiddenError, InvalidFieldsError, NotFoundError, StateError
 
 
 class InputProblem(click.ClickException):
@@ -41,7 +41,25 @@ def _fail_on_errors(exc: AutomationError) -> None:
 WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling"})
 
 
-@click.group()
+class _Commands(click.Group):
+    """Loads the forecasting commands (pandas, statsmodels) only when they are asked for."""
+
+    lazy = {"forecast": "forecast_command", "scaling": "scaling_group"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module = importlib.import_module("automation.cli.forecast")
+            command: click.Command = getattr(module, self.lazy[name])
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="automation")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -161,6 +179,7 @@ def follow(run_id: str, *, timeout: float) -> str:
     """Print each step's transitions until the run ends; returns its final status."""
     from automation.choices import RunStatus
     from automation.models import StepRun, WorkflowRun
+    from automation.secrets import mask
 
     seen: dict[str, tuple[str, int]] = {}
     deadline = time.monotonic() + timeout
@@ -172,7 +191,7 @@ def follow(run_id: str, *, timeout: float) -> str:
                 seen[step.name] = key
                 detail = f" attempt {step.attempts}" if step.attempts > 1 else ""
                 if step.status == RunStatus.SUCCEEDED:
-                    detail += f"  {json.dumps(step.output, default=str)[:300]}"
+                    detail += f"  {json.dumps(mask(step.output), default=str)[:300]}"
                 elif step.error:
                     detail += f"  {step.error[:300]}"
                 click.echo(f"  {time.strftime('%H:%M:%S')}  {step.name:<28} {step.status:<10}{detail}")
@@ -262,22 +281,12 @@ def demo(services_file: str | None) -> None:
     sys.exit(run_demo(services_file=Path(services_file) if services_file else None))
 
 
-def _register_optional_commands() -> None:
-    try:
-        from automation.cli.forecast import forecast_command, scaling_group
-    except ImportError:  # pragma: no cover - the forecasting extra is part of the default install
-        return
-    cli.add_command(forecast_command, "forecast")
-    cli.add_command(scaling_group, "scaling")
-
-
-_register_optional_commands()
 
 
 def main() -> None:
     try:
         cli.main(standalone_mode=True)
-    except (StateError, NotFoundError) as exc:
+    except (StateError, NotFoundError, ForbiddenError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
 

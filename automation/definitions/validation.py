@@ -21,7 +21,12 @@ from automation.templating import TemplateError, has_references, iter_references
 #: Seconds kept between an action's hard time limit and the broker's visibility timeout.
 VISIBILITY_MARGIN = 30
 #: Seconds between the soft time limit (the action is told to stop) and the hard one (it is killed).
-HARD_LIMIT_GRACE = 15
+SOFT_LIMIT_LEAD = 15
+
+
+def soft_time_limit(timeout: float) -> float:
+    """`timeout_seconds` is the hard limit; the action is told to stop a little earlier."""
+    return timeout - min(SOFT_LIMIT_LEAD, timeout / 5)
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,26 @@ def _check_parameters(prefix: str, spec_params: Any, parameters: dict[str, Any])
     return []
 
 
+def nul_paths(value: Any, path: str) -> list[str]:
+    """Where `value` holds a NUL character, which PostgreSQL cannot store in text or JSON."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [
+            p for key, item in value.items() for p in nul_paths(key, path) + nul_paths(item, f"{path}.{key}")
+        ]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in nul_paths(item, f"{path}[{i}]")]
+    return []
+
+
 def validate_definition(definition: WorkflowDefinition, defaults: Defaults | None = None) -> dict[str, Any]:
     defaults = defaults or Defaults()
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, str]] = [
+        (path.lstrip("."), "contains a NUL character") for path in nul_paths(definition.to_document(), "")
+    ]
+    if errors:
+        raise DefinitionError(errors)
     actions = definition.actions
     names = [a.name for a in actions]
     index_of: dict[str, int] = {}
@@ -128,7 +150,7 @@ def validate_definition(definition: WorkflowDefinition, defaults: Defaults | Non
     declared = definition.inputs
     referenced_inputs: dict[str, str] = {}
     normalized_actions = []
-    max_timeout = defaults.visibility_timeout - VISIBILITY_MARGIN - HARD_LIMIT_GRACE
+    max_timeout = defaults.visibility_timeout - VISIBILITY_MARGIN
     for i, act in enumerate(actions):
         prefix = f"actions[{i}]"
         action_type = act.resolved_type
@@ -240,6 +262,7 @@ def resolve_inputs(document: Mapping[str, Any], given: Mapping[str, Any] | None)
             resolved[name] = spec["default"]
         elif spec.get("required", True):
             errors.append((f"inputs.{name}", "required input is missing"))
+    errors.extend((path, "contains a NUL character") for path in nul_paths(given, "inputs"))
     for name, value in given.items():
         if name not in declared:
             if document.get("inputs_declared"):

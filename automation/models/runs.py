@@ -20,6 +20,7 @@ class WorkflowRun(models.Model):
     remaining_steps = models.IntegerField(default=0)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    #: When the canvas was last sent (set when the run is stored, by the process that then sends it).
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -53,6 +54,9 @@ class StepRun(models.Model):
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: Last time the step moved (claimed, parked, resumed, finished): a run whose steps all stopped moving
+    #: for long lost its messages, and is dispatched again.
+    touched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]

@@ -63,8 +63,8 @@ def enqueue_run(
         queue=queue,
         skip_reason=unmet_condition(document, resolved),
     )
-    if run.status == RunStatus.PENDING and run.dispatched_at is None:
-        # A run found by its key but never dispatched lost its enqueuer mid-way: dispatch it now.
+    if created and run.status == RunStatus.PENDING:
+        # Only the process that stored the run sends it; if it dies in between, the recovery job does.
         dispatch(run)
     return run, created
 
@@ -74,4 +74,3 @@ def dispatch(run: WorkflowRun) -> None:
     document = stored_workflow(run.version_id).document
     canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue)
     canvas.apply_async()
-    services.mark_dispatched(run.id)

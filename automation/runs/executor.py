@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 import uuid
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from automation.actions.context import ActionContext, Defer
 from automation.actions.registry import ActionSpec
@@ -33,9 +33,6 @@ from automation.runs.documents import stored_workflow
 from automation.templating import TemplateError, render
 
 logger = logging.getLogger("automation.executor")
-
-#: How long a redelivered message waits for a dead worker's lease before going back to the queue.
-REDELIVERY_POLL_SECONDS = 2.0
 
 
 def merge_upstream(upstream: Any, into: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +57,23 @@ def retry_countdown(attempt: int) -> float:
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc)
+    text = str(exc).replace("\x00", "")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def storable(output: Any) -> Any:
+    """The output as JSON that PostgreSQL stores: unknown types as text, NUL characters removed."""
+    return _without_nul(json.loads(json.dumps(output, default=str)))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 class _Again(Exception):  # noqa: N818 - control flow inside this module
@@ -78,40 +90,47 @@ def lease_seconds(task: Task) -> float:
     return float(hard) + 5 if hard else max_countdown()
 
 
-def acquire_lease(task: Task, run_id: str, step: str) -> Lease:
-    """Take the step's lease and a fleet-wide action slot, or leave through Ignore, Reject or a retry."""
+def acquire_lease(task: Task, run_id: str, step: str) -> Lease | float:
+    """Take the step's lease and a fleet-wide action slot; or the seconds to wait before trying again.
+
+    A held lease means this step is executing elsewhere (a duplicate message, or the message of a worker
+    that died, given back before its lease ran out). The message is not dropped: once the lease is free
+    it either runs the step or, the step having succeeded, hands its recorded output on, which a chord
+    waiting on this copy needs.
+    """
     coordinator = get_coordinator()
     lease = Lease(key=f"automation:lease:{run_id}:{step}", token=uuid.uuid4().hex)
-    ttl = lease_seconds(task)
-    acquired = coordinator.acquire(lease, ttl_seconds=ttl)
-    if acquired is Acquired.HELD and (task.request.delivery_info or {}).get("redelivered"):
-        # The broker gave back the message of a worker that died mid-step, and the dead worker's lease
-        # has not run out yet. Wait a little, then hand the message back: a requeued message keeps its
-        # redelivered mark, and waiting here longer would eat into this execution's time limit.
-        deadline = time.monotonic() + REDELIVERY_POLL_SECONDS
-        while acquired is Acquired.HELD and time.monotonic() < deadline:
-            time.sleep(0.25)
-            acquired = coordinator.acquire(lease, ttl_seconds=ttl)
-        if acquired is Acquired.HELD:
-            logger.warning("step %s of run %s: redelivered while a dead worker's lease lasts", step, run_id)
-            raise Reject("lease of a dead worker still held", requeue=True)
+    try:
+        acquired = coordinator.acquire(lease, ttl_seconds=lease_seconds(task))
+    except RedisError as exc:
+        logger.warning("step %s of run %s: coordination store unavailable (%s), retrying", step, run_id, exc)
+        return random.uniform(1.0, 3.0)
     if acquired is Acquired.HELD:
-        logger.warning("step %s of run %s is executing elsewhere: duplicate message dropped", step, run_id)
-        raise Ignore()
+        logger.info("step %s of run %s is executing elsewhere: this message waits", step, run_id)
+        return random.uniform(1.0, 2.0)
     if acquired is Acquired.FULL:
-        raise task.retry(countdown=random.uniform(0.2, 1.0))
+        return random.uniform(0.2, 1.0)
     return lease
+
+
+def release_lease(lease: Lease) -> None:
+    try:
+        get_coordinator().release(lease)
+    except RedisError as exc:  # the lease and the slot expire on their own
+        logger.warning("could not release %s: %s", lease.key, exc)
 
 
 def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
     """Run one step once in effect. The lease is released before any retry message is sent."""
     context = merge_upstream(upstream, {})
     lease = acquire_lease(task, run_id, step)
+    if not isinstance(lease, Lease):
+        raise task.retry(countdown=lease)
     try:
         return run_claimed_step(spec, uuid.UUID(run_id), step, context)
     except _Again as again:
         countdown = again.countdown
-    except DatabaseError as exc:
+    except (OperationalError, InterfaceError) as exc:
         # Not the action's failure (a failover, a restart): this message runs again shortly. If the action
         # had already acted, it acts again with the same Idempotency-Key.
         from django.db import connection
@@ -120,7 +139,7 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
         connection.close()
         countdown = random.uniform(1.0, 3.0)
     finally:
-        get_coordinator().release(lease)
+        release_lease(lease)
     raise task.retry(countdown=countdown)
 
 
@@ -151,12 +170,11 @@ def run_claimed_step(
             time_limit=float(act["timeout_seconds"]),
         )
         logger.info("step %s of run %s: attempt %d of %s", step, run_id, claimed.attempt, act["action_type"])
-        output = spec.function(ctx, params) or {}
-        output = json.loads(json.dumps(output, default=str))
+        output = storable(spec.function(ctx, params) or {})
     except Defer as deferral:
         services.defer_step(claimed.id, state=deferral.state, note=deferral.reason)
         raise _Again(min(deferral.countdown, max_countdown())) from None
-    except DatabaseError:
+    except (OperationalError, InterfaceError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of an action is recorded on its step
         error = describe(exc)

@@ -23,7 +23,8 @@ WITH claimed AS (
        SET status = 'running',
            attempts = s.attempts + CASE WHEN s.deferred THEN 0 ELSE 1 END,
            deferred = false,
-           started_at = COALESCE(s.started_at, now())
+           started_at = COALESCE(s.started_at, now()),
+           touched_at = now()
       FROM automation_workflowrun AS r
      WHERE s.run_id = %(run)s AND s.name = %(step)s AND r.id = s.run_id
        AND s.status IN ('pending', 'running') AND r.status IN ('pending', 'running')
@@ -39,7 +40,8 @@ _COMPLETE = """
 SET LOCAL synchronous_commit TO {commit};
 WITH done AS (
     UPDATE automation_steprun
-       SET status = 'succeeded', output = %(output)s::jsonb, finished_at = now(), error = ''
+       SET status = 'succeeded', output = %(output)s::jsonb, error = '',
+           finished_at = now(), touched_at = now()
      WHERE id = %(id)s AND status IN ('pending', 'running', 'cancelled')
  RETURNING run_id
 )
@@ -56,9 +58,10 @@ _CREATE = """
 WITH run AS (
     INSERT INTO automation_workflowrun
            (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_steps, error,
-            created_at, finished_at)
+            created_at, finished_at, dispatched_at)
     VALUES (%(id)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s::jsonb, %(key)s, %(queue)s, %(count)s,
-            %(error)s, now(), CASE WHEN %(status)s = 'skipped' THEN now() END)
+            %(error)s, now(), CASE WHEN %(status)s = 'skipped' THEN now() END,
+            CASE WHEN %(status)s = 'pending' THEN now() END)
  RETURNING id
 )
 INSERT INTO automation_steprun
@@ -68,12 +71,6 @@ SELECT run.id, step.name, step.action_type, step.position, step.task_id, %(statu
   FROM run, unnest(%(names)s::text[], %(types)s::text[], %(positions)s::int[], %(task_ids)s::text[])
        AS step(name, action_type, position, task_id)
 """
-
-_MARK_DISPATCHED = """
-SET LOCAL synchronous_commit TO OFF;
-UPDATE automation_workflowrun SET dispatched_at = now() WHERE id = %(id)s AND dispatched_at IS NULL
-"""
-
 
 def enabled() -> bool:
     return connection.vendor == "postgresql"
@@ -142,8 +139,3 @@ def create(
                 "task_ids": [s[3] for s in steps],
             },
         )
-
-
-def mark_dispatched(run_id: uuid.UUID) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(_MARK_DISPATCHED, {"id": run_id})

@@ -1,40 +1,60 @@
-"""Finding runs and steps that lost their way (a dead enqueuer, a task killed at its hard time limit)."""
+"""Finding runs and steps that lost their way, for the Beat monitoring jobs.
+
+- A run whose steps stopped moving (its enqueuer died before sending it, or the broker lost its
+  messages) is dispatched again: every step is guarded by (run, step), so finished steps hand their
+  recorded outputs on and only the missing work is done.
+- A step whose task was killed (hard time limit) or whose completion was lost in a database crash is
+  settled from the outcome Celery recorded for its task id.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from automation.choices import RunStatus
-from automation.definitions.validation import HARD_LIMIT_GRACE
 from automation.models import StepRun, WorkflowRun
 from automation.runs import services
 from automation.runs.documents import stored_workflow
 
-#: A run created this long ago and never dispatched lost its dispatch (the enqueuer died in between).
-UNDISPATCHED_AFTER = timedelta(seconds=30)
-#: Extra time given to a step past its hard time limit before its task's recorded outcome is read.
-KILLED_MARGIN = timedelta(seconds=30)
+#: Time allowed past a step's hard time limit before its task's recorded outcome is read.
+SETTLE_MARGIN = timedelta(seconds=30)
 
 
-def redispatch_undispatched(now: datetime | None = None, *, limit: int = 500) -> int:
+def stall_after() -> timedelta:
+    return timedelta(seconds=settings.AUTOMATION_STALL_AFTER)
+
+
+def redispatch_stalled(now: datetime | None = None, *, limit: int = 500) -> int:
+    """Dispatch again the active runs none of whose steps moved for longer than they may legitimately take."""
     from automation.runs.dispatch import dispatch
 
-    cutoff = (now or timezone.now()) - UNDISPATCHED_AFTER
-    runs = WorkflowRun.objects.filter(
-        status=RunStatus.PENDING, dispatched_at__isnull=True, created_at__lt=cutoff
+    now = now or timezone.now()
+    cutoff = now - stall_after()
+    candidates = (
+        WorkflowRun.objects.filter(status__in=RunStatus.ACTIVE, dispatched_at__lt=cutoff)
+        .annotate(last_moved=Max("steps__touched_at"))
+        .filter(Q(last_moved__lt=cutoff) | Q(last_moved__isnull=True))
     )
     count = 0
-    for run in runs[:limit]:
+    for run in candidates[:limit]:
+        longest = max(a["timeout_seconds"] for a in stored_workflow(run.version_id).document["actions"])
+        quiet_since = max(filter(None, (run.dispatched_at, run.last_moved)))
+        if now - quiet_since < timedelta(seconds=longest) + stall_after():
+            continue
+        services.mark_redispatched(run.id)
         dispatch(run)
         count += 1
     return count
 
 
-def settle_killed_steps(now: datetime | None = None) -> int:
-    """Fail steps whose task the pool killed at its hard time limit: the step's own bookkeeping never ran,
-    but Celery recorded the failure under the step's task id."""
+def settle_lost_steps(now: datetime | None = None) -> int:
+    """Settle running steps past their hard time limit from the outcome Celery recorded for their task:
+    FAILURE (killed at the limit) fails the step; SUCCESS (the completion write was lost) completes it."""
     from automation.celery import app
 
     now = now or timezone.now()
@@ -44,17 +64,18 @@ def settle_killed_steps(now: datetime | None = None) -> int:
     settled = 0
     for step_id, run_id, name, task_id, started_at, version_id in running:
         timeout = stored_workflow(version_id).actions[name]["timeout_seconds"]
-        if (
-            started_at is None
-            or now - started_at < timedelta(seconds=timeout + HARD_LIMIT_GRACE) + KILLED_MARGIN
-        ):
+        if started_at is None or now - started_at < timedelta(seconds=timeout) + SETTLE_MARGIN:
             continue
         meta = app.backend.get_task_meta(task_id)
         if meta.get("status") == "FAILURE":
             result = meta.get("result")
-            reason = (
-                f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else str(result)
-            )
+            reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else result
             services.fail_step(step_id, run_id=run_id, error=f"task killed: {reason}")
+            settled += 1
+        elif meta.get("status") == "SUCCESS":
+            result = meta.get("result")
+            handed_on: dict[str, Any] = result if isinstance(result, dict) else {}
+            output = handed_on.get(name, {"recovered": "completion restored from the task's recorded result"})
+            services.complete_step(step_id, run_id=run_id, output=output)
             settled += 1
     return settled

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from automation.choices import RunStatus
 from automation.compiler import step_task_id
-from automation.errors import NotFoundError, StateError
+from automation.errors import ForbiddenError, NotFoundError, StateError
 from automation.models import StepRun, WorkflowRun
 from automation.runs import fastpath
 from automation.runs.fastpath import ClaimedStep
@@ -53,6 +53,7 @@ def create_run(
         remaining_steps=len(steps),
         error=skip_reason,
         finished_at=timezone.now() if skip_reason else None,
+        dispatched_at=None if skip_reason else timezone.now(),
     )
     try:
         with transaction.atomic():
@@ -92,11 +93,8 @@ def create_run(
     return run, True
 
 
-def mark_dispatched(run_id: Any) -> None:
-    if fastpath.enabled():
-        fastpath.mark_dispatched(run_id)
-    else:
-        WorkflowRun.objects.filter(id=run_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+def mark_redispatched(run_id: Any) -> None:
+    WorkflowRun.objects.filter(id=run_id).update(dispatched_at=timezone.now())
 
 
 def claim_step(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
@@ -118,7 +116,11 @@ def claim_step(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
             return None
         attempt = row.attempts if row.deferred else row.attempts + 1
         StepRun.objects.filter(id=row.id).update(
-            status=RunStatus.RUNNING, attempts=attempt, deferred=False, started_at=row.started_at or now
+            status=RunStatus.RUNNING,
+            attempts=attempt,
+            deferred=False,
+            started_at=row.started_at or now,
+            touched_at=now,
         )
         WorkflowRun.objects.filter(id=run_id, status=RunStatus.PENDING).update(
             status=RunStatus.RUNNING, started_at=now
@@ -149,7 +151,7 @@ def complete_step(step_id: int, *, run_id: Any, output: Any, durable: bool = Tru
     now = timezone.now()
     with transaction.atomic():
         updated = StepRun.objects.filter(id=step_id, status__in=(*ACTIVE, RunStatus.CANCELLED)).update(
-            status=RunStatus.SUCCEEDED, output=output, finished_at=now, error=""
+            status=RunStatus.SUCCEEDED, output=output, finished_at=now, touched_at=now, error=""
         )
         if updated:
             last = When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
@@ -167,7 +169,9 @@ def defer_step(step_id: int, *, state: dict[str, Any] | None, note: str = "") ->
     """Park a running step until its next execution; `state` is merged over what is stored (an
     approver's decision, written concurrently, is never lost)."""
     if state is None:
-        StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(deferred=True, error=note)
+        StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(
+            deferred=True, error=note, touched_at=timezone.now()
+        )
         return
     with transaction.atomic():
         row = StepRun.objects.select_for_update().filter(id=step_id, status=RunStatus.RUNNING).first()
@@ -175,7 +179,8 @@ def defer_step(step_id: int, *, state: dict[str, Any] | None, note: str = "") ->
             row.state = {**row.state, **state}
             row.deferred = True
             row.error = note
-            row.save(update_fields=["state", "deferred", "error"])
+            row.touched_at = timezone.now()
+            row.save(update_fields=["state", "deferred", "error", "touched_at"])
 
 
 def record_retry(step_id: int, *, error: str) -> None:
@@ -228,17 +233,26 @@ def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> Workflow
 
 
 def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment: str = "") -> StepRun:
-    """Record an approver's decision on a waiting `control.approval` step."""
+    """Record an approver's decision on a `control.approval` step that is waiting for one."""
     with transaction.atomic():
-        row = StepRun.objects.select_for_update().filter(run_id=run_id, name=step).first()
+        row = (
+            StepRun.objects.select_for_update().select_related("run").filter(run_id=run_id, name=step).first()
+        )
         if row is None:
             raise NotFoundError(f"run {run_id} has no step '{step}'")
         if row.action_type != "control.approval":
             raise StateError(f"step '{step}' is a {row.action_type} step, not an approval")
-        if row.status not in ACTIVE:
-            raise StateError(f"step '{step}' is already {row.status}")
+        if row.run.status not in ACTIVE or row.status not in ACTIVE:
+            raise StateError(f"step '{step}' is {row.status} and its run {row.run.status}: nothing to decide")
+        if "requested_at" not in row.state:
+            raise StateError(f"step '{step}' has not asked for approval yet")
         if "decision" in row.state:
             raise StateError(f"step '{step}' was already {row.state['decision']}")
+        approvers = row.state.get("approvers") or []
+        if approvers and by not in approvers:
+            raise ForbiddenError(
+                f"'{by or 'anonymous'}' is not an approver of step '{step}' ({', '.join(approvers)})"
+            )
         row.state = {
             **row.state,
             "decision": "approved" if approved else "rejected",
@@ -246,5 +260,6 @@ def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment:
             "comment": comment,
             "decided_at": timezone.now().isoformat(),
         }
-        row.save(update_fields=["state"])
+        row.touched_at = timezone.now()
+        row.save(update_fields=["state", "touched_at"])
     return row

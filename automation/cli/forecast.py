@@ -1,0 +1,336 @@
+"""CLI: `automation forecast` (forecast a trace) and `automation scaling backtest` (replay a trace
+through a scaling policy). Exports `forecast_command` and `scaling_group` for the main CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from automation.forecasting.durations import format_duration, parse_duration
+from automation.forecasting.errors import DurationError, ForecastingError, TraceFormatError
+from automation.forecasting.forecaster import MODEL_NAMES, ForecasterSettings, fit_forecaster
+from automation.forecasting.traces import Trace, load_trace
+
+__all__ = ["forecast_command", "scaling_group"]
+
+PROGRESS_MIN_STEPS = 5000
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> pd.Timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(
+            value, allow_zero=param.name in ("provisioning_delay", "lead_time", "cooldown", "warmup")
+        )
+    except DurationError as exc:
+        raise click.BadParameter(f"{exc.reason} (got {value!r})", ctx=ctx, param=param) from exc
+
+
+def _load(
+    path: Path, column: str | None, interval: pd.Timedelta | None, zero_outage: pd.Timedelta | None
+) -> Trace:
+    try:
+        return load_trace(path, column=column, interval=interval, zero_outage=zero_outage)
+    except TraceFormatError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--trace'") from exc
+
+
+def _progress(flag: bool | None, steps: int) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty() and steps >= PROGRESS_MIN_STEPS
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 4)
+
+
+trace_option = click.option(
+    "--trace",
+    "trace_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV trace: timestamp,value (NAB), minute_index,requests (NASA), or any CSV with --column.",
+)
+column_option = click.option("--column", default=None, help="Value column when the CSV has several.")
+interval_option = click.option(
+    "--interval",
+    default=None,
+    callback=_duration,
+    help="Sampling interval (e.g. 5m): needed without timestamps; timestamped traces are resampled to it.",
+)
+outage_option = click.option(
+    "--zero-outage",
+    default=None,
+    callback=_duration,
+    help="Runs of zeros at least this long are an outage (missing), e.g. 1h. NASA traces: 1h by default.",
+)
+
+
+@click.command("forecast")
+@trace_option
+@column_option
+@interval_option
+@outage_option
+@click.option(
+    "--horizon", default="1h", show_default=True, callback=_duration, help="How far ahead to forecast."
+)
+@click.option(
+    "--model",
+    type=click.Choice(MODEL_NAMES),
+    default="auto",
+    show_default=True,
+    help="Model family; auto picks by rolling-origin backtest (MASE).",
+)
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0.5, 0.999),
+    default=0.9,
+    show_default=True,
+    help="Central coverage of the prediction interval.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def forecast_command(
+    trace_path: Path,
+    column: str | None,
+    interval: pd.Timedelta | None,
+    zero_outage: pd.Timedelta | None,
+    horizon: pd.Timedelta,
+    model: str,
+    coverage: float,
+    as_json: bool,
+) -> None:
+    """Forecast the next HORIZON of a trace with prediction intervals."""
+    trace = _load(trace_path, column, interval, zero_outage)
+    steps = math.ceil(horizon / trace.step - 1e-9)
+    if steps < 1:
+        raise click.BadParameter(
+            f"shorter than the trace step {format_duration(trace.step)}", param_hint="'--horizon'"
+        )
+    levels = (round((1 - coverage) / 2, 6), round(1 - (1 - coverage) / 2, 6))
+    try:
+        forecaster = fit_forecaster(
+            trace.load, horizon=steps, step=trace.step, settings=ForecasterSettings(model=model)
+        )
+    except ForecastingError as exc:
+        raise click.UsageError(str(exc)) from exc
+    prediction = forecaster.forecast(steps, levels=levels)
+    notes = list(trace.notes) + list(prediction.notes)
+    lower, upper = prediction.quantiles[levels[0]], prediction.quantiles[levels[1]]
+    if as_json:
+        payload: dict[str, Any] = {
+            "trace": str(trace_path),
+            "model": forecaster.model_name,
+            "model_detail": forecaster.model.name,
+            "mase": _number(forecaster.mase),
+            "backtest_mase": {name: _number(score) for name, score in forecaster.scores.items()},
+            "step": format_duration(trace.step),
+            "horizon": format_duration(horizon),
+            "coverage": coverage,
+            "forecast": [
+                {"time": time.isoformat(), "mean": _number(m), "lower": _number(lo), "upper": _number(hi)}
+                for time, m, lo, hi in zip(prediction.index, prediction.mean, lower, upper, strict=True)
+            ],
+            "notes": notes,
+        }
+        click.echo(json.dumps(payload))
+        return
+    click.echo(f"trace      {trace_path} ({len(trace.load)} steps of {format_duration(trace.step)})")
+    click.echo(
+        f"model      {forecaster.model_name} [{forecaster.model.name}], backtest MASE {forecaster.mase:.3f}"
+    )
+    for note in notes:
+        click.echo(f"note       {note}")
+    click.echo(f"{'time':<20} {'mean':>12} {f'q{levels[0]:g}':>12} {f'q{levels[1]:g}':>12}")
+    for time, m, lo, hi in zip(prediction.index, prediction.mean, lower, upper, strict=True):
+        click.echo(f"{time:%Y-%m-%d %H:%M:%S} {m:12.3f} {lo:12.3f} {hi:12.3f}")
+
+
+@click.group("scaling")
+def scaling_group() -> None:
+    """Scaling policies: replay traces through them."""
+
+
+@scaling_group.command("backtest")
+@trace_option
+@column_option
+@interval_option
+@outage_option
+@click.option("--policy", type=click.Choice(["predictive", "reactive", "hybrid"]), required=True)
+@click.option(
+    "--capacity-per-replica",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Load one replica serves at 100% utilisation.",
+)
+@click.option(
+    "--target-utilization",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.7,
+    show_default=True,
+    help="Reactive (HPA) utilisation target; also the predictive policy's warm-up fallback.",
+)
+@click.option(
+    "--quantile",
+    type=click.FloatRange(0.5, 1, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Forecast quantile the predictive policy provisions for.",
+)
+@click.option(
+    "--lead-time",
+    default="10m",
+    show_default=True,
+    callback=_duration,
+    help="How far ahead the predictive policy provisions (usually the provisioning delay).",
+)
+@click.option(
+    "--provisioning-delay",
+    default="10m",
+    show_default=True,
+    callback=_duration,
+    help="Time from scale-up until a new replica serves.",
+)
+@click.option(
+    "--decision-interval",
+    default=None,
+    callback=_duration,
+    help="How often the policy decides (default: every trace step).",
+)
+@click.option("--min-replicas", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--max-replicas", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--max-step-up", type=click.IntRange(min=1), default=None, help="Most replicas added per decision."
+)
+@click.option(
+    "--max-step-down", type=click.IntRange(min=1), default=None, help="Most replicas removed per decision."
+)
+@click.option(
+    "--cooldown", default=None, callback=_duration, help="Wait after a scale action before the next."
+)
+@click.option(
+    "--refit-every", default="1d", show_default=True, callback=_duration, help="Forecaster refit cadence."
+)
+@click.option(
+    "--warmup",
+    default=None,
+    callback=_duration,
+    help="Excluded from the scores (default: a quarter of the trace, at most 7d).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a PNG of load, forecast band and serving capacity.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal for long runs)."
+)
+def backtest_command(
+    trace_path: Path,
+    column: str | None,
+    interval: pd.Timedelta | None,
+    zero_outage: pd.Timedelta | None,
+    policy: str,
+    capacity_per_replica: float,
+    target_utilization: float,
+    quantile: float,
+    lead_time: pd.Timedelta,
+    provisioning_delay: pd.Timedelta,
+    decision_interval: pd.Timedelta | None,
+    min_replicas: int,
+    max_replicas: int,
+    max_step_up: int | None,
+    max_step_down: int | None,
+    cooldown: pd.Timedelta | None,
+    refit_every: pd.Timedelta,
+    warmup: pd.Timedelta | None,
+    plot_path: Path | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Replay a load trace through a scaling policy and score it."""
+    from automation.scaling.plot import plot_simulation
+    from automation.scaling.policies import ScalingLimits, make_policy
+    from automation.scaling.simulator import SimulationSettings, simulate
+
+    trace = _load(trace_path, column, interval, zero_outage)
+    try:
+        limits = ScalingLimits(
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            max_step_up=max_step_up,
+            max_step_down=max_step_down,
+            scale_up_cooldown=cooldown or pd.Timedelta(0),
+            scale_down_cooldown=cooldown or pd.Timedelta(0),
+        )
+        chosen = make_policy(
+            policy,
+            target_utilization=target_utilization,
+            quantile=quantile,
+            limits=limits,
+            refit_every=refit_every,
+        )
+        settings = SimulationSettings(
+            capacity_per_replica=capacity_per_replica,
+            provisioning_delay=provisioning_delay,
+            lead_time=lead_time,
+            decision_interval=decision_interval,
+            warmup=warmup,
+        )
+        result = simulate(trace, chosen, settings=settings, progress=_progress(progress, len(trace.load)))
+    except ForecastingError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if plot_path is not None:
+        plot_simulation(result, plot_path)
+    summary = result.summary()
+    summary["notes"] = list(trace.notes) + summary["notes"]
+    summary["settings"] = {
+        "capacity_per_replica": capacity_per_replica,
+        "provisioning_delay": format_duration(provisioning_delay),
+        "lead_time": format_duration(lead_time),
+        "decision_interval": format_duration(decision_interval or trace.step),
+        "step": format_duration(trace.step),
+    }
+    if plot_path is not None:
+        summary["plot"] = str(plot_path)
+    if as_json:
+        click.echo(json.dumps(summary, default=_json_default))
+        return
+    click.echo(
+        f"trace                      {trace_path} ({len(trace.load)} steps of {format_duration(trace.step)})"
+    )
+    click.echo(f"policy                     {json.dumps(summary['policy'], default=_json_default)}")
+    for key in (
+        "under_provisioned_minutes",
+        "replica_hours",
+        "over_provisioning_ratio",
+        "scale_actions",
+        "mape",
+        "mase",
+        "model",
+        "models",
+        "scored_minutes",
+    ):
+        click.echo(f"{key:<26} {summary[key]}")
+    for note in summary["notes"]:
+        click.echo(f"note                       {note}")
+    if plot_path is not None:
+        click.echo(f"plot                       {plot_path}")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

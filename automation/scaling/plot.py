@@ -1,0 +1,67 @@
+"""PNG of a simulation: load, the forecast band the policy provisioned for, and serving capacity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from automation.scaling.simulator import SimulationResult  # noqa: E402
+
+
+def plot_simulation(result: SimulationResult, path: str | Path, *, title: str | None = None) -> Path:
+    """Write the plot to `path` (parent directories are created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    timeline = result.timeline
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(14, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot(timeline.index, timeline["load"], color="#444444", linewidth=0.5, label="load")
+    if timeline["forecast_mean"].notna().any():
+        top.fill_between(
+            timeline.index,
+            timeline["forecast_mean"],
+            timeline["forecast_upper"],
+            color="#4c72b0",
+            alpha=0.3,
+            linewidth=0,
+            label="forecast mean to provisioned quantile",
+        )
+        top.plot(timeline.index, timeline["forecast_mean"], color="#4c72b0", linewidth=0.6, label="forecast")
+    top.step(
+        timeline.index,
+        timeline["serving_capacity"],
+        where="post",
+        color="#dd8452",
+        linewidth=0.8,
+        label="serving capacity",
+    )
+    short = timeline["under_provisioned_minutes"] > 0
+    top.scatter(
+        timeline.index[short],
+        timeline["load"][short],
+        s=4,
+        color="#c44e52",
+        label="under-provisioned",
+        zorder=3,
+    )
+    top.set_ylabel("load")
+    top.legend(loc="upper left", fontsize="small", ncols=3)
+    top.set_title(
+        title
+        or f"{result.policy.get('policy')} on {result.trace}: "
+        f"{result.under_provisioned_minutes:.0f} min under-provisioned, "
+        f"{result.replica_hours:.0f} replica-hours"
+    )
+    bottom.step(timeline.index, timeline["requested_replicas"], where="post", color="#55a868", linewidth=0.8)
+    bottom.set_ylabel("replicas")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,42 @@
+"""Actions that misbehave on purpose, loaded by the test workers (`--include tests.slow_actions`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from billiard.exceptions import SoftTimeLimitExceeded
+from pydantic import BaseModel, ConfigDict
+
+from automation.actions import ActionContext, action
+
+
+class StubbornParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float
+
+
+@action("testing.stubborn", params=StubbornParams)
+def stubborn(ctx: ActionContext, params: StubbornParams) -> dict[str, Any]:
+    """Ignores its soft time limit, so only the hard limit (the pool killing it) stops it."""
+    deadline = time.monotonic() + params.seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            pass
+    return {}
+
+
+class EchoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Any = None
+    seconds: float = 0
+    append_nul: bool = False
+
+
+@action("testing.echo", params=EchoParams)
+def echo(ctx: ActionContext, params: EchoParams) -> dict[str, Any]:
+    """Returns `value` (after `seconds`): outputs that are hard to store, slow steps to cancel."""
+    time.sleep(params.seconds)
+    return {"value": f"{params.value}\x00" if params.append_nul else params.value}

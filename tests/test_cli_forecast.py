@@ -1,0 +1,131 @@
+"""`automation forecast` and `automation scaling backtest`: JSON, plots, and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from automation.cli.forecast import forecast_command, scaling_group
+
+
+@pytest.fixture
+def ramp_trace(tmp_path: Path) -> Path:
+    index = pd.date_range("2024-01-01", periods=288 * 6, freq="5min")
+    hours = index.hour + index.minute / 60
+    load = 100 + 200 * np.clip(np.minimum(hours - 7, 20 - hours), 0, 1)
+    load = load + np.random.default_rng(1).normal(0, 3, len(index))
+    path = tmp_path / "ramp.csv"
+    pd.DataFrame({"timestamp": index.strftime("%Y-%m-%d %H:%M:%S"), "value": load.round(2)}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_exports_are_a_command_and_a_scaling_group() -> None:
+    assert isinstance(forecast_command, click.Command) and forecast_command.name == "forecast"
+    assert isinstance(scaling_group, click.Group) and scaling_group.name == "scaling"
+    assert list(scaling_group.commands) == ["backtest"]
+
+
+def test_forecast_json_has_the_model_and_a_band(ramp_trace: Path) -> None:
+    result = CliRunner().invoke(forecast_command, ["--trace", str(ramp_trace), "--horizon", "1h", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["model"] in payload["backtest_mase"] and payload["mase"] < 1
+    assert len(payload["forecast"]) == 12
+    first = payload["forecast"][0]
+    assert first["time"] == "2024-01-07T00:00:00" and first["lower"] <= first["mean"] <= first["upper"]
+
+
+def test_backtest_json_and_plot(ramp_trace: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "out.png"
+    args = [
+        "backtest",
+        "--trace",
+        str(ramp_trace),
+        "--policy",
+        "hybrid",
+        "--capacity-per-replica",
+        "50",
+        "--lead-time",
+        "10m",
+        "--provisioning-delay",
+        "10m",
+        "--plot",
+        str(plot),
+        "--json",
+    ]
+    result = CliRunner().invoke(scaling_group, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for key in (
+        "under_provisioned_minutes",
+        "replica_hours",
+        "over_provisioning_ratio",
+        "scale_actions",
+        "mape",
+        "mase",
+        "model",
+    ):
+        assert key in payload
+    assert payload["replica_hours"] > 0 and payload["policy"]["policy"] == "hybrid"
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_backtest_text_output_for_reactive(ramp_trace: Path) -> None:
+    args = [
+        "backtest",
+        "--trace",
+        str(ramp_trace),
+        "--policy",
+        "reactive",
+        "--capacity-per-replica",
+        "50",
+        "--target-utilization",
+        "0.6",
+    ]
+    result = CliRunner().invoke(scaling_group, args)
+    assert result.exit_code == 0, result.output
+    assert "under_provisioned_minutes" in result.stdout and "none (reactive)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--lead-time", "10x"], "'--lead-time'"),
+        (["--provisioning-delay", "soon"], "'--provisioning-delay'"),
+        (["--policy", "magic"], "'--policy'"),
+        (["--capacity-per-replica", "0"], "'--capacity-per-replica'"),
+        (["--decision-interval", "7m"], "decision_interval"),
+    ],
+)
+def test_bad_options_exit_2_naming_the_option(ramp_trace: Path, extra: list[str], words: str) -> None:
+    args = [
+        "backtest",
+        "--trace",
+        str(ramp_trace),
+        "--policy",
+        "reactive",
+        "--capacity-per-replica",
+        "50",
+        *extra,
+    ]
+    result = CliRunner().invoke(scaling_group, args)
+    assert result.exit_code == 2
+    assert words in result.output
+
+
+def test_malformed_trace_exits_2_naming_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:05,twelve\n")
+    result = CliRunner().invoke(forecast_command, ["--trace", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.csv, line 3, column 'value': expected a finite number, got 'twelve'" in result.output
+    missing = CliRunner().invoke(forecast_command, ["--trace", str(tmp_path / "absent.csv")])
+    assert missing.exit_code == 2 and "absent.csv" in missing.output

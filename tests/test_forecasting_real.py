@@ -1,0 +1,71 @@
+"""Forecasting on short slices of the real traces in ../shared/data (the full runs are the benchmark)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from automation.forecasting import evaluate_forecaster, fit_forecaster, has_daily_cycle, load_trace
+
+
+def shared_data() -> Path:
+    configured = os.environ.get("AUTOMATION_SHARED_DATA")
+    return Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+NAB = shared_data() / "nab"
+HOUR = pd.Timedelta(hours=1)
+
+
+def test_nyc_taxi_one_hour_ahead_beats_seasonal_naive() -> None:
+    trace = load_trace(NAB / "realKnownCause" / "nyc_taxi.csv").slice(0, 48 * 21)
+    forecaster = fit_forecaster(trace.load, horizon=2)
+    assert forecaster.model_name not in ("seasonal_naive", "drift")
+    assert forecaster.mase < 0.6
+
+
+def test_nasa_minute_traffic_one_hour_ahead_beats_seasonal_naive() -> None:
+    trace = load_trace(shared_data() / "nasa-http" / "requests_per_minute.csv").slice(0, 1440 * 5)
+    forecaster = fit_forecaster(trace.load, horizon=60)
+    assert forecaster.mase < 0.8
+    prediction = forecaster.forecast(60, levels=(0.05, 0.95))
+    assert (prediction.quantiles[0.05] <= prediction.mean).all() and (
+        prediction.mean <= prediction.quantiles[0.95]
+    ).all()
+    assert (prediction.quantiles[0.05] >= 0).all()
+
+
+def test_hourly_job_spikes_are_a_season_not_outliers() -> None:
+    trace = load_trace(NAB / "realKnownCause" / "cpu_utilization_asg_misconfiguration.csv").slice(0, 288 * 6)
+    forecaster = fit_forecaster(trace.load, horizon=12)
+    # the hourly spike is found as a sub-daily season; the winner forecasts the next spike
+    assert "holt_winters_short" in forecaster.scores
+    assert forecaster.model_name in ("seasonal_naive", "holt_winters_short")
+    assert forecaster.mase <= 1.0
+    mean = forecaster.forecast(12).mean
+    assert mean.max() > 1.5 * float(pd.Series(mean).median())
+
+
+def test_daily_cycle_detection_matches_the_readme() -> None:
+    aws = NAB / "realAWSCloudwatch"
+    assert has_daily_cycle(
+        load_trace(aws / "ec2_cpu_utilization_53ea38.csv").load.to_numpy(), pd.Timedelta("5min")
+    )
+    assert not has_daily_cycle(
+        load_trace(aws / "ec2_cpu_utilization_24ae8d.csv").load.to_numpy(), pd.Timedelta("5min")
+    )
+    assert not has_daily_cycle(
+        load_trace(aws / "elb_request_count_8c0756.csv").load.to_numpy(), pd.Timedelta("5min")
+    )
+
+
+def test_rolling_evaluation_sees_only_the_past_and_scores_against_seasonal_naive() -> None:
+    trace = load_trace(NAB / "realKnownCause" / "nyc_taxi.csv").slice(0, 48 * 17)
+    evaluation = evaluate_forecaster(
+        trace, horizon=HOUR, warmup=pd.Timedelta(days=14), refit_every=pd.Timedelta(days=1)
+    )
+    assert evaluation.origins == (48 * 3 - 2) // 2 + 1
+    assert evaluation.mase < 1.0
+    assert 0.6 < evaluation.coverage <= 1.0
