@@ -29,6 +29,9 @@ class ActionSpec:
     params: type[BaseModel]
     function: ActionFunction
     description: str = ""
+    #: Acts on the outside world: takes a step lease and a slot of `max_concurrent_actions`. Engine-internal
+    #: actions (waits, approvals) do neither; running one twice at once has no effect outside the engine.
+    external: bool = True
 
 
 _ACTIONS: dict[str, ActionSpec] = {}
@@ -38,7 +41,9 @@ def task_name_for(action_type: str) -> str:
     return f"automation.action.{action_type}"
 
 
-def action(action_type: str, *, params: type[BaseModel]) -> Callable[[ActionFunction], ActionFunction]:
+def action(
+    action_type: str, *, params: type[BaseModel], external: bool = True
+) -> Callable[[ActionFunction], ActionFunction]:
     """Declare `action_type` (e.g. "notification.webhook") as a Celery task running the decorated function."""
     from automation.actions.task import register_action_task
 
@@ -54,6 +59,7 @@ def action(action_type: str, *, params: type[BaseModel]) -> Callable[[ActionFunc
             params=params,
             function=function,
             description=(function.__doc__ or "").strip().split("\n")[0],
+            external=external,
         )
         _ACTIONS[action_type] = spec
         register_action_task(spec)

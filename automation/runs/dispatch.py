@@ -10,7 +10,7 @@ from automation.conditions import parse_condition
 from automation.definitions.validation import resolve_inputs
 from automation.errors import NotFoundError
 from automation.models import WorkflowRun, WorkflowVersion
-from automation.runs import services
+from automation.runs import fastpath, services
 from automation.runs.documents import stored_workflow
 
 
@@ -28,6 +28,11 @@ def latest_version(workflow: str) -> WorkflowVersion:
 
 def latest_version_ids(workflow: str) -> tuple[int, int]:
     """(workflow id, id of its latest version): the definition itself comes from the per-process cache."""
+    if fastpath.enabled():
+        ids = fastpath.latest_version(workflow)
+        if ids is None:
+            raise NotFoundError(f"workflow '{workflow}' is not registered")
+        return ids
     found = (
         WorkflowVersion.objects.filter(workflow__name=workflow)
         .order_by("-version")

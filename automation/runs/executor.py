@@ -123,8 +123,8 @@ def release_lease(lease: Lease) -> None:
 def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
     """Run one step once in effect. The lease is released before any retry message is sent."""
     context = merge_upstream(upstream, {})
-    lease = acquire_lease(task, run_id, step)
-    if not isinstance(lease, Lease):
+    lease = acquire_lease(task, run_id, step) if spec.external else None
+    if isinstance(lease, float):
         raise task.retry(countdown=lease)
     try:
         return run_claimed_step(spec, uuid.UUID(run_id), step, context)
@@ -139,7 +139,8 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
         connection.close()
         countdown = random.uniform(1.0, 3.0)
     finally:
-        release_lease(lease)
+        if lease is not None:
+            release_lease(lease)
     raise task.retry(countdown=countdown)
 
 

@@ -16,8 +16,11 @@ from typing import Any
 
 from django.db import connection
 
-_CLAIM = """
-SET LOCAL synchronous_commit TO OFF;
+#: Prepared once per connection: planning these CTEs costs about as much as running them.
+_PREPARED = {
+    "automation_claim_step": (
+        "uuid, text",
+        """
 WITH claimed AS (
     UPDATE automation_steprun AS s
        SET status = 'running',
@@ -26,23 +29,24 @@ WITH claimed AS (
            started_at = COALESCE(s.started_at, now()),
            touched_at = now()
       FROM automation_workflowrun AS r
-     WHERE s.run_id = %(run)s AND s.name = %(step)s AND r.id = s.run_id
+     WHERE s.run_id = $1 AND s.name = $2 AND r.id = s.run_id
        AND s.status IN ('pending', 'running') AND r.status IN ('pending', 'running')
  RETURNING s.id, s.attempts, s.state, r.inputs, r.version_id
 ), started AS (
     UPDATE automation_workflowrun SET status = 'running', started_at = now()
-     WHERE id = %(run)s AND status = 'pending' AND EXISTS (SELECT 1 FROM claimed)
+     WHERE id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM claimed)
 )
 SELECT id, attempts, state, inputs, version_id FROM claimed
-"""
-
-_COMPLETE = """
-SET LOCAL synchronous_commit TO {commit};
+""",
+    ),
+    "automation_complete_step": (
+        "bigint, jsonb",
+        """
 WITH done AS (
     UPDATE automation_steprun
-       SET status = 'succeeded', output = %(output)s::jsonb, error = '',
+       SET status = 'succeeded', output = $2, error = '',
            finished_at = now(), touched_at = now()
-     WHERE id = %(id)s AND status IN ('pending', 'running', 'cancelled')
+     WHERE id = $1 AND status IN ('pending', 'running', 'cancelled')
  RETURNING run_id
 )
 UPDATE automation_workflowrun AS r
@@ -52,28 +56,56 @@ UPDATE automation_workflowrun AS r
                           THEN now() ELSE r.finished_at END
   FROM done
  WHERE r.id = done.run_id
-"""
-
-_CREATE = """
+""",
+    ),
+    "automation_create_run": (
+        "uuid, bigint, bigint, text, jsonb, text, text, int, text, text[], text[], int[], text[]",
+        """
 WITH run AS (
     INSERT INTO automation_workflowrun
            (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_steps, error,
             created_at, finished_at, dispatched_at)
-    VALUES (%(id)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s::jsonb, %(key)s, %(queue)s, %(count)s,
-            %(error)s, now(), CASE WHEN %(status)s = 'skipped' THEN now() END,
-            CASE WHEN %(status)s = 'pending' THEN now() END)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), CASE WHEN $4 = 'skipped' THEN now() END,
+            CASE WHEN $4 = 'pending' THEN now() END)
  RETURNING id
 )
 INSERT INTO automation_steprun
        (run_id, name, action_type, position, task_id, status, attempts, deferred, state, error, finished_at)
-SELECT run.id, step.name, step.action_type, step.position, step.task_id, %(status)s, 0, false, '{}'::jsonb,
-       %(error)s, CASE WHEN %(status)s = 'skipped' THEN now() END
-  FROM run, unnest(%(names)s::text[], %(types)s::text[], %(positions)s::int[], %(task_ids)s::text[])
-       AS step(name, action_type, position, task_id)
-"""
+SELECT run.id, step.name, step.action_type, step.position, step.task_id, $4, 0, false, '{}'::jsonb,
+       $9, CASE WHEN $4 = 'skipped' THEN now() END
+  FROM run, unnest($10, $11, $12, $13) AS step(name, action_type, position, task_id)
+""",
+    ),
+    "automation_latest_version": (
+        "text",
+        """
+SELECT v.workflow_id, v.id FROM automation_workflowversion AS v
+  JOIN automation_workflow AS w ON w.id = v.workflow_id
+ WHERE w.name = $1 ORDER BY v.version DESC LIMIT 1
+""",
+    ),
+}
+
 
 def enabled() -> bool:
     return connection.vendor == "postgresql"
+
+
+def _execute_prepared(cursor: Any, name: str, args: str, *, durable: bool, params: tuple[Any, ...]) -> None:
+    """EXECUTE a prepared statement (preparing it on this connection first), with its commit mode."""
+    raw = connection.connection
+    known = getattr(connection, "_automation_prepared", None)
+    if known is None or known[0] is not raw:  # a new connection has none of them
+        known = (raw, set[str]())
+        connection._automation_prepared = known  # type: ignore[attr-defined]
+    if name not in known[1]:
+        types, body = _PREPARED[name]
+        cursor.execute(f"PREPARE {name} ({types}) AS {body}")
+        known[1].add(name)
+    if durable:
+        cursor.execute(f"EXECUTE {name} ({args})", params)
+    else:
+        cursor.execute(f"SET LOCAL synchronous_commit TO OFF; EXECUTE {name} ({args})", params)
 
 
 def _json(value: Any) -> Any:
@@ -91,7 +123,7 @@ class ClaimedStep:
 
 def claim(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, {"run": run_id, "step": step})
+        _execute_prepared(cursor, "automation_claim_step", "%s, %s", durable=False, params=(run_id, step))
         row = cursor.fetchone()
     if row is None:
         return None
@@ -102,9 +134,8 @@ def claim(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
 
 def complete(step_id: int, output: Any, *, durable: bool) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(
-            _COMPLETE.format(commit="ON" if durable else "OFF"), {"id": step_id, "output": json.dumps(output)}
-        )
+        params = (step_id, json.dumps(output))
+        _execute_prepared(cursor, "automation_complete_step", "%s, %s", durable=durable, params=params)
 
 
 def create(
@@ -120,22 +151,30 @@ def create(
     steps: list[tuple[str, str, int, str]],
 ) -> None:
     """Insert a run and its steps in one statement (atomic, one round trip)."""
+    params = (
+        run_id,
+        workflow_id,
+        version_id,
+        status,
+        json.dumps(inputs),
+        idempotency_key,
+        queue,
+        len(steps),
+        error,
+        [s[0] for s in steps],
+        [s[1] for s in steps],
+        [s[2] for s in steps],
+        [s[3] for s in steps],
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CREATE,
-            {
-                "id": run_id,
-                "workflow": workflow_id,
-                "version": version_id,
-                "status": status,
-                "inputs": json.dumps(inputs),
-                "key": idempotency_key,
-                "queue": queue,
-                "count": len(steps),
-                "error": error,
-                "names": [s[0] for s in steps],
-                "types": [s[1] for s in steps],
-                "positions": [s[2] for s in steps],
-                "task_ids": [s[3] for s in steps],
-            },
+        _execute_prepared(
+            cursor, "automation_create_run", ", ".join(["%s"] * 13), durable=True, params=params
         )
+
+
+def latest_version(workflow: str) -> tuple[int, int] | None:
+    """(workflow id, latest version id) of a workflow by name."""
+    with connection.cursor() as cursor:
+        _execute_prepared(cursor, "automation_latest_version", "%s", durable=True, params=(workflow,))
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
