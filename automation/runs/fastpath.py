@@ -1,10 +1,11 @@
-"""PostgreSQL statements for the hot transitions: one round trip each, called only by services.py.
+"""PostgreSQL statements for the hot transitions: one prepared statement, one round trip each.
 
-A step's start is written without waiting for the disk (`synchronous_commit off`): a database crash can
-only forget that a step started. Completions wait for the disk unless the step has dependents: PostgreSQL
-loses only a suffix of asynchronously committed transactions, and the step a run ends with is always a
-step without dependents, so a run's end is never lost. A step that finishes its action after its run was
-cancelled is still recorded as succeeded: its effect happened.
+Called only by automation/runs/services.py. A run's creation waits for the disk (a 202 means it is
+stored). A step's start and completion do not (`synchronous_commit off`): PostgreSQL can lose only the
+last fraction of a second of those, only in a database crash, and only as a suffix of its history. A
+completion lost that way is restored by the recovery job from the outcome Celery recorded for the step's
+task (automation/runs/recovery.py), so the effect is not repeated. A step that finishes its action after
+its run was cancelled is still recorded as succeeded: its effect happened.
 """
 
 from __future__ import annotations

@@ -56,20 +56,20 @@ def create_run(
         dispatched_at=None if skip_reason else timezone.now(),
     )
     try:
-        with transaction.atomic():
-            if fastpath.enabled():
-                fastpath.create(
-                    run_id=run_id,
-                    workflow_id=workflow_id,
-                    version_id=version_id,
-                    status=status,
-                    inputs=inputs,
-                    idempotency_key=key,
-                    queue=queue,
-                    error=skip_reason,
-                    steps=steps,
-                )
-            else:
+        if fastpath.enabled():  # one statement: atomic on its own, no transaction block needed
+            fastpath.create(
+                run_id=run_id,
+                workflow_id=workflow_id,
+                version_id=version_id,
+                status=status,
+                inputs=inputs,
+                idempotency_key=key,
+                queue=queue,
+                error=skip_reason,
+                steps=steps,
+            )
+        else:
+            with transaction.atomic():
                 run.save(force_insert=True)
                 StepRun.objects.bulk_create(
                     StepRun(
@@ -143,7 +143,7 @@ def step_outcome(run_id: uuid.UUID, step: str) -> StepRun | None:
 def complete_step(step_id: int, *, run_id: Any, output: Any, durable: bool = True) -> None:
     """Record a step's success and count it off its run, which succeeds with its last step.
 
-    `durable=False` (a step with dependents) does not wait for the disk: see automation/runs/fastpath.py.
+    `durable=False` does not wait for the disk: see automation/runs/fastpath.py.
     """
     if fastpath.enabled():
         fastpath.complete(step_id, output, durable=durable)
