@@ -17,7 +17,9 @@ class WorkflowRun(models.Model):
     inputs = models.JSONField(default=dict)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     queue = models.CharField(max_length=32, default="default")
-    remaining_steps = models.IntegerField(default=0)
+    #: Steps without dependents still to finish: each finishes only after all its upstream steps, so the run
+    #: has succeeded when none is left. Only those steps touch this row (no hot row in a wide fan-out).
+    remaining_sinks = models.IntegerField(default=0)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     #: When the canvas was last sent (set when the run is stored, by the process that then sends it).

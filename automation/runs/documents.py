@@ -16,6 +16,8 @@ class StoredWorkflow:
     actions: dict[str, dict[str, Any]]
     #: Steps whose output a later step references: only these outputs travel along the canvas.
     referenced_outputs: frozenset[str]
+    #: Steps no other step depends on: only their completion counts off the run.
+    sinks: frozenset[str]
 
 
 @lru_cache(maxsize=512)
@@ -31,4 +33,6 @@ def stored_workflow(version_id: int) -> StoredWorkflow:
         document=document,
         actions={a["name"]: a for a in document["actions"]},
         referenced_outputs=frozenset(referenced),
+        sinks=frozenset(a["name"] for a in document["actions"])
+        - {d for a in document["actions"] for d in a["depends_on"]},
     )

@@ -190,7 +190,7 @@ def run_claimed_step(
         services.fail_step(claimed.id, run_id=run_id, error=error)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
     # Not waiting for the disk: a completion lost in a database crash is restored by the recovery job.
-    services.complete_step(claimed.id, run_id=run_id, output=output, durable=False)
+    services.complete_step(claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=False)
     logger.info("step %s of run %s succeeded", step, run_id)
     if step in stored.referenced_outputs:
         context[step] = output

@@ -41,7 +41,7 @@ SELECT id, attempts, state, inputs, version_id FROM claimed
 """,
     ),
     "automation_complete_step": (
-        "bigint, jsonb",
+        "bigint, jsonb, boolean",
         """
 WITH done AS (
     UPDATE automation_steprun
@@ -51,12 +51,12 @@ WITH done AS (
  RETURNING run_id
 )
 UPDATE automation_workflowrun AS r
-   SET remaining_steps = r.remaining_steps - 1,
-       status = CASE WHEN r.remaining_steps <= 1 AND r.status = 'running' THEN 'succeeded' ELSE r.status END,
-       finished_at = CASE WHEN r.remaining_steps <= 1 AND r.status = 'running'
+   SET remaining_sinks = r.remaining_sinks - 1,
+       status = CASE WHEN r.remaining_sinks <= 1 AND r.status = 'running' THEN 'succeeded' ELSE r.status END,
+       finished_at = CASE WHEN r.remaining_sinks <= 1 AND r.status = 'running'
                           THEN now() ELSE r.finished_at END
   FROM done
- WHERE r.id = done.run_id
+ WHERE r.id = done.run_id AND $3
 """,
     ),
     "automation_create_run": (
@@ -64,7 +64,7 @@ UPDATE automation_workflowrun AS r
         """
 WITH run AS (
     INSERT INTO automation_workflowrun
-           (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_steps, error,
+           (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_sinks, error,
             created_at, finished_at, dispatched_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), CASE WHEN $4 = 'skipped' THEN now() END,
             CASE WHEN $4 = 'pending' THEN now() END)
@@ -133,10 +133,10 @@ def claim(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
     )
 
 
-def complete(step_id: int, output: Any, *, durable: bool) -> None:
+def complete(step_id: int, output: Any, *, durable: bool, sink: bool) -> None:
     with connection.cursor() as cursor:
-        params = (step_id, json.dumps(output))
-        _execute_prepared(cursor, "automation_complete_step", "%s, %s", durable=durable, params=params)
+        params = (step_id, json.dumps(output), sink)
+        _execute_prepared(cursor, "automation_complete_step", "%s, %s, %s", durable=durable, params=params)
 
 
 def create(
@@ -150,6 +150,7 @@ def create(
     queue: str,
     error: str,
     steps: list[tuple[str, str, int, str]],
+    sinks: int,
 ) -> None:
     """Insert a run and its steps in one statement (atomic, one round trip)."""
     params = (
@@ -160,7 +161,7 @@ def create(
         json.dumps(inputs),
         idempotency_key,
         queue,
-        len(steps),
+        sinks,
         error,
         [s[0] for s in steps],
         [s[1] for s in steps],

@@ -76,6 +76,7 @@ def settle_lost_steps(now: datetime | None = None) -> int:
             result = meta.get("result")
             handed_on: dict[str, Any] = result if isinstance(result, dict) else {}
             output = handed_on.get(name, {"recovered": "completion restored from the task's recorded result"})
-            services.complete_step(step_id, run_id=run_id, output=output)
+            sink = name in stored_workflow(version_id).sinks
+            services.complete_step(step_id, run_id=run_id, output=output, sink=sink)
             settled += 1
     return settled

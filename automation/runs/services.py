@@ -50,7 +50,7 @@ def create_run(
         inputs=inputs,
         idempotency_key=key,
         queue=queue,
-        remaining_steps=len(steps),
+        remaining_sinks=sink_count(actions),
         error=skip_reason,
         finished_at=timezone.now() if skip_reason else None,
         dispatched_at=None if skip_reason else timezone.now(),
@@ -67,6 +67,7 @@ def create_run(
                 queue=queue,
                 error=skip_reason,
                 steps=steps,
+                sinks=run.remaining_sinks,
             )
         else:
             with transaction.atomic():
@@ -140,26 +141,30 @@ def step_outcome(run_id: uuid.UUID, step: str) -> StepRun | None:
     )
 
 
-def complete_step(step_id: int, *, run_id: Any, output: Any, durable: bool = True) -> None:
-    """Record a step's success and count it off its run, which succeeds with its last step.
+def sink_count(actions: list[dict[str, Any]]) -> int:
+    """How many steps have no dependents: a run succeeds when all of them have."""
+    return len({a["name"] for a in actions} - {d for a in actions for d in a["depends_on"]})
 
-    `durable=False` does not wait for the disk: see automation/runs/fastpath.py.
+
+def complete_step(step_id: int, *, run_id: Any, output: Any, sink: bool, durable: bool = True) -> None:
+    """Record a step's success; a step without dependents also counts off its run, which succeeds with
+    the last of them. `durable=False` does not wait for the disk: see automation/runs/fastpath.py.
     """
     if fastpath.enabled():
-        fastpath.complete(step_id, output, durable=durable)
+        fastpath.complete(step_id, output, durable=durable, sink=sink)
         return
     now = timezone.now()
     with transaction.atomic():
         updated = StepRun.objects.filter(id=step_id, status__in=(*ACTIVE, RunStatus.CANCELLED)).update(
             status=RunStatus.SUCCEEDED, output=output, finished_at=now, touched_at=now, error=""
         )
-        if updated:
-            last = When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
+        if updated and sink:
+            last = When(remaining_sinks__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
             WorkflowRun.objects.filter(id=run_id).update(
-                remaining_steps=F("remaining_steps") - 1,
+                remaining_sinks=F("remaining_sinks") - 1,
                 status=Case(last, default=F("status")),
                 finished_at=Case(
-                    When(remaining_steps__lte=1, status=RunStatus.RUNNING, then=Value(now)),
+                    When(remaining_sinks__lte=1, status=RunStatus.RUNNING, then=Value(now)),
                     default=F("finished_at"),
                 ),
             )
