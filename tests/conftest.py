@@ -214,5 +214,30 @@ def local_service() -> Iterator[Any]:
     provider.stop("spotify-api", grace_period=1)
 
 
+def wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def stored_run(engine: Any, name: str, *actions: Any) -> Any:
+    """Register `actions` as workflow `name` and store a run of it without sending it anywhere."""
+    from automation import WorkflowDefinition
+    from automation.definitions.registry import register_definition
+    from automation.runs import services
+
+    version = register_definition(WorkflowDefinition(name=unique(name), actions=list(actions)), engine.config)
+    run, _ = services.create_run(
+        workflow_id=version.workflow_id,
+        version_id=version.id,
+        actions=version.definition["actions"],
+        inputs={},
+        idempotency_key=None,
+        queue="default",
+    )
+    return run
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

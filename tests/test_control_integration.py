@@ -9,17 +9,10 @@ import pytest
 
 from automation import ActionDefinition, WorkflowDefinition
 from automation.errors import StateError
-from tests.conftest import unique
+from tests.conftest import unique, wait_for
 from tests.peers import HttpPeer
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
 
 
 def test_cancel_stops_the_run_before_later_steps(engine: Any, peer: HttpPeer) -> None:

@@ -53,33 +53,19 @@ def test_stalled_run_is_dispatched_again_by_the_monitoring_job(engine: Any, work
 
     from django.utils import timezone
 
-    from automation import ActionDefinition, WorkflowDefinition
-    from automation.definitions.registry import register_definition
+    from automation import ActionDefinition
     from automation.engine import RunHandle
     from automation.models import WorkflowRun
-    from automation.runs import services
     from automation.runs.recovery import redispatch_stalled
-    from tests.conftest import unique
+    from tests.conftest import stored_run
 
-    version = register_definition(
-        WorkflowDefinition(
-            name=unique("stalled"),
-            actions=[
-                ActionDefinition(
-                    name="pause", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=10
-                ),
-            ],
-        ),
-        engine.config,
-    )
     # An enqueuer that died after storing the run and before sending its canvas.
-    run, _ = services.create_run(
-        workflow_id=version.workflow_id,
-        version_id=version.id,
-        actions=version.definition["actions"],
-        inputs={},
-        idempotency_key=None,
-        queue="default",
+    run = stored_run(
+        engine,
+        "stalled",
+        ActionDefinition(
+            name="pause", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=10
+        ),
     )
     assert redispatch_stalled() == 0, "too early: it may still be on its way"
     WorkflowRun.objects.filter(id=run.id).update(dispatched_at=timezone.now() - timedelta(minutes=10))
@@ -147,33 +133,20 @@ def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engi
     from billiard.exceptions import TimeLimitExceeded
     from django.utils import timezone
 
-    from automation import ActionDefinition, WorkflowDefinition
+    from automation import ActionDefinition
     from automation.celery import app
-    from automation.definitions.registry import register_definition
     from automation.models import StepRun, WorkflowRun
     from automation.runs import services
     from automation.runs.recovery import settle_lost_steps
-    from tests.conftest import unique
+    from tests.conftest import stored_run
 
-    version = register_definition(
-        WorkflowDefinition(
-            name=unique("killed"),
-            actions=[
-                ActionDefinition(
-                    name="stuck", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
-                ),
-                ActionDefinition(name="after", action_type="control.wait", parameters={"seconds": 0}),
-            ],
+    run = stored_run(
+        engine,
+        "killed",
+        ActionDefinition(
+            name="stuck", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
         ),
-        engine.config,
-    )
-    run, _ = services.create_run(
-        workflow_id=version.workflow_id,
-        version_id=version.id,
-        actions=version.definition["actions"],
-        inputs={},
-        idempotency_key=None,
-        queue="default",
+        ActionDefinition(name="after", action_type="control.wait", parameters={"seconds": 0}),
     )
     claimed = services.claim_step(run.id, "stuck")
     assert claimed is not None
@@ -194,32 +167,19 @@ def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(e
 
     from django.utils import timezone
 
-    from automation import ActionDefinition, WorkflowDefinition
+    from automation import ActionDefinition
     from automation.celery import app
-    from automation.definitions.registry import register_definition
     from automation.models import StepRun, WorkflowRun
     from automation.runs import services
     from automation.runs.recovery import settle_lost_steps
-    from tests.conftest import unique
+    from tests.conftest import stored_run
 
-    version = register_definition(
-        WorkflowDefinition(
-            name=unique("lost-completion"),
-            actions=[
-                ActionDefinition(
-                    name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
-                ),
-            ],
+    run = stored_run(
+        engine,
+        "lost-completion",
+        ActionDefinition(
+            name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
         ),
-        engine.config,
-    )
-    run, _ = services.create_run(
-        workflow_id=version.workflow_id,
-        version_id=version.id,
-        actions=version.definition["actions"],
-        inputs={},
-        idempotency_key=None,
-        queue="default",
     )
     claimed = services.claim_step(run.id, "only")
     assert claimed is not None

@@ -11,17 +11,10 @@ import pytest
 
 import tests.slow_actions  # noqa: F401 - registers the testing.* actions in this process too
 from automation import ActionDefinition, WorkflowDefinition
-from tests.conftest import unique
+from tests.conftest import unique, wait_for
 from tests.peers import HttpPeer
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def fan_out(peer: HttpPeer, width: int = 6) -> WorkflowDefinition:
