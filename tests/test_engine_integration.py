@@ -312,10 +312,15 @@ def test_worker_survives_its_database_connections_being_cut(engine: Any, peer: H
     from django.db import connection
 
     name = unique("pg-cut")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
-        post("after", f"{peer.url}/after"),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 2}),
+                post("after", f"{peer.url}/after"),
+            ],
+        )
+    )
     run = engine.run_workflow(name)
     deadline = time.monotonic() + 30
     while run.step("pause").status != "running":
@@ -329,3 +334,22 @@ def test_worker_survives_its_database_connections_being_cut(engine: Any, peer: H
         assert cursor.fetchone()[0] >= 1
     assert run.wait(60).status == "succeeded", run.steps
     assert peer.paths() == ["/after"]
+
+
+def test_enqueue_inside_a_callers_transaction_is_sent_on_commit(engine: Any, peer: HttpPeer) -> None:
+    import time
+
+    from django.db import transaction
+
+    name = unique("in-tx")
+    engine.register_workflow(WorkflowDefinition(name=name, actions=[post("act", f"{peer.url}/act")]))
+    with transaction.atomic():
+        run = engine.run_workflow(name, idempotency_key="tx-1")
+        again = engine.run_workflow(
+            name, idempotency_key="tx-1"
+        )  # a conflict must not poison the transaction
+        assert again.id == run.id
+        time.sleep(1)
+        assert peer.paths() == [], "nothing is sent before the caller commits"
+    assert run.wait(60).status == "succeeded"
+    assert peer.paths() == ["/act"]

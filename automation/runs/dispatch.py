@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
@@ -69,8 +71,9 @@ def enqueue_run(
         skip_reason=unmet_condition(document, resolved),
     )
     if created and run.status == RunStatus.PENDING:
-        # Only the process that stored the run sends it; if it dies in between, the recovery job does.
-        dispatch(run)
+        # Only the process that stored the run sends it (once the caller's transaction, if any, commits);
+        # if it dies in between, the recovery job does.
+        transaction.on_commit(lambda: dispatch(run))
     return run, created
 
 

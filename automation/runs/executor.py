@@ -147,7 +147,9 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
 def run_claimed_step(
     spec: ActionSpec, run_id: uuid.UUID, step: str, context: dict[str, Any]
 ) -> dict[str, Any]:
-    claimed = services.claim_step(run_id, step)
+    # An action acting outside must be known to have started before it acts: after a database crash the
+    # step is then found running (and settled from Celery's record), never pending and run again blind.
+    claimed = services.claim_step(run_id, step, durable=spec.external)
     if claimed is None:
         return settled_step(run_id, step, context)
     stored = stored_workflow(claimed.version_id)

@@ -1,11 +1,12 @@
 """PostgreSQL statements for the hot transitions: one prepared statement, one round trip each.
 
 Called only by automation/runs/services.py. A run's creation waits for the disk (a 202 means it is
-stored). A step's start and completion do not (`synchronous_commit off`): PostgreSQL can lose only the
+stored), and so does the start of an action that acts outside the engine. Completions, and the start of
+engine-internal steps (waits, approvals), do not (`synchronous_commit off`): PostgreSQL can lose only the
 last fraction of a second of those, only in a database crash, and only as a suffix of its history. A
-completion lost that way is restored by the recovery job from the outcome Celery recorded for the step's
-task (automation/runs/recovery.py), so the effect is not repeated. A step that finishes its action after
-its run was cancelled is still recorded as succeeded: its effect happened.
+completion lost that way leaves its step running, and the recovery job restores it from the outcome
+Celery recorded for the step's task (automation/runs/recovery.py), so the effect is not repeated. A step
+that finishes its action after its run was cancelled is still recorded as succeeded: its effect happened.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from psycopg2.errors import FeatureNotSupported, InvalidSqlStatementName
 
 #: Prepared once per connection: planning these CTEs costs about as much as running them.
 _PREPARED = {
@@ -103,10 +105,21 @@ def _execute_prepared(cursor: Any, name: str, args: str, *, durable: bool, param
         types, body = _PREPARED[name]
         cursor.execute(f"PREPARE {name} ({types}) AS {body}")
         known[1].add(name)
-    if durable:
-        cursor.execute(f"EXECUTE {name} ({args})", params)
-    else:
-        cursor.execute(f"SET LOCAL synchronous_commit TO OFF; EXECUTE {name} ({args})", params)
+    statement = (
+        f"EXECUTE {name} ({args})"
+        if durable
+        else f"SET LOCAL synchronous_commit TO OFF; EXECUTE {name} ({args})"
+    )
+    try:
+        cursor.execute(statement, params)
+    except (InvalidSqlStatementName, FeatureNotSupported):
+        # DEALLOCATEd by a pooler reset, or its plan outdated by a migration: prepare it again, once.
+        cursor.execute("DEALLOCATE ALL")
+        known[1].clear()
+        types, body = _PREPARED[name]
+        cursor.execute(f"PREPARE {name} ({types}) AS {body}")
+        known[1].add(name)
+        cursor.execute(statement, params)
 
 
 def _json(value: Any) -> Any:
@@ -122,9 +135,9 @@ class ClaimedStep:
     version_id: int
 
 
-def claim(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
+def claim(run_id: uuid.UUID, step: str, *, durable: bool) -> ClaimedStep | None:
     with connection.cursor() as cursor:
-        _execute_prepared(cursor, "automation_claim_step", "%s, %s", durable=False, params=(run_id, step))
+        _execute_prepared(cursor, "automation_claim_step", "%s, %s", durable=durable, params=(run_id, step))
         row = cursor.fetchone()
     if row is None:
         return None

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,8 @@ from automation.choices import RunStatus
 from automation.models import StepRun, WorkflowRun
 from automation.runs import services
 from automation.runs.documents import stored_workflow
+
+logger = logging.getLogger("automation.recovery")
 
 #: Time allowed past a step's hard time limit before its task's recorded outcome is read.
 SETTLE_MARGIN = timedelta(seconds=30)
@@ -39,15 +42,23 @@ def redispatch_stalled(now: datetime | None = None, *, limit: int = 500) -> int:
         WorkflowRun.objects.filter(status__in=RunStatus.ACTIVE, dispatched_at__lt=cutoff)
         .annotate(last_moved=Max("steps__touched_at"))
         .filter(Q(last_moved__lt=cutoff) | Q(last_moved__isnull=True))
+        .order_by("dispatched_at")
     )
     count = 0
-    for run in candidates[:limit]:
-        longest = max(a["timeout_seconds"] for a in stored_workflow(run.version_id).document["actions"])
-        quiet_since = max(filter(None, (run.dispatched_at, run.last_moved)))
-        if now - quiet_since < timedelta(seconds=longest) + stall_after():
+    for run in candidates.iterator():
+        if count >= limit:
+            break
+        if run.last_moved is not None:
+            # A step moved once: one may still be within its time limit.
+            longest = max(a["timeout_seconds"] for a in stored_workflow(run.version_id).document["actions"])
+            if now - max(run.dispatched_at, run.last_moved) < timedelta(seconds=longest) + stall_after():
+                continue
+        try:
+            dispatch(run)
+        except Exception:  # noqa: BLE001 - one run the broker refuses must not stop the others
+            logger.exception("could not dispatch stalled run %s again", run.id)
             continue
         services.mark_redispatched(run.id)
-        dispatch(run)
         count += 1
     return count
 
@@ -60,11 +71,12 @@ def settle_lost_steps(now: datetime | None = None) -> int:
     now = now or timezone.now()
     running = StepRun.objects.filter(
         status=RunStatus.RUNNING, deferred=False, run__status=RunStatus.RUNNING
-    ).values_list("id", "run_id", "name", "task_id", "started_at", "run__version_id")
+    ).values_list("id", "run_id", "name", "task_id", "touched_at", "run__version_id")
     settled = 0
-    for step_id, run_id, name, task_id, started_at, version_id in running:
+    for step_id, run_id, name, task_id, claimed_at, version_id in running:
         timeout = stored_workflow(version_id).actions[name]["timeout_seconds"]
-        if started_at is None or now - started_at < timedelta(seconds=timeout) + SETTLE_MARGIN:
+        # From the latest claim: a copy sent again may be running the step right now.
+        if claimed_at is None or now - claimed_at < timedelta(seconds=timeout) + SETTLE_MARGIN:
             continue
         meta = app.backend.get_task_meta(task_id)
         if meta.get("status") == "FAILURE":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -56,7 +56,7 @@ def create_run(
         dispatched_at=None if skip_reason else timezone.now(),
     )
     try:
-        if fastpath.enabled():  # one statement: atomic on its own, no transaction block needed
+        if fastpath.enabled() and not connection.in_atomic_block:  # one statement: atomic on its own
             fastpath.create(
                 run_id=run_id,
                 workflow_id=workflow_id,
@@ -69,6 +69,20 @@ def create_run(
                 steps=steps,
                 sinks=run.remaining_sinks,
             )
+        elif fastpath.enabled():  # inside the caller's transaction: a savepoint keeps it usable on a conflict
+            with transaction.atomic():
+                fastpath.create(
+                    run_id=run_id,
+                    workflow_id=workflow_id,
+                    version_id=version_id,
+                    status=status,
+                    inputs=inputs,
+                    idempotency_key=key,
+                    queue=queue,
+                    error=skip_reason,
+                    steps=steps,
+                    sinks=run.remaining_sinks,
+                )
         else:
             with transaction.atomic():
                 run.save(force_insert=True)
@@ -98,13 +112,13 @@ def mark_redispatched(run_id: Any) -> None:
     WorkflowRun.objects.filter(id=run_id).update(dispatched_at=timezone.now())
 
 
-def claim_step(run_id: uuid.UUID, step: str) -> ClaimedStep | None:
+def claim_step(run_id: uuid.UUID, step: str, *, durable: bool = True) -> ClaimedStep | None:
     """Mark a step running (a new attempt, unless it resumes a deferral) if it and its run are active.
 
     None when the step is finished or its run is over: the caller finds out which with `step_outcome`.
     """
     if fastpath.enabled():
-        return fastpath.claim(run_id, step)
+        return fastpath.claim(run_id, step, durable=durable)
     now = timezone.now()
     with transaction.atomic():
         row = (
