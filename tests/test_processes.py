@@ -188,3 +188,18 @@ def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(e
     assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 1
     assert StepRun.objects.get(id=claimed.id).status == "succeeded"
     assert WorkflowRun.objects.get(id=run.id).status == "succeeded"
+
+
+def test_prepared_statements_lost_by_a_pooler_reset_are_prepared_again(engine: Any) -> None:
+    from django.db import connection
+
+    from automation import ActionDefinition
+    from automation.runs import services
+    from tests.conftest import stored_run
+
+    step = ActionDefinition(name="only", action_type="control.wait", parameters={"seconds": 0})
+    assert services.claim_step(stored_run(engine, "prepared", step).id, "only") is not None
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does behind the engine's back
+    claimed = services.claim_step(stored_run(engine, "prepared", step).id, "only")
+    assert claimed is not None and claimed.attempt == 1

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from psycopg2.errors import FeatureNotSupported, InvalidSqlStatementName
 
 #: Prepared once per connection: planning these CTEs costs about as much as running them.
@@ -112,7 +112,9 @@ def _execute_prepared(cursor: Any, name: str, args: str, *, durable: bool, param
     )
     try:
         cursor.execute(statement, params)
-    except (InvalidSqlStatementName, FeatureNotSupported):
+    except DatabaseError as exc:  # Django wraps the driver's error; its cause says which one
+        if not isinstance(exc.__cause__, InvalidSqlStatementName | FeatureNotSupported):
+            raise
         # DEALLOCATEd by a pooler reset, or its plan outdated by a migration: prepare it again, once.
         cursor.execute("DEALLOCATE ALL")
         known[1].clear()

@@ -7,6 +7,7 @@ worker or a late timer can never move a finished step or run backwards or count 
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -56,21 +57,10 @@ def create_run(
         dispatched_at=None if skip_reason else timezone.now(),
     )
     try:
-        if fastpath.enabled() and not connection.in_atomic_block:  # one statement: atomic on its own
-            fastpath.create(
-                run_id=run_id,
-                workflow_id=workflow_id,
-                version_id=version_id,
-                status=status,
-                inputs=inputs,
-                idempotency_key=key,
-                queue=queue,
-                error=skip_reason,
-                steps=steps,
-                sinks=run.remaining_sinks,
-            )
-        elif fastpath.enabled():  # inside the caller's transaction: a savepoint keeps it usable on a conflict
-            with transaction.atomic():
+        if fastpath.enabled():
+            # One statement is atomic on its own; inside a caller's transaction, a savepoint keeps that
+            # transaction usable when the idempotency key conflicts.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 fastpath.create(
                     run_id=run_id,
                     workflow_id=workflow_id,
