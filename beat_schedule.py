@@ -1,14 +1,20 @@
 """The static Beat schedule, merged into django-celery-beat's database when Beat starts.
 
-Monitoring jobs run every `AutomationConfig.monitoring_interval` seconds (the applied config wins over
-the default below); Beat notices changes made in the database without a restart.
+Recovery runs every `RECOVERY_INTERVAL` seconds whatever the config says: a worker's death or a lost
+message is repaired within seconds. The slower sweeps run every `AutomationConfig.monitoring_interval`
+seconds (the applied config wins over the default below); Beat notices changes made in the database
+without a restart, and only one Beat sends each slot however many run.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from automation.delivery import MONITORING_QUEUE
+
 DEFAULT_MONITORING_INTERVAL = 60.0
+RECOVERY_INTERVAL = float(os.environ.get("AUTOMATION_RECOVERY_INTERVAL", "10"))
 
 #: Names of the entries whose period follows `monitoring_interval`.
 MONITORING_JOBS = ("automation-redispatch-stalled-runs", "automation-settle-lost-steps")
@@ -16,17 +22,21 @@ MONITORING_JOBS = ("automation-redispatch-stalled-runs", "automation-settle-lost
 
 def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> dict[str, dict[str, Any]]:
     every = float(monitoring_interval)
-    options = {"queue": "critical", "expires": every}
     return {
+        "automation-recover-runs": {
+            "task": "automation.monitoring.recover_runs",
+            "schedule": RECOVERY_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expires": RECOVERY_INTERVAL},
+        },
         "automation-redispatch-stalled-runs": {
             "task": "automation.monitoring.redispatch_stalled_runs",
             "schedule": every,
-            "options": options,
+            "options": {"queue": MONITORING_QUEUE, "expires": every},
         },
         "automation-settle-lost-steps": {
             "task": "automation.monitoring.settle_lost_steps",
             "schedule": every,
-            "options": options,
+            "options": {"queue": MONITORING_QUEUE, "expires": every},
         },
     }
 

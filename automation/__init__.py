@@ -28,7 +28,7 @@ _LOCATIONS = {
     "AlertSeverity": "automation.choices",
     "AutomationLevel": "automation.choices",
     "Priority": "automation.choices",
-    "AutomationConfig": "automation.config",
+    "AutomationConfig": "automation.config.schema",
     "AutomationEngine": "automation.engine",
     "RunHandle": "automation.engine",
     "AutomationError": "automation.errors",
@@ -37,7 +37,7 @@ _LOCATIONS = {
 
 if TYPE_CHECKING:
     from automation.choices import AlertSeverity, AutomationLevel, Priority
-    from automation.config import AutomationConfig
+    from automation.config.schema import AutomationConfig
     from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
     from automation.engine import AutomationEngine, RunHandle
     from automation.errors import AutomationError, DefinitionError

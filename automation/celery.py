@@ -6,16 +6,16 @@ import os
 
 from celery import Celery
 
+from automation.discovery import task_modules
+from automation.fleet import heartbeat
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
 
 app = Celery("automation")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Action tasks live in the top-level `tasks` package, one module per action family.
-app.conf.imports = (
-    "tasks.workflow",
-    "tasks.infrastructure",
-    "tasks.notification",
-    "tasks.http",
-    "tasks.control",
-    "tasks.monitoring",
-)
+# Tasks live in the top-level `tasks` package: one module per action family, the entry points and the
+# monitoring jobs. Every module there is loaded; none is listed by hand.
+app.conf.imports = task_modules()
+# Each worker heartbeats (so its steps are known to be alive), and its pool processes finish their step
+# when SIGTERM reaches the whole process group.
+heartbeat.install(app)

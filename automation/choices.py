@@ -35,7 +35,6 @@ PRIORITY_QUEUES: dict[Priority, str] = {
     Priority.NORMAL: "default",
     Priority.LOW: "low",
 }
-QUEUES: tuple[str, ...] = ("critical", "high", "default", "low")
 
 
 class AlertSeverity(StrEnum):

@@ -7,23 +7,14 @@ wait a little longer than strictly needed.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from celery import chain, chord, group
 from celery.canvas import Signature
 
-from automation.actions.registry import task_name_for
 from automation.celery import app
-from automation.definitions.validation import soft_time_limit
-
-_TASK_ID_NAMESPACE = uuid.UUID("6f1c3f0e-2a4b-4a53-9a57-7d0f2b1e6c11")
-
-
-def step_task_id(run_id: str, step: str) -> str:
-    """Stable Celery task id of a step: revoking, tracing and deduplication all key on it."""
-    return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{run_id}:{step}"))
+from automation.delivery import action_task_name, soft_time_limit, step_task_id
 
 
 def _components(nodes: set[str], deps: Mapping[str, list[str]]) -> list[set[str]]:
@@ -87,17 +78,23 @@ def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
     return build(set(position))
 
 
-def compile_workflow(document: Mapping[str, Any], *, run_id: str, queue: str) -> Signature:
-    """Build the Celery signature that runs every step of `document` for run `run_id` on `queue`."""
+def compile_workflow(
+    document: Mapping[str, Any], *, run_id: str, queue: str, generation: int = 0
+) -> Signature:
+    """Build the Celery signature that runs every step of `document` for run `run_id` on `queue`.
+
+    `generation` counts the times recovery sent the run again; a step's guard retires messages of an
+    older generation than its run's.
+    """
     by_name = {a["name"]: a for a in document["actions"]}
 
     def step_signature(name: str) -> Signature:
         act = by_name[name]
         timeout = act["timeout_seconds"]
         return Signature(
-            task_name_for(act["action_type"]),
+            action_task_name(act["action_type"]),
             app=app,
-            kwargs={"run_id": run_id, "step": name},
+            kwargs={"run_id": run_id, "step": name, "gen": generation},
             options={
                 "queue": queue,
                 "task_id": step_task_id(run_id, name),

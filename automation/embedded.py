@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from automation.delivery import INTAKE_QUEUE, PRIORITY_QUEUE_NAMES
+
 _worker: Any = None
 _lock = threading.Lock()
 
@@ -19,12 +21,10 @@ def ensure_worker() -> None:
     with _lock:
         if _worker is not None:
             return
-        from automation.actions.registry import load_builtin_actions
         from automation.celery import app
+        from automation.discovery import import_task_modules
 
-        load_builtin_actions()
-        import tasks.monitoring  # noqa: F401
-        import tasks.workflow  # noqa: F401
+        import_task_modules()
 
         worker = app.WorkController(
             pool_cls="threads",
@@ -33,7 +33,7 @@ def ensure_worker() -> None:
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,
-            queues=["critical", "high", "default", "low", settings.INTAKE_QUEUE],
+            queues=[*PRIORITY_QUEUE_NAMES, INTAKE_QUEUE],
         )
         thread = threading.Thread(target=worker.start, name="automation-embedded-worker", daemon=True)
         thread.start()

@@ -10,7 +10,7 @@ from typing import Any
 
 from automation.bootstrap import setup
 from automation.choices import RunStatus
-from automation.config import AutomationConfig
+from automation.config.schema import AutomationConfig
 from automation.definitions.schema import WorkflowDefinition
 from automation.errors import AutomationError, NotFoundError
 
@@ -130,7 +130,8 @@ class AutomationEngine:
 
     def __init__(self, config: AutomationConfig | None = None) -> None:
         setup()
-        from automation.engine_settings import apply_config, current_config
+        from automation.config import current_config
+        from automation.config.apply import apply_config
 
         if config is None:
             self.config = current_config()

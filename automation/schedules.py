@@ -1,22 +1,84 @@
-"""Beat wiring: the DatabaseScheduler that merges beat_schedule.py, and the monitoring interval knob."""
+"""Beat wiring: the DatabaseScheduler that merges beat_schedule.py, fires each slot once however many
+Beats run, and follows the monitoring interval knob."""
 
 from __future__ import annotations
 
+import logging
+import time
+from datetime import timedelta
 from typing import Any
 
+from celery.schedules import schedule as interval_schedule
+from django.db import IntegrityError, transaction
 from django_celery_beat.schedulers import DatabaseScheduler
 
 import beat_schedule
 
+logger = logging.getLogger("automation.beat")
 
-class AutomationScheduler(DatabaseScheduler):
-    """django-celery-beat's DatabaseScheduler, with the static schedule at the applied monitoring interval."""
+#: Fired slots are kept this long (the unique key is all that matters; old ones are pruned).
+SLOT_RETENTION = timedelta(days=1)
+
+
+def slot_of(entry: Any, now: float | None = None) -> int:
+    """The time slot an entry's send belongs to: its period for an interval, the minute otherwise.
+
+    A Beat never sends an interval job twice in one slot (sends are at least one period apart), so a
+    second send in a slot can only come from a second Beat.
+    """
+    now = time.time() if now is None else now
+    period = 60.0
+    if isinstance(entry.schedule, interval_schedule):
+        period = max(float(entry.schedule.seconds), 1.0)
+    return int(now // period)
+
+
+def claim_slot(name: str, slot: int) -> bool:
+    from automation.models import BeatSlot
+
+    try:
+        with transaction.atomic():
+            BeatSlot.objects.create(name=name[:200], slot=slot)
+    except IntegrityError:
+        return False
+    return True
+
+
+class AutomationScheduler(DatabaseScheduler):  # type: ignore[misc]
+    """django-celery-beat's DatabaseScheduler, with the static schedule at the applied monitoring
+    interval, and a slot claimed in PostgreSQL before each send."""
+
+    _sends = 0
 
     def setup_schedule(self) -> None:
-        from automation.engine_settings import current_config
+        from automation.config import current_config
 
         self.app.conf.beat_schedule = beat_schedule.build_schedule(current_config().monitoring_interval)
         super().setup_schedule()
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        try:
+            claimed = claim_slot(entry.name, slot_of(entry))
+        except Exception as exc:  # noqa: BLE001 - without the database nothing can be sent safely once
+            logger.error("beat: %s not sent, its slot could not be claimed: %s", entry.name, exc)
+            from django.db import connection
+
+            connection.close()
+            return
+        if not claimed:
+            logger.info("beat: %s already sent for this slot by another Beat", entry.name)
+            return
+        super().apply_entry(entry, producer=producer)
+        self._sends += 1
+        if self._sends % 500 == 1:
+            self._prune_slots()
+
+    def _prune_slots(self) -> None:
+        from django.utils import timezone
+
+        from automation.models import BeatSlot
+
+        BeatSlot.objects.filter(fired_at__lt=timezone.now() - SLOT_RETENTION).delete()
 
 
 def set_monitoring_interval(seconds: int) -> None:

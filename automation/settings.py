@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from kombu import Queue
 
-from automation.choices import QUEUES
+from automation.delivery import INTAKE_QUEUE, PRIORITY_QUEUE_NAMES
 
 BASE_DIR = Path(os.environ.get("AUTOMATION_HOME", Path.cwd()))
 STATE_DIR = Path(os.environ.get("AUTOMATION_STATE_DIR", BASE_DIR / ".automation"))
@@ -60,7 +60,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_DEDUPLICATE_SUCCESSFUL_TASKS = True
 CELERY_RESULT_EXTENDED = True
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
@@ -72,15 +71,29 @@ if EMBEDDED:
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.01
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker restart must never end a worker: reconnect for as long as it takes.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A message refused while the broker restarts is retried for about 15 s; past that, a step's successors are
+# marked in PostgreSQL and sent again by the recovery job (automation/runs/handoff.py).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 2
+}
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 10
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Kombu's Redis transport, hardened: malformed messages set aside, unacknowledged messages restored
+    # from memory after a broker restart (automation/broker/redis.py).
+    CELERY_BROKER_TRANSPORT = "automation.broker.redis:Transport"
+# Messages the worker cannot run are set aside where an operator sees them (automation/broker/consumer.py).
+CELERY_WORKER_CONSUMER = "automation.broker.consumer:Consumer"
 CELERY_RESULT_EXPIRES = int(os.environ.get("AUTOMATION_RESULT_EXPIRES", str(7 * 24 * 3600)))
 # JSON only: a message from the network is never unpickled.
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# "celery" is where a plain `Celery(broker=URL).send_task(...)` from another service lands.
-INTAKE_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue(name) for name in (*QUEUES, INTAKE_QUEUE)]
+# INTAKE_QUEUE ("celery") is where a plain `Celery(broker=URL).send_task(...)` from another service lands.
+CELERY_TASK_QUEUES = [Queue(name) for name in (*PRIORITY_QUEUE_NAMES, INTAKE_QUEUE)]
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BEAT_SCHEDULER = "automation.schedules:AutomationScheduler"

@@ -1,13 +1,26 @@
-"""Monitoring jobs driven by Beat every `monitoring_interval` seconds."""
+"""Monitoring jobs driven by Beat: recovery every few seconds, slower sweeps every `monitoring_interval`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from automation.celery import app
 
 
+@app.task(name="automation.monitoring.recover_runs")
+def recover_runs() -> dict[str, Any]:
+    """Send again the runs that lost messages: broker data loss, refused publishes, dead workers,
+    parked steps long overdue."""
+    from dataclasses import asdict
+
+    from automation.runs.recovery import recover_runs as recover
+
+    return asdict(recover())
+
+
 @app.task(name="automation.monitoring.redispatch_stalled_runs")
 def redispatch_stalled_runs() -> int:
-    """Dispatch again the runs whose steps stopped moving (a dead enqueuer, lost messages)."""
+    """Mark for sending again the runs whose steps stopped moving for far longer than they may take."""
     from automation.runs.recovery import redispatch_stalled
 
     return redispatch_stalled()

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from automation.coordination.base import Acquired, Lease
 from automation.coordination.memory import MemoryCoordinator
 from tests.conftest import REDIS_URL, require
 
@@ -21,47 +20,60 @@ def redis_coordinator() -> Any:
 
     coordinator = module.RedisCoordinator(REDIS_URL)
     saved = coordinator.client.get(module.LIMIT_KEY)
-    coordinator.client.delete(module.SLOTS_KEY)
+    coordinator.client.delete(module.SLOTS_KEY, module.LIMIT_KEY)
     yield coordinator
-    coordinator.client.delete(module.SLOTS_KEY)
+    coordinator.client.delete(module.SLOTS_KEY, module.LIMIT_KEY)
     if saved is not None:
         coordinator.client.set(module.LIMIT_KEY, saved)
+    coordinator.close()
 
 
-def lease(key: str = "") -> Lease:
-    return Lease(key=f"test:lease:{key or uuid.uuid4().hex}", token=uuid.uuid4().hex)
+def token() -> str:
+    return uuid.uuid4().hex
 
 
 @pytest.mark.parametrize("kind", ["redis", "memory"])
-def test_semaphore_and_leases(kind: str, request: pytest.FixtureRequest) -> None:
+def test_semaphore_counts_slots_up_to_the_limit(kind: str, request: pytest.FixtureRequest) -> None:
     coordinator = request.getfixturevalue("redis_coordinator") if kind == "redis" else MemoryCoordinator()
-    coordinator.set_action_limit(2)
-    a, b, c = lease(), lease(), lease()
-    assert coordinator.acquire(a, ttl_seconds=30) is Acquired.OK
-    assert coordinator.acquire(b, ttl_seconds=30) is Acquired.OK
-    assert coordinator.acquire(c, ttl_seconds=30) is Acquired.FULL
+    a, b, c = token(), token(), token()
+    assert coordinator.take_slot(a, ttl_seconds=30, limit=2)
+    assert coordinator.take_slot(b, ttl_seconds=30, limit=2)
+    assert not coordinator.take_slot(c, ttl_seconds=30, limit=2)
     assert coordinator.running_actions() == 2
-    duplicate = Lease(key=a.key, token="someone-else")
-    assert coordinator.acquire(duplicate, ttl_seconds=30) is Acquired.HELD
-    coordinator.release(a)
-    assert coordinator.acquire(c, ttl_seconds=30) is Acquired.OK
-    coordinator.release(b)
-    coordinator.release(c)
+    assert coordinator.take_slot(a, ttl_seconds=30, limit=2), "a holder renewing its slot is not refused"
+    coordinator.give_back(a)
+    assert coordinator.take_slot(c, ttl_seconds=30, limit=2)
+    coordinator.give_back(b)
+    coordinator.give_back(c)
     assert coordinator.running_actions() == 0
 
 
+def test_the_limit_set_at_once_wins_and_a_lost_one_comes_back_from_the_config(redis_coordinator: Any) -> None:
+    from automation.coordination.redis import LIMIT_KEY
+
+    redis_coordinator.set_limit(1)
+    assert redis_coordinator.take_slot(token(), ttl_seconds=30, limit=50)
+    assert not redis_coordinator.take_slot(token(), ttl_seconds=30, limit=50), "the applied limit (1) holds"
+    redis_coordinator.client.flushdb()  # as a Redis restart without persistence
+    holders = [token() for _ in range(3)]
+    assert all(redis_coordinator.take_slot(t, ttl_seconds=30, limit=3) for t in holders)
+    assert not redis_coordinator.take_slot(token(), ttl_seconds=30, limit=3)
+    assert int(redis_coordinator.client.get(LIMIT_KEY)) == 3, "the stored config's limit is put back"
+
+
 def test_a_dead_holders_slot_expires(redis_coordinator: Any) -> None:
-    redis_coordinator.set_action_limit(1)
-    assert redis_coordinator.acquire(lease(), ttl_seconds=0.3) is Acquired.OK
-    assert redis_coordinator.acquire(lease(), ttl_seconds=30) is Acquired.FULL
-    time.sleep(0.4)
-    assert redis_coordinator.acquire(lease(), ttl_seconds=30) is Acquired.OK
+    assert redis_coordinator.take_slot(token(), ttl_seconds=0.3, limit=1)
+    assert not redis_coordinator.take_slot(token(), ttl_seconds=30, limit=1)
+    deadline = time.monotonic() + 5
+    while not redis_coordinator.take_slot(token(), ttl_seconds=30, limit=1):
+        assert time.monotonic() < deadline, "the expired slot was never freed"
+        time.sleep(0.05)
 
 
 @pytest.mark.usefixtures("worker")
 def test_max_concurrent_actions_caps_the_fleet(engine: Any) -> None:
     from automation import ActionDefinition, AutomationConfig, WorkflowDefinition
-    from automation.engine_settings import apply_config
+    from automation.config.apply import apply_config
     from tests.conftest import unique
     from tests.peers import Answer, HttpPeer
 

@@ -19,9 +19,9 @@ def test_celery_is_set_for_at_least_once_delivery() -> None:
 
 
 def test_countdown_beyond_the_visibility_timeout_is_refused() -> None:
-    from automation.actions.registry import load_builtin_actions
+    from automation.discovery import import_task_modules
 
-    load_builtin_actions()
+    import_task_modules()
     task = app.tasks["automation.action.control.wait"]
     with pytest.raises(ConfigurationError) as caught:
         task.apply_async(kwargs={"run_id": "x", "step": "y"}, countdown=5000)

@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import yaml
 
+from automation.fleet.identity import Claimant
 from tests.conftest import ROOT, STATE_DIR, free_port
+
+TEST_CLAIMANT = Claimant(node="test-node", pid=1)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -56,7 +59,7 @@ def test_stalled_run_is_dispatched_again_by_the_monitoring_job(engine: Any, work
     from automation import ActionDefinition
     from automation.engine import RunHandle
     from automation.models import WorkflowRun
-    from automation.runs.recovery import redispatch_stalled
+    from automation.runs.recovery import redispatch_stalled, send_marked_runs
     from tests.conftest import stored_run
 
     # An enqueuer that died after storing the run and before sending its canvas.
@@ -70,6 +73,7 @@ def test_stalled_run_is_dispatched_again_by_the_monitoring_job(engine: Any, work
     assert redispatch_stalled() == 0, "too early: it may still be on its way"
     WorkflowRun.objects.filter(id=run.id).update(dispatched_at=timezone.now() - timedelta(minutes=10))
     assert redispatch_stalled() == 1
+    assert send_marked_runs() == 1
     assert RunHandle(run.id).wait(30).status == "succeeded"
     assert redispatch_stalled() == 0, "a finished run is left alone"
 
@@ -148,7 +152,7 @@ def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engi
         ),
         ActionDefinition(name="after", action_type="control.wait", parameters={"seconds": 0}),
     )
-    claimed = services.claim_step(run.id, "stuck")
+    claimed = services.claim_step(run.id, "stuck", claimant=TEST_CLAIMANT)
     assert claimed is not None
     step = StepRun.objects.get(id=claimed.id)
     # What the pool does when it kills a task at its hard limit: the failure lands in the result backend.
@@ -181,25 +185,10 @@ def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(e
             name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
         ),
     )
-    claimed = services.claim_step(run.id, "only")
+    claimed = services.claim_step(run.id, "only", claimant=TEST_CLAIMANT)
     assert claimed is not None
     # The task succeeded and Celery recorded it, but the completion write was lost in a database crash.
     app.backend.mark_as_done(StepRun.objects.get(id=claimed.id).task_id, {})
     assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 1
     assert StepRun.objects.get(id=claimed.id).status == "succeeded"
     assert WorkflowRun.objects.get(id=run.id).status == "succeeded"
-
-
-def test_prepared_statements_lost_by_a_pooler_reset_are_prepared_again(engine: Any) -> None:
-    from django.db import connection
-
-    from automation import ActionDefinition
-    from automation.runs import services
-    from tests.conftest import stored_run
-
-    step = ActionDefinition(name="only", action_type="control.wait", parameters={"seconds": 0})
-    assert services.claim_step(stored_run(engine, "prepared", step).id, "only") is not None
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does behind the engine's back
-    claimed = services.claim_step(stored_run(engine, "prepared", step).id, "only")
-    assert claimed is not None and claimed.attempt == 1

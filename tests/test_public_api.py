@@ -49,7 +49,7 @@ def test_bad_config_is_refused_with_the_field() -> None:
 def restore_config(engine: Any) -> Any:
     """These tests apply configs of their own; the other tests expect the shared engine's back."""
     yield
-    from automation.engine_settings import apply_config
+    from automation.config.apply import apply_config
 
     apply_config(engine.config)
 
@@ -125,9 +125,9 @@ def test_config_fields_take_effect() -> None:
     from django_celery_beat.models import PeriodicTask
 
     from automation import AutomationConfig, AutomationEngine, AutomationLevel, WorkflowDefinition
+    from automation.config import current_config
     from automation.coordination import get_coordinator
     from automation.coordination.redis import LIMIT_KEY
-    from automation.engine_settings import current_config
     from automation.runs.dispatch import latest_version
 
     engine = AutomationEngine(

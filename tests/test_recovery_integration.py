@@ -213,7 +213,7 @@ def test_approvals_are_decided_only_when_asked_and_by_approvers(engine: Any) -> 
 
 def test_an_engine_without_config_changes_nothing(engine: Any) -> None:
     from automation import AutomationEngine
-    from automation.engine_settings import current_config
+    from automation.config import current_config
 
     before = current_config()
     assert AutomationEngine().config == before

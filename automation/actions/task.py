@@ -1,15 +1,23 @@
-"""The Celery task class every action type runs as; the step executor does its bookkeeping."""
+"""The Celery task classes of the engine, and `@action`, which declares an action type as one task."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
+from kombu.exceptions import OperationalError as KombuOperationalError
+from pydantic import BaseModel
+from redis.exceptions import RedisError
 
-from automation.actions.registry import ActionSpec
+from automation.actions.registry import ActionFunction, ActionSpec, register
 from automation.celery import app
+from automation.delivery import action_task_name
 from automation.errors import ConfigurationError, StepFailed
+
+#: What a publish raises when the broker is unreachable (kombu wraps most, not all, of Redis's errors).
+BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, TimeoutError)
 
 
 def check_countdown(countdown: float | None) -> None:
@@ -23,7 +31,7 @@ def check_countdown(countdown: float | None) -> None:
         )])
 
 
-class GuardedTask(Task):
+class GuardedTask(Task):  # type: ignore[misc]
     """Refuses a countdown or ETA beyond the broker visibility timeout (Redis would deliver it twice).
 
     Retries are unlimited at this level: the step executor counts attempts itself, and deferrals
@@ -53,17 +61,53 @@ class ActionTask(GuardedTask):
     # An expected outcome, already recorded on the step: logged without a traceback.
     throws = (StepFailed,)
 
-    def run(self, upstream: Any = None, *, run_id: str, step: str, **_: Any) -> dict[str, Any]:
+    def run(self, upstream: Any = None, *, run_id: str, step: str, gen: int = 0, **_: Any) -> dict[str, Any]:
+        # Imported here, not at the top: the executor reaches the models, which exist only once Django is
+        # set up, and Celery imports task modules before that.
         from automation.runs.executor import execute_step
 
-        return execute_step(self, self.spec, upstream, run_id, step)
+        return execute_step(self, self.spec, upstream, run_id, step, generation=gen)
+
+    def apply_async(  # type: ignore[override]
+        self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any
+    ) -> Any:
+        """Every message of a step goes through here: a run's first canvas, a finished step's successors
+        (sent by the worker that ran it), a chord's join (sent by its last branch). When the broker
+        refuses the message, the run is marked for the recovery job to send again on its next pass."""
+        try:
+            return super().apply_async(args, kwargs, task_id, **options)
+        except BROKER_ERRORS:
+            run_id = (kwargs or {}).get("run_id")
+            if run_id:
+                from automation.runs.handoff import note_unsent
+
+                note_unsent(run_id)
+            raise
 
 
-def register_action_task(spec: ActionSpec) -> ActionTask:
-    task_class = type(
-        f"{spec.action_type.replace('.', '_')}_task",
-        (ActionTask,),
-        {"name": spec.task_name, "spec": spec, "__doc__": spec.description, "__module__": __name__},
-    )
-    task: ActionTask = app.register_task(task_class())
-    return task
+def action(
+    action_type: str, *, params: type[BaseModel], external: bool = True
+) -> Callable[[ActionFunction], ActionFunction]:
+    """Declare `action_type` (e.g. "notification.webhook") as a Celery task running the decorated function."""
+    if action_type.count(".") != 1 or not all(action_type.split(".")):
+        raise ValueError(f"action type '{action_type}' must be FAMILY.OPERATION")
+
+    def decorate(function: ActionFunction) -> ActionFunction:
+        spec = ActionSpec(
+            action_type=action_type,
+            task_name=action_task_name(action_type),
+            params=params,
+            function=function,
+            description=(function.__doc__ or "").strip().split("\n")[0],
+            external=external,
+        )
+        register(spec)
+        task_class = type(
+            f"{action_type.replace('.', '_')}_task",
+            (ActionTask,),
+            {"name": spec.task_name, "spec": spec, "__doc__": spec.description, "__module__": __name__},
+        )
+        app.register_task(task_class())
+        return function
+
+    return decorate

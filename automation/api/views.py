@@ -108,9 +108,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @api_view
 @json_body_view
 def workflows(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
+    from automation.config import current_config
     from automation.definitions.registry import register_definition
     from automation.definitions.schema import WorkflowDefinition
-    from automation.engine_settings import current_config
     from automation.models import Workflow
 
     if request.method == "GET":
@@ -204,7 +204,7 @@ def step_decision(
 @require_http_methods(["GET"])
 @api_view
 def engine(request: HttpRequest) -> JsonResponse:
-    from automation.engine_settings import current_config
+    from automation.config import current_config
 
     return JsonResponse({"config": current_config().model_dump(mode="json"), "embedded": settings.EMBEDDED})
 

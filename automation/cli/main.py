@@ -104,9 +104,9 @@ def workflow() -> None:
 @click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path(dir_okay=False))
 def workflow_apply(files: tuple[str, ...]) -> None:
     """Validate and register definitions from YAML or JSON files (all or nothing per file)."""
+    from automation.config import current_config
     from automation.definitions.loader import load_definitions
     from automation.definitions.registry import register_definition
-    from automation.engine_settings import current_config
 
     for file in files:
         try:

@@ -1,10 +1,10 @@
-"""Fleet-wide coordination: step leases and the action semaphore (Redis; in memory when embedded)."""
+"""Fleet-wide coordination: the action semaphore (Redis; in memory when embedded)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from automation.coordination.base import Coordinator, Lease
+from automation.coordination.base import Coordinator
 
 
 @lru_cache(maxsize=1)
@@ -20,4 +20,4 @@ def get_coordinator() -> Coordinator:
     return MemoryCoordinator()
 
 
-__all__ = ["Coordinator", "Lease", "get_coordinator"]
+__all__ = ["Coordinator", "get_coordinator"]

@@ -1,37 +1,28 @@
-"""The coordination contract: a per-step lease that also takes a slot of the fleet-wide semaphore."""
+"""The coordination contract: the fleet-wide action semaphore behind `max_concurrent_actions`.
+
+The stored config (PostgreSQL) holds the limit; every call passes it in, so a coordination store that
+lost its copy (a Redis restart without persistence) is put right on the next call. Slots expire on
+their own, so a worker killed mid-action cannot leak one for longer than the action's time limit.
+"""
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-
-DEFAULT_ACTION_LIMIT = 50
-
-
-class Acquired(enum.Enum):
-    OK = 1
-    #: Another execution of the same step holds the lease: this message is a duplicate.
-    HELD = -1
-    #: max_concurrent_actions actions are running across the fleet.
-    FULL = 0
-
-
-@dataclass(frozen=True)
-class Lease:
-    key: str
-    token: str
 
 
 class Coordinator(ABC):
     @abstractmethod
-    def acquire(self, lease: Lease, *, ttl_seconds: float) -> Acquired: ...
+    def take_slot(self, token: str, *, ttl_seconds: float, limit: int) -> bool:
+        """Take a slot for `token` (True), or find the limit reached across the fleet (False).
+
+        `limit` is the stored config's, used when the coordination store has none (it lost it)."""
 
     @abstractmethod
-    def release(self, lease: Lease) -> None: ...
+    def set_limit(self, limit: int) -> None:
+        """Make `limit` take effect at once (the stored config reaches every worker within seconds)."""
 
     @abstractmethod
-    def set_action_limit(self, limit: int) -> None: ...
+    def give_back(self, token: str) -> None: ...
 
     @abstractmethod
     def running_actions(self) -> int: ...

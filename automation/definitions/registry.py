@@ -8,7 +8,7 @@ import json
 from django.conf import settings
 from django.db import transaction
 
-from automation.config import AutomationConfig
+from automation.config.schema import AutomationConfig
 from automation.definitions.schema import WorkflowDefinition
 from automation.definitions.validation import Defaults, validate_definition
 from automation.models import Workflow, WorkflowVersion

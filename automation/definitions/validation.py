@@ -15,18 +15,9 @@ from pydantic import ValidationError
 from automation.actions.registry import get_action, known_action_types
 from automation.conditions import ConditionError, parse_condition
 from automation.definitions.schema import WorkflowDefinition, field_path
+from automation.delivery import longest_time_limit
 from automation.errors import DefinitionError, InputError
 from automation.templating import TemplateError, has_references, iter_references
-
-#: Seconds kept between an action's hard time limit and the broker's visibility timeout.
-VISIBILITY_MARGIN = 30
-#: Seconds between the soft time limit (the action is told to stop) and the hard one (it is killed).
-SOFT_LIMIT_LEAD = 15
-
-
-def soft_time_limit(timeout: float) -> float:
-    """`timeout_seconds` is the hard limit; the action is told to stop a little earlier."""
-    return timeout - min(SOFT_LIMIT_LEAD, timeout / 5)
 
 
 @dataclass(frozen=True)
@@ -150,7 +141,7 @@ def validate_definition(definition: WorkflowDefinition, defaults: Defaults | Non
     declared = definition.inputs
     referenced_inputs: dict[str, str] = {}
     normalized_actions = []
-    max_timeout = defaults.visibility_timeout - VISIBILITY_MARGIN
+    max_timeout = int(longest_time_limit(defaults.visibility_timeout))
     for i, act in enumerate(actions):
         prefix = f"actions[{i}]"
         action_type = act.resolved_type

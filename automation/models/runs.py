@@ -24,6 +24,12 @@ class WorkflowRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     #: When the canvas was last sent (set when the run is stored, by the process that then sends it).
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    #: How many times the canvas was sent again by recovery: messages of an older generation retire
+    #: themselves at the step guard, so only the newest canvas moves the run.
+    generation = models.IntegerField(default=0)
+    #: Set when a worker could not send the successors of a finished step (the broker refused the
+    #: publish): the recovery job sends the run again on its next pass.
+    redispatch_requested_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -34,7 +40,14 @@ class WorkflowRun(models.Model):
                 fields=["workflow", "idempotency_key"], name="run_idempotency_key_unique"
             ),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="run_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="run_status_created"),
+            models.Index(
+                fields=["redispatch_requested_at"],
+                name="run_redispatch_requested",
+                condition=models.Q(redispatch_requested_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.status})"
@@ -59,9 +72,16 @@ class StepRun(models.Model):
     #: Last time the step moved (claimed, parked, resumed, finished): a run whose steps all stopped moving
     #: for long lost its messages, and is dispatched again.
     touched_at = models.DateTimeField(null=True, blank=True)
+    #: The worker node and process executing (or that last executed) the step: a second message for a
+    #: running step waits while they are alive, and takes the step over once they are not.
+    claimed_node = models.CharField(max_length=64, default="", blank=True)
+    claimed_pid = models.IntegerField(null=True, blank=True)
+    #: When a deferred step's message is due again; overdue by much, its message was lost.
+    due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]
+        # No index on the columns a claim or a completion writes: updates of a step row stay HOT.
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="step_run_name_unique")]
 
     def __str__(self) -> str:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
 
+from automation.actions.task import BROKER_ERRORS
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
 from automation.definitions.validation import resolve_inputs
 from automation.errors import NotFoundError
 from automation.models import WorkflowRun, WorkflowVersion
-from automation.runs import fastpath, services
+from automation.runs import services
 from automation.runs.documents import stored_workflow
+
+logger = logging.getLogger("automation.dispatch")
 
 
 def latest_version(workflow: str) -> WorkflowVersion:
@@ -30,11 +34,6 @@ def latest_version(workflow: str) -> WorkflowVersion:
 
 def latest_version_ids(workflow: str) -> tuple[int, int]:
     """(workflow id, id of its latest version): the definition itself comes from the per-process cache."""
-    if fastpath.enabled():
-        ids = fastpath.latest_version(workflow)
-        if ids is None:
-            raise NotFoundError(f"workflow '{workflow}' is not registered")
-        return ids
     found = (
         WorkflowVersion.objects.filter(workflow__name=workflow)
         .order_by("-version")
@@ -77,8 +76,32 @@ def enqueue_run(
     return run, created
 
 
-def dispatch(run: WorkflowRun) -> None:
-    """Send the run's canvas. Sending twice is harmless: every step is guarded by (run, step)."""
+def dispatch(run: WorkflowRun) -> bool:
+    """Send the run's canvas; False when the broker refused it (the run is then marked, and the recovery
+    job sends it on its next pass: the caller's answer stays "accepted"). Sending twice is harmless:
+    every step is guarded by (run, step)."""
     document = stored_workflow(run.version_id).document
-    canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue)
-    canvas.apply_async()
+    canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue, generation=run.generation)
+    try:
+        canvas.apply_async()
+    except BROKER_ERRORS as exc:
+        logger.warning("run %s stored but not sent (%s): the recovery job will send it", run.id, exc)
+        return False
+    return True
+
+
+def redispatch(run: WorkflowRun, *, reason: str) -> bool:
+    """Send the run again as a new generation: steps that finished hand their outputs on, steps a live
+    worker is executing are waited for, and only the missing work is done. Messages of the older
+    generation retire at the step guard once the new one is sent."""
+    document = stored_workflow(run.version_id).document
+    sent = run.generation + 1
+    canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue, generation=sent)
+    try:
+        canvas.apply_async()
+    except BROKER_ERRORS as exc:
+        logger.warning("run %s could not be sent again (%s); next pass retries", run.id, exc)
+        return False
+    services.advance_generation(run.id, sent=sent)
+    logger.warning("run %s sent again as generation %d: %s", run.id, sent, reason)
+    return True

@@ -1,7 +1,9 @@
-"""Running one step: the bookkeeping around every action (guard, lease, attempts, retries, outputs).
+"""Running one step: the bookkeeping around every action (guard, fleet slot, attempts, retries, outputs).
 
-A step is guarded by (run, step): a message for a finished step returns the recorded output without
-acting again, and a second delivery of a step that is executing right now is dropped.
+A step is guarded by (run, step) in the database, and claiming it records who executes it: a message for
+a finished step hands the recorded output on without acting again; a message for a step that a live
+worker is executing waits, then does the same; a message of an older generation of its run (the run was
+sent again by recovery) retires.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from redis.exceptions import RedisError
 from automation.actions.context import ActionContext, Defer
 from automation.actions.registry import ActionSpec
 from automation.choices import RunStatus
+from automation.config import current_config
 from automation.coordination import get_coordinator
-from automation.coordination.base import Acquired, Lease
 from automation.definitions.schema import field_path
-from automation.definitions.validation import VISIBILITY_MARGIN
-from automation.engine_settings import current_config
+from automation.delivery import longest_time_limit
 from automation.errors import ActionError, StepFailed
+from automation.fleet.identity import current_claimant
 from automation.runs import services
 from automation.runs.documents import stored_workflow
 from automation.templating import TemplateError, render
@@ -46,7 +48,7 @@ def merge_upstream(upstream: Any, into: dict[str, Any]) -> dict[str, Any]:
 
 
 def max_countdown() -> float:
-    return float(settings.VISIBILITY_TIMEOUT - VISIBILITY_MARGIN)
+    return float(longest_time_limit(settings.VISIBILITY_TIMEOUT))
 
 
 def retry_countdown(attempt: int) -> float:
@@ -84,50 +86,47 @@ class _Again(Exception):  # noqa: N818 - control flow inside this module
         self.countdown = countdown
 
 
-def lease_seconds(task: Task) -> float:
-    """How long this execution may hold its step: its hard time limit, plus a margin."""
+def slot_seconds(task: Task) -> float:
+    """How long a fleet slot may be held: the action's hard time limit, plus a margin."""
     hard = (task.request.timelimit or (None, None))[0]
     return float(hard) + 5 if hard else max_countdown()
 
 
-def acquire_lease(task: Task, run_id: str, step: str) -> Lease | float:
-    """Take the step's lease and a fleet-wide action slot; or the seconds to wait before trying again.
+def take_slot(task: Task, run_id: str, step: str) -> str | float:
+    """A slot of `max_concurrent_actions` (its token), or the seconds to wait before asking again.
 
-    A held lease means this step is executing elsewhere (a duplicate message, or the message of a worker
-    that died, given back before its lease ran out). The message is not dropped: once the lease is free
-    it either runs the step or, the step having succeeded, hands its recorded output on, which a chord
-    waiting on this copy needs.
+    The limit comes from the stored config, so a broker restart cannot reset it. Waiting for a slot is
+    a deferral, not an attempt.
     """
-    coordinator = get_coordinator()
-    lease = Lease(key=f"automation:lease:{run_id}:{step}", token=uuid.uuid4().hex)
+    token = uuid.uuid4().hex
     try:
-        acquired = coordinator.acquire(lease, ttl_seconds=lease_seconds(task))
+        taken = get_coordinator().take_slot(
+            token, ttl_seconds=slot_seconds(task), limit=current_config().max_concurrent_actions
+        )
     except RedisError as exc:
         logger.warning("step %s of run %s: coordination store unavailable (%s), retrying", step, run_id, exc)
         return random.uniform(1.0, 3.0)
-    if acquired is Acquired.HELD:
-        logger.info("step %s of run %s is executing elsewhere: this message waits", step, run_id)
-        return random.uniform(1.0, 2.0)
-    if acquired is Acquired.FULL:
-        return random.uniform(0.2, 1.0)
-    return lease
+    return token if taken else random.uniform(0.2, 1.0)
 
 
-def release_lease(lease: Lease) -> None:
+def give_back_slot(token: str) -> None:
     try:
-        get_coordinator().release(lease)
-    except RedisError as exc:  # the lease and the slot expire on their own
-        logger.warning("could not release %s: %s", lease.key, exc)
+        get_coordinator().give_back(token)
+    except RedisError as exc:  # the slot expires on its own
+        logger.warning("could not give back action slot %s: %s", token, exc)
 
 
-def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str) -> dict[str, Any]:
-    """Run one step once in effect. The lease is released before any retry message is sent."""
+def execute_step(
+    task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str, *, generation: int = 0
+) -> dict[str, Any]:
+    """Run one step once in effect. The slot is given back before any retry message is sent."""
     context = merge_upstream(upstream, {})
-    lease = acquire_lease(task, run_id, step) if spec.external else None
-    if isinstance(lease, float):
-        raise task.retry(countdown=lease)
+    slot: str | float | None = None
     try:
-        return run_claimed_step(spec, uuid.UUID(run_id), step, context)
+        slot = take_slot(task, run_id, step) if spec.external else None
+        if isinstance(slot, float):
+            raise _Again(slot)
+        return run_claimed_step(spec, uuid.UUID(run_id), step, context, generation)
     except _Again as again:
         countdown = again.countdown
     except (OperationalError, InterfaceError) as exc:
@@ -139,19 +138,21 @@ def execute_step(task: Task, spec: ActionSpec, upstream: Any, run_id: str, step:
         connection.close()
         countdown = random.uniform(1.0, 3.0)
     finally:
-        if lease is not None:
-            release_lease(lease)
+        if isinstance(slot, str):
+            give_back_slot(slot)
     raise task.retry(countdown=countdown)
 
 
 def run_claimed_step(
-    spec: ActionSpec, run_id: uuid.UUID, step: str, context: dict[str, Any]
+    spec: ActionSpec, run_id: uuid.UUID, step: str, context: dict[str, Any], generation: int
 ) -> dict[str, Any]:
     # An action acting outside must be known to have started before it acts: after a database crash the
     # step is then found running (and settled from Celery's record), never pending and run again blind.
-    claimed = services.claim_step(run_id, step, durable=spec.external)
+    claimed = services.claim_step(
+        run_id, step, claimant=current_claimant(), generation=generation, durable=spec.external
+    )
     if claimed is None:
-        return settled_step(run_id, step, context)
+        return settled_step(run_id, step, context, generation)
     stored = stored_workflow(claimed.version_id)
     act = stored.actions[step]
     try:
@@ -175,8 +176,9 @@ def run_claimed_step(
         logger.info("step %s of run %s: attempt %d of %s", step, run_id, claimed.attempt, act["action_type"])
         output = storable(spec.function(ctx, params) or {})
     except Defer as deferral:
-        services.defer_step(claimed.id, state=deferral.state, note=deferral.reason)
-        raise _Again(min(deferral.countdown, max_countdown())) from None
+        countdown = min(deferral.countdown, max_countdown())
+        services.defer_step(claimed.id, countdown=countdown, state=deferral.state, note=deferral.reason)
+        raise _Again(countdown) from None
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of an action is recorded on its step
@@ -199,18 +201,26 @@ def run_claimed_step(
     return context
 
 
-def settled_step(run_id: uuid.UUID, step: str, context: dict[str, Any]) -> dict[str, Any]:
-    """A message for a step that is not active: hand on a success, settle or drop the rest."""
+def settled_step(run_id: uuid.UUID, step: str, context: dict[str, Any], generation: int) -> dict[str, Any]:
+    """A message whose claim was refused: hand a success on, wait for a live claimant, retire the rest."""
     row = services.step_outcome(run_id, step)
     if row is None:
         logger.warning("no step %s in run %s: message dropped", step, run_id)
         raise Ignore()
-    if row.run.status in RunStatus.TERMINAL:
-        services.close_step_of_finished_run(row.id, run_status=row.run.status)
+    run = row.run
+    if run.status in RunStatus.TERMINAL:
+        services.close_step_of_finished_run(row.id, run_status=run.status)
         raise Ignore()
+    if generation < run.generation:
+        logger.info("step %s of run %s: message of generation %d retired (run is at %d)",
+                    step, run_id, generation, run.generation)
+        raise Ignore()
+    if row.status == RunStatus.RUNNING and not row.deferred:
+        logger.info("step %s of run %s is executing elsewhere: this message waits", step, run_id)
+        raise _Again(random.uniform(1.0, 2.0))
     if row.status != RunStatus.SUCCEEDED:
         raise Ignore()
     logger.info("step %s of run %s already succeeded: not acting again", step, run_id)
-    if step in stored_workflow(row.run.version_id).referenced_outputs:
+    if step in stored_workflow(run.version_id).referenced_outputs:
         context[step] = row.output
     return context

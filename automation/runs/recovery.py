@@ -1,15 +1,21 @@
-"""Finding runs and steps that lost their way, for the Beat monitoring jobs.
+"""Finding runs that lost their messages and sending them again, for the Beat monitoring jobs.
 
-- A run whose steps stopped moving (its enqueuer died before sending it, or the broker lost its
-  messages) is dispatched again: every step is guarded by (run, step), so finished steps hand their
-  recorded outputs on and only the missing work is done.
-- A step whose task was killed (hard time limit) or whose completion was lost in a database crash is
-  settled from the outcome Celery recorded for its task id.
+Every few seconds (`recover_runs`), runs are marked to be sent again when
+- the broker lost its data (its epoch key changed: a restart without persistence, a flush);
+- a worker could not send a finished step's successors (marked by automation/runs/handoff.py);
+- the worker node executing one of their steps died (its heartbeat went stale);
+- a parked step (a wait, an approval, a full semaphore) is long overdue: its delayed message was lost;
+and the marked runs are sent again as a new generation (automation/runs/dispatch.py).
+
+Every `monitoring_interval`, as a last resort, a run none of whose steps moved for far longer than they
+may legitimately take is sent again, and steps killed at their hard time limit (or whose completion
+was lost in a database crash) are settled from the outcome Celery recorded for their task.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +24,8 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from automation.choices import RunStatus
-from automation.models import StepRun, WorkflowRun
+from automation.fleet.identity import NODE_ID
+from automation.models import StepRun, WorkerNode, WorkflowRun
 from automation.runs import services
 from automation.runs.documents import stored_workflow
 
@@ -26,40 +33,127 @@ logger = logging.getLogger("automation.recovery")
 
 #: Time allowed past a step's hard time limit before its task's recorded outcome is read.
 SETTLE_MARGIN = timedelta(seconds=30)
+#: A parked step's message this late is taken for lost.
+OVERDUE_AFTER = timedelta(seconds=30)
+#: Runs sent again per pass; the rest stay marked for the next pass.
+BATCH = 500
+
+
+@dataclass
+class RecoveryPass:
+    broker_lost: int = 0
+    dead_nodes: int = 0
+    overdue: int = 0
+    sent: int = 0
+
+
+def recover_runs(now: datetime | None = None) -> RecoveryPass:
+    now = now or timezone.now()
+    found = RecoveryPass()
+    found.broker_lost = mark_runs_if_broker_lost()
+    found.dead_nodes = mark_runs_of_dead_nodes(now)
+    found.overdue = mark_overdue_parked_runs(now)
+    found.sent = send_marked_runs()
+    return found
+
+
+def _mark(runs: Any) -> int:
+    return int(runs.filter(status__in=RunStatus.ACTIVE).update(redispatch_requested_at=timezone.now()))
+
+
+def mark_runs_if_broker_lost() -> int:
+    from automation.broker.epoch import broker_lost_its_data
+
+    if not broker_lost_its_data():
+        return 0
+    marked = _mark(WorkflowRun.objects.all())
+    logger.warning("the broker lost its messages: %d active run(s) to be sent again", marked)
+    return marked
+
+
+def mark_runs_of_dead_nodes(now: datetime) -> int:
+    """Runs with a step claimed by a node whose heartbeat went stale. Judged only while this worker's own
+    heartbeat is fresh: after a database outage every heartbeat is stale at once, the dead included."""
+    stale = now - services.NODE_DEAD_AFTER
+    if not WorkerNode.objects.filter(id=NODE_ID, seen_at__gte=stale).exists():
+        return 0
+    marked = 0
+    dead = WorkerNode.objects.filter(seen_at__lt=stale, stopped_at__isnull=True, reaped_at__isnull=True)
+    for node in dead:
+        runs = WorkflowRun.objects.filter(
+            id__in=StepRun.objects.filter(
+                claimed_node=node.id, run__status__in=RunStatus.ACTIVE
+            ).values("run_id")
+        )
+        count = _mark(runs)
+        WorkerNode.objects.filter(id=node.id, reaped_at__isnull=True).update(reaped_at=now)
+        logger.warning("worker node %s stopped heartbeating: %d run(s) to be sent again", node, count)
+        marked += count
+    WorkerNode.objects.filter(
+        Q(stopped_at__lt=now - timedelta(days=1)) | Q(reaped_at__lt=now - timedelta(days=1))
+    ).delete()
+    return marked
+
+
+def mark_overdue_parked_runs(now: datetime) -> int:
+    overdue = StepRun.objects.filter(
+        status=RunStatus.RUNNING,
+        deferred=True,
+        due_at__lt=now - OVERDUE_AFTER,
+        run__status__in=RunStatus.ACTIVE,
+        run__redispatch_requested_at__isnull=True,
+    ).values("run_id")
+    count = _mark(WorkflowRun.objects.filter(id__in=overdue))
+    if count:
+        logger.warning("%d run(s) with a parked step long overdue: to be sent again", count)
+    return count
+
+
+def send_marked_runs(limit: int = BATCH) -> int:
+    from automation.runs.dispatch import redispatch
+
+    sent = 0
+    marked = WorkflowRun.objects.filter(redispatch_requested_at__isnull=False).order_by(
+        "redispatch_requested_at"
+    )
+    for run in marked[:limit]:
+        if run.status not in RunStatus.ACTIVE:
+            services.clear_redispatch_request(run.id)
+            continue
+        if redispatch(run, reason="marked for recovery"):
+            sent += 1
+    return sent
 
 
 def stall_after() -> timedelta:
     return timedelta(seconds=settings.AUTOMATION_STALL_AFTER)
 
 
-def redispatch_stalled(now: datetime | None = None, *, limit: int = 500) -> int:
-    """Dispatch again the active runs none of whose steps moved for longer than they may legitimately take."""
-    from automation.runs.dispatch import dispatch
-
+def redispatch_stalled(now: datetime | None = None, *, limit: int = BATCH) -> int:
+    """Mark the active runs none of whose steps moved for longer than they may legitimately take."""
     now = now or timezone.now()
     cutoff = now - stall_after()
     candidates = (
-        WorkflowRun.objects.filter(status__in=RunStatus.ACTIVE, dispatched_at__lt=cutoff)
+        WorkflowRun.objects.filter(
+            status__in=RunStatus.ACTIVE, dispatched_at__lt=cutoff, redispatch_requested_at__isnull=True
+        )
         .annotate(last_moved=Max("steps__touched_at"))
         .filter(Q(last_moved__lt=cutoff) | Q(last_moved__isnull=True))
         .order_by("dispatched_at")
     )
-    count = 0
+    stalled: list[Any] = []
     for run in candidates.iterator():
-        if count >= limit:
+        if len(stalled) >= limit:
             break
         if run.last_moved is not None:
             # A step moved once: one may still be within its time limit.
             longest = max(a["timeout_seconds"] for a in stored_workflow(run.version_id).document["actions"])
             if now - max(run.dispatched_at, run.last_moved) < timedelta(seconds=longest) + stall_after():
                 continue
-        try:
-            dispatch(run)
-        except Exception:  # noqa: BLE001 - one run the broker refuses must not stop the others
-            logger.exception("could not dispatch stalled run %s again", run.id)
-            continue
-        services.mark_redispatched(run.id)
-        count += 1
+        stalled.append(run.id)
+    count = _mark(WorkflowRun.objects.filter(id__in=stalled))
+    if count:
+        logger.warning("%d run(s) stalled: to be sent again", count)
     return count
 
 

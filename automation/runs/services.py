@@ -1,28 +1,92 @@
-"""Every transition of a run or a step happens here; everything else calls these functions.
+"""Every transition of a run or a step happens here, defined once; everything else calls these functions.
 
-Each transition is a conditional UPDATE (`WHERE status IN ...`), so a redelivered message, a duplicate
-worker or a late timer can never move a finished step or run backwards or count it twice.
+Each transition is conditional on the state it starts from (`WHERE status IN ...`), so a redelivered
+message, a duplicate worker or a late timer can never move a finished step or run backwards or count it
+twice. The hot ones (creating a run, claiming and completing a step) are SQL that PostgreSQL and the
+embedded SQLite store both run (automation/runs/sql.py), in one round trip on PostgreSQL; the others
+use the ORM. Either way the same definition runs on both stores.
 """
 
 from __future__ import annotations
 
 import uuid
 from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from automation.choices import RunStatus
-from automation.compiler import step_task_id
+from automation.delivery import step_task_id
 from automation.errors import ForbiddenError, NotFoundError, StateError
+from automation.fleet.identity import Claimant
 from automation.models import StepRun, WorkflowRun
-from automation.runs import fastpath
-from automation.runs.fastpath import ClaimedStep
+from automation.runs.sql import db_value, from_json, in_list, run_statements
 
 ACTIVE = RunStatus.ACTIVE
 TERMINAL = RunStatus.TERMINAL
+#: A worker node whose heartbeat is older than this is dead (it heartbeats every few seconds).
+NODE_DEAD_AFTER = timedelta(seconds=20)
+#: A claim younger than this may not be listed in its node's heartbeat yet.
+CLAIM_SETTLES_AFTER = timedelta(seconds=15)
+
+_ACTIVE_SQL = in_list(ACTIVE)
+_COMPLETABLE_SQL = in_list((*ACTIVE, RunStatus.CANCELLED))
+
+
+@dataclass(frozen=True)
+class ClaimedStep:
+    id: int
+    attempt: int
+    state: dict[str, Any]
+    inputs: dict[str, Any]
+    version_id: int
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def _at(value: datetime) -> Any:
+    return db_value(StepRun._meta.get_field("touched_at"), value)
+
+
+def _run_id(value: Any) -> Any:
+    return db_value(WorkflowRun._meta.pk, value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))  # type: ignore[arg-type]
+
+
+def _json(value: Any) -> Any:
+    return db_value(StepRun._meta.get_field("output"), value)
+
+
+# --- creating a run --------------------------------------------------------------------------------
+
+_INSERT_RUN = """
+INSERT INTO automation_workflowrun
+       (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_sinks, error,
+        created_at, finished_at, dispatched_at, generation)
+VALUES (%(run)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s, %(key)s, %(queue)s, %(sinks)s,
+        %(error)s, %(now)s, %(finished)s, %(dispatched)s, 0)
+"""
+
+
+def _insert_steps(count: int) -> str:
+    rows = ",\n".join(
+        f"(%(run)s, %(n{i})s, %(t{i})s, {i}, %(k{i})s, %(status)s, 0, false, '{{}}', %(error)s,"
+        f" %(finished)s, '')"
+        for i in range(count)
+    )
+    return (
+        "INSERT INTO automation_steprun (run_id, name, action_type, position, task_id, status, attempts,"
+        f" deferred, state, error, finished_at, claimed_node) VALUES\n{rows}"
+    )
+
+
+def sink_count(actions: list[dict[str, Any]]) -> int:
+    """How many steps have no dependents: a run succeeds when all of them have."""
+    return len({a["name"] for a in actions} - {d for a in actions for d in a["depends_on"]})
 
 
 def create_run(
@@ -35,14 +99,12 @@ def create_run(
     queue: str,
     skip_reason: str = "",
 ) -> tuple[WorkflowRun, bool]:
-    """Create a run and its steps, or return the run already created with this idempotency key."""
+    """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
+    already created with this idempotency key."""
     run_id = uuid.uuid4()
+    now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
     key = idempotency_key or None
-    steps = [
-        (act["name"], act["action_type"], i, step_task_id(str(run_id), act["name"]))
-        for i, act in enumerate(actions)
-    ]
     run = WorkflowRun(
         id=run_id,
         workflow_id=workflow_id,
@@ -53,42 +115,32 @@ def create_run(
         queue=queue,
         remaining_sinks=sink_count(actions),
         error=skip_reason,
-        finished_at=timezone.now() if skip_reason else None,
-        dispatched_at=None if skip_reason else timezone.now(),
+        created_at=now,
+        finished_at=now if skip_reason else None,
+        dispatched_at=None if skip_reason else now,
     )
+    params: dict[str, Any] = {
+        "run": _run_id(run_id),
+        "workflow": workflow_id,
+        "version": version_id,
+        "status": status,
+        "inputs": _json(inputs),
+        "key": key,
+        "queue": queue,
+        "sinks": run.remaining_sinks,
+        "error": skip_reason,
+        "now": _at(now),
+        "finished": _at(now) if skip_reason else None,
+        "dispatched": None if skip_reason else _at(now),
+    }
+    for i, act in enumerate(actions):
+        params[f"n{i}"] = act["name"]
+        params[f"t{i}"] = act["action_type"]
+        params[f"k{i}"] = step_task_id(str(run_id), act["name"])
     try:
-        if fastpath.enabled():
-            # One statement is atomic on its own; inside a caller's transaction, a savepoint keeps that
-            # transaction usable when the idempotency key conflicts.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                fastpath.create(
-                    run_id=run_id,
-                    workflow_id=workflow_id,
-                    version_id=version_id,
-                    status=status,
-                    inputs=inputs,
-                    idempotency_key=key,
-                    queue=queue,
-                    error=skip_reason,
-                    steps=steps,
-                    sinks=run.remaining_sinks,
-                )
-        else:
-            with transaction.atomic():
-                run.save(force_insert=True)
-                StepRun.objects.bulk_create(
-                    StepRun(
-                        run_id=run_id,
-                        name=name,
-                        action_type=action_type,
-                        position=position,
-                        task_id=task_id,
-                        status=status,
-                        error=skip_reason,
-                        finished_at=run.finished_at,
-                    )
-                    for name, action_type, position, task_id in steps
-                )
+        # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            run_statements([_INSERT_RUN, _insert_steps(len(actions))], params)
     except IntegrityError:
         existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
         if key is None or existing is None:
@@ -98,111 +150,165 @@ def create_run(
     return run, True
 
 
-def mark_redispatched(run_id: Any) -> None:
-    WorkflowRun.objects.filter(id=run_id).update(dispatched_at=timezone.now())
+# --- claiming a step -------------------------------------------------------------------------------
+
+_START_RUN = f"""
+UPDATE automation_workflowrun SET status = '{RunStatus.RUNNING}', started_at = %(now)s
+ WHERE id = %(run)s AND status = '{RunStatus.PENDING}' AND generation <= %(gen)s
+"""
+
+# A running step that is not parked, nor released between attempts, nor claimed earlier by this very
+# executor (which runs one step at a time), is being executed: another message for it may take it over
+# only once no live node lists it among the task ids it executes, and its claim is older than a
+# heartbeat round (a node lists what it executes within one). A node judges only while its own
+# heartbeat is fresh: after a database outage every heartbeat is stale at once.
+_CLAIM_STEP = f"""
+UPDATE automation_steprun
+   SET status = '{RunStatus.RUNNING}',
+       attempts = attempts + CASE WHEN deferred THEN 0 ELSE 1 END,
+       deferred = false,
+       due_at = NULL,
+       started_at = COALESCE(started_at, %(now)s),
+       touched_at = %(now)s,
+       claimed_node = %(node)s,
+       claimed_pid = %(pid)s
+ WHERE run_id = %(run)s AND name = %(step)s
+   AND EXISTS (SELECT 1 FROM automation_workflowrun AS r
+                WHERE r.id = %(run)s AND r.status IN {_ACTIVE_SQL} AND r.generation <= %(gen)s)
+   AND (status = '{RunStatus.PENDING}'
+        OR (status = '{RunStatus.RUNNING}'
+            AND (deferred
+                 OR claimed_node = ''
+                 OR (claimed_node = %(node)s AND claimed_pid = %(pid)s)
+                 OR (touched_at < %(settled)s
+                     AND NOT EXISTS (
+                         SELECT 1 FROM automation_workernode AS n
+                          WHERE n.seen_at >= %(stale)s AND n.stopped_at IS NULL
+                            AND n.executing LIKE '%%,' || automation_steprun.task_id || ',%%')
+                     AND EXISTS (
+                         SELECT 1 FROM automation_workernode AS me
+                          WHERE me.id = %(node)s AND me.seen_at >= %(stale)s)))))
+RETURNING id, attempts, state,
+          (SELECT inputs FROM automation_workflowrun AS r WHERE r.id = automation_steprun.run_id),
+          (SELECT version_id FROM automation_workflowrun AS r WHERE r.id = automation_steprun.run_id)
+"""
 
 
-def claim_step(run_id: uuid.UUID, step: str, *, durable: bool = True) -> ClaimedStep | None:
-    """Mark a step running (a new attempt, unless it resumes a deferral) if it and its run are active.
+def claim_step(
+    run_id: Any, step: str, *, claimant: Claimant, generation: int = 0, durable: bool = True
+) -> ClaimedStep | None:
+    """Mark a step running for `claimant` (a new attempt, unless it resumes a deferral) if it and its run
+    are active, the message is not of an older generation, and no live worker is executing the step.
 
-    None when the step is finished or its run is over: the caller finds out which with `step_outcome`.
+    None otherwise: the caller finds out why with `step_outcome`. `durable=True` waits for the disk, so a
+    step acting outside is known to have started before it acts.
     """
-    if fastpath.enabled():
-        return fastpath.claim(run_id, step, durable=durable)
-    now = timezone.now()
-    with transaction.atomic():
-        row = (
-            StepRun.objects.select_for_update()
-            .select_related("run")
-            .filter(run_id=run_id, name=step, status__in=ACTIVE, run__status__in=ACTIVE)
-            .first()
-        )
-        if row is None:
-            return None
-        attempt = row.attempts if row.deferred else row.attempts + 1
-        StepRun.objects.filter(id=row.id).update(
-            status=RunStatus.RUNNING,
-            attempts=attempt,
-            deferred=False,
-            started_at=row.started_at or now,
-            touched_at=now,
-        )
-        WorkflowRun.objects.filter(id=run_id, status=RunStatus.PENDING).update(
-            status=RunStatus.RUNNING, started_at=now
-        )
+    now = _now()
+    rows = run_statements(
+        [_START_RUN, _CLAIM_STEP],
+        {
+            "run": _run_id(run_id),
+            "step": step,
+            "now": _at(now),
+            "stale": _at(now - NODE_DEAD_AFTER),
+            "settled": _at(now - CLAIM_SETTLES_AFTER),
+            "gen": generation,
+            "node": claimant.node,
+            "pid": claimant.pid,
+        },
+        durable=durable,
+    )
+    if not rows:
+        return None
+    step_id, attempts, state, inputs, version_id = rows[0]
     return ClaimedStep(
-        id=row.id, attempt=attempt, state=row.state, inputs=row.run.inputs, version_id=row.run.version_id
+        id=step_id,
+        attempt=attempts,
+        state=from_json(state) or {},
+        inputs=from_json(inputs) or {},
+        version_id=version_id,
     )
 
 
-def step_outcome(run_id: uuid.UUID, step: str) -> StepRun | None:
+def step_outcome(run_id: Any, step: str) -> StepRun | None:
     """The step and its run's status, read when a claim was refused."""
     return (
         StepRun.objects.select_related("run")
-        .only("id", "status", "output", "run__id", "run__status", "run__version_id")
+        .only("id", "status", "deferred", "output")
+        .only("run__id", "run__status", "run__version_id", "run__generation")
         .filter(run_id=run_id, name=step)
         .first()
     )
 
 
-def sink_count(actions: list[dict[str, Any]]) -> int:
-    """How many steps have no dependents: a run succeeds when all of them have."""
-    return len({a["name"] for a in actions} - {d for a in actions for d in a["depends_on"]})
+# --- completing a step -----------------------------------------------------------------------------
+
+_COMPLETE_STEP = f"""
+UPDATE automation_steprun
+   SET status = '{RunStatus.SUCCEEDED}', output = %(output)s, error = '', deferred = false,
+       finished_at = %(now)s, touched_at = %(now)s
+ WHERE id = %(step)s AND status IN {_COMPLETABLE_SQL}
+"""
+
+# Only a completion that moved the step counts its run off (its finish time is this call's own).
+_COUNT_OFF_RUN = f"""
+UPDATE automation_workflowrun
+   SET remaining_sinks = remaining_sinks - 1,
+       status = CASE WHEN remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}'
+                     THEN '{RunStatus.SUCCEEDED}' ELSE status END,
+       finished_at = CASE WHEN remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}'
+                          THEN %(now)s ELSE finished_at END
+ WHERE id = %(run)s
+   AND EXISTS (SELECT 1 FROM automation_steprun AS s
+                WHERE s.id = %(step)s AND s.status = '{RunStatus.SUCCEEDED}' AND s.finished_at = %(now)s)
+"""
 
 
 def complete_step(step_id: int, *, run_id: Any, output: Any, sink: bool, durable: bool = True) -> None:
     """Record a step's success; a step without dependents also counts off its run, which succeeds with
-    the last of them. `durable=False` does not wait for the disk: see automation/runs/fastpath.py.
+    the last of them. A step whose action finished after its run was cancelled is still recorded as
+    succeeded: its effect happened. `durable=False`: see automation/runs/sql.py; a completion lost that
+    way leaves the step running, and the recovery job restores it from the outcome Celery recorded.
     """
-    if fastpath.enabled():
-        fastpath.complete(step_id, output, durable=durable, sink=sink)
-        return
-    now = timezone.now()
-    with transaction.atomic():
-        updated = StepRun.objects.filter(id=step_id, status__in=(*ACTIVE, RunStatus.CANCELLED)).update(
-            status=RunStatus.SUCCEEDED, output=output, finished_at=now, touched_at=now, error=""
-        )
-        if updated and sink:
-            last = When(remaining_sinks__lte=1, status=RunStatus.RUNNING, then=Value(RunStatus.SUCCEEDED))
-            WorkflowRun.objects.filter(id=run_id).update(
-                remaining_sinks=F("remaining_sinks") - 1,
-                status=Case(last, default=F("status")),
-                finished_at=Case(
-                    When(remaining_sinks__lte=1, status=RunStatus.RUNNING, then=Value(now)),
-                    default=F("finished_at"),
-                ),
-            )
+    statements = [_COMPLETE_STEP, _COUNT_OFF_RUN] if sink else [_COMPLETE_STEP]
+    params = {"step": step_id, "run": _run_id(run_id), "output": _json(output), "now": _at(_now())}
+    run_statements(statements, params, durable=durable)
 
 
-def defer_step(step_id: int, *, state: dict[str, Any] | None, note: str = "") -> None:
-    """Park a running step until its next execution; `state` is merged over what is stored (an
-    approver's decision, written concurrently, is never lost)."""
-    if state is None:
-        StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(
-            deferred=True, error=note, touched_at=timezone.now()
-        )
-        return
+# --- parking, retrying, failing --------------------------------------------------------------------
+
+
+def defer_step(step_id: int, *, countdown: float, state: dict[str, Any] | None, note: str = "") -> None:
+    """Park a running step until its next execution, due in `countdown` seconds; `state` is merged over
+    what is stored (an approver's decision, written concurrently, is never lost)."""
+    now = _now()
+    fields: dict[str, Any] = {
+        "deferred": True,
+        "error": note,
+        "touched_at": now,
+        "due_at": now + timedelta(seconds=countdown),
+    }
     with transaction.atomic():
         row = StepRun.objects.select_for_update().filter(id=step_id, status=RunStatus.RUNNING).first()
-        if row is not None:
-            row.state = {**row.state, **state}
-            row.deferred = True
-            row.error = note
-            row.touched_at = timezone.now()
-            row.save(update_fields=["state", "deferred", "error", "touched_at"])
+        if row is None:
+            return
+        if state is not None:
+            fields["state"] = {**row.state, **state}
+        StepRun.objects.filter(id=step_id).update(**fields)
 
 
 def record_retry(step_id: int, *, error: str) -> None:
-    """The attempt failed and another follows: keep the error visible while the step waits."""
-    StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(error=error)
+    """The attempt failed and another follows: the claim is released (any worker may take the next
+    attempt at once) and the error stays visible while the step waits."""
+    StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(error=error, claimed_node="")
 
 
 def fail_step(step_id: int, *, run_id: Any, error: str) -> bool:
     """Fail a step and its run; the run's steps that have not started are skipped."""
-    now = timezone.now()
+    now = _now()
     with transaction.atomic():
         updated = StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
-            status=RunStatus.FAILED, error=error[:10_000], finished_at=now
+            status=RunStatus.FAILED, error=error[:10_000], finished_at=now, deferred=False
         )
         if updated:
             WorkflowRun.objects.filter(id=run_id, status__in=ACTIVE).update(
@@ -218,13 +324,16 @@ def close_step_of_finished_run(step_id: int, *, run_status: str) -> None:
     """A message arrived for a step of a run that already ended: settle the step, do not run it."""
     status = RunStatus.CANCELLED if run_status == RunStatus.CANCELLED else RunStatus.SKIPPED
     StepRun.objects.filter(id=step_id, status__in=ACTIVE).update(
-        status=status, finished_at=timezone.now(), error=f"run is {run_status}"
+        status=status, finished_at=_now(), error=f"run is {run_status}", deferred=False
     )
+
+
+# --- steering from outside -------------------------------------------------------------------------
 
 
 def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> WorkflowRun:
     """Cancel a run: its unfinished steps are marked cancelled; the caller revokes their messages."""
-    now = timezone.now()
+    now = _now()
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().filter(id=run_id).first()
         if run is None:
@@ -236,7 +345,7 @@ def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> Workflow
         run.finished_at = now
         run.save(update_fields=["status", "error", "finished_at"])
         StepRun.objects.filter(run_id=run_id, status__in=ACTIVE).update(
-            status=RunStatus.CANCELLED, error=reason, finished_at=now
+            status=RunStatus.CANCELLED, error=reason, finished_at=now, deferred=False
         )
     return run
 
@@ -267,8 +376,31 @@ def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment:
             "decision": "approved" if approved else "rejected",
             "decided_by": by,
             "comment": comment,
-            "decided_at": timezone.now().isoformat(),
+            "decided_at": _now().isoformat(),
         }
-        row.touched_at = timezone.now()
+        row.touched_at = _now()
         row.save(update_fields=["state", "touched_at"])
     return row
+
+
+# --- recovery bookkeeping --------------------------------------------------------------------------
+
+
+def request_redispatch(run_id: Any) -> bool:
+    """A worker could not send a finished step's successors: ask the recovery job to send the run again."""
+    return bool(
+        WorkflowRun.objects.filter(id=run_id, status__in=ACTIVE, redispatch_requested_at__isnull=True).update(
+            redispatch_requested_at=_now()
+        )
+    )
+
+
+def advance_generation(run_id: Any, *, sent: int) -> None:
+    """The canvas of generation `sent` was sent: older messages of the run now retire at the step guard."""
+    WorkflowRun.objects.filter(id=run_id, generation__lt=sent).update(
+        generation=sent, dispatched_at=_now(), redispatch_requested_at=None
+    )
+
+
+def clear_redispatch_request(run_id: Any) -> None:
+    WorkflowRun.objects.filter(id=run_id).update(redispatch_requested_at=None)

@@ -1,15 +1,15 @@
-"""The engine settings row: the AutomationConfig last applied, read by every worker."""
+"""The stored engine configuration: the AutomationConfig last applied, read by every worker."""
 
 from __future__ import annotations
 
 from django.db import models
 
 
-class EngineSettings(models.Model):
+class EngineConfig(models.Model):
     """A single row (pk=1) holding the applied AutomationConfig as JSON."""
 
     config = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"engine settings ({self.updated_at})"
+        return f"engine config ({self.updated_at})"

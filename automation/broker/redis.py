@@ -1,0 +1,201 @@
+"""Kombu's Redis transport, hardened: a malformed message is set aside instead of killing the worker,
+and messages a worker held when the connection broke are put back once the broker answers again.
+
+Kombu 5.7 restores a channel's unacknowledged messages when the connection breaks, reading them from
+Redis through a connection object Celery has already torn down: `AttributeError: 'NoneType' object has
+no attribute 'hostname'` kills the worker. Here they are restored from the copy the channel holds in
+memory (which also survives a Redis restart without persistence), and when Redis cannot be reached they
+wait in this process and go back on their queues from the next connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+from queue import Empty
+from typing import Any
+
+from kombu.exceptions import ContentDisallowed
+from kombu.transport import redis as kombu_redis
+from kombu.transport.virtual import Message
+from kombu.transport.virtual import base as virtual_base
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import dumps, loads
+
+from automation.broker.deadletter import set_aside
+
+logger = logging.getLogger("automation.broker")
+
+#: Messages held when a connection broke and Redis could not take them back: (payload, exchange, key).
+_held: list[tuple[dict[str, Any], str, str]] = []
+_held_lock = threading.Lock()
+
+
+class MalformedMessage(ValueError):
+    """A message envelope the transport cannot turn into a message."""
+
+
+def check_envelope(channel: Any, raw: Any) -> dict[str, Any]:
+    """The decoded envelope, or MalformedMessage saying what is wrong with it."""
+    try:
+        payload = loads(bytes_to_str(raw))
+    except (TypeError, ValueError) as exc:
+        raise MalformedMessage(f"not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise MalformedMessage(f"envelope is a {type(payload).__name__}, not an object")
+    properties = payload.get("properties")
+    if not isinstance(properties, dict) or "delivery_tag" not in properties:
+        raise MalformedMessage("envelope has no properties.delivery_tag")
+    if not isinstance(properties.get("delivery_info", {}), dict):
+        raise MalformedMessage("properties.delivery_info is not an object")
+    body = payload.get("body")
+    if body and properties.get("body_encoding") == "base64":
+        try:
+            base64.b64decode(str(body).encode(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedMessage(f"body is not valid base64: {exc}") from None
+    try:
+        Message(payload, channel=channel)
+    except (KeyError, TypeError, ValueError, ContentDisallowed) as exc:
+        raise MalformedMessage(f"unusable envelope: {exc!r}") from None
+    return payload
+
+
+class QoS(kombu_redis.QoS):
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            super().ack(delivery_tag)
+        except Exception as exc:  # noqa: BLE001 - never end the worker over an acknowledgement
+            self._forget(delivery_tag, exc)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)
+        except Exception as exc:  # noqa: BLE001 - never end the worker over a rejection
+            self._forget(delivery_tag, exc)
+
+    def _forget(self, delivery_tag: str, exc: BaseException) -> None:
+        """The message came from a connection that broke meanwhile (its channel is closed, or Redis is down):
+        it was, or will be, put back on its queue, and the step guard makes its next delivery harmless."""
+        logger.info("ack of message %s not recorded (%r): it will be delivered again", delivery_tag, exc)
+        virtual_base.QoS.ack(self, delivery_tag)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """Put every message delivered to this channel and not acknowledged back at the head of its queue."""
+        self._flush()
+        held = list(self._delivered.items())
+        self._delivered.clear()
+        if not held:
+            return
+        try:
+            with self.channel.conn_or_acquire(client) as conn:
+                for tag, message in held:
+                    self._restore_from_memory(conn, tag, message)
+        except Exception as exc:  # noqa: BLE001 - a broken connection, or a transport already torn down
+            with _held_lock:
+                _held.extend(
+                    (m._raw, m.delivery_info.get("exchange", ""), m.delivery_info.get("routing_key", ""))
+                    for _, m in held
+                )
+            logger.warning(
+                "broker unreachable (%r): %d unacknowledged message(s) kept to restore on reconnect",
+                exc,
+                len(held),
+            )
+
+    def _restore_from_memory(self, client: Any, tag: str, message: Any) -> None:
+        info = message.delivery_info
+        with client.pipeline() as pipe:
+            pipe.multi()
+            pipe.zrem(self.unacked_index_key, tag).hdel(self.unacked_key, tag)
+            self.channel.push_back(pipe, message._raw, info.get("exchange", ""), info.get("routing_key", ""))
+            pipe.execute()
+
+
+class Channel(kombu_redis.Channel):
+    QoS = QoS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._restore_held()
+
+    def push_back(self, pipe: Any, payload: dict[str, Any], exchange: str, routing_key: str) -> None:
+        """Queue `payload` again at the head of the queues `exchange`/`routing_key` lead to."""
+        try:
+            payload["headers"]["redelivered"] = True
+            payload["properties"]["delivery_info"]["redelivered"] = True
+        except (KeyError, TypeError):
+            pass
+        try:
+            queues = self._lookup(exchange, routing_key, default=routing_key) if exchange else [routing_key]
+        except Exception:  # noqa: BLE001 - bindings lost with the broker's data: the routing key names the queue
+            queues = [routing_key]
+        for queue in queues or [routing_key]:
+            pri = self._get_message_priority(payload, reverse=False)
+            pipe.lpush(self._q_for_pri(queue, pri), dumps(payload))
+
+    def _restore_held(self) -> None:
+        with _held_lock:
+            pending = list(_held)
+            _held.clear()
+        if not pending:
+            return
+        try:
+            with self.conn_or_acquire() as client, client.pipeline() as pipe:
+                for payload, exchange, routing_key in pending:
+                    self.push_back(pipe, payload, exchange, routing_key)
+                pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - still unreachable: keep them for the next channel
+            with _held_lock:
+                _held[:0] = pending
+            logger.warning("could not restore %d held message(s) yet: %r", len(pending), exc)
+            return
+        logger.warning("restored %d message(s) held since the broker connection broke", len(pending))
+
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)  # type: ignore[attr-defined]
+            self._deliver_checked(item, dest)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()  # type: ignore[attr-defined]
+
+    def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
+        with self.conn_or_acquire() as client:
+            for pri in self.priority_steps:
+                item = client.rpop(self._q_for_pri(queue, pri))  # type: ignore[attr-defined]
+                if item:
+                    self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
+                    try:
+                        return check_envelope(self, item)
+                    except MalformedMessage as exc:
+                        reason = f"malformed envelope: {exc}"
+                        set_aside(queue=queue, payload=item, reason=reason, redis_client=client)
+                        raise Empty() from None
+            self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
+            raise Empty()
+
+    def _deliver_checked(self, item: Any, queue: str) -> None:
+        try:
+            payload = check_envelope(self, item)
+        except MalformedMessage as exc:
+            reason = f"malformed envelope: {exc}"
+            set_aside(queue=queue, payload=item, reason=reason, redis_client=self.client)
+            return
+        self.connection._deliver(payload, queue)
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
