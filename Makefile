@@ -20,7 +20,8 @@ services:
 
 lint: $(STAMP)
 	$(BIN)/ruff check automation tasks tests benchmarks beat_schedule.py
-	$(BIN)/mypy automation tasks beat_schedule.py
+	$(BIN)/mypy --strict automation
+	$(BIN)/mypy tasks beat_schedule.py
 
 test: $(STAMP) services lint
 	$(BIN)/python -m pytest -q

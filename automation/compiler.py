@@ -45,7 +45,9 @@ def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
     """The canvas shape as nested tuples: ("chain", [...]), ("group", [...]) or a step name."""
     position = {a["name"]: i for i, a in enumerate(actions)}
     deps = {a["name"]: list(a["depends_on"]) for a in actions}
-    ordered = lambda names: sorted(names, key=position.__getitem__)  # noqa: E731
+
+    def ordered(names: list[str]) -> list[str]:
+        return sorted(names, key=position.__getitem__)
 
     def build(nodes: set[str]) -> Any:
         head: list[Any] = []

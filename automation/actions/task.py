@@ -31,7 +31,7 @@ def check_countdown(countdown: float | None) -> None:
         )])
 
 
-class GuardedTask(Task):  # type: ignore[misc]
+class GuardedTask(Task[Any, Any]):
     """Refuses a countdown or ETA beyond the broker visibility timeout (Redis would deliver it twice).
 
     Retries are unlimited at this level: the step executor counts attempts itself, and deferrals

@@ -33,7 +33,7 @@ def _queue_of(message: Any) -> str:
     return str(info.get("routing_key") or info.get("exchange") or "")
 
 
-class Consumer(CeleryConsumer):  # type: ignore[misc]
+class Consumer(CeleryConsumer):
     def _set_aside(self, message: Any, reason: str) -> None:
         try:
             set_aside(queue=_queue_of(message), payload=_describe(message), reason=reason)

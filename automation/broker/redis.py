@@ -165,26 +165,26 @@ class Channel(kombu_redis.Channel):
                 raise Empty()
             dest, item = dest__item
             dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(dest)  # type: ignore[attr-defined]
+            self._queue_cycle.rotate(dest)
             self._deliver_checked(item, dest)
             return True
         finally:
             self._in_poll = None
-            self._flush_brpop_reauth()  # type: ignore[attr-defined]
+            self._flush_brpop_reauth()
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         with self.conn_or_acquire() as client:
             for pri in self.priority_steps:
-                item = client.rpop(self._q_for_pri(queue, pri))  # type: ignore[attr-defined]
+                item = client.rpop(self._q_for_pri(queue, pri))
                 if item:
-                    self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
+                    self._maybe_update_queues_expire(client, queue)
                     try:
                         return check_envelope(self, item)
                     except MalformedMessage as exc:
                         reason = f"malformed envelope: {exc}"
                         set_aside(queue=queue, payload=item, reason=reason, redis_client=client)
                         raise Empty() from None
-            self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
+            self._maybe_update_queues_expire(client, queue)
             raise Empty()
 
     def _deliver_checked(self, item: Any, queue: str) -> None:

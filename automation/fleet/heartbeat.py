@@ -70,7 +70,7 @@ def beat_once(worker: Any) -> bool:
     return True
 
 
-class NodeHeartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
+class NodeHeartbeat(bootsteps.StartStopStep):
     """Starts the heartbeat thread once the pool's processes exist."""
 
     requires = ("celery.worker.components:Pool",)

@@ -45,7 +45,7 @@ class AggregatedModel:
         buckets = (offset + steps + k - 1) // k + 1
         coarse = self.inner.forecast(buckets)
         centres = np.arange(buckets) * k + (k - 1) / 2
-        return np.interp(offset + np.arange(steps), centres, coarse)
+        return np.asarray(np.interp(offset + np.arange(steps), centres, coarse))
 
     def to_dict(self) -> dict[str, Any]:
         return {

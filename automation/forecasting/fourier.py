@@ -64,7 +64,7 @@ class FourierArModel:
         features = fourier_features(
             np.arange(start, start + count), periods=self.periods, harmonics=self.harmonics
         )
-        return features @ self.coefficients
+        return np.asarray(features @ self.coefficients)
 
     def update(self, values: np.ndarray) -> None:
         y = np.asarray(values, dtype=float)

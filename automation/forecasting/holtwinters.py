@@ -106,7 +106,7 @@ class HoltWintersModel:
         if self.spec.seasonal is None:
             return np.asarray(base, dtype=float)
         season = np.asarray(self.seasons)[(horizon - 1) % self.spec.season_length]
-        return base * season if self.spec.seasonal == "mul" else base + season
+        return np.asarray(base * season if self.spec.seasonal == "mul" else base + season)
 
     def to_dict(self) -> dict[str, Any]:
         return {

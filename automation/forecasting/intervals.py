@@ -15,7 +15,7 @@ STORED_QUANTILES = 201
 
 def horizon_band(steps_ahead: np.ndarray) -> np.ndarray:
     """Steps ahead 1, 2-3, 4-7, 8-15, ... -> bands 0, 1, 2, 3, ..."""
-    return np.floor(np.log2(np.maximum(np.asarray(steps_ahead), 1))).astype(int)
+    return np.asarray(np.floor(np.log2(np.maximum(np.asarray(steps_ahead), 1))).astype(int))
 
 
 def estimate_power(forecast: np.ndarray, errors: np.ndarray, *, floor: float) -> float:
@@ -71,7 +71,7 @@ class ResidualQuantiles:
         return result
 
     def scale(self, forecast: np.ndarray) -> np.ndarray:
-        return np.maximum(np.abs(np.asarray(forecast, dtype=float)), self.floor) ** self.power
+        return np.asarray(np.maximum(np.abs(np.asarray(forecast, dtype=float)), self.floor) ** self.power)
 
     def add(self, *, steps_ahead: np.ndarray, forecast: np.ndarray, actual: np.ndarray) -> None:
         """Record more out-of-sample errors (e.g. of forecasts that have come due)."""
@@ -104,7 +104,7 @@ class ResidualQuantiles:
             chosen = bands == band
             offsets[chosen] = np.quantile(self._band_errors(band), level)
         result = f + offsets * self.scale(f)
-        return np.maximum(result, 0.0) if self.nonnegative else result
+        return np.asarray(np.maximum(result, 0.0) if self.nonnegative else result)
 
     @property
     def sample_count(self) -> int:

@@ -206,7 +206,7 @@ def _parse_numbers(
         position = int(np.flatnonzero(bad)[0])
         line, _ = rows[position]
         raise TraceFormatError(path, line, name, f"expected a finite number, got {cells[position]!r}")
-    return values
+    return np.asarray(values)
 
 
 def _parse_times(path: Path, rows: list[tuple[int, list[str]]], index: int, name: str) -> pd.DatetimeIndex:

@@ -55,7 +55,7 @@ def retry_countdown(attempt: int) -> float:
     config = current_config()
     ceiling = min(config.retry_backoff_max_seconds, max_countdown())
     delay = min(ceiling, config.retry_backoff_seconds * (2 ** max(attempt - 1, 0)))
-    return delay * random.uniform(0.5, 1.0)  # "equal jitter": spread retries of a fleet-wide failure
+    return float(delay * random.uniform(0.5, 1.0))  # "equal jitter": spread retries of a fleet-wide failure
 
 
 def describe(exc: BaseException) -> str:
@@ -86,13 +86,13 @@ class _Again(Exception):  # noqa: N818 - control flow inside this module
         self.countdown = countdown
 
 
-def slot_seconds(task: Task) -> float:
+def slot_seconds(task: Task[Any, Any]) -> float:
     """How long a fleet slot may be held: the action's hard time limit, plus a margin."""
     hard = (task.request.timelimit or (None, None))[0]
     return float(hard) + 5 if hard else max_countdown()
 
 
-def take_slot(task: Task, run_id: str, step: str) -> str | float:
+def take_slot(task: Task[Any, Any], run_id: str, step: str) -> str | float:
     """A slot of `max_concurrent_actions` (its token), or the seconds to wait before asking again.
 
     The limit comes from the stored config, so a broker restart cannot reset it. Waiting for a slot is
@@ -117,7 +117,7 @@ def give_back_slot(token: str) -> None:
 
 
 def execute_step(
-    task: Task, spec: ActionSpec, upstream: Any, run_id: str, step: str, *, generation: int = 0
+    task: Task[Any, Any], spec: ActionSpec, upstream: Any, run_id: str, step: str, *, generation: int = 0
 ) -> dict[str, Any]:
     """Run one step once in effect. The slot is given back before any retry message is sent."""
     context = merge_upstream(upstream, {})

@@ -54,7 +54,8 @@ def _at(value: datetime) -> Any:
 
 
 def _run_id(value: Any) -> Any:
-    return db_value(WorkflowRun._meta.pk, value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))  # type: ignore[arg-type]
+    run_id = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return db_value(WorkflowRun._meta.get_field("id"), run_id)
 
 
 def _json(value: Any) -> Any:
