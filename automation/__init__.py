@@ -9,15 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "ActionDefinition",
+    "ActionError",
     "AlertSeverity",
     "AutomationConfig",
     "AutomationEngine",
     "AutomationError",
     "AutomationLevel",
+    "ConfigurationError",
     "DefinitionError",
+    "ForbiddenError",
     "InputDefinition",
+    "InputError",
+    "NotFoundError",
     "Priority",
     "RunHandle",
+    "RunTimeout",
+    "StateError",
     "WorkflowDefinition",
 ]
 
@@ -31,16 +38,32 @@ _LOCATIONS = {
     "AutomationConfig": "automation.config.schema",
     "AutomationEngine": "automation.engine",
     "RunHandle": "automation.engine",
+    "RunTimeout": "automation.engine",
+    "ActionError": "automation.errors",
     "AutomationError": "automation.errors",
+    "ConfigurationError": "automation.errors",
     "DefinitionError": "automation.errors",
+    "ForbiddenError": "automation.errors",
+    "InputError": "automation.errors",
+    "NotFoundError": "automation.errors",
+    "StateError": "automation.errors",
 }
 
 if TYPE_CHECKING:
     from automation.choices import AlertSeverity, AutomationLevel, Priority
     from automation.config.schema import AutomationConfig
     from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
-    from automation.engine import AutomationEngine, RunHandle
-    from automation.errors import AutomationError, DefinitionError
+    from automation.engine import AutomationEngine, RunHandle, RunTimeout
+    from automation.errors import (
+        ActionError,
+        AutomationError,
+        ConfigurationError,
+        DefinitionError,
+        ForbiddenError,
+        InputError,
+        NotFoundError,
+        StateError,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -13,15 +13,22 @@ import automation
 def test_public_names_are_pinned() -> None:
     assert automation.__all__ == [
         "ActionDefinition",
+        "ActionError",
         "AlertSeverity",
         "AutomationConfig",
         "AutomationEngine",
         "AutomationError",
         "AutomationLevel",
+        "ConfigurationError",
         "DefinitionError",
+        "ForbiddenError",
         "InputDefinition",
+        "InputError",
+        "NotFoundError",
         "Priority",
         "RunHandle",
+        "RunTimeout",
+        "StateError",
         "WorkflowDefinition",
     ]
     for name in automation.__all__:
