@@ -54,7 +54,8 @@ class WorkflowRun(models.Model):
 
 
 class StepRun(models.Model):
-    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: the unique (run, name) constraint starts with run and serves every lookup.
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps", db_index=False)
     name = models.CharField(max_length=200)
     action_type = models.CharField(max_length=200)
     position = models.PositiveIntegerField(default=0)

@@ -1,8 +1,10 @@
 """Running a transition written as SQL on both stores: PostgreSQL in production, SQLite when embedded.
 
 A transition's statements are plain SQL both understand (UPDATE ... RETURNING, EXISTS, CASE), written
-once in automation/runs/services.py. They run as one transaction: on PostgreSQL in one round trip
-(one simple query holding every statement), on SQLite one after another inside `atomic()`.
+once in automation/runs/services.py with named placeholders. They run as one transaction: on SQLite
+one after another inside `atomic()`; on PostgreSQL in one round trip, each statement prepared once per
+connection (planning these statements costs more than running them). A prepared statement lost behind
+the engine's back (a pooler's reset, a migration) is prepared again, once.
 
 `durable=False` does not wait for the disk on PostgreSQL (`synchronous_commit off` for that
 transaction only): PostgreSQL can then lose the last fraction of a second of such commits, only in a
@@ -12,14 +14,21 @@ embedded store is for demos and development.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Field
+from psycopg2.errors import FeatureNotSupported, InvalidSqlStatementName
 
 Row = tuple[Any, ...]
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def in_list(values: Iterable[str]) -> str:
@@ -37,15 +46,64 @@ def from_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+@dataclass(frozen=True)
+class Prepared:
+    name: str
+    #: `PREPARE name AS body`, the body's named placeholders turned into $1, $2, ...
+    prepare: str
+    #: `EXECUTE name(%(a)s, %(b)s, ...)`, filled by the driver from the transition's parameters.
+    execute: str
+
+
+@cache
+def prepared(statement: str) -> Prepared:
+    names = list(dict.fromkeys(_PLACEHOLDER.findall(statement)))
+    body = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", statement)
+    name = "automation_" + hashlib.sha1(statement.encode(), usedforsecurity=False).hexdigest()[:16]
+    arguments = ", ".join(f"%({n})s" for n in names)
+    return Prepared(
+        name=name,
+        prepare=f"PREPARE {name} AS {body}",
+        execute=f"EXECUTE {name}({arguments})" if names else f"EXECUTE {name}",
+    )
+
+
+def _known_on_this_connection() -> set[str]:
+    """Names prepared on the current database connection (a new connection has none)."""
+    raw = connection.connection
+    known: tuple[Any, set[str]] | None = getattr(connection, "_automation_prepared", None)
+    if known is None or known[0] is not raw:
+        known = (raw, set())
+        connection._automation_prepared = known  # type: ignore[attr-defined]
+    return known[1]
+
+
+def _postgresql(statements: Sequence[str], params: dict[str, Any], *, durable: bool) -> list[Row]:
+    plans = [prepared(statement) for statement in statements]
+    with connection.cursor() as cursor:
+        known = _known_on_this_connection()
+        parts = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
+        parts += [p.prepare for p in plans if p.name not in known]
+        parts += [p.execute for p in plans]
+        try:
+            cursor.execute(";\n".join(parts), params)
+        except DatabaseError as exc:  # Django wraps the driver's error; its cause says which one
+            if not isinstance(exc.__cause__, InvalidSqlStatementName | FeatureNotSupported):
+                raise
+            # DEALLOCATEd by a pooler's reset, or its plan outdated by a migration: prepare them all again.
+            cursor.execute("DEALLOCATE ALL")
+            known.clear()
+            parts = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
+            parts += [p.prepare for p in plans] + [p.execute for p in plans]
+            cursor.execute(";\n".join(parts), params)
+        known.update(p.name for p in plans)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
 def run_statements(statements: Sequence[str], params: dict[str, Any], *, durable: bool = True) -> list[Row]:
     """Run `statements` as one transaction; the rows the last one returned (empty when it returns none)."""
     if connection.vendor == "postgresql":
-        text = ";\n".join(statements)
-        if not durable:
-            text = "SET LOCAL synchronous_commit TO OFF;\n" + text
-        with connection.cursor() as cursor:
-            cursor.execute(text, params)
-            return list(cursor.fetchall()) if cursor.description else []
+        return _postgresql(statements, params, durable=durable)
     rows: list[Row] = []
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in statements:
