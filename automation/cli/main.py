@@ -344,6 +344,26 @@ def runs_reject(run_id: str, step: str, by: str, comment: str) -> None:
     _decide(run_id, step, False, by, comment)
 
 
+@cli.group()
+def actions() -> None:
+    """The action types workflows can use."""
+
+
+@actions.command("list")
+@click.option("--markdown", is_flag=True, help="The README's actions table: parameters, types, defaults.")
+def actions_list(markdown: bool) -> None:
+    """Built-in action types with their parameters."""
+    from automation.cli.catalog import actions_markdown, builtin_actions, parameters
+
+    if markdown:
+        click.echo(actions_markdown(), nl=False)
+        return
+    for spec in builtin_actions():
+        click.echo(f"{spec.action_type}  {spec.description}")
+        for line in parameters(spec.params):
+            click.echo(f"    {line.replace('`', '')}")
+
+
 @cli.command()
 @click.option("--services-file", default=None, type=click.Path(dir_okay=False))
 def demo(services_file: str | None) -> None:
