@@ -96,5 +96,8 @@ def actions_markdown() -> str:
     lines = ["| type | parameters | output |", "|---|---|---|"]
     for spec in builtin_actions():
         cell = "<br>".join(parameters(spec.params))
-        lines.append(f"| `{spec.action_type}` | {cell} | {outputs(spec.action_type)} |")
+        described = (
+            f"`{spec.action_type}`<br>{spec.description}" if spec.description else f"`{spec.action_type}`"
+        )
+        lines.append(f"| {described} | {cell} | {outputs(spec.action_type)} |")
     return "\n".join(lines) + "\n"
