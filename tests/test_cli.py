@@ -246,7 +246,7 @@ def test_loopback_addresses() -> None:
 def test_actions_list_markdown_is_the_registry(engine: Any) -> None:
     result = cli("actions", "list", "--markdown")
     assert result.returncode == 0, result.stderr
-    rows = {line.split("|")[1].strip(" `"): line for line in result.stdout.splitlines()[2:]}
+    rows = {line.split("|")[1].split("<br>")[0].strip(" `"): line for line in result.stdout.splitlines()[2:]}
     from automation.actions.registry import known_action_types
 
     assert set(rows) == {t for t in known_action_types() if not t.startswith("testing.")}
