@@ -7,11 +7,20 @@ class AutomationError(Exception):
     """Base of every error this package raises on purpose."""
 
 
+def _split_pair(text: str) -> tuple[str, str]:
+    path, _, reason = text.partition(": ")
+    return path, reason
+
+
 class InvalidFieldsError(AutomationError):
     """Input was refused; `errors` lists (field path, reason) pairs."""
 
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = list(errors)
+    def __init__(self, errors: list[tuple[str, str]] | str) -> None:
+        if isinstance(errors, str):  # rebuilt from its message (Celery's JSON result backend does that)
+            errors = [_split_pair(part) for part in errors.split("; ")]
+        self.errors = [(str(path), str(reason)) for path, reason in errors]
+        # The message is the only argument: a client reading a task's outcome without this package
+        # installed gets an exception of the same name with this message.
         super().__init__("; ".join(f"{path}: {reason}" for path, reason in self.errors))
 
     def as_dicts(self) -> list[dict[str, str]]:
@@ -48,6 +57,20 @@ class ForbiddenError(AutomationError):
 
 class StateError(AutomationError):
     """The requested transition is not allowed from the current state (e.g. approving a finished step)."""
+
+
+class IdempotencyConflict(StateError):
+    """An idempotency key already names a run of this workflow with other inputs; `run_id` is that run."""
+
+    _PREFIX = "idempotency key '"
+    _MIDDLE = "' was already used with other inputs by run "
+
+    def __init__(self, run_id: str, idempotency_key: str | None = None) -> None:
+        if idempotency_key is None and run_id.startswith(self._PREFIX):  # rebuilt from its message
+            idempotency_key, _, run_id = run_id.removeprefix(self._PREFIX).rpartition(self._MIDDLE)
+        self.run_id = str(run_id)
+        self.idempotency_key = str(idempotency_key)
+        super().__init__(f"{self._PREFIX}{self.idempotency_key}{self._MIDDLE}{self.run_id}")
 
 
 class ConfigurationError(InvalidFieldsError):

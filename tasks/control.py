@@ -19,7 +19,7 @@ class WaitParams(BaseModel):
     seconds: float = Field(ge=0, le=7 * 24 * 3600)
 
 
-@action("control.wait", params=WaitParams, external=False)
+@action("control.wait", params=WaitParams, external=False, outputs=("waited_seconds",))
 def wait(ctx: ActionContext, params: WaitParams) -> dict[str, Any]:
     """Pause the run for `seconds`."""
     now = time.time()
@@ -41,7 +41,12 @@ class ApprovalParams(BaseModel):
     poll_seconds: float = Field(default=2.0, ge=0.1, le=MAX_PAUSE)
 
 
-@action("control.approval", params=ApprovalParams, external=False)
+@action(
+    "control.approval",
+    params=ApprovalParams,
+    external=False,
+    outputs=("decision", "decided_by", "comment"),
+)
 def approval(ctx: ActionContext, params: ApprovalParams) -> dict[str, Any]:
     """Pause the run until a person approves or rejects it (API or CLI), or the timeout passes."""
     state = dict(ctx.state)

@@ -22,7 +22,11 @@ class RequestParams(BaseModel):
     expected_status: list[int] = Field(default_factory=lambda: list(range(200, 300)))
 
 
-@action("http.request", params=RequestParams)
+@action(
+    "http.request",
+    params=RequestParams,
+    outputs=("status_code", "headers", "text", "json (when the answer is JSON)"),
+)
 def request(ctx: ActionContext, params: RequestParams) -> dict[str, Any]:
     """Send an HTTP request; output: status_code, headers, json (when the body is JSON), text."""
     headers = {key: str(value) for key, value in params.headers.items()}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from automation.actions import ActionContext, action
+from automation.providers.base import RestartResult, ScaleResult
 
 
 class RestartParams(BaseModel):
@@ -31,13 +33,17 @@ class ScaleParams(BaseModel):
     health_timeout: float | None = Field(default=None, gt=0)
 
 
+def field_names(result: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(result))
+
+
 def _provider(name: str) -> Any:
     from automation.providers import get_provider
 
     return get_provider(name)
 
 
-@action("infrastructure.restart_service", params=RestartParams)
+@action("infrastructure.restart_service", params=RestartParams, outputs=field_names(RestartResult))
 def restart_service(ctx: ActionContext, params: RestartParams) -> dict[str, Any]:
     """Restart a service (gracefully: SIGTERM, then SIGKILL after the grace period) and wait for health."""
     result: dict[str, Any] = _provider(params.provider).restart(
@@ -51,7 +57,7 @@ def restart_service(ctx: ActionContext, params: RestartParams) -> dict[str, Any]
     return result
 
 
-@action("infrastructure.scale_service", params=ScaleParams)
+@action("infrastructure.scale_service", params=ScaleParams, outputs=field_names(ScaleResult))
 def scale_service(ctx: ActionContext, params: ScaleParams) -> dict[str, Any]:
     """Scale a service to `replicas`, or by `scale_factor` within [min_instances, max_instances]."""
     from automation.errors import ActionError

@@ -25,7 +25,7 @@ class WebhookParams(BaseModel):
     timeout: float = Field(default=10.0, gt=0, le=120)
 
 
-@action("notification.webhook", params=WebhookParams)
+@action("notification.webhook", params=WebhookParams, outputs=("status_code", "host", "idempotency_key"))
 def webhook(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
     """POST a Slack-compatible message ({"text": ...}) to a webhook URL."""
     body: dict[str, Any] = {**params.fields, "text": params.text}

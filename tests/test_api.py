@@ -196,3 +196,123 @@ def test_metrics_endpoint(api: httpx.Client) -> None:
     text = api.get("/metrics").text
     assert "automation_active_workflows" in text
     assert "automation_workflow_runs{" in text
+
+
+# Bad input: every case answers 4xx naming the field; nothing reaches the database half-written.
+
+
+def test_nul_characters_are_422_naming_the_field(api: httpx.Client, peer: HttpPeer) -> None:
+    from automation.models import WorkflowRun
+
+    name = register(api, peer)
+    runs = f"/api/v1/workflows/{name}/runs"
+    answer = api.post(runs, json={"inputs": {"who": "a"}, "idempotency_key": "k\x00ey"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [{"field": "idempotency_key", "reason": "contains a NUL character"}]
+    answer = api.post(runs, json={"inputs": {"who": "a\x00b"}})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"field": "inputs.who", "reason": "contains a NUL character"}]
+    assert not WorkflowRun.objects.filter(workflow__name=name).exists()
+
+    answer = api.post("/api/v1/workflows/wf%00x/runs", json={})
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "name"
+    assert api.get("/api/v1/workflows/wf%00x").status_code == 422
+
+    run_id = api.post(runs, json={"inputs": {"who": "a"}}).json()["run_id"]
+    answer = api.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": "freeze\x00"})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"field": "reason", "reason": "contains a NUL character"}]
+    answer = api.post(f"/api/v1/runs/{run_id}/steps/ca%00ll/approve", json={})
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "step"
+    # A lone surrogate is not text PostgreSQL can store either.
+    answer = api.post(runs, content=b'{"inputs": {"who": "\\ud800"}}')
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "inputs.who"
+
+
+def test_field_types_and_unknown_fields_of_cancel_and_decisions(api: httpx.Client, peer: HttpPeer) -> None:
+    name = register(api, peer)
+    run_id = api.post(f"/api/v1/workflows/{name}/runs", json={"inputs": {"who": "a"}}).json()["run_id"]
+    answer = api.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": {"nested": 1}, "force": True})
+    assert answer.status_code == 422
+    assert {e["field"] for e in answer.json()["errors"]} == {"reason", "force"}
+    answer = api.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": "x" * 1001})
+    assert answer.status_code == 422 and "at most 1000 characters" in answer.json()["errors"][0]["reason"]
+    answer = api.post(f"/api/v1/runs/{run_id}/steps/call/approve", json={"by": 7})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"field": "by", "reason": "must be a string, not a number"}]
+
+
+def test_sizes_are_bounded(api: httpx.Client, peer: HttpPeer) -> None:
+    from automation.runs.intake import MAX_INPUTS_BYTES
+
+    name = register(api, peer)
+    runs = f"/api/v1/workflows/{name}/runs"
+    answer = api.post(runs, json={"inputs": {"who": "a"}, "idempotency_key": "k" * 201})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"field": "idempotency_key", "reason": "must be a string of 1 to 200 characters, not 201 characters"}
+    ]
+    answer = api.post(runs, json={"inputs": {"who": "x" * MAX_INPUTS_BYTES}})
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "inputs"
+    assert f"at most {MAX_INPUTS_BYTES} bytes" in answer.json()["errors"][0]["reason"]
+    # A 5 MB key makes a body beyond the 1 MiB bound: refused before it is read.
+    answer = api.post(runs, json={"inputs": {"who": "a"}, "idempotency_key": "k" * 5_000_000})
+    assert answer.status_code == 413
+    assert "limit is 1048576" in answer.json()["error"]
+
+
+def test_numbers_json_cannot_hold_are_400(api: httpx.Client, peer: HttpPeer) -> None:
+    name = register(api, peer)
+    for body in (b'{"inputs": {"who": NaN}}', b'{"inputs": {"who": 1e999}}', b"[" * 100_000):
+        answer = api.post(f"/api/v1/workflows/{name}/runs", content=body)
+        assert answer.status_code == 400, (body[:20], answer.text)
+        assert answer.json()["error"].startswith("malformed JSON body")
+
+
+def test_a_key_reused_with_other_inputs_is_409_with_the_run(api: httpx.Client, peer: HttpPeer) -> None:
+    name = register(api, peer)
+    runs = f"/api/v1/workflows/{name}/runs"
+    first = api.post(runs, json={"inputs": {"who": "a"}, "idempotency_key": "inc-1"})
+    assert first.status_code == 202 and first.json()["created"] is True
+    run_id = first.json()["run_id"]
+    again = api.post(runs, json={"inputs": {"who": "a"}, "idempotency_key": "inc-1"})
+    assert again.status_code == 202
+    assert again.json()["run_id"] == run_id and again.json()["created"] is False
+    other = api.post(runs, json={"inputs": {"who": "b"}, "idempotency_key": "inc-1"})
+    assert other.status_code == 409
+    assert other.json()["run_id"] == run_id
+    assert "inc-1" in other.json()["error"] and "other inputs" in other.json()["error"]
+
+
+def test_every_route_is_documented_and_every_reference_resolves(api: httpx.Client) -> None:
+    from automation.api.urls import urlpatterns
+
+    doc = api.get("/api/v1/openapi.json").json()
+    documented = {path.removeprefix("/") for path in doc["paths"]}
+    for pattern in urlpatterns:
+        route = str(pattern.pattern).replace("<str:", "{").replace(">", "}")
+        if route.endswith("/{decision}"):
+            assert {route.replace("{decision}", d) for d in ("approve", "reject")} <= documented
+        else:
+            assert route in documented, route
+    assert "get" in doc["paths"]["/api/v1/workflows"]
+    assert doc["paths"]["/api/v1/workflows"]["post"]["requestBody"]["required"] is True
+
+    def refs(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    yield value
+                else:
+                    yield from refs(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from refs(item)
+
+    found = set(refs(doc))
+    assert found and all(ref.startswith("#/components/schemas/") for ref in found), found
+    assert {ref.rsplit("/", 1)[1] for ref in found} <= set(doc["components"]["schemas"])

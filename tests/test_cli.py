@@ -113,3 +113,144 @@ def test_approve_from_the_cli(engine: Any, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert run.wait(30).status == "succeeded"
     assert cli("runs", "approve", run.id, "gate").returncode == 1
+
+
+def _gated_workflow(engine: Any) -> str:
+    from automation import ActionDefinition, WorkflowDefinition
+
+    name = unique("cli-list")
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            inputs={"who": {"type": "string", "required": False, "default": "nobody"}},
+            actions=[
+                ActionDefinition(
+                    name="gate", action_type="control.approval", parameters={"message": "${who}"}
+                )
+            ],
+        )
+    )
+    return name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("runs", "show", "banana"),
+        ("runs", "cancel", "banana"),
+        ("runs", "approve", "banana", "gate"),
+        ("runs", "reject", "00000000-0000-0000-0000-000000000000", "gate"),
+        ("runs", "cancel", "00000000-0000-0000-0000-000000000000"),
+    ],
+)
+def test_unknown_run_ids_are_one_line_and_exit_2(engine: Any, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"Error: run {args[2]} does not exist\n"
+
+
+def test_a_key_reused_with_other_inputs_is_refused_in_one_line(engine: Any) -> None:
+    name = _gated_workflow(engine)
+    key = unique("key")
+    first = cli("run", name, "--input", "who=alice", "--idempotency-key", key)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split()[1]
+    assert cli("run", name, "--input", "who=alice", "--idempotency-key", key).stdout.startswith(
+        f"run {run_id} already exists"
+    )
+    refused = cli("run", name, "--input", "who=bob", "--idempotency-key", key)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("Error: ")
+    assert refused.stderr.rstrip().endswith(f"by run {run_id}")
+    assert cli("runs", "cancel", run_id).returncode == 0
+
+
+def test_runs_list_filters_and_formats(engine: Any) -> None:
+    name = _gated_workflow(engine)
+    runs = [engine.run_workflow(name, {"who": who}) for who in ("a", "b", "c")]
+    engine.cancel_run(runs[0].id)
+    newest_first = [str(r.id) for r in reversed(runs)]
+
+    table = cli("runs", "list", "--workflow", name)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "ERROR"]
+    assert [line.split()[0] for line in lines[1:]] == newest_first
+    assert lines[-1].split()[1:4] == [name, "1", "cancelled"]
+
+    assert cli("runs", "list", "-w", name, "-q", "--limit", "2").stdout.split() == newest_first[:2]
+    cancelled = cli("runs", "list", "-w", name, "--status", "cancelled", "--json")
+    rows = json.loads(cancelled.stdout)
+    assert [row["run_id"] for row in rows] == [str(runs[0].id)]
+    assert rows[0]["workflow"] == name and rows[0]["status"] == "cancelled" and "steps" not in rows[0]
+
+    unknown = cli("runs", "list", "--workflow", "no-such-workflow")
+    assert unknown.returncode == 2
+    assert unknown.stderr == "Error: workflow 'no-such-workflow' is not registered\n"
+    assert cli("runs", "list", "--status", "banana").returncode == 2
+    for run in runs[1:]:
+        engine.cancel_run(run.id)
+
+
+def test_serve_beyond_loopback_needs_tokens_or_an_explicit_flag(engine: Any) -> None:
+    import httpx
+
+    from tests.conftest import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "AUTOMATION_API_TOKENS"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "automation.cli.main", "serve", "--bind", f"0.0.0.0:{free_port()}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "AUTOMATION_API_TOKENS" in refused.stderr and "--insecure-no-auth" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+
+    for extra_env, flags in (({"AUTOMATION_API_TOKENS": "t0ken"}, []), ({}, ["--insecure-no-auth"])):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "automation.cli.main", "serve", "--bind", f"0.0.0.0:{port}", *flags],
+            cwd=ROOT,
+            env={**env, **extra_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait(20)
+
+
+def test_loopback_addresses() -> None:
+    from automation.api.server import is_loopback
+
+    for bind in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "::1", "127.0.0.2:9", "unix:/tmp/a.sock"):
+        assert is_loopback(bind), bind
+    for bind in ("0.0.0.0:8000", ":8000", "[::]:8000", "10.0.0.1:80", "api.example.com:80", "0.0.0.0"):
+        assert not is_loopback(bind), bind
+
+
+def test_actions_list_markdown_is_the_registry(engine: Any) -> None:
+    result = cli("actions", "list", "--markdown")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].split("<br>")[0].strip(" `"): line for line in result.stdout.splitlines()[2:]}
+    from automation.actions.registry import known_action_types
+
+    assert set(rows) == {t for t in known_action_types() if not t.startswith("testing.")}
+    assert "`seconds` (number, required)" in rows["control.wait"]
+    assert "`service_name` (string, required)" in rows["infrastructure.restart_service"]
+    assert "`graceful` (boolean) = `true`" in rows["infrastructure.restart_service"]
+    assert "(not documented)" not in result.stdout

@@ -27,6 +27,8 @@ class ActionSpec:
     #: Acts on the outside world: takes a slot of `max_concurrent_actions` and waits for the disk before
     #: it acts. Engine-internal actions (waits, approvals) do neither.
     external: bool = True
+    #: The fields of its output, for the docs (`name note`, e.g. "json (when the answer is JSON)").
+    outputs: tuple[str, ...] = ()
 
 
 _ACTIONS: dict[str, ActionSpec] = {}

@@ -86,7 +86,7 @@ class ActionTask(GuardedTask):
 
 
 def action(
-    action_type: str, *, params: type[BaseModel], external: bool = True
+    action_type: str, *, params: type[BaseModel], external: bool = True, outputs: tuple[str, ...] = ()
 ) -> Callable[[ActionFunction], ActionFunction]:
     """Declare `action_type` (e.g. "notification.webhook") as a Celery task running the decorated function."""
     if action_type.count(".") != 1 or not all(action_type.split(".")):
@@ -100,6 +100,7 @@ def action(
             function=function,
             description=(function.__doc__ or "").strip().split("\n")[0],
             external=external,
+            outputs=outputs,
         )
         register(spec)
         task_class = type(

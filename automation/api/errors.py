@@ -7,6 +7,10 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 
 
+def bad_request(request: HttpRequest, exception: Any = None) -> JsonResponse:
+    return JsonResponse({"error": "bad request"}, status=400)
+
+
 def not_found(request: HttpRequest, exception: Any = None) -> JsonResponse:
     return JsonResponse({"error": f"no route for {request.path}"}, status=404)
 

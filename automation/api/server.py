@@ -1,7 +1,8 @@
-"""Serving the API with gunicorn from `automation serve`."""
+"""Serving the API with gunicorn from `automation serve`, and which addresses may serve it without tokens."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -24,3 +25,21 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 def serve(*, bind: str, workers: int) -> None:
     _Server({"bind": bind, "workers": workers, "accesslog": "-", "timeout": 60}).run()
+
+
+def is_loopback(bind: str) -> bool:
+    """Whether a gunicorn bind address (HOST:PORT, [IPV6]:PORT, unix:PATH) is reachable only from this
+    machine. A host name other than `localhost` counts as reachable from elsewhere (it may resolve so)."""
+    if bind.startswith("unix:"):
+        return True
+    host = bind
+    if bind.startswith("[") and "]" in bind:
+        host = bind[1 : bind.index("]")]
+    elif bind.count(":") == 1:
+        host = bind.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/v1/runs/<str:run_id>/steps/<str:step>/<str:decision>", views.step_decision),
 ]
 
+handler400 = "automation.api.errors.bad_request"
 handler404 = "automation.api.errors.not_found"
 handler500 = "automation.api.errors.server_error"

@@ -10,12 +10,21 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
+from automation.api.limits import MAX_BODY_BYTES, TEXT_LIMITS
 from automation.api.openapi import openapi_document
 from automation.api.serializers import run_json
-from automation.errors import ForbiddenError, InvalidFieldsError, NotFoundError, StateError
+from automation.errors import (
+    ForbiddenError,
+    IdempotencyConflict,
+    InvalidFieldsError,
+    NotFoundError,
+    StateError,
+)
+from automation.runs.intake import MAX_IDEMPOTENCY_KEY_LENGTH, json_type, unstorable_strings
 
 View = Callable[..., HttpResponse]
 
@@ -38,11 +47,17 @@ def api_view(view: View) -> View:
             if not any(hmac.compare_digest(given, token.encode()) for token in tokens):
                 return _error(401, "missing or invalid bearer token")
         try:
+            # Path parameters reach the database as text: NUL and lone surrogates are refused here.
+            bad = [error for name, value in kwargs.items() for error in unstorable_strings(value, name)]
+            if bad:
+                raise InvalidFieldsError(bad)
             return view(request, *args, **kwargs)
         except InvalidFieldsError as exc:
             return _error(422, "invalid input", exc.as_dicts())
         except NotFoundError as exc:
             return _error(404, str(exc))
+        except IdempotencyConflict as exc:
+            return JsonResponse({"error": str(exc), "run_id": exc.run_id}, status=409)
         except StateError as exc:
             return _error(409, str(exc))
         except ForbiddenError as exc:
@@ -52,18 +67,45 @@ def api_view(view: View) -> View:
 
 
 class BadRequest(Exception):
-    pass
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constants(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
-    if not request.body:
+    """The JSON object in the body ({} when empty); too large, malformed or unstorable input is refused."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BODY_BYTES:
+        raise BadRequest(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES}", status=413)
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413) from None
+    if not raw:
         return {}
     try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
+        body = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"malformed JSON body: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise BadRequest("the JSON body must be an object")
+    bad = unstorable_strings(body, "")
+    if bad:
+        raise InvalidFieldsError([(path.lstrip("."), reason) for path, reason in bad])
     return body
 
 
@@ -71,12 +113,31 @@ def json_body_view(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            body = _json_body(request)
+            body = {} if request.method in ("GET", "HEAD") else _json_body(request)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         return view(request, body, *args, **kwargs)
 
     return wrapper
+
+
+def _text_fields(body: dict[str, Any], fields: dict[str, int]) -> dict[str, str]:
+    """The body's optional text fields, each within its length; unknown fields are refused."""
+    errors = [(field, "unknown field") for field in body if field not in fields]
+    values: dict[str, str] = {}
+    for field, limit in fields.items():
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors.append((field, f"must be a string, not {json_type(value)}"))
+        elif len(value) > limit:
+            errors.append((field, f"must be at most {limit} characters (got {len(value)})"))
+        else:
+            values[field] = value
+    if errors:
+        raise InvalidFieldsError(errors)
+    return values
 
 
 def _run_or_404(run_id: str) -> Any:
@@ -151,9 +212,11 @@ def workflow_runs(request: HttpRequest, body: dict[str, Any], name: str) -> Json
     inputs = body.get("inputs", {})
     key = body.get("idempotency_key")
     if not isinstance(inputs, dict):
-        errors.append(("inputs", "must be an object"))
-    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
-        errors.append(("idempotency_key", "must be a string of 1 to 200 characters"))
+        errors.append(("inputs", f"must be an object, not {json_type(inputs)}"))
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH):
+        given = f"{len(key)} characters" if isinstance(key, str) else json_type(key)
+        bound = f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH}"
+        errors.append(("idempotency_key", f"must be a string of {bound} characters, not {given}"))
     for field in body:
         if field not in ("inputs", "idempotency_key"):
             errors.append((field, "unknown field"))
@@ -175,8 +238,9 @@ def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
 def run_cancel(request: HttpRequest, body: dict[str, Any], run_id: str) -> JsonResponse:
     from automation.runs.control import cancel
 
+    fields = _text_fields(body, {"reason": TEXT_LIMITS["reason"]})
     run = _run_or_404(run_id)
-    cancel(run.id, reason=str(body.get("reason") or "cancelled through the API"))
+    cancel(run.id, reason=fields.get("reason") or "cancelled through the API")
     return JsonResponse(run_json(_run_or_404(run_id)), status=202)
 
 
@@ -190,13 +254,14 @@ def step_decision(
 
     if decision not in ("approve", "reject"):
         raise NotFoundError(f"no step action '{decision}' (approve or reject)")
+    fields = _text_fields(body, {"by": TEXT_LIMITS["by"], "comment": TEXT_LIMITS["comment"]})
     run = _run_or_404(run_id)
     decide_approval(
         run.id,
         step,
         approved=decision == "approve",
-        by=str(body.get("by", "")),
-        comment=str(body.get("comment", "")),
+        by=fields.get("by", ""),
+        comment=fields.get("comment", ""),
     )
     return JsonResponse(run_json(_run_or_404(run_id)))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from automation.choices import RunStatus
 from automation.errors import AutomationError, ForbiddenError, InvalidFieldsError, NotFoundError, StateError
 
 
@@ -88,10 +89,24 @@ def migrate() -> None:
 @cli.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-def serve(bind: str, workers: int) -> None:
-    """Serve the HTTP API (gunicorn)."""
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve beyond loopback without AUTOMATION_API_TOKENS: anyone who reaches it can run workflows.",
+)
+def serve(bind: str, workers: int, insecure_no_auth: bool) -> None:
+    """Serve the HTTP API (gunicorn). Beyond loopback it needs AUTOMATION_API_TOKENS."""
+    from django.conf import settings
+
+    from automation.api.server import is_loopback
     from automation.api.server import serve as run_server
 
+    if not settings.AUTOMATION_API_TOKENS and not is_loopback(bind) and not insecure_no_auth:
+        raise InputProblem(
+            f"--bind {bind} is reachable from other machines and AUTOMATION_API_TOKENS is not set: set it "
+            "(AUTOMATION_API_TOKENS=token1,token2; clients send 'Authorization: Bearer <token>'), "
+            "or pass --insecure-no-auth to serve an open API on purpose"
+        )
     run_server(bind=bind, workers=workers)
 
 
@@ -209,6 +224,65 @@ def runs() -> None:
     """Inspect and steer runs."""
 
 
+def _existing_run_id(text: str) -> str:
+    """The run id, or exit 2 with one line when no run has it (a run id is a UUID)."""
+    from automation.models import WorkflowRun
+
+    try:
+        run_id = uuid.UUID(text)
+    except ValueError:
+        raise InputProblem(f"run {text} does not exist") from None
+    if not WorkflowRun.objects.filter(id=run_id).exists():
+        raise InputProblem(f"run {text} does not exist")
+    return str(run_id)
+
+
+@runs.command("list")
+@click.option("--workflow", "-w", default=None, help="Only runs of this workflow.")
+@click.option(
+    "--status",
+    "-s",
+    "statuses",
+    multiple=True,
+    type=click.Choice([value for value, _ in RunStatus.CHOICES]),
+    help="Only runs in this status (repeatable).",
+)
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of runs (without their steps).")
+@click.option("--quiet", "-q", is_flag=True, help="Only the run ids, one per line.")
+def runs_list(
+    workflow: str | None, statuses: tuple[str, ...], limit: int, as_json: bool, quiet: bool
+) -> None:
+    """The latest runs, newest first."""
+    from automation.api.serializers import run_json
+    from automation.models import Workflow, WorkflowRun
+
+    found = WorkflowRun.objects.select_related("workflow", "version").order_by("-created_at")
+    if workflow is not None:
+        if not Workflow.objects.filter(name=workflow).exists():
+            raise InputProblem(f"workflow '{workflow}' is not registered")
+        found = found.filter(workflow__name=workflow)
+    if statuses:
+        found = found.filter(status__in=statuses)
+    rows = [run_json(run, with_steps=False) for run in found[:limit]]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if quiet:
+        for row in rows:
+            click.echo(row["run_id"])
+        return
+    table = [("RUN ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "ERROR")]
+    for row in rows:
+        created = (row["created_at"] or "")[:19].replace("T", " ")
+        error = (row["error"] or "").replace("\n", " ")[:60]
+        table.append((row["run_id"], row["workflow"], str(row["version"]), row["status"], created, error))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True)
@@ -216,11 +290,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     from automation.api.serializers import run_json
     from automation.api.views import _run_or_404
 
-    try:
-        data = run_json(_run_or_404(run_id))
-    except AutomationError as exc:
-        _fail_on_errors(exc)
-        return
+    data = run_json(_run_or_404(_existing_run_id(run_id)))
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -237,6 +307,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
 def runs_cancel(run_id: str) -> None:
     from automation.runs.control import cancel
 
+    run_id = _existing_run_id(run_id)
     try:
         cancel(run_id, reason="cancelled from the CLI")
     except AutomationError as exc:
@@ -247,6 +318,7 @@ def runs_cancel(run_id: str) -> None:
 def _decide(run_id: str, step: str, approved: bool, by: str, comment: str) -> None:
     from automation.runs.services import decide_approval
 
+    run_id = _existing_run_id(run_id)
     try:
         decide_approval(run_id, step, approved=approved, by=by, comment=comment)
     except AutomationError as exc:
@@ -272,6 +344,26 @@ def runs_reject(run_id: str, step: str, by: str, comment: str) -> None:
     _decide(run_id, step, False, by, comment)
 
 
+@cli.group()
+def actions() -> None:
+    """The action types workflows can use."""
+
+
+@actions.command("list")
+@click.option("--markdown", is_flag=True, help="The README's actions table: parameters, types, defaults.")
+def actions_list(markdown: bool) -> None:
+    """Built-in action types with their parameters."""
+    from automation.cli.catalog import actions_markdown, builtin_actions, parameters
+
+    if markdown:
+        click.echo(actions_markdown(), nl=False)
+        return
+    for spec in builtin_actions():
+        click.echo(f"{spec.action_type}  {spec.description}")
+        for line in parameters(spec.params):
+            click.echo(f"    {line.replace('`', '')}")
+
+
 @cli.command()
 @click.option("--services-file", default=None, type=click.Path(dir_okay=False))
 def demo(services_file: str | None) -> None:
@@ -279,8 +371,6 @@ def demo(services_file: str | None) -> None:
     from automation.demo import run_demo
 
     sys.exit(run_demo(services_file=Path(services_file) if services_file else None))
-
-
 
 
 def main() -> None:

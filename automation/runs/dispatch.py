@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -12,10 +13,11 @@ from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
 from automation.definitions.validation import resolve_inputs
-from automation.errors import NotFoundError
+from automation.errors import IdempotencyConflict, InputError, NotFoundError
 from automation.models import WorkflowRun, WorkflowVersion
 from automation.runs import services
 from automation.runs.documents import stored_workflow
+from automation.runs.intake import check_run_request
 
 logger = logging.getLogger("automation.dispatch")
 
@@ -55,7 +57,11 @@ def unmet_condition(document: dict[str, Any], inputs: dict[str, Any]) -> str:
 def enqueue_run(
     workflow: str, inputs: dict[str, Any] | None = None, *, idempotency_key: str | None = None
 ) -> tuple[WorkflowRun, bool]:
-    """Create and dispatch a run; the same idempotency key returns the same run, dispatched once."""
+    """Create and dispatch a run; the same idempotency key returns the same run, dispatched once.
+
+    The same key with other inputs raises IdempotencyConflict, which carries the existing run's id.
+    """
+    inputs = check_run_request(workflow, inputs, idempotency_key)
     workflow_id, version_id = latest_version_ids(workflow)
     document = stored_workflow(version_id).document
     resolved = resolve_inputs(document, inputs)
@@ -69,11 +75,26 @@ def enqueue_run(
         queue=queue,
         skip_reason=unmet_condition(document, resolved),
     )
+    if not created and _asked_with_other_inputs(run, version_id, resolved, inputs):
+        raise IdempotencyConflict(str(run.id), str(idempotency_key))
     if created and run.status == RunStatus.PENDING:
         # Only the process that stored the run sends it (once the caller's transaction, if any, commits);
         # if it dies in between, the recovery job does.
         transaction.on_commit(lambda: dispatch(run))
     return run, created
+
+
+def _asked_with_other_inputs(
+    run: WorkflowRun, version_id: int, resolved: dict[str, Any], given: dict[str, Any]
+) -> bool:
+    """Whether a key's existing run was asked for with other inputs: compared as stored (JSON, with the
+    defaults of the run's own version, which a newer version may have changed)."""
+    if run.version_id != version_id:
+        try:
+            resolved = resolve_inputs(stored_workflow(run.version_id).document, given)
+        except InputError:
+            return True
+    return bool(run.inputs != json.loads(json.dumps(resolved)))
 
 
 def dispatch(run: WorkflowRun) -> bool:
