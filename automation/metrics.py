@@ -13,6 +13,12 @@ ACTIVE_WORKFLOWS = Gauge("automation_active_workflows", "Runs pending or running
 RUNNING_ACTIONS = Gauge(
     "automation_running_actions", "Actions holding a fleet-wide slot right now", registry=REGISTRY
 )
+DEAD_LETTERS = Gauge(
+    "automation_dead_letters", "Messages set aside because no worker could run them", registry=REGISTRY
+)
+WORKER_NODES = Gauge(
+    "automation_worker_nodes", "Worker nodes by heartbeat state", ["state"], registry=REGISTRY
+)
 EFFICIENCY = Gauge(
     "automation_efficiency_ratio", "Succeeded runs / finished runs (last 24 h)", registry=REGISTRY
 )
@@ -26,7 +32,8 @@ def refresh_from_database() -> None:
 
     from automation.choices import RunStatus
     from automation.coordination import get_coordinator
-    from automation.models import WorkflowRun
+    from automation.fleet.services import list_nodes
+    from automation.models import DeadLetter, WorkflowRun
 
     WORKFLOW_RUNS.clear()
     for row in WorkflowRun.objects.values("workflow__name", "status").annotate(n=Count("id")):
@@ -36,3 +43,10 @@ def refresh_from_database() -> None:
     recent = WorkflowRun.objects.filter(finished_at__gte=timezone.now() - timedelta(days=1))
     finished = recent.count()
     EFFICIENCY.set(recent.filter(status=RunStatus.SUCCEEDED).count() / finished if finished else 1.0)
+    DEAD_LETTERS.set(DeadLetter.objects.count())
+    WORKER_NODES.clear()
+    states: dict[str, int] = {}
+    for node in list_nodes():
+        states[node.state] = states.get(node.state, 0) + 1
+    for state, count in states.items():
+        WORKER_NODES.labels(state).set(count)

@@ -316,3 +316,20 @@ def test_every_route_is_documented_and_every_reference_resolves(api: httpx.Clien
     found = set(refs(doc))
     assert found and all(ref.startswith("#/components/schemas/") for ref in found), found
     assert {ref.rsplit("/", 1)[1] for ref in found} <= set(doc["components"]["schemas"])
+
+
+def test_the_fleet_is_visible(api: httpx.Client) -> None:
+    from automation.broker.deadletter import set_aside
+
+    letter = set_aside(queue="celery", payload='{"inputs": {"password": "hunter2"}}', reason="api test")
+    listed = api.get("/api/v1/dead-letters", params={"limit": 5})
+    assert listed.status_code == 200
+    assert any(item["id"] == letter for item in listed.json()["dead_letters"])
+    assert "payload" not in listed.json()["dead_letters"][0]
+    detail = api.get(f"/api/v1/dead-letters/{letter}")
+    assert detail.status_code == 200 and "hunter2" not in detail.text
+    assert api.get("/api/v1/dead-letters", params={"limit": 0}).status_code == 422
+    assert api.get("/api/v1/dead-letters/banana").status_code == 404
+    assert api.get("/api/v1/workers").status_code == 200
+    metrics = api.get("/metrics").text
+    assert "automation_dead_letters " in metrics

@@ -153,6 +153,46 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"config": {"type": "object"}, "embedded": {"type": "boolean"}},
         "required": ["config", "embedded"],
     },
+    "WorkerList": {
+        "type": "object",
+        "properties": {
+            "workers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "nodename": {"type": "string"},
+                        "hostname": {"type": "string"},
+                        "state": {"type": "string", "enum": ["alive", "stopped", "dead", "recovered"]},
+                        "seen_at": {"type": "string", "format": "date-time"},
+                        "executing": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["id", "nodename", "hostname", "state", "seen_at", "executing"],
+                },
+            }
+        },
+        "required": ["workers"],
+    },
+    "DeadLetter": {
+        "type": "object",
+        "description": "A message no worker could run, set aside; `payload` (detail only) has secrets masked",
+        "properties": {
+            "id": {"type": "integer"},
+            "queue": {"type": "string"},
+            "reason": {"type": "string"},
+            "size": {"type": "integer", "minimum": 0},
+            "received_at": {"type": "string", "format": "date-time"},
+            "worker": {"type": "string"},
+            "payload": {},
+        },
+        "required": ["id", "queue", "reason", "size", "received_at", "worker"],
+    },
+    "DeadLetterList": {
+        "type": "object",
+        "properties": {"dead_letters": {"type": "array", "items": _ref("DeadLetter")}},
+        "required": ["dead_letters"],
+    },
     "Health": {
         "type": "object",
         "properties": {"status": {"const": "ok"}},
@@ -338,6 +378,38 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [run_id],
                     "requestBody": _body("CancelRequest", required=False),
                     "responses": _responses(202, "Run", 400, 401, 404, 409, 413, 422),
+                }
+            },
+            "/api/v1/workers": {
+                "get": {
+                    "operationId": "listWorkers",
+                    "summary": "Worker nodes by their heartbeat: alive, stopped, dead or recovered",
+                    "responses": _responses(200, "WorkerList", 401),
+                }
+            },
+            "/api/v1/dead-letters": {
+                "get": {
+                    "operationId": "listDeadLetters",
+                    "summary": "Messages no worker could run, newest first (without payloads)",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                        }
+                    ],
+                    "responses": _responses(200, "DeadLetterList", 401, 422),
+                }
+            },
+            "/api/v1/dead-letters/{letter_id}": {
+                "get": {
+                    "operationId": "getDeadLetter",
+                    "summary": "One dead letter with its payload (values under sensitive keys masked)",
+                    "parameters": [
+                        {"name": "letter_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
+                    "responses": _responses(200, "DeadLetter", 401, 404),
                 }
             },
             "/api/v1/runs/{run_id}/steps/{step}/approve": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from automation.api import views
+from automation.api import fleet, views
 
 urlpatterns = [
     path("healthz", views.healthz),
@@ -17,6 +17,9 @@ urlpatterns = [
     path("api/v1/runs/<str:run_id>", views.run_detail),
     path("api/v1/runs/<str:run_id>/cancel", views.run_cancel),
     path("api/v1/runs/<str:run_id>/steps/<str:step>/<str:decision>", views.step_decision),
+    path("api/v1/workers", fleet.workers),
+    path("api/v1/dead-letters", fleet.dead_letters),
+    path("api/v1/dead-letters/<str:letter_id>", fleet.dead_letter_detail),
 ]
 
 handler400 = "automation.api.errors.bad_request"

@@ -33,6 +33,10 @@ _held: list[tuple[dict[str, Any], str, str]] = []
 _held_lock = threading.Lock()
 
 
+#: What the transport needs to know where a message goes back to.
+ROUTING = ("exchange", "routing_key")
+
+
 class MalformedMessage(ValueError):
     """A message envelope the transport cannot turn into a message."""
 
@@ -48,8 +52,9 @@ def check_envelope(channel: Any, raw: Any) -> dict[str, Any]:
     properties = payload.get("properties")
     if not isinstance(properties, dict) or "delivery_tag" not in properties:
         raise MalformedMessage("envelope has no properties.delivery_tag")
-    if not isinstance(properties.get("delivery_info", {}), dict):
-        raise MalformedMessage("properties.delivery_info is not an object")
+    info = properties.get("delivery_info")
+    if not isinstance(info, dict) or not all(isinstance(info.get(key), str) for key in ROUTING):
+        raise MalformedMessage("properties.delivery_info has no exchange and routing_key")
     body = payload.get("body")
     if body and properties.get("body_encoding") == "base64":
         try:

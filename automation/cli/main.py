@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -186,37 +185,10 @@ def run_command(
         return
     click.echo(f"run {run.id} {'created' if created else 'already exists'} ({run.status})")
     if wait:
+        from automation.cli.follow import follow
+
         status = follow(str(run.id), timeout=timeout)
         sys.exit(0 if status == "succeeded" else 1)
-
-
-def follow(run_id: str, *, timeout: float) -> str:
-    """Print each step's transitions until the run ends; returns its final status."""
-    from automation.choices import RunStatus
-    from automation.models import StepRun, WorkflowRun
-    from automation.secrets import mask
-
-    seen: dict[str, tuple[str, int]] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        status = WorkflowRun.objects.values_list("status", flat=True).get(id=run_id)
-        for step in StepRun.objects.filter(run_id=uuid.UUID(run_id)).order_by("position"):
-            key = (step.status, step.attempts)
-            if seen.get(step.name) != key:
-                seen[step.name] = key
-                detail = f" attempt {step.attempts}" if step.attempts > 1 else ""
-                if step.status == RunStatus.SUCCEEDED:
-                    detail += f"  {json.dumps(mask(step.output), default=str)[:300]}"
-                elif step.error:
-                    detail += f"  {step.error[:300]}"
-                click.echo(f"  {time.strftime('%H:%M:%S')}  {step.name:<28} {step.status:<10}{detail}")
-        if status in RunStatus.TERMINAL:
-            click.echo(f"run {run_id}: {status}")
-            return str(status)
-        if time.monotonic() > deadline:
-            click.echo(f"run {run_id}: still {status} after {timeout} s")
-            return str(status)
-        time.sleep(0.2)
 
 
 @cli.group()
@@ -371,6 +343,12 @@ def demo(services_file: str | None) -> None:
     from automation.demo import run_demo
 
     sys.exit(run_demo(services_file=Path(services_file) if services_file else None))
+
+
+from automation.cli.fleet import dead_letters, workers  # noqa: E402 - the groups attach to `cli`
+
+cli.add_command(dead_letters)
+cli.add_command(workers)
 
 
 def main() -> None:

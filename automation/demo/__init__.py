@@ -117,7 +117,7 @@ def run_demo(*, services_file: Path | None = None) -> int:
     from django.conf import settings
 
     from automation import AutomationConfig, AutomationEngine
-    from automation.cli.main import follow
+    from automation.cli.follow import follow
     from automation.providers import get_provider
 
     if not settings.EMBEDDED:

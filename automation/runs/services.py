@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from automation.choices import RunStatus
 from automation.delivery import step_task_id
-from automation.errors import ForbiddenError, NotFoundError, StateError
+from automation.errors import ForbiddenError, InputError, NotFoundError, StateError
 from automation.fleet.identity import Claimant
 from automation.models import StepRun, WorkflowRun
 from automation.runs.sql import db_value, from_json, in_list, run_statements
@@ -331,9 +331,23 @@ def close_step_of_finished_run(step_id: int, *, run_status: str) -> None:
 
 # --- steering from outside -------------------------------------------------------------------------
 
+#: Longest text a person's note may be (a cancel reason, an approval comment).
+MAX_NOTE = 10_000
+
+
+def _check_text(**fields: str) -> None:
+    errors = [(name, "contains a NUL character") for name, value in fields.items() if "\x00" in value]
+    errors += [
+        (name, f"longer than {MAX_NOTE} characters") for name, value in fields.items() if len(value) > MAX_NOTE
+    ]
+    if errors:
+        raise InputError(errors)
+
+
 
 def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> WorkflowRun:
     """Cancel a run: its unfinished steps are marked cancelled; the caller revokes their messages."""
+    _check_text(reason=reason)
     now = _now()
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().filter(id=run_id).first()
@@ -353,6 +367,7 @@ def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> Workflow
 
 def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment: str = "") -> StepRun:
     """Record an approver's decision on a `control.approval` step that is waiting for one."""
+    _check_text(by=by, comment=comment)
     with transaction.atomic():
         row = (
             StepRun.objects.select_for_update().select_related("run").filter(run_id=run_id, name=step).first()
