@@ -336,10 +336,12 @@ MAX_NOTE = 10_000
 
 
 def _check_text(**fields: str) -> None:
-    errors = [(name, "contains a NUL character") for name, value in fields.items() if "\x00" in value]
-    errors += [
-        (name, f"longer than {MAX_NOTE} characters") for name, value in fields.items() if len(value) > MAX_NOTE
-    ]
+    errors = []
+    for name, value in fields.items():
+        if "\x00" in value:
+            errors.append((name, "contains a NUL character"))
+        if len(value) > MAX_NOTE:
+            errors.append((name, f"longer than {MAX_NOTE} characters"))
     if errors:
         raise InputError(errors)
 
