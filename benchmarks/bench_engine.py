@@ -6,10 +6,10 @@ Three figures, each quoted as a ratio to plain Celery measured in the same run:
   - single-action workflow throughput vs plain task throughput, same producer threads (target >= 0.8x).
 
 The baseline is `benchmarks/plain_celery.py`: its own Celery app, no Django, Celery's defaults where the
-engine's settings are not about delivery (see its docstring). Each repetition starts one worker, warms it
-up with one run of every figure, measures every figure, stops it, then does the same with the other app;
-the order alternates between repetitions and the two workers never run at once. Both workers have the
-same flags: prefork -c 2 -Q default --without-gossip --without-mingle.
+engine's settings are not about delivery (see its docstring). For each figure in each repetition, one
+worker per side runs in turn (never both at once, the order alternating between repetitions): it starts,
+is warmed up by one run of the figure, runs it once measured, and stops. Both workers have the same
+flags: prefork -c 2 -Q default --without-gossip --without-mingle.
 
 Usage, from the repository root: python benchmarks/bench_engine.py [--quick] [--only FIGURE]
 It creates its own PostgreSQL database (dropped at the end) and flushes Redis db 6 (or
@@ -462,8 +462,8 @@ def write_results(figures: list[Figure], plan: Plan, quick: bool, machine: dict[
         "command": "python benchmarks/bench_engine.py" + (" --quick" if quick else ""),
         "mode": "quick" if quick else "full",
         "method": {
-            "statistic": f"median of {plan.repeats} repetitions; each repetition runs one worker per side in "
-                         "turn (order alternating), warmed up by one run of every figure",
+            "statistic": f"median of {plan.repeats} repetitions; each: every figure runs on a new worker "
+                         "of each side in turn (order alternating), after one warm-up run of that figure",
             "timing": "client clock before submitting -> completion time recorded by the worker "
                       "(plain: result date_done; engine: WorkflowRun.finished_at)",
             "worker": f"celery worker -P prefork -c {CONCURRENCY} -Q {QUEUE} --without-gossip "
@@ -509,18 +509,18 @@ def measure(plan: Plan, only: list[str] | None = None) -> list[Figure]:
     }
     chosen = [i for i, fig in enumerate(figures) if not only or fig.key in only]
     for repeat in range(plan.repeats):
-        # Alternate which side goes first, so a drift in the machine's load does not favour one side.
-        for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
-            with running_worker(side):
-                for i in chosen:  # warm-up: pool processes connect, prepare, fill their caches
-                    runners[side][i]()
+        for i in chosen:
+            # The two sides of a figure run back to back (the machine's load drifts over minutes), the
+            # side that goes first alternating between repetitions.
+            for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
+                with running_worker(side):
+                    runners[side][i]()  # warm-up: pool processes connect, prepare, fill their caches
                     wait_idle()
-                for i in chosen:
                     value = runners[side][i]()
                     wait_idle()
-                    getattr(figures[i], side).append(value)
-                    fig = figures[i]
-                    print(f"  #{repeat + 1} {side:<6} {fig.label}: {value:.2f} {fig.unit}", flush=True)
+                fig = figures[i]
+                getattr(fig, side).append(value)
+                print(f"  #{repeat + 1} {side:<6} {fig.label}: {value:.2f} {fig.unit}", flush=True)
     return [figures[i] for i in chosen]
 
 
