@@ -1,18 +1,20 @@
 """Where a step's time goes, engine vs plain Celery: CPU per process, Redis commands and SQL per step.
 
 Runs the sequential figure of `bench_engine.py` (an N-step workflow of zero-second waits vs a plain chain
-of N no-op tasks) on one worker at a time, with `benchmarks.stepprobe` loaded into it, and reports:
-  - per-step wall time and CPU time per step of each process involved (worker parent, pool processes,
+of N no-op tasks), or with --figure fanout the N-way fan-out with join vs a plain chord, on one worker at
+a time with `benchmarks.stepprobe` loaded into it, and reports:
+  - wall time per step and CPU time per step of each process involved (worker parent, pool processes,
     PostgreSQL backends of the benchmark database, redis-server, this producer), read from
-    /proc/PID/task/*/schedstat before and after;
+    /proc/PID/task/*/schedstat (getrusage for this process) before and after;
   - with --monitor, one extra run under Redis MONITOR: every command per step, by issuing process;
-  - SQL statements per task in the pool processes (stepprobe's execute wrapper);
+  - SQL statements and timed spans per task in the pool processes (stepprobe);
   - with --pyspy, py-spy samples of the worker and its pool processes (raw collapsed stacks);
-  - with --cprofile, cProfile files of the pool processes (slower: a separate worker session);
+  - with --cprofile, cProfile of the worker and its pool processes: function calls per task;
   - with --producer, SQL and Redis commands of creating runs (engine) vs sending tasks (plain).
+Profilers and MONITOR slow what they watch: compare engine and plain within one mode, not across modes.
 
-Usage: python benchmarks/profile_step.py [--steps 200] [--runs 3] [--monitor] [--pyspy] [--cprofile]
-       [--producer] [--out DIR]
+Usage: python benchmarks/profile_step.py [--figure sequential|fanout] [--steps 200] [--runs 3]
+       [--monitor] [--pyspy] [--cprofile] [--producer] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -49,6 +52,12 @@ def threads_cpu_ns(pid: int) -> int:
     except FileNotFoundError:
         return 0
     return total
+
+
+def own_cpu_ns() -> int:
+    """On-CPU time of this process, threads that have ended included (producer threads do end)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
 
 
 def children(pid: int) -> list[int]:
@@ -85,7 +94,7 @@ def cpu_snapshot(worker: bench.Worker, side: str) -> dict[str, int]:
     snapshot["postgres (worker backends)"] = sum(threads_cpu_ns(pid) for pid in backends if pid != own)
     snapshot["postgres (producer backend)"] = threads_cpu_ns(own)
     snapshot["redis-server (shared)"] = threads_cpu_ns(redis_server_pid())
-    snapshot["producer (this process)"] = threads_cpu_ns(os.getpid())
+    snapshot["producer (this process)"] = own_cpu_ns()
     return snapshot
 
 
@@ -203,10 +212,20 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
     probe_dir = out / side
     probe_dir.mkdir(parents=True, exist_ok=True)
     env = {"BENCH_PROBE_DIR": str(probe_dir), "BENCH_PROBE_PROFILE": "1" if args.cprofile else "0"}
-    chain: Callable[[], float] = (
-        (lambda: bench.engine_chain_ms_per_step(engine, workflow, args.steps)) if side == "engine"
-        else (lambda: bench.plain_chain_ms_per_step(args.steps))
-    )
+    chain: Callable[[], float]
+    if args.figure == "fanout":  # N branches and a join: N + 1 tasks; reported as ms per task
+        tasks_per_run = args.steps + 1
+        chain = (
+            (lambda: bench.engine_fanout_seconds(engine, workflow, args.steps) * 1000 / tasks_per_run)
+            if side == "engine"
+            else (lambda: bench.plain_chord_seconds(args.steps) * 1000 / tasks_per_run)
+        )
+    else:
+        tasks_per_run = args.steps
+        chain = (
+            (lambda: bench.engine_chain_ms_per_step(engine, workflow, args.steps)) if side == "engine"
+            else (lambda: bench.plain_chain_ms_per_step(args.steps))
+        )
     report: dict[str, Any] = {"side": side, "steps": args.steps}
     probe = ("--include", "benchmarks.stepprobe")
     with bench.running_worker(side, extra_args=probe, extra_env=env) as worker:
@@ -220,7 +239,7 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
             bench.wait_idle()
         elapsed = time.monotonic() - started
         after = cpu_snapshot(worker, side)
-        steps = args.runs * args.steps
+        steps = args.runs * tasks_per_run
         report["ms_per_step"] = per_step
         report["median_ms_per_step"] = statistics.median(per_step)
         report["cpu_ms_per_step"] = {k: round((after[k] - before[k]) / 1e6 / steps, 3) for k in before}
@@ -243,7 +262,7 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
         if args.monitor:
             counts = monitored(chain, lambda: worker_roles(worker), out / f"monitor-{side}.txt")
             report["redis_per_step"] = {
-                role: {cmd: round(n / args.steps, 3) for cmd, n in sorted(c.items())}
+                role: {cmd: round(n / tasks_per_run, 3) for cmd, n in sorted(c.items())}
                 for role, c in counts.items()
             }
             bench.wait_idle()
@@ -322,13 +341,16 @@ def producer_pass(engine: Any, workflows: dict[str, str], count: int, out: Path)
         ("engine_single_ms_each", lambda: engine.run_workflow(workflows["single"])),
         ("plain_single_ms_each", lambda: noop.apply_async(queue=bench.QUEUE)),
     ):
+        _, backend = pg_backends()
         started = time.perf_counter()
-        cpu = threads_cpu_ns(os.getpid())
+        cpu, pg_cpu = own_cpu_ns(), threads_cpu_ns(backend)
         for _ in range(count):
             submit()
         report[label] = round((time.perf_counter() - started) * 1000 / count, 3)
-        cpu_ms = (threads_cpu_ns(os.getpid()) - cpu) / 1e6
+        cpu_ms = (own_cpu_ns() - cpu) / 1e6
         report[label.replace("_ms_each", "_cpu_ms_each")] = round(cpu_ms / count, 3)
+        pg_ms = (threads_cpu_ns(backend) - pg_cpu) / 1e6
+        report[label.replace("_ms_each", "_postgres_cpu_ms_each")] = round(pg_ms / count, 3)
     import redis
 
     redis.Redis.from_url(bench.REDIS_URL).delete(bench.QUEUE)
@@ -339,7 +361,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--figure", choices=["sequential", "fanout"], default="sequential")
+    parser.add_argument("--steps", type=int, default=200, help="sequence steps, fan-out branches")
     parser.add_argument("--runs", type=int, default=3, help="measured chains per side (after one warm-up)")
     parser.add_argument("--side", choices=bench.SIDES, action="append")
     parser.add_argument("--monitor", action="store_true", help="one more chain under Redis MONITOR")
@@ -353,7 +376,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     bench.configure_environment()
-    plan = bench.Plan(steps=args.steps, fanout=2, throughput=1, repeats=1)
+    plan = bench.Plan(steps=args.steps, fanout=args.steps, throughput=1, repeats=1)
     reports: dict[str, Any] = {"loadavg_at_start": os.getloadavg()}
     with bench.benchmark_database():
         from automation import AutomationConfig, AutomationEngine
@@ -363,7 +386,7 @@ def main() -> int:
         if args.producer:
             reports["producer"] = producer_pass(engine, workflows, 200, args.out)
         for side in args.side or bench.SIDES:
-            reports[side] = run_side(side, args, engine, workflows["sequential"], args.out)
+            reports[side] = run_side(side, args, engine, workflows[args.figure], args.out)
     reports["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(reports, indent=2)
     (args.out / "report.json").write_text(text + "\n")
