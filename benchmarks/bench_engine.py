@@ -1,13 +1,19 @@
-"""Engine overhead against raw Celery, measured in one run on the same app, broker, backend and worker.
+"""Engine overhead against a plain Celery app on the same broker and result backend.
 
-Three figures, each quoted as a ratio to raw Celery measured alongside it:
-  - per-step time of an N-step sequential workflow vs a raw chain of N no-op tasks (target <= 1.5x);
-  - an N-way fan-out with join vs a raw chord of N no-op tasks (target <= 1.5x);
-  - single-action workflow throughput vs raw task throughput (target >= 0.6x).
+Three figures, each quoted as a ratio to plain Celery measured in the same run:
+  - per-step time of an N-step sequential workflow vs a plain chain of N no-op tasks (target <= 1.3x);
+  - an N-way fan-out with join vs a plain chord of N no-op tasks (target <= 1.2x);
+  - single-action workflow throughput vs plain task throughput, same producer threads (target >= 0.8x).
 
-Usage, from the repository root: python benchmarks/bench_engine.py [--quick]
-It creates its own PostgreSQL database (dropped at the end), flushes Redis db 6 and starts one prefork
-worker (-c 2) that runs both the engine's steps and the raw tasks of `benchmarks/rawtasks.py`.
+The baseline is `benchmarks/plain_celery.py`: its own Celery app, no Django, Celery's defaults where the
+engine's settings are not about delivery (see its docstring). For each figure in each repetition, one
+worker per side runs in turn (never both at once, the order alternating between repetitions): it starts,
+is warmed up by one run of the figure, runs it once measured, and stops. Both workers have the same
+flags: prefork -c 2 -Q default --without-gossip --without-mingle.
+
+Usage, from the repository root: python benchmarks/bench_engine.py [--quick] [--only FIGURE]
+It creates its own PostgreSQL database (dropped at the end) and flushes Redis db 6 (or
+AUTOMATION_BENCH_REDIS) around the run.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# The worker imports `benchmarks.rawtasks` from the repository root; this script must import it alike.
+# The plain worker imports `benchmarks.plain_celery` from the repository root; this script does alike.
 sys.path.insert(0, str(ROOT))
 
 PG_SERVER = os.environ.get("AUTOMATION_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -43,13 +49,13 @@ REDIS_URL = os.environ.get("AUTOMATION_BENCH_REDIS", "redis://127.0.0.1:6379/6")
 BENCH_DB = f"automation_bench_{os.getpid()}"
 STATE_DIR = Path(tempfile.mkdtemp(prefix="automation-bench-"))
 RESULTS = ROOT / "benchmarks" / "results" / "engine.json"
-#: The queue of a NORMAL-priority workflow; raw tasks are sent to it too, so one consumer serves both.
+#: The queue of a NORMAL-priority workflow; plain tasks are sent to a queue of the same name.
 QUEUE = "default"
 CONCURRENCY = 2
-#: Threads submitting work at once in the throughput figure, for raw Celery and the engine alike.
+#: Threads submitting work at once in the throughput figure, for plain Celery and the engine alike.
 PRODUCERS = 4
 #: How often completion is polled. The figures do not depend on it: a run ends at the time the worker
-#: recorded (WorkflowRun.finished_at for the engine, the result's date_done for raw Celery).
+#: recorded (WorkflowRun.finished_at for the engine, the result's date_done for plain Celery).
 POLL_SECONDS = 0.05
 
 
@@ -67,6 +73,7 @@ class Plan:
 
 FULL = Plan(steps=200, fanout=1000, throughput=1000, repeats=5)
 QUICK = Plan(steps=20, fanout=50, throughput=100, repeats=3)
+SIDES = ("plain", "engine")
 
 
 @dataclass
@@ -76,13 +83,12 @@ class Figure:
     unit: str
     higher_is_better: bool
     target_ratio: float
-    issue_raw: float
-    raw: list[float] = field(default_factory=list)
+    plain: list[float] = field(default_factory=list)
     engine: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
-        return statistics.median(self.engine) / statistics.median(self.raw)
+        return statistics.median(self.engine) / statistics.median(self.plain)
 
     @property
     def met(self) -> bool:
@@ -90,20 +96,19 @@ class Figure:
 
     @property
     def target(self) -> str:
-        return f"{'>=' if self.higher_is_better else '<='} {self.target_ratio}x raw"
+        return f"{'>=' if self.higher_is_better else '<='} {self.target_ratio}x plain"
 
     def as_json(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "unit": self.unit,
-            "raw": round(statistics.median(self.raw), 4),
+            "plain": round(statistics.median(self.plain), 4),
             "engine": round(statistics.median(self.engine), 4),
             "ratio": round(self.ratio, 3),
             "target": self.target,
             "met": self.met,
-            "raw_samples": [round(v, 4) for v in self.raw],
+            "plain_samples": [round(v, 4) for v in self.plain],
             "engine_samples": [round(v, 4) for v in self.engine],
-            "issue_raw_reference": self.issue_raw,
         }
 
 
@@ -149,37 +154,46 @@ def benchmark_database() -> Iterator[None]:
 
 
 class Worker:
-    """One `celery -A automation worker` (prefork) in its own process group, raw tasks included."""
+    """One prefork worker of one side in its own process group: the engine's app or the plain one."""
 
-    def __init__(self) -> None:
-        self.name = f"bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-        self.log_path = STATE_DIR / "worker.log"
+    def __init__(
+        self, side: str, *, extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.side = side
+        self.name = f"bench-{side}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+        self.log_path = STATE_DIR / f"worker-{side}.log"
+        env = dict(os.environ)
+        if side == "plain":
+            # Celery installs its Django fixup in any app whose process has this variable set.
+            env.pop("DJANGO_SETTINGS_MODULE", None)
+            env["AUTOMATION_BENCH_REDIS"] = REDIS_URL
+        env.update(extra_env or {})
+        module = "automation" if side == "engine" else "benchmarks.plain_celery"
         command = [
-            sys.executable, "-m", "celery", "-A", "automation", "worker", "-P", "prefork",
-            "-c", str(CONCURRENCY), "-Q", QUEUE, "-n", self.name, "-l", "WARNING",
-            "--without-gossip", "--without-mingle", "--include", "benchmarks.rawtasks",
+            sys.executable, "-m", "celery", "-A", module, "worker", "-P", "prefork", "-c", str(CONCURRENCY),
+            "-Q", QUEUE, "-n", self.name, "-l", "WARNING",
+            "--without-gossip", "--without-mingle", *extra_args,
         ]
-        self._log = self.log_path.open("w")
+        self._log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=dict(os.environ), stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        from automation.celery import app
-
+        app = side_app(self.side)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BenchmarkError(f"worker exited: {self.log_tail()}")
+                raise BenchmarkError(f"{self.side} worker exited: {self.log_tail()}")
             if app.control.ping(destination=[self.name], timeout=0.5):
                 return
-        raise BenchmarkError(f"worker not ready after {timeout} s: {self.log_tail()}")
+        raise BenchmarkError(f"{self.side} worker not ready after {timeout} s: {self.log_tail()}")
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-3000:]
 
     def stop(self) -> None:
+        """Stop the worker and all its pool processes: the other side's worker must run alone."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -187,7 +201,37 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(POLL_SECONDS)
+        else:
+            os.killpg(self.process.pid, signal.SIGKILL)
         self._log.close()
+
+
+def side_app(side: str) -> Any:
+    if side == "engine":
+        from automation.celery import app
+    else:
+        from benchmarks.plain_celery import app
+    return app
+
+
+@contextmanager
+def running_worker(side: str, **options: Any) -> Iterator[Worker]:
+    worker = Worker(side, **options)
+    try:
+        worker.wait_ready()
+        yield worker
+    except BenchmarkError:
+        print(f"{side} worker log tail:\n{worker.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        worker.stop()
 
 
 # --- waiting for completion, timed by what the worker recorded -------------------------------------
@@ -209,8 +253,8 @@ def wait_idle(timeout: float = 120.0) -> None:
 
 
 def wait_tasks(task_ids: list[str], timeout: float) -> float:
-    """Wait until every raw task succeeded (one MGET per poll); returns the latest date_done (epoch s)."""
-    from automation.celery import app
+    """Wait until every plain task succeeded (one MGET per poll); returns the latest date_done (epoch s)."""
+    from benchmarks.plain_celery import app
 
     backend: Any = app.backend
     pending = {backend.get_key_for_task(task_id).decode(): task_id for task_id in task_ids}
@@ -225,12 +269,13 @@ def wait_tasks(task_ids: list[str], timeout: float) -> float:
             if meta["status"] not in ("SUCCESS", "FAILURE", "REVOKED"):
                 continue
             if meta["status"] != "SUCCESS":
-                raise BenchmarkError(f"raw task {pending[key]} ended {meta['status']}: {meta.get('result')}")
+                detail = f"{meta['status']}: {meta.get('result')}"
+                raise BenchmarkError(f"plain task {pending[key]} ended {detail}")
             latest = max(latest, datetime.fromisoformat(meta["date_done"]).timestamp())
             del pending[key]
         if pending:
             if time.monotonic() > deadline:
-                raise BenchmarkError(f"{len(pending)} raw task(s) unfinished after {timeout} s")
+                raise BenchmarkError(f"{len(pending)} plain task(s) unfinished after {timeout} s")
             time.sleep(POLL_SECONDS)
     return latest
 
@@ -264,13 +309,13 @@ def wait_runs(run_ids: list[str], timeout: float) -> float:
 # --- the six measurements: each returns the figure's value ------------------------------------------
 
 
-def raw_chain_ms_per_step(steps: int) -> float:
+def plain_chain_ms_per_step(steps: int) -> float:
     from celery import chain
 
-    from benchmarks.rawtasks import noop
+    from benchmarks.plain_celery import app, noop
 
     started = time.time()
-    result = chain(*[noop.si().set(queue=QUEUE) for _ in range(steps)]).apply_async()
+    result = chain(*[noop.si().set(queue=QUEUE) for _ in range(steps)], app=app).apply_async()
     ended = wait_tasks([result.id], timeout=60 + steps)
     return (ended - started) * 1000 / steps
 
@@ -282,14 +327,14 @@ def engine_chain_ms_per_step(engine: Any, workflow: str, steps: int) -> float:
     return (ended - started) * 1000 / steps
 
 
-def raw_chord_seconds(width: int) -> float:
+def plain_chord_seconds(width: int) -> float:
     from celery import chord
 
-    from benchmarks.rawtasks import noop
+    from benchmarks.plain_celery import app, noop
 
     started = time.time()
     header = [noop.si().set(queue=QUEUE) for _ in range(width)]
-    result = chord(header, noop.si().set(queue=QUEUE)).apply_async()
+    result = chord(header, noop.si().set(queue=QUEUE), app=app).apply_async()
     return wait_tasks([result.id], timeout=60 + width) - started
 
 
@@ -314,8 +359,8 @@ def produce(count: int, submit: Callable[[], str]) -> list[str]:
         return [item for chunk in pool.map(share, sizes) for item in chunk]
 
 
-def raw_throughput(count: int) -> float:
-    from benchmarks.rawtasks import noop
+def plain_throughput(count: int) -> float:
+    from benchmarks.plain_celery import noop
 
     started = time.time()
     task_ids = produce(count, lambda: str(noop.apply_async(queue=QUEUE).id))
@@ -402,12 +447,12 @@ def machine_info() -> dict[str, Any]:
 
 
 def print_table(figures: list[Figure]) -> None:
-    print(f"\n{'figure':<40} {'raw':>10} {'engine':>10} {'ratio':>7}  {'target':<14} met")
+    print(f"\n{'figure':<40} {'plain':>10} {'engine':>10} {'ratio':>7}  {'target':<16} met")
     for fig in figures:
-        raw, engine = statistics.median(fig.raw), statistics.median(fig.engine)
+        plain, engine = statistics.median(fig.plain), statistics.median(fig.engine)
         print(
-            f"{fig.label + ' (' + fig.unit + ')':<40} {raw:>10.2f} {engine:>10.2f} {fig.ratio:>6.2f}x  "
-            f"{fig.target:<14} {'yes' if fig.met else 'NO'}"
+            f"{fig.label + ' (' + fig.unit + ')':<40} {plain:>10.2f} {engine:>10.2f} {fig.ratio:>6.2f}x  "
+            f"{fig.target:<16} {'yes' if fig.met else 'NO'}"
         )
 
 
@@ -417,11 +462,15 @@ def write_results(figures: list[Figure], plan: Plan, quick: bool, machine: dict[
         "command": "python benchmarks/bench_engine.py" + (" --quick" if quick else ""),
         "mode": "quick" if quick else "full",
         "method": {
-            "statistic": f"median of {plan.repeats} repetitions, raw and engine interleaved, after a warm-up",
+            "statistic": f"median of {plan.repeats} repetitions; each: every figure runs on a new worker "
+                         "of each side in turn (order alternating), after one warm-up run of that figure",
             "timing": "client clock before submitting -> completion time recorded by the worker "
-                      "(raw: result date_done; engine: WorkflowRun.finished_at)",
-            "worker": f"one celery worker -P prefork -c {CONCURRENCY} -Q {QUEUE}, serving raw tasks and "
-                      "engine steps alike, same app/broker/backend settings",
+                      "(plain: result date_done; engine: WorkflowRun.finished_at)",
+            "worker": f"celery worker -P prefork -c {CONCURRENCY} -Q {QUEUE} --without-gossip "
+                      "--without-mingle, -A automation (engine) or -A benchmarks.plain_celery (plain, no "
+                      "Django), never both at once",
+            "baseline": "benchmarks/plain_celery.py: same Redis broker and backend, acks_late, prefetch 1, "
+                        "JSON, task events, result_extended; no result deduplication",
             "engine_step": "control.wait with {seconds: 0}",
             "throughput_producers": PRODUCERS,
             "sizes": {"steps": plan.steps, "fanout": plan.fanout, "throughput": plan.throughput},
@@ -442,32 +491,37 @@ def measure(plan: Plan, only: list[str] | None = None) -> list[Figure]:
     engine = AutomationEngine(AutomationConfig())
     workflows = register_workflows(engine, plan)
     figures = [
-        Figure("sequential", f"sequential {plan.steps} steps", "ms/step", False, 1.5, 6.5),
-        Figure("fanout_join", f"fan-out {plan.fanout} + join", "s", False, 1.5, 4.5),
-        Figure("throughput", f"single-action x{plan.throughput}", "per s", True, 0.6, 300.0),
+        Figure("sequential", f"sequential {plan.steps} steps", "ms/step", False, 1.3),
+        Figure("fanout_join", f"fan-out {plan.fanout} + join", "s", False, 1.2),
+        Figure("throughput", f"single-action x{plan.throughput}", "per s", True, 0.8),
     ]
-    pairs: list[tuple[Figure, Callable[[], float], Callable[[], float]]] = [
-        (figures[0], lambda: raw_chain_ms_per_step(plan.steps),
-         lambda: engine_chain_ms_per_step(engine, workflows["sequential"], plan.steps)),
-        (figures[1], lambda: raw_chord_seconds(plan.fanout),
-         lambda: engine_fanout_seconds(engine, workflows["fanout"], plan.fanout)),
-        (figures[2], lambda: raw_throughput(plan.throughput),
-         lambda: engine_throughput(engine, workflows["single"], plan.throughput)),
-    ]
-    pairs = [pair for pair in pairs if not only or pair[0].key in only]
-    for fig, run_raw, run_engine in pairs:
-        print(f"{fig.label}: warm-up", flush=True)
-        for warm_up in (run_raw, run_engine):
-            warm_up()
-            wait_idle()
-        for repeat in range(plan.repeats):
-            fig.raw.append(run_raw())
-            wait_idle()
-            fig.engine.append(run_engine())
-            wait_idle()
-            raw, engine_value = fig.raw[-1], fig.engine[-1]
-            print(f"  #{repeat + 1}: raw {raw:.2f}, engine {engine_value:.2f} {fig.unit}", flush=True)
-    return figures
+    runners: dict[str, list[Callable[[], float]]] = {
+        "plain": [
+            lambda: plain_chain_ms_per_step(plan.steps),
+            lambda: plain_chord_seconds(plan.fanout),
+            lambda: plain_throughput(plan.throughput),
+        ],
+        "engine": [
+            lambda: engine_chain_ms_per_step(engine, workflows["sequential"], plan.steps),
+            lambda: engine_fanout_seconds(engine, workflows["fanout"], plan.fanout),
+            lambda: engine_throughput(engine, workflows["single"], plan.throughput),
+        ],
+    }
+    chosen = [i for i, fig in enumerate(figures) if not only or fig.key in only]
+    for repeat in range(plan.repeats):
+        for i in chosen:
+            # The two sides of a figure run back to back (the machine's load drifts over minutes), the
+            # side that goes first alternating between repetitions.
+            for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
+                with running_worker(side):
+                    runners[side][i]()  # warm-up: pool processes connect, prepare, fill their caches
+                    wait_idle()
+                    value = runners[side][i]()
+                    wait_idle()
+                fig = figures[i]
+                getattr(fig, side).append(value)
+                print(f"  #{repeat + 1} {side:<6} {fig.label}: {value:.2f} {fig.unit}", flush=True)
+    return [figures[i] for i in chosen]
 
 
 def main() -> int:
@@ -490,17 +544,9 @@ def main() -> int:
               f"{machine['nproc']} cores, figures will be noisy", flush=True)
     print(f"database {BENCH_DB}, broker {REDIS_URL}, worker log in {STATE_DIR}", flush=True)
     with benchmark_database():
-        worker = Worker()
-        try:
-            worker.wait_ready()
-            figures = measure(plan, only=args.only)
-        except BenchmarkError:
-            print(f"worker log tail:\n{worker.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            worker.stop()
+        figures = measure(plan, only=args.only)
     machine["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    figures = [fig for fig in figures if fig.raw]
+    figures = [fig for fig in figures if fig.plain]
     print_table(figures)
     if not args.only:
         write_results(figures, plan, args.quick, machine)
