@@ -173,7 +173,7 @@ def run_claimed_step(
             state=dict(claimed.state),
             time_limit=float(act["timeout_seconds"]),
         )
-        logger.info("step %s of run %s: attempt %d of %s", step, run_id, claimed.attempt, act["action_type"])
+        logger.debug("step %s of run %s: attempt %d of %s", step, run_id, claimed.attempt, act["action_type"])
         output = storable(spec.function(ctx, params) or {})
     except Defer as deferral:
         countdown = min(deferral.countdown, max_countdown())
@@ -195,7 +195,7 @@ def run_claimed_step(
         raise StepFailed(f"{step}: {error}", retryable=False) from None
     # Not waiting for the disk: a completion lost in a database crash is restored by the recovery job.
     services.complete_step(claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=False)
-    logger.info("step %s of run %s succeeded", step, run_id)
+    logger.debug("step %s of run %s succeeded", step, run_id)
     if step in stored.referenced_outputs:
         context[step] = output
     return context
