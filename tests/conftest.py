@@ -231,6 +231,7 @@ def stored_run(engine: Any, name: str, *actions: Any) -> Any:
     run, _ = services.create_run(
         workflow_id=version.workflow_id,
         version_id=version.id,
+        version_number=version.version,
         actions=version.definition["actions"],
         inputs={},
         idempotency_key=None,

@@ -35,15 +35,7 @@ def set_aside(*, queue: str, payload: Any, reason: str, redis_client: Any = None
     text = as_text(payload)
     size = len(text.encode("utf-8", errors="replace"))
     try:
-        from automation.models import DeadLetter
-
-        letter = DeadLetter.objects.create(
-            queue=queue[:200],
-            reason=reason[:2000],
-            payload=text[:MAX_PAYLOAD].replace("\x00", "\\u0000"),
-            size=size,
-            worker=socket.gethostname()[:255],
-        )
+        letter = _store(queue=queue, reason=reason, text=text, size=size)
     except Exception as exc:  # noqa: BLE001 - the worker must go on whatever the database says
         logger.error(
             "message from queue %s set aside (%s, %d bytes) but not stored: %s", queue, reason, size, exc
@@ -60,3 +52,23 @@ def set_aside(*, queue: str, payload: Any, reason: str, redis_client: Any = None
         "message from queue %s set aside as dead letter %d: %s (%d bytes)", queue, letter.pk, reason, size
     )
     return int(letter.pk)
+
+
+def _store(*, queue: str, reason: str, text: str, size: int) -> Any:
+    from django.db import InterfaceError, OperationalError, connection
+
+    from automation.models import DeadLetter
+
+    fields = {
+        "queue": queue[:200],
+        "reason": reason[:2000],
+        "payload": text[:MAX_PAYLOAD].replace("\x00", "\\u0000"),
+        "size": size,
+        "worker": socket.gethostname()[:255],
+    }
+    try:
+        return DeadLetter.objects.create(**fields)
+    except (OperationalError, InterfaceError):
+        # The consumer's connection may have died while idle (a database restart): once more, on a new one.
+        connection.close()
+        return DeadLetter.objects.create(**fields)

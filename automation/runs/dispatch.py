@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -13,7 +14,7 @@ from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
 from automation.definitions.validation import resolve_inputs
-from automation.errors import IdempotencyConflict, InputError, NotFoundError
+from automation.errors import IdempotencyConflict, InputError, NotFoundError, StateError
 from automation.models import WorkflowRun, WorkflowVersion
 from automation.runs import services
 from automation.runs.documents import stored_workflow
@@ -34,17 +35,39 @@ def latest_version(workflow: str) -> WorkflowVersion:
     return version
 
 
-def latest_version_ids(workflow: str) -> tuple[int, int]:
-    """(workflow id, id of its latest version): the definition itself comes from the per-process cache."""
+@dataclass(frozen=True)
+class LatestVersion:
+    workflow_id: int
+    version_id: int
+    number: int
+
+
+#: The latest version of each workflow this process enqueued, by name. A run is stored only if its version
+#: is still the latest (automation/runs/services.py), so a stale entry costs one more lookup, never a run
+#: of an old version.
+_latest: dict[str, LatestVersion] = {}
+_LATEST_ENTRIES = 1024
+
+
+def latest_version_ids(workflow: str, *, fresh: bool = False) -> LatestVersion:
+    """The workflow's latest version (ids and number): the definition itself comes from the per-process
+    cache of documents."""
+    known = None if fresh else _latest.get(workflow)
+    if known is not None:
+        return known
     found = (
         WorkflowVersion.objects.filter(workflow__name=workflow)
         .order_by("-version")
-        .values_list("workflow_id", "id")
+        .values_list("workflow_id", "id", "version")
         .first()
     )
     if found is None:
+        _latest.pop(workflow, None)
         raise NotFoundError(f"workflow '{workflow}' is not registered")
-    return found
+    if len(_latest) >= _LATEST_ENTRIES:
+        _latest.clear()
+    _latest[workflow] = LatestVersion(*found)
+    return _latest[workflow]
 
 
 def unmet_condition(document: dict[str, Any], inputs: dict[str, Any]) -> str:
@@ -62,19 +85,27 @@ def enqueue_run(
     The same key with other inputs raises IdempotencyConflict, which carries the existing run's id.
     """
     inputs = check_run_request(workflow, inputs, idempotency_key)
-    workflow_id, version_id = latest_version_ids(workflow)
-    document = stored_workflow(version_id).document
-    resolved = resolve_inputs(document, inputs)
-    queue = PRIORITY_QUEUES[Priority(document["priority"])]
-    run, created = services.create_run(
-        workflow_id=workflow_id,
-        version_id=version_id,
-        actions=document["actions"],
-        inputs=resolved,
-        idempotency_key=idempotency_key,
-        queue=queue,
-        skip_reason=unmet_condition(document, resolved),
-    )
+    for fresh in (False, True, True):
+        latest = latest_version_ids(workflow, fresh=fresh)
+        document = stored_workflow(latest.version_id).document
+        resolved = resolve_inputs(document, inputs)
+        try:
+            run, created = services.create_run(
+                workflow_id=latest.workflow_id,
+                version_id=latest.version_id,
+                version_number=latest.number,
+                actions=document["actions"],
+                inputs=resolved,
+                idempotency_key=idempotency_key,
+                queue=PRIORITY_QUEUES[Priority(document["priority"])],
+                skip_reason=unmet_condition(document, resolved),
+            )
+            break
+        except services.StaleVersion:
+            continue
+    else:
+        raise StateError(f"workflow '{workflow}' kept changing while the run was stored; try again")
+    version_id = latest.version_id
     if not created and _asked_with_other_inputs(run, version_id, resolved, inputs):
         raise IdempotencyConflict(str(run.id), str(idempotency_key))
     if created and run.status == RunStatus.PENDING:

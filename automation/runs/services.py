@@ -64,25 +64,35 @@ def _json(value: Any) -> Any:
 
 # --- creating a run --------------------------------------------------------------------------------
 
-_INSERT_RUN = """
+# A run is stored only while its version is still its workflow's latest: the caller may have picked the
+# version from a per-process cache, and a newer version registered since must not be missed.
+_STILL_LATEST = "(SELECT latest_version FROM automation_workflow WHERE id = %(workflow)s) = %(number)s"
+
+_INSERT_RUN = f"""
 INSERT INTO automation_workflowrun
        (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_sinks, error,
         created_at, finished_at, dispatched_at, generation)
-VALUES (%(run)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s, %(key)s, %(queue)s, %(sinks)s,
-        %(error)s, %(now)s, %(finished)s, %(dispatched)s, 0)
+SELECT %(run)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s, %(key)s, %(queue)s, %(sinks)s,
+       %(error)s, %(now)s, %(finished)s, %(dispatched)s, 0
+ WHERE {_STILL_LATEST}
 """
+
+_RUN_STORED = "SELECT count(*) FROM automation_workflowrun WHERE id = %(run)s"
 
 
 def _insert_steps(count: int) -> str:
-    rows = ",\n".join(
-        f"(%(run)s, %(n{i})s, %(t{i})s, {i}, %(k{i})s, %(status)s, 0, false, '{{}}', %(error)s,"
-        f" %(finished)s, '')"
-        for i in range(count)
-    )
+    rows = ",\n".join(f"(%(n{i})s, %(t{i})s, {i}, %(k{i})s)" for i in range(count))
     return (
         "INSERT INTO automation_steprun (run_id, name, action_type, position, task_id, status, attempts,"
-        f" deferred, state, error, finished_at, claimed_node) VALUES\n{rows}"
+        " deferred, state, error, finished_at, claimed_node)\n"
+        "SELECT %(run)s, column1, column2, column3, column4, %(status)s, 0, false, '{}', %(error)s,"
+        f" %(finished)s, ''\n  FROM (VALUES {rows}) AS v\n"
+        " WHERE EXISTS (SELECT 1 FROM automation_workflowrun WHERE id = %(run)s)"
     )
+
+
+class StaleVersion(Exception):  # noqa: N818 - a signal to the caller, who looks the version up again
+    """The version given is no longer its workflow's latest: nothing was stored."""
 
 
 def sink_count(actions: list[dict[str, Any]]) -> int:
@@ -94,6 +104,7 @@ def create_run(
     *,
     workflow_id: int,
     version_id: int,
+    version_number: int,
     actions: list[dict[str, Any]],
     inputs: dict[str, Any],
     idempotency_key: str | None,
@@ -101,7 +112,8 @@ def create_run(
     skip_reason: str = "",
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
-    already created with this idempotency key."""
+    already created with this idempotency key. StaleVersion when `version_number` is no longer the
+    workflow's latest (nothing stored)."""
     run_id = uuid.uuid4()
     now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
@@ -124,6 +136,7 @@ def create_run(
         "run": _run_id(run_id),
         "workflow": workflow_id,
         "version": version_id,
+        "number": version_number,
         "status": status,
         "inputs": _json(inputs),
         "key": key,
@@ -141,12 +154,14 @@ def create_run(
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            run_statements([_INSERT_RUN, _insert_steps(len(actions))], params)
+            stored = run_statements([_INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED], params)
     except IntegrityError:
         existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
         if key is None or existing is None:
             raise
         return existing, False
+    if not stored or not stored[0][0]:
+        raise StaleVersion(f"version {version_number} of workflow {workflow_id} is no longer the latest")
     run._state.adding = False
     return run, True
 

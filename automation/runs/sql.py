@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Field
 from psycopg2.errors import FeatureNotSupported, InvalidSqlStatementName
 
@@ -79,18 +79,21 @@ def _known_on_this_connection() -> set[str]:
 
 
 def _postgresql(statements: Sequence[str], params: dict[str, Any], *, durable: bool) -> list[Row]:
+    # The driver's cursor, not Django's wrapper around it (a few hundred Python calls per statement on the
+    # hot path); Django still turns the driver's errors into its own and notes them on the connection.
     plans = [prepared(statement) for statement in statements]
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         known = _known_on_this_connection()
         parts = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
         parts += [p.prepare for p in plans if p.name not in known]
         parts += [p.execute for p in plans]
         try:
             cursor.execute(";\n".join(parts), params)
-        except DatabaseError as exc:  # Django wraps the driver's error; its cause says which one
-            if not isinstance(exc.__cause__, InvalidSqlStatementName | FeatureNotSupported):
-                raise
+        except (InvalidSqlStatementName, FeatureNotSupported):
             # DEALLOCATEd by a pooler's reset, or its plan outdated by a migration: prepare them all again.
+            if connection.in_atomic_block:
+                raise
             cursor.execute("DEALLOCATE ALL")
             known.clear()
             parts = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
