@@ -1,0 +1,20 @@
+"""PostgreSQL faults: a fast restart (every connection terminated) in the middle of a run."""
+
+from __future__ import annotations
+
+import time
+
+from drills.accounting import DrillResult, Fault
+from drills.harness import Harness
+from drills.scenarios.common import chain_through_fault
+
+
+def postgres_restart(h: Harness, result: DrillResult) -> None:
+    """`pg_ctl restart -m fast` when step 8 of a 20-step chain is in flight (receiver answers after 0.5 s)."""
+
+    def inflict() -> Fault:
+        start = time.time()
+        h.postgres.restart_fast()
+        return h.fault("postgres restart", start, time.time())
+
+    chain_through_fault(h, result, inflict=inflict, service="PostgreSQL")
