@@ -22,6 +22,8 @@ from drills.scenarios import DRILLS, find
 
 #: Past the deadline: the drill's own start-up (initdb, migrate, workers) and measuring.
 SETUP_ALLOWANCE = 300.0
+#: Runs of a drill that something outside it disturbed (its processes stopped by another program).
+ATTEMPTS = 3
 
 
 def sweep(workdir: Path) -> None:
@@ -40,8 +42,8 @@ def sweep(workdir: Path) -> None:
             pass
 
 
-def run_drill(name: str, *, rundir: Path, deadline: float) -> DrillResult:
-    workdir = rundir / name
+def run_drill(name: str, *, rundir: Path, deadline: float, attempt: int = 1) -> DrillResult:
+    workdir = rundir / (name if attempt == 1 else f"{name}.{attempt}")
     workdir.mkdir(parents=True)
     os.chmod(workdir, 0o755)  # noqa: S103 - PostgreSQL's own user must reach its data directory inside
     started = time.monotonic()
@@ -95,6 +97,14 @@ def run_drill(name: str, *, rundir: Path, deadline: float) -> DrillResult:
     )
 
 
+def _verdict(result: DrillResult) -> str:
+    if result.disturbances:
+        return f"DISTURBED ({'; '.join(result.disturbances)})"
+    if result.error:
+        return "ERROR"
+    return "met" if result.met else "MISSED: " + "; ".join(result.misses)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="only the quick drills (those make test runs)")
@@ -118,12 +128,12 @@ def main() -> int:
     started = time.monotonic()
     results: list[DrillResult] = []
     for drill in chosen:
-        result = run_drill(drill.name, rundir=rundir, deadline=deadline)
+        for attempt in range(1, ATTEMPTS + 1):
+            result = run_drill(drill.name, rundir=rundir, deadline=deadline, attempt=attempt)
+            print(f"  {drill.name:28} {result.seconds:6.1f} s  {_verdict(result)}", flush=True)
+            if not result.disturbances:
+                break
         results.append(result)
-        verdict = (
-            "met" if result.met else ("ERROR" if result.error else "MISSED: " + "; ".join(result.misses))
-        )
-        print(f"  {drill.name:28} {result.seconds:6.1f} s  {verdict}", flush=True)
     total = time.monotonic() - started
     (rundir / "results.json").write_text(json.dumps([r.to_json() for r in results], indent=2))
     if args.json:

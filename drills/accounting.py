@@ -98,6 +98,8 @@ class DrillResult:
     notes: list[str] = field(default_factory=list)
     #: Lines from the engine's logs worth a maintainer's look (crashes, unrecoverable errors).
     observations: list[str] = field(default_factory=list)
+    #: Interference from outside the drill (another program stopping its processes): rerun it.
+    disturbances: list[str] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
 

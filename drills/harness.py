@@ -345,12 +345,18 @@ class Harness:
 
     def observe(self, result: DrillResult) -> None:
         """Record the processes' exits and their notable log lines (grouped, most frequent first)."""
-        for exit_ in self.supervisor.exits:
+        crashes = [e for e in self.supervisor.exits if not e.outside_stop]
+        for exit_ in crashes:
             result.observations.append(
                 f"{exit_.name} exited (code {exit_.code}) and was restarted: {exit_.last_error}"
             )
-        if self.supervisor.exits:
-            result.misses.append(f"{len(self.supervisor.exits)} unexpected process exit(s)")
+        if crashes:
+            result.misses.append(f"{len(crashes)} unexpected process exit(s)")
+        for exit_ in self.supervisor.exits:
+            if exit_.outside_stop:
+                result.disturbances.append(
+                    f"{exit_.name} was stopped by a signal the drill did not send (code {exit_.code})"
+                )
         for error in self.supervisor.restart_errors:
             result.observations.append(f"restart failed: {error}")
         notable: Counter[str] = Counter()

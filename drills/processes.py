@@ -168,6 +168,9 @@ class Exit:
     at: float
     code: int | None
     last_error: str
+    #: Stopped cleanly by a signal the drill did not send (another program on the machine): a disturbance
+    #: of the drill, not a fault of the engine.
+    outside_stop: bool = False
 
 
 class Supervisor:
@@ -190,9 +193,10 @@ class Supervisor:
             for process in list(self.watched):
                 if process.alive or process.stopping or process.process is None:
                     continue
-                self.exits.append(
-                    Exit(process.name, time.time(), process.process.returncode, last_error(process))
-                )
+                code = process.process.returncode
+                said = last_error(process)
+                clean = code in (0, -signal.SIGTERM, -signal.SIGINT) and not said.startswith("CRITICAL")
+                self.exits.append(Exit(process.name, time.time(), code, said, outside_stop=clean))
                 if len(self.exits) > self.max_restarts:
                     process.stopping = True  # give up: the drill reports it
                     continue

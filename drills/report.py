@@ -62,6 +62,8 @@ def table(results: list[DrillResult]) -> str:
     ]
     for r in results:
         verdict = "met" if r.met else ("**error**" if r.error else "**missed**: " + "; ".join(r.misses))
+        if r.disturbances:
+            verdict += " (disturbed from outside: see below)"
         lost = f"{r.runs_lost} of {r.runs_accepted}" if r.runs_accepted else str(r.runs_lost)
         lines.append(
             f"| {r.title} | {lost} | {r.effects_duplicated} | {r.resent_in_flight} | {_recovery(r)} | "
@@ -126,6 +128,8 @@ def render(results: list[DrillResult], *, quick: bool, total_seconds: float) -> 
             out.append(f"- {_cell(note)}")
         for miss in r.misses:
             out.append(f"- missed: {_cell(miss)}")
+        for line in r.disturbances:
+            out.append(f"- disturbed: {_cell(line)}")
         for line in r.observations:
             out.append(f"- log: `{_cell(line).replace('`', '')[:300]}`")
         if r.error:

@@ -14,7 +14,9 @@ OUTAGE_SECONDS = 3.0
 
 
 def redis_restart(h: Harness, result: DrillResult) -> None:
-    """`SHUTDOWN NOSAVE` when step 8 of a 20-step chain is in flight; Redis back 3 s later."""
+    """A 20-step `http.request` chain (the receiver answers after 0.5 s), one worker -c 4 and Beat, default
+    settings; `redis-cli shutdown nosave` while step 8's request is in flight, Redis started again 3 s
+    later (without persistence, or with AOF on: see the title)."""
 
     def inflict() -> Fault:
         return h.restart_redis(outage=OUTAGE_SECONDS)

@@ -10,7 +10,8 @@ from drills.scenarios.common import chain_through_fault
 
 
 def postgres_restart(h: Harness, result: DrillResult) -> None:
-    """`pg_ctl restart -m fast` when step 8 of a 20-step chain is in flight (receiver answers after 0.5 s)."""
+    """A 20-step `http.request` chain (the receiver answers after 0.5 s), one worker -c 4 and Beat, default
+    settings; `pg_ctl restart -m fast` while step 8's request is in flight."""
 
     def inflict() -> Fault:
         start = time.time()
