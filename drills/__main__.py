@@ -133,6 +133,8 @@ def main() -> int:
             print(f"  {drill.name:28} {result.seconds:6.1f} s  {_verdict(result)}", flush=True)
             if not result.disturbances:
                 break
+        if attempt > 1:
+            result.notes.insert(0, f"run {attempt} times: the earlier attempts were disturbed from outside")
         results.append(result)
     total = time.monotonic() - started
     (rundir / "results.json").write_text(json.dumps([r.to_json() for r in results], indent=2))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,7 +31,7 @@ TERMINAL = ("succeeded", "failed", "cancelled", "skipped")
 #: Log lines worth a maintainer's look; `Task ... received` and the like are not.
 _NOTABLE = re.compile(r"Unrecoverable|CRITICAL|Traceback|Error|error|refused|Giving up|lost", re.ASCII)
 #: Variable parts of log lines (ids, numbers), blanked to group the same message.
-_VARIABLE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27,}|\b\d+(\.\d+)?\b")
+_VARIABLE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27,}|\d+(\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -115,15 +117,12 @@ class Harness:
         self.receiver = Receiver()
         self._stack.callback(self.receiver.close)
         self.supervisor = Supervisor()
-        # Registered last, so it runs first: stop restarting before stopping the processes.
+        # Callbacks run last first: stop restarting processes before stopping them.
         self._stack.callback(self._stop_processes)
         self._stack.callback(self.supervisor.close)
         self._stack.callback(self._close_db)
 
     def _migrate(self) -> None:
-        import subprocess
-        import sys
-
         cli = Path(sys.executable).with_name("automation")
         command = [str(cli)] if cli.exists() else [sys.executable, "-m", "automation.cli.main"]
         done = subprocess.run(
@@ -346,16 +345,16 @@ class Harness:
     def observe(self, result: DrillResult) -> None:
         """Record the processes' exits and their notable log lines (grouped, most frequent first)."""
         crashes = [e for e in self.supervisor.exits if not e.outside_stop]
-        for exit_ in crashes:
-            result.observations.append(
-                f"{exit_.name} exited (code {exit_.code}) and was restarted: {exit_.last_error}"
-            )
+        grouped = Counter((e.name, e.code, e.last_error) for e in crashes)
+        for (name, code, said), count in grouped.items():
+            result.observations.append(f"{name} exited {count}x (code {code}), restarted: {said}")
         if crashes:
             result.misses.append(f"{len(crashes)} unexpected process exit(s)")
         for exit_ in self.supervisor.exits:
             if exit_.outside_stop:
                 result.disturbances.append(
-                    f"{exit_.name} was stopped by a signal the drill did not send (code {exit_.code})"
+                    f"{exit_.name} stopped cleanly (code {exit_.code}, no error logged) without the drill "
+                    "asking: a signal from another program on the machine"
                 )
         for error in self.supervisor.restart_errors:
             result.observations.append(f"restart failed: {error}")

@@ -29,6 +29,7 @@ def machine() -> dict[str, str]:
     if hasattr(os, "sysconf"):
         memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
     commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    branch = _version(["git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD"])
     dirty = _version(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -39,7 +40,7 @@ def machine() -> dict[str, str]:
         "kombu": metadata.version("kombu"),
         "redis": _version(["redis-server", "--version"]),
         "postgresql": _version([_postgres_bin("postgres"), "--version"]),
-        "engine commit": commit + (" (with local changes)" if dirty not in ("", "?") else ""),
+        "engine": f"branch {branch} at {commit}" + (" (local changes)" if dirty not in ("", "?") else ""),
     }
 
 

@@ -39,7 +39,7 @@ def _holder(h: Harness, workers: list[CeleryProcess], run_id: str, step: str) ->
 def worker_sigkill(h: Harness, result: DrillResult) -> None:
     """Two workers (-c 2) and Beat, default settings (visibility timeout 3600 s); SIGKILL to the whole
     process group of the worker running step 3 (of 5, each answered after 3 s) mid-request, restarted at
-    once as systemd would. Recovery: the run finishing, from the kill."""
+    once as systemd would."""
     h.engine()
     workers = [h.worker("worker-a", concurrency=2), h.worker("worker-b", concurrency=2)]
     h.beat()
@@ -69,7 +69,7 @@ def worker_sigkill(h: Harness, result: DrillResult) -> None:
 def warm_shutdown(h: Harness, result: DrillResult) -> None:
     """SIGTERM to the whole process group of the only worker while a 5 s step is in flight (what systemd
     and `docker stop` send); the worker is started again once it has exited. The step must finish once
-    and not run again. Recovery: the run finishing, from the new worker being ready."""
+    and not run again."""
     h.engine()
     worker = h.worker(concurrency=2, supervised=False)
 
