@@ -363,10 +363,9 @@ class Harness:
         for process in self.processes:
             for line in process.lines():
                 first = line.text.splitlines()[0]
-                if (
-                    line.level in ("WARNING", "ERROR", "CRITICAL")
-                    and _NOTABLE.search(line.text)
-                    and "DeprecationWarning" not in first
+                serious = line.level in ("ERROR", "CRITICAL")
+                if (serious or (line.level == "WARNING" and _NOTABLE.search(line.text))) and (
+                    "DeprecationWarning" not in first
                 ):
                     shape = f"{process.kind}: {line.level} {_VARIABLE.sub('N', first)[:160]}"
                     notable[shape] += 1
