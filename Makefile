@@ -1,10 +1,11 @@
-# The two commands of the README: `make demo` and `make test`; `make bench` runs the benchmarks.
+# The two commands of the README: `make demo` and `make test`; `make bench` runs the benchmarks,
+# `make drills` the reliability drills (writes RELIABILITY.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint services clean
+.PHONY: demo test bench drills lint services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +20,8 @@ services:
 	bash scripts/ensure-services.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check automation tasks tests benchmarks beat_schedule.py
-	$(BIN)/mypy --strict automation
+	$(BIN)/ruff check automation tasks tests benchmarks drills beat_schedule.py
+	$(BIN)/mypy --strict automation drills
 	$(BIN)/mypy tasks beat_schedule.py
 
 test: $(STAMP) services lint
@@ -29,6 +30,10 @@ test: $(STAMP) services lint
 bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_scaling.py
+
+# Each drill starts its own Redis and PostgreSQL (not the shared services): see RELIABILITY.md.
+drills: $(STAMP)
+	$(BIN)/python -m drills
 
 clean:
 	rm -rf $(VENV) .automation .mypy_cache .ruff_cache
