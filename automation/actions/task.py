@@ -61,12 +61,14 @@ class ActionTask(GuardedTask):
     # An expected outcome, already recorded on the step: logged without a traceback.
     throws = (StepFailed,)
 
-    def run(self, upstream: Any = None, *, run_id: str, step: str, gen: int = 0, **_: Any) -> dict[str, Any]:
+    def run(
+        self, upstream: Any = None, *, run_id: str, step: str, gen: int = 0, prev: str = "", **_: Any
+    ) -> dict[str, Any]:
         # Imported here, not at the top: the executor reaches the models, which exist only once Django is
         # set up, and Celery imports task modules before that.
         from automation.runs.executor import execute_step
 
-        return execute_step(self, self.spec, upstream, run_id, step, generation=gen)
+        return execute_step(self, self.spec, upstream, run_id, step, generation=gen, previous=prev)
 
     def apply_async(  # type: ignore[override]
         self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any

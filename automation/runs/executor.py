@@ -29,7 +29,7 @@ from automation.coordination import get_coordinator
 from automation.definitions.schema import field_path
 from automation.delivery import longest_time_limit
 from automation.errors import ActionError, StepFailed
-from automation.fleet.identity import current_claimant
+from automation.fleet.identity import Claimant, current_claimant
 from automation.runs import services
 from automation.runs.documents import stored_workflow
 from automation.templating import TemplateError, render
@@ -117,16 +117,28 @@ def give_back_slot(token: str) -> None:
 
 
 def execute_step(
-    task: Task[Any, Any], spec: ActionSpec, upstream: Any, run_id: str, step: str, *, generation: int = 0
+    task: Task[Any, Any],
+    spec: ActionSpec,
+    upstream: Any,
+    run_id: str,
+    step: str,
+    *,
+    generation: int = 0,
+    previous: str = "",
 ) -> dict[str, Any]:
-    """Run one step once in effect. The slot is given back before any retry message is sent."""
+    """Run one step once in effect. The slot is given back before any retry message is sent.
+
+    `previous` names the claimant of this message's previous execution ("node:tid"), when that execution
+    ended on a database error: it is over, so its claim may be taken back at once.
+    """
     context = merge_upstream(upstream, {})
     slot: str | float | None = None
+    retry_kwargs: dict[str, Any] | None = None
     try:
         slot = take_slot(task, run_id, step) if spec.external else None
         if isinstance(slot, float):
             raise _Again(slot)
-        return run_claimed_step(spec, uuid.UUID(run_id), step, context, generation)
+        return run_claimed_step(spec, uuid.UUID(run_id), step, context, generation, Claimant.parse(previous))
     except _Again as again:
         countdown = again.countdown
     except (OperationalError, InterfaceError) as exc:
@@ -137,19 +149,26 @@ def execute_step(
         logger.warning("step %s of run %s: database unavailable (%s), retrying", step, run_id, describe(exc))
         connection.close()
         countdown = random.uniform(1.0, 3.0)
+        retry_kwargs = {**(task.request.kwargs or {}), "prev": str(current_claimant())}
     finally:
         if isinstance(slot, str):
             give_back_slot(slot)
-    raise task.retry(countdown=countdown)
+    raise task.retry(countdown=countdown, kwargs=retry_kwargs)
 
 
 def run_claimed_step(
-    spec: ActionSpec, run_id: uuid.UUID, step: str, context: dict[str, Any], generation: int
+    spec: ActionSpec,
+    run_id: uuid.UUID,
+    step: str,
+    context: dict[str, Any],
+    generation: int,
+    previous: Claimant | None = None,
 ) -> dict[str, Any]:
     # An action acting outside must be known to have started before it acts: after a database crash the
     # step is then found running (and settled from Celery's record), never pending and run again blind.
     claimed = services.claim_step(
-        run_id, step, claimant=current_claimant(), generation=generation, durable=spec.external
+        run_id, step, claimant=current_claimant(), previous=previous, generation=generation,
+        durable=spec.external,
     )
     if claimed is None:
         return settled_step(run_id, step, context, generation)

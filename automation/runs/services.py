@@ -174,7 +174,8 @@ UPDATE automation_workflowrun SET status = '{RunStatus.RUNNING}', started_at = %
 """
 
 # A running step that is not parked, nor released between attempts, nor claimed earlier by this very
-# executor (which runs one step at a time), is being executed: another message for it may take it over
+# executor (which runs one step at a time) or by this message's previous execution (which ended on a
+# database error), is being executed: another message for it may take it over
 # only once no live node lists it among the task ids it executes, and its claim is older than a
 # heartbeat round (a node lists what it executes within one). A node judges only while its own
 # heartbeat is fresh: after a database outage every heartbeat is stale at once.
@@ -196,6 +197,7 @@ UPDATE automation_steprun
             AND (deferred
                  OR claimed_node = ''
                  OR (claimed_node = %(node)s AND claimed_pid = %(pid)s)
+                 OR (claimed_node = %(prev_node)s AND claimed_pid = %(prev_pid)s)
                  OR (touched_at < %(settled)s
                      AND NOT EXISTS (
                          SELECT 1 FROM automation_workernode AS n
@@ -211,7 +213,13 @@ RETURNING id, attempts, state,
 
 
 def claim_step(
-    run_id: Any, step: str, *, claimant: Claimant, generation: int = 0, durable: bool = True
+    run_id: Any,
+    step: str,
+    *,
+    claimant: Claimant,
+    previous: Claimant | None = None,
+    generation: int = 0,
+    durable: bool = True,
 ) -> ClaimedStep | None:
     """Mark a step running for `claimant` (a new attempt, unless it resumes a deferral) if it and its run
     are active, the message is not of an older generation, and no live worker is executing the step.
@@ -231,6 +239,9 @@ def claim_step(
             "gen": generation,
             "node": claimant.node,
             "pid": claimant.pid,
+            # The claimant of this message's previous execution, which ended on a database error.
+            "prev_node": previous.node if previous else "-",
+            "prev_pid": previous.pid if previous else -1,
         },
         durable=durable,
     )
