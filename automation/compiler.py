@@ -96,7 +96,8 @@ def compile_workflow(
         return Signature(
             action_task_name(act["action_type"]),
             app=app,
-            kwargs={"run_id": run_id, "step": name, "gen": generation},
+            # A first canvas's messages leave the generation out: every hop re-sends the rest of a chain.
+            kwargs={"run_id": run_id, "step": name, **({"gen": generation} if generation else {})},
             options={
                 "queue": queue,
                 "task_id": step_task_id(run_id, name),
