@@ -8,7 +8,6 @@ import pandas as pd
 
 from automation.forecasting import evaluate_forecaster, fit_forecaster, has_daily_cycle, load_trace
 
-
 DATA = Path(__file__).resolve().parent / "data"
 NAB = DATA / "nab"
 HOUR = pd.Timedelta(hours=1)

@@ -10,7 +10,6 @@ import pytest
 
 from automation.forecasting import TraceFormatError, load_trace, mark_zero_outages, trace_from_series
 
-
 DATA = Path(__file__).resolve().parent / "data"
 # Rows 38,000-44,012 of the NASA trace, `minute_index` as in the full file (see tests/data/README.md).
 NASA = DATA / "nasa-http" / "requests_per_minute_rows_38000-44012.csv"
