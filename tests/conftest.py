@@ -168,6 +168,22 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def outcome(self, task_id: str) -> str | None:
+        """How this worker last settled message `task_id`, from its log ("succeeded", "ignored" by the
+        engine, "revoked" and discarded, "failed"); None while none is logged (a retry is not an outcome).
+        """
+        outcomes = {
+            "succeeded in": "succeeded",
+            "] ignored": "ignored",
+            "Discarding revoked task": "revoked",
+            "] raised": "failed",
+        }
+        found = None
+        for line in self.log().splitlines():
+            if task_id in line:
+                found = next((outcome for words, outcome in outcomes.items() if words in line), found)
+        return found
+
 
 @pytest.fixture(scope="session")
 def worker(engine: Any) -> Iterator[Worker]:

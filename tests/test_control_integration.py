@@ -14,16 +14,6 @@ from tests.peers import HttpPeer
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _last_outcome(worker: Worker, task_id: str) -> str | None:
-    """How the worker last settled the message `task_id`, from its log: None while it is still due."""
-    outcomes = {"succeeded in": "succeeded", "] ignored": "ignored", "Discarding revoked task": "revoked"}
-    found = None
-    for line in worker.log().splitlines():
-        if task_id in line:
-            found = next((outcome for words, outcome in outcomes.items() if words in line), found)
-    return found
-
-
 def _parked_run(engine: Any, peer: HttpPeer, prefix: str) -> Any:
     """A run whose first step waits 2 s (parked with its `until`, no worker held), then calls `peer`."""
     name = unique(prefix)
@@ -54,8 +44,8 @@ def test_cancel_stops_the_run_before_later_steps(engine: Any, peer: HttpPeer, wo
     # The pause's message comes due after `until`: the worker drops it (revoked, or refused by the engine
     # if the revoke was missed); a broken cancel would let it succeed and send `act` on.
     task_id = StepRun.objects.get(run_id=run.id, name="pause").task_id
-    wait_for(lambda: _last_outcome(worker, task_id) is not None)
-    assert _last_outcome(worker, task_id) in ("revoked", "ignored"), worker.log()[-3000:]
+    wait_for(lambda: worker.outcome(task_id) is not None)
+    assert worker.outcome(task_id) in ("revoked", "ignored"), worker.log()[-3000:]
     assert [(s.status, s.output) for s in run.steps] == [("cancelled", None), ("cancelled", None)]
     assert peer.paths() == []
     with pytest.raises(StateError):
@@ -71,8 +61,8 @@ def test_message_that_escapes_revocation_finds_its_run_cancelled(
     run = _parked_run(engine, peer, "cancel-unrevoked")
     services.cancel_run(run.id)  # the run is cancelled but, unlike engine.cancel_run, nothing is revoked
     task_id = StepRun.objects.get(run_id=run.id, name="pause").task_id
-    wait_for(lambda: _last_outcome(worker, task_id) is not None)
-    assert _last_outcome(worker, task_id) == "ignored", worker.log()[-3000:]
+    wait_for(lambda: worker.outcome(task_id) is not None)
+    assert worker.outcome(task_id) == "ignored", worker.log()[-3000:]
     assert [(s.status, s.output) for s in run.steps] == [("cancelled", None), ("cancelled", None)]
     assert peer.paths() == []
 
