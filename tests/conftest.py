@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_SERVER = os.environ.get("AUTOMATION_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("AUTOMATION_TEST_REDIS", "redis://127.0.0.1:6379/5")
+DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "redis": 6379}
 TEST_DB = f"automation_test_{os.getpid()}"
 STATE_DIR = Path(tempfile.mkdtemp(prefix="automation-test-"))
 
@@ -47,11 +49,25 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def require(host: str, port: int, what: str) -> None:
+def require(url: str, what: str) -> None:
+    """Skip (locally) or fail (in CI) unless the server at `url` accepts connections."""
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or DEFAULT_PORTS[parsed.scheme]
     if not _reachable(host, port):
         if os.environ.get("CI"):
             pytest.fail(f"{what} is not reachable on {host}:{port} (CI requires it)")
         pytest.skip(f"{what} is not running on {host}:{port}")
+
+
+#: Fixtures that talk to real services; every test using one (directly or through `engine`, `worker`,
+#: `api`...) is marked `integration`, so `pytest -m "not integration"` needs no server.
+SERVICE_FIXTURES = frozenset({"database", "redis_coordinator"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def free_port() -> int:
@@ -63,8 +79,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def database() -> Iterator[None]:
     """A fresh PostgreSQL database, migrated, dropped at the end of the session."""
-    require("127.0.0.1", 5432, "PostgreSQL")
-    require("127.0.0.1", 6379, "Redis")
+    require(PG_SERVER, "PostgreSQL")
+    require(REDIS_URL, "Redis")
     import psycopg2
     import redis
 

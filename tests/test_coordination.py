@@ -16,7 +16,7 @@ from tests.conftest import REDIS_URL, require
 
 @pytest.fixture
 def redis_coordinator() -> Any:
-    require("127.0.0.1", 6379, "Redis")
+    require(REDIS_URL, "Redis")
     from automation.coordination import redis as module
 
     coordinator = module.RedisCoordinator(REDIS_URL)
@@ -32,7 +32,7 @@ def lease(key: str = "") -> Lease:
     return Lease(key=f"test:lease:{key or uuid.uuid4().hex}", token=uuid.uuid4().hex)
 
 
-@pytest.mark.parametrize("kind", ["redis", "memory"])
+@pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.integration), "memory"])
 def test_semaphore_and_leases(kind: str, request: pytest.FixtureRequest) -> None:
     coordinator = request.getfixturevalue("redis_coordinator") if kind == "redis" else MemoryCoordinator()
     coordinator.set_action_limit(2)
