@@ -5,6 +5,7 @@ Locally, tests needing a server that is absent are skipped; in CI (CI set) they 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -74,6 +75,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_integration_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A client socket a test left to the garbage collector is finalized, and reported, in that test's
+    teardown rather than during whichever later test the collector happens to run in."""
+    yield
+    if request.node.get_closest_marker("integration"):
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +163,11 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # a worker that never became ready must not outlive the test, nor its log file
+            raise
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         from automation.celery import app
@@ -244,6 +258,31 @@ def local_service() -> Iterator[Any]:
     provider.start("spotify-api")
     yield provider
     provider.stop("spotify-api", grace_period=1)
+
+
+def close_thread_clients() -> None:
+    """Close what a test's own thread opened: its Django connection and its Celery result backend.
+
+    Celery keeps one result backend per thread, and sending a chord subscribes it to the header's results
+    on a pub/sub connection. When the thread ends, the backend and those results are garbage in a cycle;
+    the collector then finalized the socket unclosed during whatever test ran next (a ResourceWarning, an
+    error under filterwarnings=error).
+    """
+    from django.db import connection
+
+    from automation.celery import app
+
+    connection.close()
+    backend = app.backend
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None:
+        consumer.stop()
+        # The results still pending unsubscribe when collected (AsyncResult.__del__); with the pub/sub
+        # object kept, that would open a new connection, inside the collector, that nothing closes.
+        consumer._pubsub = None
+    client = getattr(backend, "client", None)
+    if client is not None:
+        client.connection_pool.disconnect()
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import tests.slow_actions  # noqa: F401 - registers the testing.* actions in this process too
 from automation import ActionDefinition, WorkflowDefinition
-from tests.conftest import Worker, unique, wait_for
+from tests.conftest import Worker, close_thread_clients, unique, wait_for
 from tests.peers import HttpPeer
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -97,13 +97,11 @@ def test_concurrent_enqueues_with_one_key_make_one_run(engine: Any, peer: HttpPe
     ids: list[str] = []
 
     def enqueue() -> None:
-        from django.db import connection
-
         barrier.wait()
         try:
             ids.append(engine.run_workflow(definition.name, idempotency_key="storm-1").id)
         finally:
-            connection.close()
+            close_thread_clients()
 
     threads = [threading.Thread(target=enqueue) for _ in range(4)]
     for thread in threads:
