@@ -26,17 +26,17 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
         "automation-recover-runs": {
             "task": "automation.monitoring.recover_runs",
             "schedule": RECOVERY_INTERVAL,
-            "options": {"queue": MONITORING_QUEUE, "expires": RECOVERY_INTERVAL},
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": RECOVERY_INTERVAL},
         },
         "automation-redispatch-stalled-runs": {
             "task": "automation.monitoring.redispatch_stalled_runs",
             "schedule": every,
-            "options": {"queue": MONITORING_QUEUE, "expires": every},
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
         },
         "automation-settle-lost-steps": {
             "task": "automation.monitoring.settle_lost_steps",
             "schedule": every,
-            "options": {"queue": MONITORING_QUEUE, "expires": every},
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
         },
     }
 

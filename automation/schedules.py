@@ -89,10 +89,18 @@ def set_monitoring_interval(seconds: int) -> None:
     entries: dict[str, Any] = beat_schedule.build_schedule(seconds)
     for name in beat_schedule.MONITORING_JOBS:
         entry = entries[name]
+        # A job not taken by a worker within its period is dropped: the next one is on its way.
+        expire = int(entry["options"]["expire_seconds"])
         task, created = PeriodicTask.objects.get_or_create(
             name=name,
-            defaults={"task": entry["task"], "interval": interval, "queue": entry["options"]["queue"]},
+            defaults={
+                "task": entry["task"],
+                "interval": interval,
+                "queue": entry["options"]["queue"],
+                "expire_seconds": expire,
+            },
         )
-        if not created and task.interval_id != interval.id:
+        if not created and (task.interval_id != interval.id or task.expire_seconds != expire):
             task.interval = interval
+            task.expire_seconds = expire
             task.save()

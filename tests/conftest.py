@@ -5,6 +5,7 @@ Locally, tests needing a server that is absent are skipped; in CI (CI set) they 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -16,12 +17,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_SERVER = os.environ.get("AUTOMATION_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("AUTOMATION_TEST_REDIS", "redis://127.0.0.1:6379/5")
+DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "redis": 6379}
 TEST_DB = f"automation_test_{os.getpid()}"
 STATE_DIR = Path(tempfile.mkdtemp(prefix="automation-test-"))
 
@@ -47,11 +50,25 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def require(host: str, port: int, what: str) -> None:
+def require(url: str, what: str) -> None:
+    """Skip (locally) or fail (in CI) unless the server at `url` accepts connections."""
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or DEFAULT_PORTS[parsed.scheme]
     if not _reachable(host, port):
         if os.environ.get("CI"):
             pytest.fail(f"{what} is not reachable on {host}:{port} (CI requires it)")
         pytest.skip(f"{what} is not running on {host}:{port}")
+
+
+#: Fixtures that talk to real services; every test using one (directly or through `engine`, `worker`,
+#: `api`...) is marked `integration`, so `pytest -m "not integration"` needs no server.
+SERVICE_FIXTURES = frozenset({"database", "redis_coordinator"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def free_port() -> int:
@@ -60,11 +77,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def collect_garbage_after_integration_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A client socket a test left to the garbage collector is finalized, and reported, in that test's
+    teardown rather than during whichever later test the collector happens to run in."""
+    yield
+    if request.node.get_closest_marker("integration"):
+        gc.collect()
+
+
 @pytest.fixture(scope="session")
 def database() -> Iterator[None]:
     """A fresh PostgreSQL database, migrated, dropped at the end of the session."""
-    require("127.0.0.1", 5432, "PostgreSQL")
-    require("127.0.0.1", 6379, "Redis")
+    require(PG_SERVER, "PostgreSQL")
+    require(REDIS_URL, "Redis")
     import psycopg2
     import redis
 
@@ -137,7 +163,11 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # a worker that never became ready must not outlive the test, nor its log file
+            raise
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         from automation.celery import app
@@ -167,6 +197,22 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def outcome(self, task_id: str) -> str | None:
+        """How this worker last settled message `task_id`, from its log ("succeeded", "ignored" by the
+        engine, "revoked" and discarded, "failed"); None while none is logged (a retry is not an outcome).
+        """
+        outcomes = {
+            "succeeded in": "succeeded",
+            "] ignored": "ignored",
+            "Discarding revoked task": "revoked",
+            "] raised": "failed",
+        }
+        found = None
+        for line in self.log().splitlines():
+            if task_id in line:
+                found = next((outcome for words, outcome in outcomes.items() if words in line), found)
+        return found
 
 
 @pytest.fixture(scope="session")
@@ -212,6 +258,31 @@ def local_service() -> Iterator[Any]:
     provider.start("spotify-api")
     yield provider
     provider.stop("spotify-api", grace_period=1)
+
+
+def close_thread_clients() -> None:
+    """Close what a test's own thread opened: its Django connection and its Celery result backend.
+
+    Celery keeps one result backend per thread, and sending a chord subscribes it to the header's results
+    on a pub/sub connection. When the thread ends, the backend and those results are garbage in a cycle;
+    the collector then finalized the socket unclosed during whatever test ran next (a ResourceWarning, an
+    error under filterwarnings=error).
+    """
+    from django.db import connection
+
+    from automation.celery import app
+
+    connection.close()
+    backend = app.backend
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None:
+        consumer.stop()
+        # The results still pending unsubscribe when collected (AsyncResult.__del__); with the pub/sub
+        # object kept, that would open a new connection, inside the collector, that nothing closes.
+        consumer._pubsub = None
+    client = getattr(backend, "client", None)
+    if client is not None:
+        client.connection_pool.disconnect()
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> None:

@@ -15,7 +15,7 @@ from tests.conftest import REDIS_URL, require
 
 @pytest.fixture
 def redis_coordinator() -> Any:
-    require("127.0.0.1", 6379, "Redis")
+    require(REDIS_URL, "Redis")
     from automation.coordination import redis as module
 
     coordinator = module.RedisCoordinator(REDIS_URL)
@@ -32,7 +32,7 @@ def token() -> str:
     return uuid.uuid4().hex
 
 
-@pytest.mark.parametrize("kind", ["redis", "memory"])
+@pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.integration), "memory"])
 def test_semaphore_counts_slots_up_to_the_limit(kind: str, request: pytest.FixtureRequest) -> None:
     coordinator = request.getfixturevalue("redis_coordinator") if kind == "redis" else MemoryCoordinator()
     a, b, c = token(), token(), token()

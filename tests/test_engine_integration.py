@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from automation import ActionDefinition, Priority, WorkflowDefinition
-from tests.conftest import unique
+from tests.conftest import Worker, unique, wait_for
 from tests.peers import Answer, HttpPeer, Received
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -261,9 +261,9 @@ def test_new_version_does_not_change_a_started_run(engine: Any, peer: HttpPeer) 
     assert peer.paths() == ["/v1"]
 
 
-def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: Any, peer: HttpPeer) -> None:
-    import time
-
+def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(
+    engine: Any, peer: HttpPeer, worker: Worker
+) -> None:
     from automation.celery import app
 
     name = unique("notify")
@@ -285,10 +285,7 @@ def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: An
         )
     )
     run = engine.run_workflow(name, {"svc": "api"})
-    deadline = time.monotonic() + 30
-    while run.step("pause").status != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: run.step("pause").status == "running")
     assert peer.received[0].body == {"text": "restarting api", "channel": "#ops"}
     assert peer.received[0].headers["Idempotency-Key"] == f"{run.id}:notify"
     # The step's message delivered again while its run goes on (as after a crash before the ack): the
@@ -299,16 +296,17 @@ def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(engine: An
     assert again.get(timeout=30) == {}
     assert run.wait(60).status == "succeeded"
     # And once the run is over, a late copy is dropped.
-    app.send_task("automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"})
-    time.sleep(1.5)
+    late = app.send_task(
+        "automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"}
+    )
+    wait_for(lambda: worker.outcome(late.id) is not None)
+    assert worker.outcome(late.id) == "ignored", worker.log()[-3000:]
     assert len(peer.received) == 1
     assert run.step("notify").attempts == 1
     assert "secretpath" not in str(run.step("notify").output)
 
 
 def test_worker_survives_its_database_connections_being_cut(engine: Any, peer: HttpPeer) -> None:
-    import time
-
     from django.db import connection
 
     name = unique("pg-cut")
@@ -322,10 +320,7 @@ def test_worker_survives_its_database_connections_being_cut(engine: Any, peer: H
         )
     )
     run = engine.run_workflow(name)
-    deadline = time.monotonic() + 30
-    while run.step("pause").status != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: run.step("pause").status == "running")
     with connection.cursor() as cursor:  # as a PostgreSQL failover or restart would
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -337,19 +332,31 @@ def test_worker_survives_its_database_connections_being_cut(engine: Any, peer: H
 
 
 def test_enqueue_inside_a_callers_transaction_is_sent_on_commit(engine: Any, peer: HttpPeer) -> None:
-    import time
-
+    from celery.signals import after_task_publish
     from django.db import transaction
+
+    from automation.models import StepRun
+
+    published: list[str] = []
+
+    def record(headers: dict[str, Any] | None = None, **_: Any) -> None:
+        published.append((headers or {}).get("id", ""))
 
     name = unique("in-tx")
     engine.register_workflow(WorkflowDefinition(name=name, actions=[post("act", f"{peer.url}/act")]))
-    with transaction.atomic():
-        run = engine.run_workflow(name, idempotency_key="tx-1")
-        again = engine.run_workflow(
-            name, idempotency_key="tx-1"
-        )  # a conflict must not poison the transaction
-        assert again.id == run.id
-        time.sleep(1)
-        assert peer.paths() == [], "nothing is sent before the caller commits"
+    after_task_publish.connect(record, weak=False)
+    try:
+        with transaction.atomic():
+            run = engine.run_workflow(name, idempotency_key="tx-1")
+            again = engine.run_workflow(
+                name, idempotency_key="tx-1"
+            )  # a conflict must not poison the transaction
+            assert again.id == run.id
+            step_task = StepRun.objects.get(run_id=run.id, name="act").task_id
+            # Publishing is synchronous: had the run been sent, its message would be recorded by now.
+            assert step_task not in published, "nothing is sent before the caller commits"
+        assert step_task in published, "sent when the caller commits"
+    finally:
+        after_task_publish.disconnect(record)
     assert run.wait(60).status == "succeeded"
     assert peer.paths() == ["/act"]

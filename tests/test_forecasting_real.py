@@ -1,21 +1,15 @@
-"""Forecasting on short slices of the real traces in ../shared/data (the full runs are the benchmark)."""
+"""Forecasting on short slices of real traces, shipped in tests/data (the full runs are the benchmark)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from automation.forecasting import evaluate_forecaster, fit_forecaster, has_daily_cycle, load_trace
 
-
-def shared_data() -> Path:
-    configured = os.environ.get("AUTOMATION_SHARED_DATA")
-    return Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-NAB = shared_data() / "nab"
+DATA = Path(__file__).resolve().parent / "data"
+NAB = DATA / "nab"
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -27,7 +21,7 @@ def test_nyc_taxi_one_hour_ahead_beats_seasonal_naive() -> None:
 
 
 def test_nasa_minute_traffic_one_hour_ahead_beats_seasonal_naive() -> None:
-    trace = load_trace(shared_data() / "nasa-http" / "requests_per_minute.csv").slice(0, 1440 * 5)
+    trace = load_trace(DATA / "nasa-http" / "requests_per_minute_rows_0-7199.csv").slice(0, 1440 * 5)
     forecaster = fit_forecaster(trace.load, horizon=60)
     assert forecaster.mase < 0.8
     prediction = forecaster.forecast(60, levels=(0.05, 0.95))

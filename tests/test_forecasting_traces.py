@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +10,18 @@ import pytest
 
 from automation.forecasting import TraceFormatError, load_trace, mark_zero_outages, trace_from_series
 
-
-def shared_data() -> Path:
-    configured = os.environ.get("AUTOMATION_SHARED_DATA")
-    return Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-NASA = shared_data() / "nasa-http" / "requests_per_minute.csv"
-NAB = shared_data() / "nab"
+DATA = Path(__file__).resolve().parent / "data"
+# Rows 38,000-44,012 of the NASA trace, `minute_index` as in the full file (see tests/data/README.md).
+NASA = DATA / "nasa-http" / "requests_per_minute_rows_38000-44012.csv"
+NAB = DATA / "nab"
 
 
 def test_nasa_jump_becomes_a_gap_and_the_outage_is_missing() -> None:
     trace = load_trace(NASA)
     assert trace.step == pd.Timedelta(minutes=1)
     load = trace.load
-    assert load.index[0] == pd.Timestamp("1995-07-01 00:00")
+    # the first row keeps its place in the July log: minute 38,000 after 1995-07-01 00:00
+    assert load.index[0] == pd.Timestamp("1995-07-01 00:00") + pd.Timedelta(minutes=38_000)
     # row 39,692 is the last July minute, row 39,693 is 1995-08-01 00:00: three and a half days of nothing
     assert load[pd.Timestamp("1995-07-28 13:32")] == 72
     assert load[pd.Timestamp("1995-08-01 00:00")] == 39
@@ -36,19 +32,21 @@ def test_nasa_jump_becomes_a_gap_and_the_outage_is_missing() -> None:
     assert len(outage) == 42_847 - 40_585 + 1
     assert outage.index[0] == pd.Timestamp("1995-08-01 14:52")
     assert load[outage.index].isna().all()
+    assert load[pd.Timestamp("1995-08-01 14:51")] == 1  # the minute before the outage is data
     assert load[pd.Timestamp("1995-08-03 04:35")] == 6
     assert load[pd.Timestamp("1995-08-03 04:37")] == 0  # a lone zero after the outage stays data
-    assert load.index[-1] == pd.Timestamp("1995-08-31 23:59")
+    # the last row, 44,012, is minute 4,319 of the August log
+    assert load.index[-1] == pd.Timestamp("1995-08-03 23:59")
     assert any("outage" in note for note in trace.notes) and any("gap" in note for note in trace.notes)
 
 
 def test_nab_traces_load_on_their_own_grid() -> None:
     taxi = load_trace(NAB / "realKnownCause" / "nyc_taxi.csv")
     assert taxi.step == pd.Timedelta(minutes=30)
-    assert len(taxi.load) == 10_320 and taxi.load.notna().all()
+    assert len(taxi.load) == 48 * 21 and taxi.load.notna().all()  # the three weeks kept in tests/data
     assert taxi.load.iloc[0] == 10_844
     asg = load_trace(NAB / "realKnownCause" / "cpu_utilization_asg_misconfiguration.csv")
-    assert asg.step == pd.Timedelta(minutes=5) and len(asg.load) == 18_050
+    assert asg.step == pd.Timedelta(minutes=5) and len(asg.load) == 288 * 6  # the six days kept
     assert asg.load.index[0] == pd.Timestamp("2014-05-14 01:14")
 
 

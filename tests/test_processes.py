@@ -13,7 +13,7 @@ import httpx
 import yaml
 
 from automation.fleet.identity import Claimant
-from tests.conftest import ROOT, STATE_DIR, free_port
+from tests.conftest import ROOT, STATE_DIR, free_port, wait_for
 
 TEST_CLAIMANT = Claimant(node="test-node", pid=1)
 
@@ -26,10 +26,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def test_beat_merges_the_static_schedule_at_the_monitoring_interval(engine: Any) -> None:
-    from django_celery_beat.models import PeriodicTask
+def test_beat_merges_the_static_schedule_at_the_applied_monitoring_interval(engine: Any) -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    PeriodicTask.objects.filter(name="automation-redispatch-stalled-runs").delete()
+    import beat_schedule
+    from automation.config.apply import apply_config
+
+    # Not the default: a Beat that ignored the applied interval would write DEFAULT_MONITORING_INTERVAL.
+    applied = engine.config.model_copy(update={"monitoring_interval": 37})
+    assert applied.monitoring_interval != beat_schedule.DEFAULT_MONITORING_INTERVAL
+    apply_config(applied)
+    jobs = PeriodicTask.objects.filter(name__in=beat_schedule.MONITORING_JOBS)
+    jobs.delete()  # so what is found below was written by Beat itself
     schedule_db = STATE_DIR / "beat.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "automation", "beat", "-l", "INFO", "-s", str(schedule_db)],
@@ -39,16 +47,24 @@ def test_beat_merges_the_static_schedule_at_the_monitoring_interval(engine: Any)
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not PeriodicTask.objects.filter(name="automation-redispatch-stalled-runs").exists():
+
+        def written() -> bool:
             assert process.poll() is None, "beat exited"
-            assert time.monotonic() < deadline, "beat did not write its schedule"
-            time.sleep(0.2)
-        task = PeriodicTask.objects.get(name="automation-redispatch-stalled-runs")
-        assert task.task == "automation.monitoring.redispatch_stalled_runs"
-        assert task.interval.every == engine.config.monitoring_interval
+            return jobs.count() == len(beat_schedule.MONITORING_JOBS)
+
+        wait_for(written)
+        tasks = {task.name: task for task in jobs.select_related("interval")}
+        static = beat_schedule.build_schedule()
+        assert {name: task.task for name, task in tasks.items()} == {
+            name: static[name]["task"] for name in beat_schedule.MONITORING_JOBS
+        }
+        for task in tasks.values():
+            assert (task.interval.every, task.interval.period) == (37, IntervalSchedule.SECONDS), task.name
+            assert task.queue == "critical" and task.enabled, task.name
+            assert task.expire_seconds == 37, "a job not taken within its period is dropped"
     finally:
         _stop(process)
+        apply_config(engine.config)
 
 
 def test_stalled_run_is_dispatched_again_by_the_monitoring_job(engine: Any, worker: Any) -> None:

@@ -65,13 +65,17 @@ def restore_config(engine: Any) -> Any:
 def test_seed_examples_run_as_written() -> None:
     from automation import (
         ActionDefinition,
-        AlertSeverity,
         AutomationConfig,
         AutomationEngine,
         AutomationLevel,
+        DefinitionError,
         Priority,
         WorkflowDefinition,
     )
+    from automation.actions.registry import known_action_types
+    from automation.errors import NotFoundError
+    from automation.models import Workflow
+    from automation.templating import iter_references
 
     # --- Configuration de Base ---
     config = AutomationConfig(
@@ -119,12 +123,31 @@ def test_seed_examples_run_as_written() -> None:
         ],
     )
 
-    assert AlertSeverity.HIGH.value == "high"
     stored = engine.workflow_manager.get_workflow("service_restart_workflow")
-    assert stored.priority is Priority.HIGH
-    assert stored.actions[0].action_type == "infrastructure.restart_service"
+    assert stored.priority is Priority.HIGH and stored.conditions == workflow.conditions
+    # stored under its full type, which is a registered action (the family plus the step's name)
+    assert stored.actions[0].action_type == restart_action.resolved_type
+    assert stored.actions[0].action_type in known_action_types()
     assert stored.actions[0].timeout_seconds == 300 and stored.actions[0].retry_attempts == 3
-    assert ml_deployment_workflow.actions[0].resolved_type == "ml.validate_model"
+
+    # Exemple 1 builds; what the engine reads in it: an `ml` step, run inputs behind the `${...}` values,
+    # time limit and retries left to the configuration, and a document that reads back to the same thing.
+    ml_action = ml_deployment_workflow.actions[0]
+    assert ml_action.resolved_type.split(".") == [ml_action.action_type, ml_action.name]
+    references = {path: ref.input for path, ref in iter_references(ml_action.parameters)}
+    assert references == {".model_path": "model_path", ".validation_dataset": "validation_dataset"}
+    assert (ml_action.timeout_seconds, ml_action.retry_attempts, ml_action.depends_on) == (None, None, None)
+    assert WorkflowDefinition.from_document(ml_deployment_workflow.to_document()) == ml_deployment_workflow
+    # ...but there is no `ml.validate_model` action yet: registering it is refused on the field, and
+    # nothing is stored.
+    assert ml_action.resolved_type not in known_action_types()
+    with pytest.raises(DefinitionError) as refused:
+        engine.workflow_manager.register_workflow(ml_deployment_workflow)
+    assert [path for path, _ in refused.value.errors] == ["actions[0].action_type"]
+    assert f"unknown action type '{ml_action.resolved_type}'" in str(refused.value)
+    assert not Workflow.objects.filter(name=ml_deployment_workflow.name).exists()
+    with pytest.raises(NotFoundError):
+        engine.workflow_manager.get_workflow(ml_deployment_workflow.name)
 
 
 @pytest.mark.usefixtures("restore_config")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 import tests.slow_actions  # noqa: F401 - registers the testing.* actions in this process too
 from automation import ActionDefinition, WorkflowDefinition
-from tests.conftest import unique, wait_for
+from tests.conftest import Worker, close_thread_clients, unique, wait_for
 from tests.peers import HttpPeer
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -44,6 +43,8 @@ def fan_out(peer: HttpPeer, width: int = 6) -> WorkflowDefinition:
 def test_a_hard_time_limit_kill_is_settled_by_the_recovery_job(engine: Any) -> None:
     from django.utils import timezone
 
+    from automation.celery import app
+    from automation.models import StepRun
     from automation.runs.recovery import settle_lost_steps
 
     name = unique("stubborn")
@@ -64,7 +65,10 @@ def test_a_hard_time_limit_kill_is_settled_by_the_recovery_job(engine: Any) -> N
     )
     run = engine.run_workflow(name)
     wait_for(lambda: run.step("stuck").status == "running")
-    time.sleep(4)  # the pool kills the child at 2 s and records TimeLimitExceeded
+    # The pool kills the child at 2 s and records TimeLimitExceeded in the result backend.
+    recorded = app.AsyncResult(StepRun.objects.get(run_id=run.id, name="stuck").task_id)
+    wait_for(lambda: recorded.state == "FAILURE", timeout=30)
+    assert type(recorded.result).__name__ == "TimeLimitExceeded", recorded.result
     assert run.status == "running", "the step's own bookkeeping never ran"
     assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) >= 1
     assert run.status == "failed"
@@ -93,13 +97,11 @@ def test_concurrent_enqueues_with_one_key_make_one_run(engine: Any, peer: HttpPe
     ids: list[str] = []
 
     def enqueue() -> None:
-        from django.db import connection
-
         barrier.wait()
         try:
             ids.append(engine.run_workflow(definition.name, idempotency_key="storm-1").id)
         finally:
-            connection.close()
+            close_thread_clients()
 
     threads = [threading.Thread(target=enqueue) for _ in range(4)]
     for thread in threads:
@@ -111,7 +113,9 @@ def test_concurrent_enqueues_with_one_key_make_one_run(engine: Any, peer: HttpPe
     assert sorted(peer.paths()) == sorted(["/join"] + [f"/b/{i}" for i in range(4)])
 
 
-def test_cancel_during_a_running_action_records_its_effect(engine: Any) -> None:
+def test_cancel_during_a_running_action_records_its_effect(engine: Any, worker: Worker) -> None:
+    from automation.models import StepRun
+
     name = unique("cancel-mid")
     engine.register_workflow(
         WorkflowDefinition(
@@ -130,7 +134,10 @@ def test_cancel_during_a_running_action_records_its_effect(engine: Any) -> None:
     assert run.status == "cancelled"
     wait_for(lambda: run.step("slow").status == "succeeded", timeout=15)
     assert run.step("slow").output == {"value": 1}, "the effect happened: it is recorded"
-    time.sleep(1)
+    # The chain still sends the next step's message: it is dropped (revoked, or refused by the engine).
+    next_task = StepRun.objects.get(run_id=run.id, name="next").task_id
+    wait_for(lambda: worker.outcome(next_task) is not None)
+    assert worker.outcome(next_task) in ("revoked", "ignored"), worker.log()[-3000:]
     assert run.step("next").status == "cancelled"
     assert run.status == "cancelled"
 
