@@ -1,0 +1,49 @@
+"""One state machine, two stores: every transition case of tests/transition_cases.py runs on PostgreSQL
+(the session's database) and on the embedded SQLite store (a fresh file, in a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, STATE_DIR
+from tests.transition_cases import CASES
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_transition_on_postgresql(name: str, database: None) -> None:
+    CASES[name]()
+
+
+def test_every_transition_on_the_embedded_sqlite_store() -> None:
+    store = STATE_DIR / "transitions-sqlite"
+    store.mkdir(exist_ok=True)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "AUTOMATION_BROKER_URL", "AUTOMATION_RESULT_BACKEND")
+    }
+    env["AUTOMATION_STATE_DIR"] = str(store)
+    ran = subprocess.run(
+        [sys.executable, "-m", "tests.transition_cases"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    lines = ran.stdout.splitlines()
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sum(line.startswith("ok ") and line.endswith("on sqlite") for line in lines) == len(CASES), lines
+
+
+def test_a_prepared_statement_lost_behind_the_engines_back_is_prepared_again(database: None) -> None:
+    from django.db import connection
+
+    from automation.runs import services
+    from tests.transition_cases import me, new_run, register, wait
+
+    assert services.claim_step(new_run(register(wait("a"))).id, "a", claimant=me()) is not None
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
+    claimed = services.claim_step(new_run(register(wait("a"))).id, "a", claimant=me())
+    assert claimed is not None and claimed.attempt == 1
