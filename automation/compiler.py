@@ -14,7 +14,7 @@ from celery import chain, chord, group
 from celery.canvas import Signature
 
 from automation.celery import app
-from automation.delivery import action_task_name, soft_time_limit, step_task_id
+from automation.delivery import DEFAULT_QUEUE, action_task_name, soft_time_limit, step_task_id
 
 
 def _components(nodes: set[str], deps: Mapping[str, list[str]]) -> list[set[str]]:
@@ -93,17 +93,20 @@ def compile_workflow(
     def step_signature(name: str) -> Signature:
         act = by_name[name]
         timeout = act["timeout_seconds"]
+        # Every hop of a chain re-sends the rest of it: a signature carries only what the task id (run and
+        # step), the task class and Celery's default queue do not already say.
+        options: dict[str, Any] = {
+            "task_id": step_task_id(run_id, name),
+            "soft_time_limit": soft_time_limit(timeout),
+            "time_limit": timeout,
+        }
+        if queue != DEFAULT_QUEUE:
+            options["queue"] = queue
         return Signature(
             action_task_name(act["action_type"]),
             app=app,
-            # A first canvas's messages leave the generation out: every hop re-sends the rest of a chain.
-            kwargs={"run_id": run_id, "step": name, **({"gen": generation} if generation else {})},
-            options={
-                "queue": queue,
-                "task_id": step_task_id(run_id, name),
-                "soft_time_limit": soft_time_limit(timeout),
-                "time_limit": timeout,
-            },
+            kwargs={"gen": generation} if generation else {},
+            options=options,
         )
 
     def to_canvas(shape: Any) -> Signature:

@@ -6,10 +6,10 @@ monitoring jobs can all depend on it without cycles.
 
 from __future__ import annotations
 
-import uuid
-
 #: Priority queues a workflow's steps run on, most urgent first.
 PRIORITY_QUEUE_NAMES: tuple[str, ...] = ("critical", "high", "default", "low")
+#: Celery's default queue (task_default_queue): a message sent without a queue goes there.
+DEFAULT_QUEUE = "default"
 #: Where a plain `Celery(broker=URL).send_task(...)` from another service lands.
 INTAKE_QUEUE = "celery"
 #: The queue Beat sends the engine's own monitoring jobs to.
@@ -24,17 +24,21 @@ SOFT_LIMIT_LEAD = 15
 RUN_WORKFLOW_TASK = "automation.run_workflow"
 ACTION_TASK_PREFIX = "automation.action."
 
-_TASK_ID_NAMESPACE = uuid.UUID("6f1c3f0e-2a4b-4a53-9a57-7d0f2b1e6c11")
-
-
 def action_task_name(action_type: str) -> str:
     """The Celery task name of an action type ("http.request" -> "automation.action.http.request")."""
     return f"{ACTION_TASK_PREFIX}{action_type}"
 
 
 def step_task_id(run_id: str, step: str) -> str:
-    """Stable Celery task id of a step: revoking, tracing and deduplication all key on it."""
-    return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{run_id}:{step}"))
+    """Stable Celery task id of a step, "<run id>:<step name>": revoking, tracing and deduplication all
+    key on it, and a step's message needs no other arguments (every hop of a chain re-sends the rest)."""
+    return f"{run_id}:{step}"
+
+
+def parse_step_task_id(task_id: str) -> tuple[str, str] | None:
+    """(run id, step name) of a step's task id, or None for any other id. Step names hold no colon."""
+    run_id, colon, step = task_id.partition(":")
+    return (run_id, step) if colon and run_id and step else None
 
 
 def soft_time_limit(timeout: float) -> float:

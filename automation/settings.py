@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from kombu import Queue
 
-from automation.delivery import INTAKE_QUEUE, PRIORITY_QUEUE_NAMES
+from automation.delivery import DEFAULT_QUEUE, INTAKE_QUEUE, PRIORITY_QUEUE_NAMES
 
 BASE_DIR = Path(os.environ.get("AUTOMATION_HOME", Path.cwd()))
 STATE_DIR = Path(os.environ.get("AUTOMATION_STATE_DIR", BASE_DIR / ".automation"))
@@ -91,7 +91,7 @@ CELERY_RESULT_EXPIRES = int(os.environ.get("AUTOMATION_RESULT_EXPIRES", str(7 * 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
 # INTAKE_QUEUE ("celery") is where a plain `Celery(broker=URL).send_task(...)` from another service lands.
 CELERY_TASK_QUEUES = [Queue(name) for name in (*PRIORITY_QUEUE_NAMES, INTAKE_QUEUE)]
 CELERY_TASK_SEND_SENT_EVENT = True

@@ -31,7 +31,7 @@ def names(sig: Signature) -> Any:
         return ("chain", [names(s) for s in sig.tasks])
     if isinstance(sig, group):
         return ("group", [names(s) for s in sig.tasks])
-    return sig.kwargs["step"]
+    return sig.options["task_id"].partition(":")[2]
 
 
 def test_sequence_compiles_to_a_chain() -> None:
@@ -41,7 +41,7 @@ def test_sequence_compiles_to_a_chain() -> None:
     first = sig.tasks[0]
     assert first.task == "automation.action.control.wait"
     assert first.options["queue"] == "high"
-    assert first.options["task_id"] == step_task_id("r1", "a")
+    assert first.options["task_id"] == step_task_id("r1", "a") == "r1:a"
     assert first.options["time_limit"] == 30
     assert 20 <= first.options["soft_time_limit"] < 30
 

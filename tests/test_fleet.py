@@ -302,3 +302,20 @@ def test_notes_with_nul_are_refused_through_python_too(engine: Any) -> None:
         engine.cancel_run(run.id, reason="bad\x00reason")
     assert refused.value.errors[0][0] == "reason"
     assert WorkflowRun.objects.get(id=run.id).status == "pending", "nothing was changed"
+
+
+def test_a_live_node_listing_a_similar_task_id_does_not_hold_a_step(engine: Any) -> None:
+    from django.utils import timezone
+
+    from automation.fleet.identity import NODE_ID, Claimant
+    from automation.models import StepRun
+    from automation.runs import services
+
+    run = stored_run(engine, "underscore", ActionDefinition(name="a_b", action_type="control.wait",
+                                                            parameters={"seconds": 0}))
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    _node(NODE_ID, seen_ago=0)
+    _node(other, seen_ago=0, executing=f",{run.id}:aXb,")  # `_` is LIKE's wildcard: must not match
+    assert services.claim_step(run.id, "a_b", claimant=Claimant(other, 11)) is not None
+    StepRun.objects.filter(run_id=run.id).update(touched_at=timezone.now() - timedelta(minutes=5))
+    assert services.claim_step(run.id, "a_b", claimant=Claimant(NODE_ID, 22)) is not None

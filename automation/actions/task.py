@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from automation.actions.registry import ActionFunction, ActionSpec, register
 from automation.celery import app
-from automation.delivery import action_task_name
+from automation.delivery import action_task_name, parse_step_task_id
 from automation.errors import ConfigurationError, StepFailed
 
 #: What a publish raises when the broker is unreachable (kombu wraps most, not all, of Redis's errors).
@@ -62,12 +62,25 @@ class ActionTask(GuardedTask):
     throws = (StepFailed,)
 
     def run(
-        self, upstream: Any = None, *, run_id: str, step: str, gen: int = 0, prev: str = "", **_: Any
+        self,
+        upstream: Any = None,
+        *,
+        run_id: str = "",
+        step: str = "",
+        gen: int = 0,
+        prev: str = "",
+        **_: Any,
     ) -> dict[str, Any]:
+        """Run the step its task id names ("<run id>:<step>"); explicit `run_id` and `step` win."""
         # Imported here, not at the top: the executor reaches the models, which exist only once Django is
         # set up, and Celery imports task modules before that.
         from automation.runs.executor import execute_step
 
+        if not (run_id and step):
+            named = parse_step_task_id(str(self.request.id or ""))
+            if named is None:
+                raise StepFailed(f"task id {self.request.id!r} names no run and step", retryable=False)
+            run_id, step = named
         return execute_step(self, self.spec, upstream, run_id, step, generation=gen, previous=prev)
 
     def apply_async(  # type: ignore[override]
@@ -79,7 +92,8 @@ class ActionTask(GuardedTask):
         try:
             return super().apply_async(args, kwargs, task_id, **options)
         except BROKER_ERRORS:
-            run_id = (kwargs or {}).get("run_id")
+            named = parse_step_task_id(str(task_id or ""))
+            run_id = (kwargs or {}).get("run_id") or (named[0] if named else None)
             if run_id:
                 from automation.runs.handoff import note_unsent
 

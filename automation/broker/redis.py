@@ -10,7 +10,6 @@ wait in this process and go back on their queues from the next connection.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 import threading
@@ -41,31 +40,37 @@ class MalformedMessage(ValueError):
     """A message envelope the transport cannot turn into a message."""
 
 
-def check_envelope(channel: Any, raw: Any) -> dict[str, Any]:
-    """The decoded envelope, or MalformedMessage saying what is wrong with it."""
+def decode_envelope(raw: Any) -> dict[str, Any]:
+    """The envelope as JSON, or MalformedMessage."""
     try:
         payload = loads(bytes_to_str(raw))
     except (TypeError, ValueError) as exc:
         raise MalformedMessage(f"not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise MalformedMessage(f"envelope is a {type(payload).__name__}, not an object")
-    properties = payload.get("properties")
-    if not isinstance(properties, dict) or "delivery_tag" not in properties:
-        raise MalformedMessage("envelope has no properties.delivery_tag")
-    info = properties.get("delivery_info")
-    if not isinstance(info, dict) or not all(isinstance(info.get(key), str) for key in ROUTING):
-        raise MalformedMessage("properties.delivery_info has no exchange and routing_key")
-    body = payload.get("body")
-    if body and properties.get("body_encoding") == "base64":
-        try:
-            base64.b64decode(str(body).encode(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise MalformedMessage(f"body is not valid base64: {exc}") from None
-    try:
-        Message(payload, channel=channel)
-    except (KeyError, TypeError, ValueError, ContentDisallowed) as exc:
-        raise MalformedMessage(f"unusable envelope: {exc!r}") from None
     return payload
+
+
+class CheckedMessage(Message):
+    """A message built from its envelope, or MalformedMessage saying what is wrong with the envelope.
+
+    Built once per delivery, before it is recorded as unacknowledged or handed to Celery: an exception
+    of this type can only mean the envelope itself is unusable.
+    """
+
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        properties = payload.get("properties") if isinstance(payload, dict) else None
+        if not isinstance(properties, dict) or "delivery_tag" not in properties:
+            raise MalformedMessage("envelope has no properties.delivery_tag")
+        info = properties.get("delivery_info")
+        if not isinstance(info, dict) or not all(isinstance(info.get(key), str) for key in ROUTING):
+            raise MalformedMessage("properties.delivery_info has no exchange and routing_key")
+        try:
+            super().__init__(payload, channel=channel, **kwargs)
+        except (binascii.Error, UnicodeError) as exc:
+            raise MalformedMessage(f"body is not valid base64: {exc}") from None
+        except (KeyError, TypeError, ValueError, ContentDisallowed) as exc:
+            raise MalformedMessage(f"unusable envelope: {exc!r}") from None
 
 
 class QoS(kombu_redis.QoS):
@@ -121,6 +126,7 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    Message = CheckedMessage
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -184,7 +190,9 @@ class Channel(kombu_redis.Channel):
                 if item:
                     self._maybe_update_queues_expire(client, queue)
                     try:
-                        return check_envelope(self, item)
+                        payload = decode_envelope(item)
+                        CheckedMessage(payload, channel=self)
+                        return payload
                     except MalformedMessage as exc:
                         reason = f"malformed envelope: {exc}"
                         set_aside(queue=queue, payload=item, reason=reason, redis_client=client)
@@ -194,12 +202,10 @@ class Channel(kombu_redis.Channel):
 
     def _deliver_checked(self, item: Any, queue: str) -> None:
         try:
-            payload = check_envelope(self, item)
+            self.connection._deliver(decode_envelope(item), queue)
         except MalformedMessage as exc:
             reason = f"malformed envelope: {exc}"
             set_aside(queue=queue, payload=item, reason=reason, redis_client=self.client)
-            return
-        self.connection._deliver(payload, queue)
 
 
 class Transport(kombu_redis.Transport):
