@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -12,7 +13,17 @@ from automation.fleet import heartbeat
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
 
 app = Celery("automation")
-app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def _celery_settings() -> dict[str, Any]:
+    """The CELERY_* Django settings, read once: Celery looks dozens of them up per task, and each lookup
+    through Django's lazy settings object costs far more than a dictionary's."""
+    from django.conf import settings
+
+    return {name: getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}
+
+
+app.config_from_object(_celery_settings(), namespace="CELERY")
 # Tasks live in the top-level `tasks` package: one module per action family, the entry points and the
 # monitoring jobs. Every module there is loaded; none is listed by hand.
 app.conf.imports = task_modules()

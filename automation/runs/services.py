@@ -202,8 +202,8 @@ UPDATE automation_steprun
                      AND NOT EXISTS (
                          SELECT 1 FROM automation_workernode AS n
                           WHERE n.seen_at >= %(stale)s AND n.stopped_at IS NULL
-                            AND n.executing
-                                LIKE '%%,' || REPLACE(automation_steprun.task_id, '_', '!_') || ',%%' ESCAPE '!')
+                            AND n.executing LIKE
+                                '%%,' || REPLACE(automation_steprun.task_id, '_', '!_') || ',%%' ESCAPE '!')
                      AND EXISTS (
                          SELECT 1 FROM automation_workernode AS me
                           WHERE me.id = %(node)s AND me.seen_at >= %(stale)s)))))
