@@ -47,3 +47,29 @@ def test_a_prepared_statement_lost_behind_the_engines_back_is_prepared_again(dat
         cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
     claimed = services.claim_step(new_run(register(wait("a"))).id, "a", claimant=me())
     assert claimed is not None and claimed.attempt == 1
+
+
+def test_a_transition_that_fails_leaves_its_connection_usable(database: None) -> None:
+    from django.db import connection
+
+    from automation.runs import services
+    from tests.transition_cases import new_run, register, wait
+
+    version = register(wait("a"))
+    first = new_run(version, key="conflict")
+    connection.close()  # a fresh connection: nothing prepared on it yet
+    again, created = services.create_run(
+        workflow_id=version.workflow_id, version_id=version.id, version_number=version.version,
+        actions=version.definition["actions"], inputs={}, idempotency_key="conflict", queue="default",
+    )
+    assert not created and again.id == first.id
+    other = new_run(version, key="another")  # raised "prepared statement already exists" before
+    assert other.id != first.id
+
+
+def test_outputs_json_cannot_hold_are_stored_as_null() -> None:
+    from automation.runs.executor import storable
+
+    assert storable({"v": float("nan"), "w": [float("inf"), 1.5], "t": "a\x00b"}) == {
+        "v": None, "w": [None, 1.5], "t": "ab"
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import uuid
 from typing import Any
@@ -64,11 +65,14 @@ def describe(exc: BaseException) -> str:
 
 
 def storable(output: Any) -> Any:
-    """The output as JSON that PostgreSQL stores: unknown types as text, NUL characters removed."""
-    return _without_nul(json.loads(json.dumps(output, default=str)))
+    """The output as JSON that PostgreSQL stores: unknown types as text, NUL characters removed, and the
+    numbers JSON cannot hold (NaN, infinities) as null."""
+    return _without_nul(json.loads(json.dumps(output, default=str), parse_constant=lambda _: None))
 
 
 def _without_nul(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):

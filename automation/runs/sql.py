@@ -3,8 +3,8 @@
 A transition's statements are plain SQL both understand (UPDATE ... RETURNING, EXISTS, CASE), written
 once in automation/runs/services.py with named placeholders. They run as one transaction: on SQLite
 one after another inside `atomic()`; on PostgreSQL in one round trip, each statement prepared once per
-connection (planning these statements costs more than running them). A prepared statement lost behind
-the engine's back (a pooler's reset, a migration) is prepared again, once.
+connection, in a round trip of its own (planning these statements costs more than running them). A
+prepared statement lost behind the engine's back (a pooler's reset, a migration) is prepared again.
 
 `durable=False` does not wait for the disk on PostgreSQL (`synchronous_commit off` for that
 transaction only): PostgreSQL can then lose the last fraction of a second of such commits, only in a
@@ -24,7 +24,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Field
-from psycopg2.errors import FeatureNotSupported, InvalidSqlStatementName
+from psycopg2.errors import DuplicatePreparedStatement, FeatureNotSupported, InvalidSqlStatementName
 
 Row = tuple[Any, ...]
 
@@ -78,28 +78,40 @@ def _known_on_this_connection() -> set[str]:
     return known[1]
 
 
+def _prepare(cursor: Any, plans: Sequence[Prepared], known: set[str]) -> None:
+    """PREPARE what this connection has not, each in a round trip of its own: a PREPARE survives the
+    rollback of a failed transaction, so it must never share one with the statements that use it."""
+    for plan in plans:
+        if plan.name in known:
+            continue
+        try:
+            cursor.execute(plan.prepare, {})
+        except DuplicatePreparedStatement:
+            if connection.in_atomic_block:
+                raise
+        known.add(plan.name)
+
+
 def _postgresql(statements: Sequence[str], params: dict[str, Any], *, durable: bool) -> list[Row]:
     # The driver's cursor, not Django's wrapper around it (a few hundred Python calls per statement on the
     # hot path); Django still turns the driver's errors into its own and notes them on the connection.
     plans = [prepared(statement) for statement in statements]
     connection.ensure_connection()
+    commit_mode = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
+    batch = ";\n".join(commit_mode + [p.execute for p in plans])
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         known = _known_on_this_connection()
-        parts = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
-        parts += [p.prepare for p in plans if p.name not in known]
-        parts += [p.execute for p in plans]
+        _prepare(cursor, plans, known)
         try:
-            cursor.execute(";\n".join(parts), params)
+            cursor.execute(batch, params)
         except (InvalidSqlStatementName, FeatureNotSupported):
-            # DEALLOCATEd by a pooler's reset, or its plan outdated by a migration: prepare them all again.
+            # DEALLOCATEd by a pooler's reset, or its plan outdated by a migration: prepare them again.
             if connection.in_atomic_block:
                 raise
             cursor.execute("DEALLOCATE ALL")
             known.clear()
-            parts = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
-            parts += [p.prepare for p in plans] + [p.execute for p in plans]
-            cursor.execute(";\n".join(parts), params)
-        known.update(p.name for p in plans)
+            _prepare(cursor, plans, known)
+            cursor.execute(batch, params)
         return list(cursor.fetchall()) if cursor.description else []
 
 
