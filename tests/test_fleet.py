@@ -32,6 +32,24 @@ POISON = [
     ),
     ("an object", b"[1, 2, 3]"),
     (
+        "delivery_tag is not a non-empty string",
+        json.dumps(
+            {"body": "", "headers": {}, "properties": {"delivery_tag": None, "delivery_info": ROUTED}}
+        ).encode(),
+    ),
+    (
+        "timelimit is not two numbers or nulls",
+        json.dumps(
+            {
+                "body": "W1tdLCB7fSwge31d",  # base64 of [[], {}, {}]
+                "headers": {"task": "automation.action.control.wait", "id": "p4:x", "timelimit": ["a", "b"]},
+                "properties": {"delivery_tag": "p4", "body_encoding": "base64", "delivery_info": ROUTED},
+                "content-type": "application/json",
+                "content-encoding": "utf-8",
+            }
+        ).encode(),
+    ),
+    (
         "no exchange and routing_key",
         json.dumps(
             {"body": "", "headers": {}, "properties": {"delivery_tag": "p3", "delivery_info": {}}}
@@ -319,3 +337,22 @@ def test_a_live_node_listing_a_similar_task_id_does_not_hold_a_step(engine: Any)
     assert services.claim_step(run.id, "a_b", claimant=Claimant(other, 11)) is not None
     StepRun.objects.filter(run_id=run.id).update(touched_at=timezone.now() - timedelta(minutes=5))
     assert services.claim_step(run.id, "a_b", claimant=Claimant(NODE_ID, 22)) is not None
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_message_for_an_unknown_task_leaves_no_secret_in_the_log_or_the_api(worker: Any) -> None:
+    from automation.celery import app
+    from automation.fleet.services import dead_letter_json, get_dead_letter
+    from automation.models import DeadLetter
+
+    before = DeadLetter.objects.count()
+    sent = app.send_task("automation.no_such_task", kwargs={"inputs": {"api_token": "s3cr3t-xyz"}},
+                         queue="celery")
+    wait_for(lambda: DeadLetter.objects.count() > before, timeout=30)
+    letter = DeadLetter.objects.order_by("-id").first()
+    assert letter is not None and "unknown task" in letter.reason
+    shown = json.dumps(dead_letter_json(get_dead_letter(letter.pk), with_payload=True))
+    assert "s3cr3t-xyz" not in shown and "********" in shown
+    assert sent.id in letter.reason
+    wait_for(lambda: f"dead letter {letter.pk}:" in worker.log(), timeout=10)
+    assert "s3cr3t-xyz" not in worker.log()

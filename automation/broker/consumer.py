@@ -1,8 +1,8 @@
 """Celery's consumer, with every message it cannot run set aside (automation/broker/deadletter.py)
 instead of dropped, and never allowed to stop the worker.
 
-Celery already acknowledges a message whose body does not decode or whose task is unknown, and logs
-it; a message whose headers are incomplete can still raise out of the consumer and end the worker.
+Celery's own handlers acknowledge such a message and log it whole (secrets included); a message whose
+headers are incomplete can still raise out of the consumer and end the worker.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import signals
+from celery.exceptions import NotRegistered
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import MessageStateError
 
@@ -48,25 +50,40 @@ class Consumer(CeleryConsumer):
         except MessageStateError:
             pass
 
+    # Celery's own handlers log the whole message (its body and headers, secrets included): these log
+    # only why, and the dead letter keeps the message where `automation dead-letters show` masks it.
+
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        self._set_aside(message, f"body does not decode: {exc!r}")
-        super().on_decode_error(message, exc)
+        self._set_aside(message, f"body does not decode: {type(exc).__name__}")
+        self._ack(message)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         self._set_aside(message, "not a task message")
-        super().on_unknown_message(body, message)
+        self._reject(message)
+        signals.task_rejected.send(sender=self, message=message, exc=None)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        self._set_aside(message, f"unknown task {message.headers.get('task')!r}")
-        try:
-            super().on_unknown_task(body, message, exc)
-        except Exception as error:  # noqa: BLE001 - incomplete headers; the message is set aside already
-            logger.warning("unknown task message with incomplete headers: %r", error)
-            self._ack(message)
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        name, task_id = headers.get("task"), headers.get("id")
+        self._set_aside(message, f"unknown task {name!r} (id {task_id})")
+        self._reject(message)
+        if isinstance(task_id, str) and isinstance(name, str):
+            try:  # so a caller waiting on the result learns it at once
+                self.app.backend.mark_as_failure(task_id, NotRegistered(name))
+            except Exception as error:  # noqa: BLE001 - the message is set aside already
+                logger.warning("could not record task %s as unknown: %r", task_id, error)
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        self._set_aside(message, f"invalid task message: {exc!r}")
-        super().on_invalid_task(body, message, exc)
+        self._set_aside(message, f"invalid task message: {type(exc).__name__}: {str(exc)[:200]}")
+        self._reject(message)
+        signals.task_rejected.send(sender=self, message=message, exc=exc)
+
+    def _reject(self, message: Any) -> None:
+        try:
+            if not message.acknowledged:
+                message.reject(requeue=False)
+        except MessageStateError:
+            pass
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
         handler = super().create_task_handler(*args, **kwargs)

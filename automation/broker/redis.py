@@ -21,34 +21,16 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import Message
 from kombu.transport.virtual import base as virtual_base
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import dumps, loads
+from kombu.utils.json import dumps
 
 from automation.broker.deadletter import set_aside
+from automation.broker.envelope import MalformedMessage, check_envelope, decode_envelope
 
 logger = logging.getLogger("automation.broker")
 
 #: Messages held when a connection broke and Redis could not take them back: (payload, exchange, key).
 _held: list[tuple[dict[str, Any], str, str]] = []
 _held_lock = threading.Lock()
-
-
-#: What the transport needs to know where a message goes back to.
-ROUTING = ("exchange", "routing_key")
-
-
-class MalformedMessage(ValueError):
-    """A message envelope the transport cannot turn into a message."""
-
-
-def decode_envelope(raw: Any) -> dict[str, Any]:
-    """The envelope as JSON, or MalformedMessage."""
-    try:
-        payload = loads(bytes_to_str(raw))
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise MalformedMessage(f"envelope is a {type(payload).__name__}, not an object")
-    return payload
 
 
 class CheckedMessage(Message):
@@ -59,12 +41,7 @@ class CheckedMessage(Message):
     """
 
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        properties = payload.get("properties") if isinstance(payload, dict) else None
-        if not isinstance(properties, dict) or "delivery_tag" not in properties:
-            raise MalformedMessage("envelope has no properties.delivery_tag")
-        info = properties.get("delivery_info")
-        if not isinstance(info, dict) or not all(isinstance(info.get(key), str) for key in ROUTING):
-            raise MalformedMessage("properties.delivery_info has no exchange and routing_key")
+        check_envelope(payload)
         try:
             super().__init__(payload, channel=channel, **kwargs)
         except (binascii.Error, UnicodeError) as exc:
@@ -201,11 +178,21 @@ class Channel(kombu_redis.Channel):
             raise Empty()
 
     def _deliver_checked(self, item: Any, queue: str) -> None:
+        payload: dict[str, Any] = {}
         try:
-            self.connection._deliver(decode_envelope(item), queue)
+            payload = decode_envelope(item)
+            self.connection._deliver(payload, queue)
         except MalformedMessage as exc:
             reason = f"malformed envelope: {exc}"
             set_aside(queue=queue, payload=item, reason=reason, redis_client=self.client)
+        except self.connection_errors:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever else a message raises on its way in
+            reason = f"could not be handed to the worker: {exc!r}"
+            set_aside(queue=queue, payload=item, reason=reason, redis_client=self.client)
+            tag = (payload.get("properties") or {}).get("delivery_tag")
+            if isinstance(tag, str):
+                self.qos.ack(tag)  # never delivered again from the unacknowledged set
 
 
 class Transport(kombu_redis.Transport):

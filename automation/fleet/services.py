@@ -6,6 +6,7 @@ The only code that changes the fleet's records besides the worker's own heartbea
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,18 +67,29 @@ def dead_letter_json(letter: DeadLetter, *, with_payload: bool = False) -> dict[
     return data
 
 
+#: Python reprs of a task's arguments (Celery's headers): not JSON, so nothing in them could be masked.
+_REPRS = frozenset({"argsrepr", "kwargsrepr"})
+
+
 def masked_payload(text: str) -> Any:
-    """The payload with values under sensitive keys masked, when it is JSON (nested JSON strings too)."""
+    """The payload with values under sensitive keys masked, when it is JSON (nested JSON strings and
+    base64 bodies too); the argument reprs Celery adds to headers are left out."""
     try:
         value = json.loads(text)
     except ValueError:
-        return text
+        return "(not JSON: not shown, it may hold secrets)"
     return mask(_decode_nested(value))
 
 
 def _decode_nested(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _decode_nested(item) for key, item in value.items()}
+        encoding = (value.get("properties") or {}).get("body_encoding")
+        if isinstance(value.get("body"), str) and encoding == "base64":
+            try:
+                value = {**value, "body": base64.b64decode(value["body"]).decode("utf-8")}
+            except (ValueError, UnicodeDecodeError):
+                pass
+        return {key: _decode_nested(item) for key, item in value.items() if key not in _REPRS}
     if isinstance(value, list):
         return [_decode_nested(item) for item in value]
     if isinstance(value, str) and value[:1] in "{[":
