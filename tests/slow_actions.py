@@ -40,3 +40,17 @@ def echo(ctx: ActionContext, params: EchoParams) -> dict[str, Any]:
     """Returns `value` (after `seconds`): outputs that are hard to store, slow steps to cancel."""
     time.sleep(params.seconds)
     return {"value": f"{params.value}\x00" if params.append_nul else params.value}
+
+
+class CrashParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@action("testing.crash", params=CrashParams)
+def crash(ctx: ActionContext, params: CrashParams) -> dict[str, Any]:
+    """Kills the process executing it, every time: the step must fail, not go from worker to worker."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {}

@@ -147,7 +147,15 @@ def _forget_made_up_nodes(request: pytest.FixtureRequest) -> Any:
 _made_up: list[str] = []
 
 
-def _node(node_id: str, *, seen_ago: float, executing: str = ",") -> None:
+def claim(claimant: Any, *, generation: int = 0) -> Any:
+    from automation.runs.claims import Claim
+
+    return Claim(claimant=claimant, token=uuid.uuid4().hex, generation=generation)
+
+
+def _node(
+    node_id: str, *, seen_ago: float, executing: str = ",", fresh_for: float = 60, holding: str = ","
+) -> None:
     from django.utils import timezone
 
     from automation.models import WorkerNode
@@ -156,9 +164,9 @@ def _node(node_id: str, *, seen_ago: float, executing: str = ",") -> None:
     _made_up.append(node_id)
     WorkerNode.objects.update_or_create(
         id=node_id,
-        defaults={"hostname": "h", "nodename": node_id, "executing": executing,
+        defaults={"hostname": "h", "nodename": node_id, "executing": executing, "holding": holding,
                   "seen_at": now - timedelta(seconds=seen_ago), "started_at": now, "stopped_at": None,
-                  "reaped_at": None},
+                  "reaped_at": None, "fresh_since": now - timedelta(seconds=seen_ago + fresh_for)},
     )
 
 
@@ -175,17 +183,17 @@ def test_a_step_executed_by_a_live_node_is_not_taken_over_and_a_dead_nodes_is(en
     _node(NODE_ID, seen_ago=0)
     step = StepRun.objects.get(run_id=run.id, name="a")
     _node(other, seen_ago=0, executing=f",{step.task_id},")
-    first = services.claim_step(run.id, "a", claimant=Claimant(other, 11))
+    first = services.claim_step(run.id, "a", claim=claim(Claimant(other, 11)))
     assert first is not None and first.attempt == 1
     me = Claimant(NODE_ID, 22)
-    assert services.claim_step(run.id, "a", claimant=me) is None, "claimed a moment ago"
+    assert services.claim_step(run.id, "a", claim=claim(me)) is None, "claimed a moment ago"
     StepRun.objects.filter(id=step.id).update(touched_at=timezone.now() - timedelta(minutes=5))
-    assert services.claim_step(run.id, "a", claimant=me) is None, "its live node lists it as executing"
+    assert services.claim_step(run.id, "a", claim=claim(me)) is None, "its live node lists it as executing"
     _node(other, seen_ago=0, executing=",")
-    taken = services.claim_step(run.id, "a", claimant=me)
+    taken = services.claim_step(run.id, "a", claim=claim(me))
     assert taken is not None and taken.attempt == 2, "no live node executes it: taken over"
     # Its own claim, found again by the same executor (a retried message), is taken back at once.
-    assert services.claim_step(run.id, "a", claimant=me) is not None
+    assert services.claim_step(run.id, "a", claim=claim(me)) is not None
 
 
 def test_a_stale_node_judges_no_one(engine: Any) -> None:
@@ -199,12 +207,29 @@ def test_a_stale_node_judges_no_one(engine: Any) -> None:
                                                         parameters={"seconds": 0}))
     other = f"other-{uuid.uuid4().hex[:8]}"
     _node(other, seen_ago=600)
-    assert services.claim_step(run.id, "a", claimant=Claimant(other, 11)) is not None
+    assert services.claim_step(run.id, "a", claim=claim(Claimant(other, 11))) is not None
     StepRun.objects.filter(run_id=run.id).update(touched_at=timezone.now() - timedelta(minutes=5))
     _node(NODE_ID, seen_ago=600)  # as after a database outage: every heartbeat stale, ours included
-    assert services.claim_step(run.id, "a", claimant=Claimant(NODE_ID, 22)) is None
+    assert services.claim_step(run.id, "a", claim=claim(Claimant(NODE_ID, 22))) is None
+    _node(NODE_ID, seen_ago=0, fresh_for=5)  # fresh again, but not yet for a whole dead-after window
+    assert services.claim_step(run.id, "a", claim=claim(Claimant(NODE_ID, 22))) is None
     _node(NODE_ID, seen_ago=0)
-    assert services.claim_step(run.id, "a", claimant=Claimant(NODE_ID, 22)) is not None
+    assert services.claim_step(run.id, "a", claim=claim(Claimant(NODE_ID, 22))) is not None
+
+
+def test_runs_whose_messages_a_dead_node_held_are_marked(engine: Any) -> None:
+    from django.utils import timezone
+
+    from automation.fleet.identity import NODE_ID
+    from automation.models import WorkflowRun
+    from automation.runs.recovery import mark_runs_of_dead_nodes
+
+    run = stored_run(engine, "held", ActionDefinition(name="a_1", action_type="control.wait",
+                                                      parameters={"seconds": 0}))
+    _node(NODE_ID, seen_ago=0)
+    _node(f"dead-{uuid.uuid4().hex[:8]}", seen_ago=120, holding=f",{run.id}:a_1,not-a-step-id,")
+    assert mark_runs_of_dead_nodes(timezone.now()) >= 1
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
 
 
 def test_runs_of_a_dead_node_are_sent_again_as_a_new_generation(engine: Any, worker: Any) -> None:
@@ -223,7 +248,7 @@ def test_runs_of_a_dead_node_are_sent_again_as_a_new_generation(engine: Any, wor
     )
     dead = f"dead-{uuid.uuid4().hex[:8]}"
     _node(dead, seen_ago=0)
-    assert services.claim_step(run.id, "a", claimant=Claimant(dead, 7)) is not None
+    assert services.claim_step(run.id, "a", claim=claim(Claimant(dead, 7))) is not None
     StepRun.objects.filter(run_id=run.id, name="a").update(touched_at=timezone.now() - timedelta(minutes=5))
     _node(dead, seen_ago=120)
     _node(NODE_ID, seen_ago=0)
@@ -249,10 +274,10 @@ def test_a_message_of_an_older_generation_retires(engine: Any) -> None:
     run = stored_run(engine, "generations", ActionDefinition(name="a", action_type="control.wait",
                                                              parameters={"seconds": 0}))
     WorkflowRun.objects.filter(id=run.id).update(generation=2)
-    assert services.claim_step(run.id, "a", claimant=Claimant("n", 1), generation=1) is None
+    assert services.claim_step(run.id, "a", claim=claim(Claimant("n", 1), generation=1)) is None
     with pytest.raises(Ignore):
         settled_step(run.id, "a", {}, 1)
-    assert services.claim_step(run.id, "a", claimant=Claimant("n", 1), generation=2) is not None
+    assert services.claim_step(run.id, "a", claim=claim(Claimant("n", 1), generation=2)) is not None
 
 
 def test_a_broker_that_lost_its_data_is_noticed_once(database: None) -> None:
@@ -334,9 +359,9 @@ def test_a_live_node_listing_a_similar_task_id_does_not_hold_a_step(engine: Any)
     other = f"other-{uuid.uuid4().hex[:8]}"
     _node(NODE_ID, seen_ago=0)
     _node(other, seen_ago=0, executing=f",{run.id}:aXb,")  # `_` is LIKE's wildcard: must not match
-    assert services.claim_step(run.id, "a_b", claimant=Claimant(other, 11)) is not None
+    assert services.claim_step(run.id, "a_b", claim=claim(Claimant(other, 11))) is not None
     StepRun.objects.filter(run_id=run.id).update(touched_at=timezone.now() - timedelta(minutes=5))
-    assert services.claim_step(run.id, "a_b", claimant=Claimant(NODE_ID, 22)) is not None
+    assert services.claim_step(run.id, "a_b", claim=claim(Claimant(NODE_ID, 22))) is not None
 
 
 @pytest.mark.usefixtures("worker")
@@ -356,3 +381,43 @@ def test_a_message_for_an_unknown_task_leaves_no_secret_in_the_log_or_the_api(wo
     assert sent.id in letter.reason
     wait_for(lambda: f"dead letter {letter.pk}:" in worker.log(), timeout=10)
     assert "s3cr3t-xyz" not in worker.log()
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_step_that_kills_its_worker_fails_once_its_attempts_are_spent(engine: Any) -> None:
+    import tests.slow_actions  # noqa: F401 - registers testing.crash here too
+    from automation import WorkflowDefinition
+
+    name = unique("crash")
+    engine.register_workflow(WorkflowDefinition(name=name, actions=[
+        ActionDefinition(name="boom", action_type="testing.crash", parameters={}, retry_attempts=0),
+    ]))
+    run = engine.run_workflow(name).wait(90)
+    assert run.status == "failed", run.steps
+    assert "worker died" in run.step("boom").error and run.step("boom").attempts == 2
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_retry_carrying_its_output_records_it_without_acting_again(engine: Any) -> None:
+    from automation.celery import app
+    from automation.fleet.identity import Claimant
+    from automation.models import StepRun
+    from automation.runs import services
+    from automation.runs.claims import Claim
+    from tests.peers import HttpPeer
+
+    peer = HttpPeer()
+    try:
+        run = stored_run(engine, "carried", ActionDefinition(name="call", action_type="http.request",
+                                                             parameters={"url": f"{peer.url}/x"}))
+        first = Claim(claimant=Claimant("gone", 1), token=uuid.uuid4().hex)
+        assert services.claim_step(run.id, "call", claim=first) is not None  # acted, then the database failed
+        task_id = StepRun.objects.get(run_id=run.id, name="call").task_id
+        app.send_task("automation.action.http.request", task_id=task_id, queue="default",
+                      kwargs={"prev": first.token, "done": {"status_code": 200, "carried": True}})
+        wait_for(lambda: StepRun.objects.get(run_id=run.id, name="call").status == "succeeded", timeout=30)
+        step = StepRun.objects.get(run_id=run.id, name="call")
+        assert step.output == {"status_code": 200, "carried": True} and step.attempts == 1
+        assert peer.received == [], "the action did not run again"
+    finally:
+        peer.close()

@@ -13,9 +13,10 @@ import httpx
 import yaml
 
 from automation.fleet.identity import Claimant
+from automation.runs.claims import Claim
 from tests.conftest import ROOT, STATE_DIR, free_port, wait_for
 
-TEST_CLAIMANT = Claimant(node="test-node", pid=1)
+TEST_CLAIM = Claim(claimant=Claimant(node="test-node", pid=1), token="test-token")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -168,7 +169,7 @@ def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engi
         ),
         ActionDefinition(name="after", action_type="control.wait", parameters={"seconds": 0}),
     )
-    claimed = services.claim_step(run.id, "stuck", claimant=TEST_CLAIMANT)
+    claimed = services.claim_step(run.id, "stuck", claim=TEST_CLAIM)
     assert claimed is not None
     step = StepRun.objects.get(id=claimed.id)
     # What the pool does when it kills a task at its hard limit: the failure lands in the result backend.
@@ -201,7 +202,7 @@ def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(e
             name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
         ),
     )
-    claimed = services.claim_step(run.id, "only", claimant=TEST_CLAIMANT)
+    claimed = services.claim_step(run.id, "only", claim=TEST_CLAIM)
     assert claimed is not None
     # The task succeeded and Celery recorded it, but the completion write was lost in a database crash.
     app.backend.mark_as_done(StepRun.objects.get(id=claimed.id).task_id, {})

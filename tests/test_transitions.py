@@ -42,10 +42,10 @@ def test_a_prepared_statement_lost_behind_the_engines_back_is_prepared_again(dat
     from automation.runs import services
     from tests.transition_cases import me, new_run, register, wait
 
-    assert services.claim_step(new_run(register(wait("a"))).id, "a", claimant=me()) is not None
+    assert services.claim_step(new_run(register(wait("a"))).id, "a", claim=me()) is not None
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
-    claimed = services.claim_step(new_run(register(wait("a"))).id, "a", claimant=me())
+    claimed = services.claim_step(new_run(register(wait("a"))).id, "a", claim=me())
     assert claimed is not None and claimed.attempt == 1
 
 

@@ -48,10 +48,17 @@ def new_run(version: Any, *, key: str | None = None, inputs: dict[str, Any] | No
     return run
 
 
-def me(pid: int = 1) -> Any:
+def me(pid: int = 1, *, previous: str = "", generation: int = 0) -> Any:
+    """A claim by executor `pid` of a made-up node, with a token of its own."""
     from automation.fleet.identity import Claimant
+    from automation.runs.claims import Claim
 
-    return Claimant(node="transition-tests", pid=pid)
+    return Claim(
+        claimant=Claimant(node="transition-tests", pid=pid),
+        token=uuid.uuid4().hex,
+        previous=previous,
+        generation=generation,
+    )
 
 
 def statuses(run: Any) -> dict[str, str]:
@@ -108,7 +115,7 @@ def claim_starts_the_run_and_counts_an_attempt() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a"), wait("b")))
-    claimed = services.claim_step(run.id, "a", claimant=me())
+    claimed = services.claim_step(run.id, "a", claim=me())
     assert claimed is not None and claimed.attempt == 1 and claimed.inputs == {}
     assert run_status(run) == "running"
     assert statuses(run)["a"] == "running"
@@ -119,9 +126,9 @@ def a_step_claimed_moments_ago_is_not_claimed_again_by_another() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a")))
-    assert services.claim_step(run.id, "a", claimant=me(1)) is not None
-    assert services.claim_step(run.id, "a", claimant=me(2)) is None
-    again = services.claim_step(run.id, "a", claimant=me(1))
+    assert services.claim_step(run.id, "a", claim=me(1)) is not None
+    assert services.claim_step(run.id, "a", claim=me(2)) is None
+    again = services.claim_step(run.id, "a", claim=me(1))
     assert again is not None and again.attempt == 2, "its own claim, found again, is a new attempt"
 
 
@@ -130,10 +137,10 @@ def a_claim_released_by_a_retry_is_taken_by_anyone() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a")))
-    first = services.claim_step(run.id, "a", claimant=me(1))
+    first = services.claim_step(run.id, "a", claim=me(1))
     assert first is not None
-    services.record_retry(first.id, error="boom")
-    second = services.claim_step(run.id, "a", claimant=me(2))
+    services.record_retry(first.id, error="boom", countdown=2)
+    second = services.claim_step(run.id, "a", claim=me(2))
     assert second is not None and second.attempt == 2
 
 
@@ -142,9 +149,11 @@ def a_previous_executions_claim_is_taken_back() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a")))
-    assert services.claim_step(run.id, "a", claimant=me(1)) is not None
-    taken = services.claim_step(run.id, "a", claimant=me(2), previous=me(1))
-    assert taken is not None and taken.attempt == 2
+    first = me(1)
+    assert services.claim_step(run.id, "a", claim=first) is not None
+    assert services.claim_step(run.id, "a", claim=me(2, previous="someone-else")) is None
+    taken = services.claim_step(run.id, "a", claim=me(2, previous=first.token))
+    assert taken is not None and taken.attempt == 1, "the previous execution's attempt continues"
 
 
 @case
@@ -153,12 +162,12 @@ def a_parked_step_resumes_without_counting_an_attempt() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a")))
-    first = services.claim_step(run.id, "a", claimant=me(1))
+    first = services.claim_step(run.id, "a", claim=me(1))
     assert first is not None
     services.defer_step(first.id, countdown=5, state={"until": 1.0}, note="waiting")
     parked = StepRun.objects.get(id=first.id)
     assert parked.deferred and parked.due_at is not None and parked.state == {"until": 1.0}
-    resumed = services.claim_step(run.id, "a", claimant=me(2))
+    resumed = services.claim_step(run.id, "a", claim=me(2))
     assert resumed is not None and resumed.attempt == 1 and resumed.state == {"until": 1.0}
     services.defer_step(first.id, countdown=5, state={"more": True})
     assert StepRun.objects.get(id=first.id).state == {"until": 1.0, "more": True}, "state is merged"
@@ -172,8 +181,8 @@ def a_message_of_an_older_generation_claims_nothing() -> None:
     run = new_run(register(wait("a")))
     services.advance_generation(run.id, sent=2)
     assert WorkflowRun.objects.get(id=run.id).generation == 2
-    assert services.claim_step(run.id, "a", claimant=me(), generation=1) is None
-    assert services.claim_step(run.id, "a", claimant=me(), generation=2) is not None
+    assert services.claim_step(run.id, "a", claim=me(generation=1)) is None
+    assert services.claim_step(run.id, "a", claim=me(generation=2)) is not None
 
 
 @case
@@ -189,11 +198,11 @@ def the_last_sink_completes_the_run_once() -> None:
     )
     run = new_run(version)
     assert WorkflowRun.objects.get(id=run.id).remaining_sinks == 2
-    a = services.claim_step(run.id, "a", claimant=me())
+    a = services.claim_step(run.id, "a", claim=me())
     assert a is not None
     services.complete_step(a.id, run_id=run.id, output={"x": 1}, sink=False)
-    b = services.claim_step(run.id, "b", claimant=me(2))
-    c = services.claim_step(run.id, "c", claimant=me(3))
+    b = services.claim_step(run.id, "b", claim=me(2))
+    c = services.claim_step(run.id, "c", claim=me(3))
     assert b is not None and c is not None
     services.complete_step(b.id, run_id=run.id, output={}, sink=True)
     services.complete_step(b.id, run_id=run.id, output={}, sink=True)  # a duplicate completion
@@ -208,7 +217,7 @@ def a_failure_fails_the_run_and_skips_what_did_not_start() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a"), wait("b")))
-    a = services.claim_step(run.id, "a", claimant=me())
+    a = services.claim_step(run.id, "a", claim=me())
     assert a is not None
     assert services.fail_step(a.id, run_id=run.id, error="boom") is True
     assert services.fail_step(a.id, run_id=run.id, error="again") is False
@@ -222,7 +231,7 @@ def cancel_ends_the_run_and_a_late_completion_still_records_its_effect() -> None
     from automation.runs import services
 
     run = new_run(register(wait("a"), wait("b")))
-    a = services.claim_step(run.id, "a", claimant=me())
+    a = services.claim_step(run.id, "a", claim=me())
     assert a is not None
     try:
         services.cancel_run(run.id, reason="nul\x00here")
@@ -234,7 +243,7 @@ def cancel_ends_the_run_and_a_late_completion_still_records_its_effect() -> None
     assert run_status(run) == "cancelled" and statuses(run) == {"a": "cancelled", "b": "cancelled"}
     services.complete_step(a.id, run_id=run.id, output={"done": True}, sink=False)
     assert statuses(run)["a"] == "succeeded" and run_status(run) == "cancelled"
-    assert services.claim_step(run.id, "b", claimant=me()) is None
+    assert services.claim_step(run.id, "b", claim=me()) is None
     try:
         services.cancel_run(run.id)
     except StateError:
@@ -251,7 +260,7 @@ def approvals_are_decided_once_by_an_approver_when_asked() -> None:
 
     gate = ActionDefinition(name="gate", action_type="control.approval", parameters={"approvers": ["alice"]})
     run = new_run(register(gate))
-    claimed = services.claim_step(run.id, "gate", claimant=me())
+    claimed = services.claim_step(run.id, "gate", claim=me())
     assert claimed is not None
     try:
         services.decide_approval(run.id, "gate", approved=True, by="alice")
@@ -281,7 +290,7 @@ def a_step_of_a_finished_run_is_closed_not_run() -> None:
     from automation.runs import services
 
     run = new_run(register(wait("a"), wait("b")))
-    a = services.claim_step(run.id, "a", claimant=me())
+    a = services.claim_step(run.id, "a", claim=me())
     assert a is not None
     services.fail_step(a.id, run_id=run.id, error="boom")
     b = services.step_outcome(run.id, "b")

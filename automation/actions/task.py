@@ -69,6 +69,7 @@ class ActionTask(GuardedTask):
         step: str = "",
         gen: int = 0,
         prev: str = "",
+        done: Any = None,
         **_: Any,
     ) -> dict[str, Any]:
         """Run the step its task id names ("<run id>:<step>"); explicit `run_id` and `step` win."""
@@ -81,7 +82,9 @@ class ActionTask(GuardedTask):
             if named is None:
                 raise StepFailed(f"task id {self.request.id!r} names no run and step", retryable=False)
             run_id, step = named
-        return execute_step(self, self.spec, upstream, run_id, step, generation=gen, previous=prev)
+        return execute_step(
+            self, self.spec, upstream, run_id, step, generation=gen, previous=prev, done=done
+        )
 
     def apply_async(  # type: ignore[override]
         self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any

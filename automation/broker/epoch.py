@@ -43,7 +43,7 @@ def broker_lost_its_data() -> bool:
     with transaction.atomic():
         stored = BrokerEpoch.objects.select_for_update().filter(pk=1).first()
         if stored is None:
-            BrokerEpoch.objects.create(pk=1, epoch=epoch)
+            BrokerEpoch.objects.get_or_create(pk=1, defaults={"epoch": epoch})
             return False
         if stored.epoch == epoch:
             return False

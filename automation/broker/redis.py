@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import logging
+import os
 import threading
 from queue import Empty
 from typing import Any
@@ -28,9 +29,12 @@ from automation.broker.envelope import MalformedMessage, check_envelope, decode_
 
 logger = logging.getLogger("automation.broker")
 
-#: Messages held when a connection broke and Redis could not take them back: (payload, exchange, key).
-_held: list[tuple[dict[str, Any], str, str]] = []
+#: Messages held when a connection broke and Redis could not take them back:
+#: (delivery tag, payload, exchange, routing key).
+_held: list[tuple[str, dict[str, Any], str, str]] = []
 _held_lock = threading.Lock()
+# A pool process forked during an outage must not push its parent's held messages a second time.
+os.register_at_fork(after_in_child=_held.clear)
 
 
 class CheckedMessage(Message):
@@ -83,8 +87,8 @@ class QoS(kombu_redis.QoS):
         except Exception as exc:  # noqa: BLE001 - a broken connection, or a transport already torn down
             with _held_lock:
                 _held.extend(
-                    (m._raw, m.delivery_info.get("exchange", ""), m.delivery_info.get("routing_key", ""))
-                    for _, m in held
+                    (tag, m._raw, m.delivery_info.get("exchange", ""), m.delivery_info.get("routing_key", ""))
+                    for tag, m in held
                 )
             logger.warning(
                 "broker unreachable (%r): %d unacknowledged message(s) kept to restore on reconnect",
@@ -96,8 +100,9 @@ class QoS(kombu_redis.QoS):
         info = message.delivery_info
         with client.pipeline() as pipe:
             pipe.multi()
-            pipe.zrem(self.unacked_index_key, tag).hdel(self.unacked_key, tag)
-            self.channel.push_back(pipe, message._raw, info.get("exchange", ""), info.get("routing_key", ""))
+            self.channel.push_back(
+                pipe, tag, message._raw, info.get("exchange", ""), info.get("routing_key", "")
+            )
             pipe.execute()
 
 
@@ -109,8 +114,12 @@ class Channel(kombu_redis.Channel):
         super().__init__(*args, **kwargs)
         self._restore_held()
 
-    def push_back(self, pipe: Any, payload: dict[str, Any], exchange: str, routing_key: str) -> None:
-        """Queue `payload` again at the head of the queues `exchange`/`routing_key` lead to."""
+    def push_back(
+        self, pipe: Any, tag: str, payload: dict[str, Any], exchange: str, routing_key: str
+    ) -> None:
+        """Queue `payload` again at the head (the consuming end) of the queues `exchange`/`routing_key`
+        lead to, and drop its copy from the unacknowledged set (in one transaction with `pipe`)."""
+        pipe.zrem(self.unacked_index_key, tag).hdel(self.unacked_key, tag)
         try:
             payload["headers"]["redelivered"] = True
             payload["properties"]["delivery_info"]["redelivered"] = True
@@ -122,7 +131,7 @@ class Channel(kombu_redis.Channel):
             queues = [routing_key]
         for queue in queues or [routing_key]:
             pri = self._get_message_priority(payload, reverse=False)
-            pipe.lpush(self._q_for_pri(queue, pri), dumps(payload))
+            pipe.rpush(self._q_for_pri(queue, pri), dumps(payload))
 
     def _restore_held(self) -> None:
         with _held_lock:
@@ -132,8 +141,8 @@ class Channel(kombu_redis.Channel):
             return
         try:
             with self.conn_or_acquire() as client, client.pipeline() as pipe:
-                for payload, exchange, routing_key in pending:
-                    self.push_back(pipe, payload, exchange, routing_key)
+                for tag, payload, exchange, routing_key in pending:
+                    self.push_back(pipe, tag, payload, exchange, routing_key)
                 pipe.execute()
         except Exception as exc:  # noqa: BLE001 - still unreachable: keep them for the next channel
             with _held_lock:

@@ -16,7 +16,10 @@ def _duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if match is None:
         raise click.BadParameter(f"{text!r}: expected a number and a unit, e.g. 30m, 12h, 7d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise click.BadParameter(f"{text!r}: too long a duration") from None
 
 
 @click.group()

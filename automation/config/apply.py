@@ -12,6 +12,8 @@ def apply_config(config: AutomationConfig) -> None:
     from automation.coordination import get_coordinator
     from automation.schedules import set_monitoring_interval
 
-    save_config(config)
+    # The action limit first: if Redis is down, nothing is stored and the caller sees the error (a limit
+    # stored but not pushed would let an older copy in Redis win until Redis lost it).
     get_coordinator().set_limit(config.max_concurrent_actions)
+    save_config(config)
     set_monitoring_interval(config.monitoring_interval)

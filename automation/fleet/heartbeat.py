@@ -2,7 +2,9 @@
 
 The row lists the task ids the node is executing (Celery's active requests, which the main process
 tracks for every pool process): a step whose process died, or whose attempt ended, drops off the list
-even while the node lives. After a warm shutdown drained every step, the node is marked stopped.
+even while the node lives. It also lists the messages the node holds without executing them (prefetched,
+or waiting out a countdown): if the node dies, the recovery job knows which runs they belonged to.
+After a warm shutdown drained every step, the node is marked stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from celery import bootsteps
 from celery.signals import worker_process_init, worker_shutdown
+from celery.worker import state
 
 from automation.fleet.identity import NODE_ID
 
@@ -24,45 +27,53 @@ logger = logging.getLogger("automation.fleet")
 HEARTBEAT_SECONDS = 5.0
 
 
-def executing_task_ids() -> list[str]:
-    from celery.worker import state
-
+def task_ids(*request_sets: Any) -> set[str] | None:
+    """The ids in sets of Celery requests; None if they kept changing while read (skip that beat)."""
     for _ in range(3):
         try:
-            return sorted({str(request.id) for request in list(state.active_requests)})
-        except RuntimeError:  # the set changed while it was copied: read it again
+            return {str(request.id) for requests in request_sets for request in list(requests)}
+        except RuntimeError:  # a set changed while it was copied: read them again
             continue
-    return []
+    return None
+
+
+def listed(ids: set[str]) -> str:
+    return "," + ",".join(sorted(ids)) + ","
 
 
 def beat_once(worker: Any) -> bool:
+    """Write this node's row: alive now, what it executes and what it holds; False if not written."""
     from django.db import connection
+    from django.db.models import Case, F, Value, When
     from django.utils import timezone
 
     from automation.models import WorkerNode
+    from automation.runs.services import NODE_DEAD_AFTER
 
+    executing = task_ids(state.active_requests)
+    held = task_ids(state.reserved_requests, getattr(state, "scheduled_requests", ()))
+    if executing is None or held is None:
+        return False
     now = timezone.now()
-    executing = "," + ",".join(executing_task_ids()) + ","
+    fields: dict[str, Any] = {
+        "hostname": socket.gethostname()[:255],
+        "nodename": str(getattr(worker, "hostname", ""))[:255],
+        "main_pid": os.getpid(),
+        "executing": listed(executing),
+        "holding": listed(held - executing),
+        "seen_at": now,
+        "reaped_at": None,
+    }
     try:
-        WorkerNode.objects.update_or_create(
-            id=NODE_ID,
-            defaults={
-                "hostname": socket.gethostname()[:255],
-                "nodename": str(getattr(worker, "hostname", ""))[:255],
-                "main_pid": os.getpid(),
-                "executing": executing,
-                "seen_at": now,
-                "reaped_at": None,
-            },
-            create_defaults={
-                "hostname": socket.gethostname()[:255],
-                "nodename": str(getattr(worker, "hostname", ""))[:255],
-                "main_pid": os.getpid(),
-                "executing": executing,
-                "seen_at": now,
-                "started_at": now,
-            },
+        # After a gap (a database outage, a stalled process), freshness starts again from now.
+        updated = WorkerNode.objects.filter(id=NODE_ID).update(
+            **fields,
+            fresh_since=Case(
+                When(seen_at__lt=now - NODE_DEAD_AFTER, then=Value(now)), default=F("fresh_since")
+            ),
         )
+        if not updated:
+            WorkerNode.objects.create(id=NODE_ID, started_at=now, fresh_since=now, **fields)
     except Exception as exc:  # noqa: BLE001 - a database outage must not stop the worker; retried next beat
         logger.warning("heartbeat not written: %s", exc)
         connection.close()

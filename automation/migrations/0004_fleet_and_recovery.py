@@ -58,6 +58,8 @@ class Migration(migrations.Migration):
                 ('nodename', models.CharField(default='', max_length=255)),
                 ('main_pid', models.IntegerField(default=0)),
                 ('executing', models.TextField(default=',')),
+                ('holding', models.TextField(default=',')),
+                ('fresh_since', models.DateTimeField(blank=True, null=True)),
                 ('started_at', models.DateTimeField()),
                 ('seen_at', models.DateTimeField(db_index=True)),
                 ('stopped_at', models.DateTimeField(blank=True, null=True)),
@@ -68,6 +70,11 @@ class Migration(migrations.Migration):
             model_name='steprun',
             name='claimed_node',
             field=models.CharField(blank=True, default='', max_length=64),
+        ),
+        migrations.AddField(
+            model_name='steprun',
+            name='claim_token',
+            field=models.CharField(blank=True, default='', max_length=32),
         ),
         migrations.AddField(
             model_name='steprun',

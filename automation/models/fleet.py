@@ -19,6 +19,12 @@ class WorkerNode(models.Model):
     main_pid = models.IntegerField(default=0)
     #: Task ids of the steps the node is executing, as ",id1,id2," (a portable LIKE target).
     executing = models.TextField(default=",")
+    #: Task ids of the messages the node holds without executing them yet (prefetched, or waiting for
+    #: their countdown): if it dies, those messages are lost until the broker's visibility timeout.
+    holding = models.TextField(default=",")
+    #: Since when its heartbeats have followed each other without a gap: a node judges others dead only
+    #: once it has itself been fresh for a whole dead-after window (every live node has beaten since).
+    fresh_since = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField(db_index=True)
     #: Set after a warm shutdown drained every step it held: nothing of it needs recovering.

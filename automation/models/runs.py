@@ -77,6 +77,9 @@ class StepRun(models.Model):
     #: running step waits while they are alive, and takes the step over once they are not.
     claimed_node = models.CharField(max_length=64, default="", blank=True)
     claimed_pid = models.IntegerField(null=True, blank=True)
+    #: Chosen afresh by each claim; empty once the claim is released (the attempt failed and a retry is
+    #: due). A message retried after a database error carries its claim's token to take the step back.
+    claim_token = models.CharField(max_length=32, default="", blank=True)
     #: When a deferred step's message is due again; overdue by much, its message was lost.
     due_at = models.DateTimeField(null=True, blank=True)
 

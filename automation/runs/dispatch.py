@@ -110,7 +110,7 @@ def enqueue_run(
         raise IdempotencyConflict(str(run.id), str(idempotency_key))
     if created and run.status == RunStatus.PENDING:
         # Only the process that stored the run sends it (once the caller's transaction, if any, commits);
-        # if it dies in between, the recovery job does.
+        # if it dies in between, the stalled-run sweep does.
         transaction.on_commit(lambda: dispatch(run))
     return run, created
 

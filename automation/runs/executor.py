@@ -30,9 +30,11 @@ from automation.coordination import get_coordinator
 from automation.definitions.schema import field_path
 from automation.delivery import longest_time_limit
 from automation.errors import ActionError, StepFailed
-from automation.fleet.identity import Claimant, current_claimant
+from automation.fleet.identity import current_claimant
 from automation.runs import services
-from automation.runs.documents import stored_workflow
+from automation.runs.claims import Claim
+from automation.runs.documents import StoredWorkflow, stored_workflow
+from automation.runs.services import ClaimedStep
 from automation.templating import TemplateError, render
 
 logger = logging.getLogger("automation.executor")
@@ -120,6 +122,14 @@ def give_back_slot(token: str) -> None:
         logger.warning("could not give back action slot %s: %s", token, exc)
 
 
+class _CompletionPending(Exception):  # noqa: N818 - control flow inside this module
+    """The action acted but its completion could not be recorded: the retry carries the output."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("completion not recorded")
+        self.output = output
+
+
 def execute_step(
     task: Task[Any, Any],
     spec: ActionSpec,
@@ -129,31 +139,37 @@ def execute_step(
     *,
     generation: int = 0,
     previous: str = "",
+    done: Any = None,
 ) -> dict[str, Any]:
     """Run one step once in effect. The slot is given back before any retry message is sent.
 
-    `previous` names the claimant of this message's previous execution ("node:tid"), when that execution
-    ended on a database error: it is over, so its claim may be taken back at once.
+    After a database error the message is retried carrying its claim's token (`previous`): that execution
+    is over, so the retry takes the claim back at once and resumes the same attempt; if the action had
+    already acted, the retry carries its output too (`done`) and only records it.
     """
     context = merge_upstream(upstream, {})
+    token = uuid.uuid4().hex
     slot: str | float | None = None
     retry_kwargs: dict[str, Any] | None = None
     try:
-        slot = take_slot(task, run_id, step) if spec.external else None
-        if isinstance(slot, float):
-            raise _Again(slot)
-        return run_claimed_step(spec, uuid.UUID(run_id), step, context, generation, Claimant.parse(previous))
+        if done is None and spec.external:
+            slot = take_slot(task, run_id, step)
+            if isinstance(slot, float):
+                raise _Again(slot)
+        claim = Claim(claimant=current_claimant(), token=token, previous=previous, generation=generation)
+        return run_claimed_step(spec, uuid.UUID(run_id), step, context, claim, done)
     except _Again as again:
         countdown = again.countdown
-    except (OperationalError, InterfaceError) as exc:
-        # Not the action's failure (a failover, a restart): this message runs again shortly. If the action
-        # had already acted, it acts again with the same Idempotency-Key.
+    except (OperationalError, InterfaceError, _CompletionPending) as exc:
+        # Not the action's failure (a failover, a restart): this message runs again shortly.
         from django.db import connection
 
         logger.warning("step %s of run %s: database unavailable (%s), retrying", step, run_id, describe(exc))
         connection.close()
         countdown = random.uniform(1.0, 3.0)
-        retry_kwargs = {**(task.request.kwargs or {}), "prev": str(current_claimant())}
+        retry_kwargs = {**(task.request.kwargs or {}), "prev": token}
+        if isinstance(exc, _CompletionPending):
+            retry_kwargs["done"] = exc.output
     finally:
         if isinstance(slot, str):
             give_back_slot(slot)
@@ -165,19 +181,25 @@ def run_claimed_step(
     run_id: uuid.UUID,
     step: str,
     context: dict[str, Any],
-    generation: int,
-    previous: Claimant | None = None,
+    claim: Claim,
+    done: Any = None,
 ) -> dict[str, Any]:
     # An action acting outside must be known to have started before it acts: after a database crash the
     # step is then found running (and settled from Celery's record), never pending and run again blind.
-    claimed = services.claim_step(
-        run_id, step, claimant=current_claimant(), previous=previous, generation=generation,
-        durable=spec.external,
-    )
+    claimed = services.claim_step(run_id, step, claim=claim, durable=spec.external)
     if claimed is None:
-        return settled_step(run_id, step, context, generation)
+        return settled_step(run_id, step, context, claim.generation)
     stored = stored_workflow(claimed.version_id)
     act = stored.actions[step]
+    if done is not None:
+        return completed(claimed, run_id, step, done, stored, context)
+    if claimed.attempt > act["retry_attempts"] + 1:
+        # Only a step whose process died while executing it gets here (failures are counted below):
+        # one that kills its own worker must not be given to worker after worker.
+        error = f"its worker died during each of its {claimed.attempt - 1} attempt(s)"
+        logger.error("step %s of run %s failed: %s", step, run_id, error)
+        services.fail_step(claimed.id, run_id=run_id, error=error)
+        raise StepFailed(f"{step}: {error}", retryable=False)
     try:
         try:
             raw = render(act["parameters"], claimed.inputs, context)
@@ -211,11 +233,26 @@ def run_claimed_step(
             logger.warning(
                 "step %s of run %s failed (attempt %d), retrying: %s", step, run_id, claimed.attempt, error
             )
-            services.record_retry(claimed.id, error=error)
-            raise _Again(retry_countdown(claimed.attempt)) from None
+            countdown = retry_countdown(claimed.attempt)
+            services.record_retry(claimed.id, error=error, countdown=countdown)
+            raise _Again(countdown) from None
         logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, claimed.attempt, error)
         services.fail_step(claimed.id, run_id=run_id, error=error)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
+    try:
+        return completed(claimed, run_id, step, output, stored, context)
+    except (OperationalError, InterfaceError):
+        raise _CompletionPending(output) from None
+
+
+def completed(
+    claimed: ClaimedStep,
+    run_id: uuid.UUID,
+    step: str,
+    output: Any,
+    stored: StoredWorkflow,
+    context: dict[str, Any],
+) -> dict[str, Any]:
     # Not waiting for the disk: a completion lost in a database crash is restored by the recovery job.
     services.complete_step(claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=False)
     logger.debug("step %s of run %s succeeded", step, run_id)

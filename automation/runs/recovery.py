@@ -3,8 +3,9 @@
 Every few seconds (`recover_runs`), runs are marked to be sent again when
 - the broker lost its data (its epoch key changed: a restart without persistence, a flush);
 - a worker could not send a finished step's successors (marked by automation/runs/handoff.py);
-- the worker node executing one of their steps died (its heartbeat went stale);
-- a parked step (a wait, an approval, a full semaphore) is long overdue: its delayed message was lost;
+- the worker node executing one of their steps, or holding one of their messages, died;
+- a parked step (a wait, an approval) or a retry after a failed attempt is long overdue: its delayed
+  message was lost;
 and the marked runs are sent again as a new generation (automation/runs/dispatch.py).
 
 Every `monitoring_interval`, as a last resort, a run none of whose steps moved for far longer than they
@@ -15,6 +16,7 @@ was lost in a database crash) are settled from the outcome Celery recorded for t
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +26,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from automation.choices import RunStatus
+from automation.delivery import parse_step_task_id
 from automation.fleet.identity import NODE_ID
 from automation.models import StepRun, WorkerNode, WorkflowRun
 from automation.runs import services
@@ -72,20 +75,21 @@ def mark_runs_if_broker_lost() -> int:
 
 
 def mark_runs_of_dead_nodes(now: datetime) -> int:
-    """Runs with a step claimed by a node whose heartbeat went stale. Judged only while this worker's own
-    heartbeat is fresh: after a database outage every heartbeat is stale at once, the dead included."""
+    """Runs a dead node held: a step it claimed, or a message it held without executing it yet (its
+    prefetched messages, and the retries and waits it was counting down). Judged only once this
+    worker's own heartbeats have been fresh for a whole dead-after window: after a database outage
+    every heartbeat is stale at once, and a live node may not have beaten again yet."""
     stale = now - services.NODE_DEAD_AFTER
-    if not WorkerNode.objects.filter(id=NODE_ID, seen_at__gte=stale).exists():
+    if not WorkerNode.objects.filter(id=NODE_ID, seen_at__gte=stale, fresh_since__lte=stale).exists():
         return 0
     marked = 0
     dead = WorkerNode.objects.filter(seen_at__lt=stale, stopped_at__isnull=True, reaped_at__isnull=True)
     for node in dead:
-        runs = WorkflowRun.objects.filter(
-            id__in=StepRun.objects.filter(
-                claimed_node=node.id, run__status__in=RunStatus.ACTIVE
-            ).values("run_id")
-        )
-        count = _mark(runs)
+        held = {named[0] for named in map(parse_step_task_id, node.holding.split(",")) if named}
+        held_runs = [run_id for run_id in held if _is_uuid(run_id)]
+        steps = StepRun.objects.filter(claimed_node=node.id, run__status__in=RunStatus.ACTIVE)
+        claimed = steps.values("run_id")
+        count = _mark(WorkflowRun.objects.filter(Q(id__in=claimed) | Q(id__in=held_runs)))
         WorkerNode.objects.filter(id=node.id, reaped_at__isnull=True).update(reaped_at=now)
         logger.warning("worker node %s stopped heartbeating: %d run(s) to be sent again", node, count)
         marked += count
@@ -95,17 +99,27 @@ def mark_runs_of_dead_nodes(now: datetime) -> int:
     return marked
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def mark_overdue_parked_runs(now: datetime) -> int:
+    """Runs with a step whose next message is long overdue: a parked step (a wait, an approval) or a
+    retry after a failed attempt, whose delayed message was lost."""
     overdue = StepRun.objects.filter(
+        Q(deferred=True) | Q(claim_token=""),
         status=RunStatus.RUNNING,
-        deferred=True,
         due_at__lt=now - OVERDUE_AFTER,
         run__status__in=RunStatus.ACTIVE,
         run__redispatch_requested_at__isnull=True,
     ).values("run_id")
     count = _mark(WorkflowRun.objects.filter(id__in=overdue))
     if count:
-        logger.warning("%d run(s) with a parked step long overdue: to be sent again", count)
+        logger.warning("%d run(s) with a step's message long overdue: to be sent again", count)
     return count
 
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from automation.choices import RunStatus
 from automation.delivery import step_task_id
 from automation.errors import ForbiddenError, InputError, NotFoundError, StateError
-from automation.fleet.identity import Claimant
 from automation.models import StepRun, WorkflowRun
+from automation.runs.claims import Claim
 from automation.runs.sql import db_value, from_json, in_list, run_statements
 
 ACTIVE = RunStatus.ACTIVE
@@ -84,9 +84,9 @@ def _insert_steps(count: int) -> str:
     rows = ",\n".join(f"(%(n{i})s, %(t{i})s, {i}, %(k{i})s)" for i in range(count))
     return (
         "INSERT INTO automation_steprun (run_id, name, action_type, position, task_id, status, attempts,"
-        " deferred, state, error, finished_at, claimed_node)\n"
+        " deferred, state, error, finished_at, claimed_node, claim_token)\n"
         "SELECT %(run)s, column1, column2, column3, column4, %(status)s, 0, false, '{}', %(error)s,"
-        f" %(finished)s, ''\n  FROM (VALUES {rows}) AS v\n"
+        f" %(finished)s, '', ''\n  FROM (VALUES {rows}) AS v\n"
         " WHERE EXISTS (SELECT 1 FROM automation_workflowrun WHERE id = %(run)s)"
     )
 
@@ -174,30 +174,34 @@ UPDATE automation_workflowrun SET status = '{RunStatus.RUNNING}', started_at = %
 """
 
 # A running step that is not parked, nor released between attempts, nor claimed earlier by this very
-# executor (which runs one step at a time) or by this message's previous execution (which ended on a
-# database error), is being executed: another message for it may take it over
-# only once no live node lists it among the task ids it executes, and its claim is older than a
-# heartbeat round (a node lists what it executes within one). A node judges only while its own
-# heartbeat is fresh: after a database outage every heartbeat is stale at once.
+# executor (which runs one step at a time) or by this message's previous execution (its token: that
+# execution ended on a database error), is being executed: another message for it may take it over only
+# once no live node lists it among the task ids it executes, and its claim is older than a heartbeat
+# round (a node lists what it executes within one). A node judges only once its own heartbeats have
+# been fresh for a whole dead-after window: after a database outage every heartbeat is stale at once,
+# and a node that is alive may not have beaten again yet. Resuming a parked step, or the previous
+# execution's claim, continues the same attempt.
 _CLAIM_STEP = f"""
 UPDATE automation_steprun
    SET status = '{RunStatus.RUNNING}',
-       attempts = attempts + CASE WHEN deferred THEN 0 ELSE 1 END,
+       attempts = attempts + CASE WHEN deferred OR (claim_token = %(prev)s AND claim_token <> '') THEN 0
+                                  ELSE 1 END,
        deferred = false,
        due_at = NULL,
        started_at = COALESCE(started_at, %(now)s),
        touched_at = %(now)s,
        claimed_node = %(node)s,
-       claimed_pid = %(pid)s
+       claimed_pid = %(pid)s,
+       claim_token = %(token)s
  WHERE run_id = %(run)s AND name = %(step)s
    AND EXISTS (SELECT 1 FROM automation_workflowrun AS r
                 WHERE r.id = %(run)s AND r.status IN {_ACTIVE_SQL} AND r.generation <= %(gen)s)
    AND (status = '{RunStatus.PENDING}'
         OR (status = '{RunStatus.RUNNING}'
             AND (deferred
-                 OR claimed_node = ''
+                 OR claim_token = ''
+                 OR claim_token = %(prev)s
                  OR (claimed_node = %(node)s AND claimed_pid = %(pid)s)
-                 OR (claimed_node = %(prev_node)s AND claimed_pid = %(prev_pid)s)
                  OR (touched_at < %(settled)s
                      AND NOT EXISTS (
                          SELECT 1 FROM automation_workernode AS n
@@ -206,24 +210,18 @@ UPDATE automation_steprun
                                 '%%,' || REPLACE(automation_steprun.task_id, '_', '!_') || ',%%' ESCAPE '!')
                      AND EXISTS (
                          SELECT 1 FROM automation_workernode AS me
-                          WHERE me.id = %(node)s AND me.seen_at >= %(stale)s)))))
+                          WHERE me.id = %(node)s AND me.seen_at >= %(stale)s
+                            AND me.fresh_since <= %(stale)s)))))
 RETURNING id, attempts, state,
           (SELECT inputs FROM automation_workflowrun AS r WHERE r.id = automation_steprun.run_id),
           (SELECT version_id FROM automation_workflowrun AS r WHERE r.id = automation_steprun.run_id)
 """
 
 
-def claim_step(
-    run_id: Any,
-    step: str,
-    *,
-    claimant: Claimant,
-    previous: Claimant | None = None,
-    generation: int = 0,
-    durable: bool = True,
-) -> ClaimedStep | None:
-    """Mark a step running for `claimant` (a new attempt, unless it resumes a deferral) if it and its run
-    are active, the message is not of an older generation, and no live worker is executing the step.
+def claim_step(run_id: Any, step: str, *, claim: Claim, durable: bool = True) -> ClaimedStep | None:
+    """Mark a step running for `claim` (a new attempt, unless it resumes a deferral or the previous
+    execution's claim) if it and its run are active, the message is not of an older generation, and no
+    live worker is executing the step.
 
     None otherwise: the caller finds out why with `step_outcome`. `durable=True` waits for the disk, so a
     step acting outside is known to have started before it acts.
@@ -237,12 +235,11 @@ def claim_step(
             "now": _at(now),
             "stale": _at(now - NODE_DEAD_AFTER),
             "settled": _at(now - CLAIM_SETTLES_AFTER),
-            "gen": generation,
-            "node": claimant.node,
-            "pid": claimant.pid,
-            # The claimant of this message's previous execution, which ended on a database error.
-            "prev_node": previous.node if previous else "-",
-            "prev_pid": previous.pid if previous else -1,
+            "gen": claim.generation,
+            "node": claim.claimant.node,
+            "pid": claim.claimant.pid,
+            "token": claim.token,
+            "prev": claim.previous or "-",
         },
         durable=durable,
     )
@@ -325,10 +322,13 @@ def defer_step(step_id: int, *, countdown: float, state: dict[str, Any] | None, 
         StepRun.objects.filter(id=step_id).update(**fields)
 
 
-def record_retry(step_id: int, *, error: str) -> None:
-    """The attempt failed and another follows: the claim is released (any worker may take the next
-    attempt at once) and the error stays visible while the step waits."""
-    StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(error=error, claimed_node="")
+def record_retry(step_id: int, *, error: str, countdown: float) -> None:
+    """The attempt failed and another follows in `countdown` seconds: the claim is released (any worker
+    may take the next attempt) but its node stays recorded (if that node dies holding the retry, the
+    recovery job finds the run), and the error stays visible while the step waits."""
+    StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING).update(
+        error=error, claim_token="", due_at=_now() + timedelta(seconds=countdown)
+    )
 
 
 def fail_step(step_id: int, *, run_id: Any, error: str) -> bool:
