@@ -313,3 +313,40 @@ def stored_run(engine: Any, name: str, *actions: Any) -> Any:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def gated_workflow(engine: Any, prefix: str) -> str:
+    """A workflow whose run waits at an approval gate: enqueued runs stay put while a test looks."""
+    from automation import ActionDefinition, WorkflowDefinition
+
+    name = unique(prefix)
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            inputs={"who": {"type": "string", "required": False, "default": "nobody"}},
+            actions=[
+                ActionDefinition(
+                    name="gate",
+                    action_type="control.approval",
+                    parameters={"message": "${who}", "timeout_seconds": 30},
+                )
+            ],
+        )
+    )
+    return name
+
+
+def answers_ok(url: str, process: Any, timeout: float = 30.0) -> bool:
+    """Wait until `url` answers 200; False when `process` exits or `timeout` passes first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return False
+

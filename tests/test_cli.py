@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, unique
+from tests.conftest import ROOT, answers_ok, gated_workflow, unique
 from tests.peers import HttpPeer
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -115,24 +115,6 @@ def test_approve_from_the_cli(engine: Any, tmp_path: Path) -> None:
     assert cli("runs", "approve", run.id, "gate").returncode == 1
 
 
-def _gated_workflow(engine: Any) -> str:
-    from automation import ActionDefinition, WorkflowDefinition
-
-    name = unique("cli-list")
-    engine.register_workflow(
-        WorkflowDefinition(
-            name=name,
-            inputs={"who": {"type": "string", "required": False, "default": "nobody"}},
-            actions=[
-                ActionDefinition(
-                    name="gate", action_type="control.approval", parameters={"message": "${who}"}
-                )
-            ],
-        )
-    )
-    return name
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -150,7 +132,7 @@ def test_unknown_run_ids_are_one_line_and_exit_2(engine: Any, args: tuple[str, .
 
 
 def test_a_key_reused_with_other_inputs_is_refused_in_one_line(engine: Any) -> None:
-    name = _gated_workflow(engine)
+    name = gated_workflow(engine, "cli-list")
     key = unique("key")
     first = cli("run", name, "--input", "who=alice", "--idempotency-key", key)
     assert first.returncode == 0, first.stderr
@@ -166,7 +148,7 @@ def test_a_key_reused_with_other_inputs_is_refused_in_one_line(engine: Any) -> N
 
 
 def test_runs_list_filters_and_formats(engine: Any) -> None:
-    name = _gated_workflow(engine)
+    name = gated_workflow(engine, "cli-list")
     runs = [engine.run_workflow(name, {"who": who}) for who in ("a", "b", "c")]
     engine.cancel_run(runs[0].id)
     newest_first = [str(r.id) for r in reversed(runs)]
@@ -193,7 +175,6 @@ def test_runs_list_filters_and_formats(engine: Any) -> None:
 
 
 def test_serve_beyond_loopback_needs_tokens_or_an_explicit_flag(engine: Any) -> None:
-    import httpx
 
     from tests.conftest import free_port
 
@@ -220,15 +201,7 @@ def test_serve_beyond_loopback_needs_tokens_or_an_explicit_flag(engine: Any) -> 
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
+            assert answers_ok(f"http://127.0.0.1:{port}/healthz", server), "serve did not start"
         finally:
             server.terminate()
             server.wait(20)

@@ -9,30 +9,10 @@ from typing import Any
 
 import pytest
 
-from automation import ActionDefinition, WorkflowDefinition
 from automation.errors import IdempotencyConflict, InputError
-from tests.conftest import REDIS_URL, unique, wait_for
+from tests.conftest import REDIS_URL, gated_workflow, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
-
-
-def _gated(engine: Any) -> str:
-    """A workflow whose run waits at an approval gate: enqueued runs stay put while the test looks."""
-    name = unique("intake")
-    engine.register_workflow(
-        WorkflowDefinition(
-            name=name,
-            inputs={"who": {"type": "string", "required": False, "default": "nobody"}},
-            actions=[
-                ActionDefinition(
-                    name="gate",
-                    action_type="control.approval",
-                    parameters={"message": "${who}", "timeout_seconds": 30},
-                )
-            ],
-        )
-    )
-    return name
 
 
 def _fields(exc: pytest.ExceptionInfo[InputError]) -> list[str]:
@@ -42,7 +22,7 @@ def _fields(exc: pytest.ExceptionInfo[InputError]) -> list[str]:
 def test_python_api_refuses_bad_inputs_and_keys_naming_the_field(engine: Any) -> None:
     from automation.models import WorkflowRun
 
-    name = _gated(engine)
+    name = gated_workflow(engine, "intake")
     for inputs in ("a string", ["a", "list"], 5):
         with pytest.raises(InputError) as refused:
             engine.run_workflow(name, inputs)
@@ -66,7 +46,7 @@ def test_python_api_refuses_bad_inputs_and_keys_naming_the_field(engine: Any) ->
 
 
 def test_a_key_reused_with_other_inputs_raises_a_conflict_carrying_the_run(engine: Any) -> None:
-    name = _gated(engine)
+    name = gated_workflow(engine, "intake")
     first = engine.run_workflow(name, {"who": "alice"}, idempotency_key="inc-7")
     assert engine.run_workflow(name, {"who": "alice"}, idempotency_key="inc-7").id == first.id
     # Defaults count as given: the stored run holds them.
@@ -106,7 +86,7 @@ assert not any(name.startswith(("automation", "tasks")) for name in sys.modules)
 def test_send_task_with_bad_arguments_fails_once_with_an_input_error(
     engine: Any, worker: Any, tmp_path: Any, kwargs: dict[str, Any], field: str
 ) -> None:
-    name = _gated(engine)
+    name = gated_workflow(engine, "intake")
     # -I: isolated mode, as another service that does not have this project installed.
     sent = subprocess.run(
         [sys.executable, "-I", "-c", CLIENT, REDIS_URL, json.dumps({"workflow": name, **kwargs})],
@@ -130,7 +110,7 @@ def test_send_task_with_bad_arguments_fails_once_with_an_input_error(
 def test_send_task_reusing_a_key_with_other_inputs_fails_with_the_run_id(engine: Any, tmp_path: Any) -> None:
     from automation.models import WorkflowRun
 
-    name = _gated(engine)
+    name = gated_workflow(engine, "intake")
     key = unique("key")
 
     def send(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import yaml
 
 from automation.fleet.identity import Claimant
 from automation.runs.claims import Claim
-from tests.conftest import ROOT, STATE_DIR, free_port, wait_for
+from tests.conftest import ROOT, STATE_DIR, answers_ok, free_port, wait_for
 
 TEST_CLAIM = Claim(claimant=Claimant(node="test-node", pid=1), token="test-token")
 
@@ -105,18 +104,8 @@ def test_flower_starts_with_the_project_config(database: None) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2)
-                if answer.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "flower exited"
-            assert time.monotonic() < deadline, "flower did not answer"
-            time.sleep(0.3)
-        assert answer.text.strip() == "OK"
+        assert answers_ok(f"http://127.0.0.1:{port}/healthcheck", process), "flower did not answer"
+        assert httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2).text.strip() == "OK"
     finally:
         _stop(process)
 
