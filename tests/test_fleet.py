@@ -421,3 +421,44 @@ def test_a_retry_carrying_its_output_records_it_without_acting_again(engine: Any
         assert peer.received == [], "the action did not run again"
     finally:
         peer.close()
+
+
+def test_a_retry_whose_message_is_long_overdue_marks_its_run(engine: Any) -> None:
+    from django.utils import timezone
+
+    from automation.fleet.identity import Claimant
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+    from automation.runs.recovery import mark_overdue_parked_runs
+
+    run = stored_run(engine, "overdue", ActionDefinition(name="a", action_type="control.wait",
+                                                         parameters={"seconds": 0}))
+    claimed = services.claim_step(run.id, "a", claim=claim(Claimant("n", 1)))
+    assert claimed is not None
+    services.record_retry(claimed.id, error="boom", countdown=5)
+    step = StepRun.objects.get(id=claimed.id)
+    assert step.claim_token == "" and step.claimed_node == "n" and step.due_at is not None
+    assert mark_overdue_parked_runs(timezone.now()) == 0, "not overdue yet"
+    StepRun.objects.filter(id=claimed.id).update(due_at=timezone.now() - timedelta(minutes=2))
+    assert mark_overdue_parked_runs(timezone.now()) >= 1
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+
+
+def test_a_heartbeat_after_a_gap_starts_freshness_again(database: None) -> None:
+    from django.utils import timezone
+
+    from automation.fleet.heartbeat import beat_once
+    from automation.fleet.identity import NODE_ID
+    from automation.models import WorkerNode
+
+    class Worker:
+        hostname = "test@host"
+
+    _node(NODE_ID, seen_ago=1, fresh_for=300)
+    before = WorkerNode.objects.get(id=NODE_ID).fresh_since
+    assert beat_once(Worker())
+    assert WorkerNode.objects.get(id=NODE_ID).fresh_since == before, "no gap: still fresh since then"
+    _node(NODE_ID, seen_ago=60, fresh_for=300)  # as after a database outage
+    started = timezone.now()
+    assert beat_once(Worker())
+    assert WorkerNode.objects.get(id=NODE_ID).fresh_since >= started
