@@ -222,6 +222,7 @@ def test_runs_whose_messages_a_dead_node_held_are_marked(engine: Any) -> None:
 
     from automation.fleet.identity import NODE_ID
     from automation.models import WorkflowRun
+    from automation.runs import services
     from automation.runs.recovery import mark_runs_of_dead_nodes
 
     run = stored_run(engine, "held", ActionDefinition(name="a_1", action_type="control.wait",
@@ -230,6 +231,7 @@ def test_runs_whose_messages_a_dead_node_held_are_marked(engine: Any) -> None:
     _node(f"dead-{uuid.uuid4().hex[:8]}", seen_ago=120, holding=f",{run.id}:a_1,not-a-step-id,")
     assert mark_runs_of_dead_nodes(timezone.now()) >= 1
     assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+    services.cancel_run(run.id)  # nothing left for a later recovery pass to send
 
 
 def test_runs_of_a_dead_node_are_sent_again_as_a_new_generation(engine: Any, worker: Any) -> None:
@@ -442,6 +444,7 @@ def test_a_retry_whose_message_is_long_overdue_marks_its_run(engine: Any) -> Non
     StepRun.objects.filter(id=claimed.id).update(due_at=timezone.now() - timedelta(minutes=2))
     assert mark_overdue_parked_runs(timezone.now()) >= 1
     assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+    services.cancel_run(run.id)  # nothing left for a later recovery pass to send
 
 
 def test_a_heartbeat_after_a_gap_starts_freshness_again(database: None) -> None:
