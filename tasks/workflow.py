@@ -8,11 +8,12 @@ from django.db import InterfaceError, OperationalError
 
 from automation.actions.task import GuardedTask
 from automation.celery import app
+from automation.delivery import RUN_WORKFLOW_TASK
 from automation.errors import InvalidFieldsError, NotFoundError, StateError
 
 
 @app.task(
-    name="automation.run_workflow",
+    name=RUN_WORKFLOW_TASK,
     base=GuardedTask,
     bind=True,
     acks_late=True,

@@ -35,8 +35,3 @@ def save_config(config: AutomationConfig) -> None:
     EngineConfig.objects.update_or_create(pk=1, defaults={"config": config.model_dump(mode="json")})
     _cache = (time.monotonic(), config)
 
-
-def forget_cached_config() -> None:
-    """Read the stored config again on next use (tests, and a process that just changed it)."""
-    global _cache
-    _cache = None

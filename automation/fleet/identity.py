@@ -23,15 +23,6 @@ class Claimant:
     #: (Greenlet pools share one thread id: they are not supported.)
     pid: int
 
-    def __str__(self) -> str:
-        return f"{self.node}:{self.pid}"
-
-    @classmethod
-    def parse(cls, text: str) -> Claimant | None:
-        """The claimant written by `str()`, or None for anything else."""
-        node, _, pid = text.rpartition(":")
-        return cls(node=node, pid=int(pid)) if node and pid.isdigit() else None
-
 
 def current_claimant() -> Claimant:
     return Claimant(node=NODE_ID, pid=threading.get_native_id())
