@@ -24,6 +24,7 @@ __all__ = [
     "Priority",
     "RunHandle",
     "RunTimeout",
+    "SourceError",
     "StateError",
     "WorkflowDefinition",
 ]
@@ -46,6 +47,7 @@ _LOCATIONS = {
     "ForbiddenError": "automation.errors",
     "InputError": "automation.errors",
     "NotFoundError": "automation.errors",
+    "SourceError": "automation.errors",
     "StateError": "automation.errors",
 }
 
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
         ForbiddenError,
         InputError,
         NotFoundError,
+        SourceError,
         StateError,
     )
 

@@ -75,3 +75,12 @@ class IdempotencyConflict(StateError):
 
 class ConfigurationError(InvalidFieldsError):
     """Engine or broker configuration is invalid (e.g. a countdown beyond the visibility timeout)."""
+
+
+class SourceError(AutomationError):
+    """A metric source could not answer (unreachable, refused, bad answer); the message names the source's
+    host and the query, never its credentials. `retryable` says whether asking again may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,1 @@
+"""The alerting domain: metric sources, rules, the alert lifecycle, noise suppression, notifications."""
