@@ -16,8 +16,15 @@ from automation.delivery import MONITORING_QUEUE
 DEFAULT_MONITORING_INTERVAL = 60.0
 RECOVERY_INTERVAL = float(os.environ.get("AUTOMATION_RECOVERY_INTERVAL", "10"))
 
+#: Notification groups are flushed this often: group_wait and group_interval are honoured to within it.
+FLUSH_INTERVAL = float(os.environ.get("AUTOMATION_ALERT_FLUSH_INTERVAL", "5"))
+
 #: Names of the entries whose period follows `monitoring_interval`.
-MONITORING_JOBS = ("automation-redispatch-stalled-runs", "automation-settle-lost-steps")
+MONITORING_JOBS = (
+    "automation-redispatch-stalled-runs",
+    "automation-settle-lost-steps",
+    "automation-alerting-evaluate",
+)
 
 
 def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> dict[str, dict[str, Any]]:
@@ -37,6 +44,21 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.monitoring.settle_lost_steps",
             "schedule": every,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
+        },
+        "automation-alerting-evaluate": {
+            "task": "automation.alerting.evaluate",
+            "schedule": every,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
+        },
+        "automation-alerting-flush-groups": {
+            "task": "automation.alerting.flush_groups",
+            "schedule": FLUSH_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": FLUSH_INTERVAL},
+        },
+        "automation-alerting-purge-samples": {
+            "task": "automation.alerting.purge_samples",
+            "schedule": 3600.0,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": 3600.0},
         },
     }
 

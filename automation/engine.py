@@ -154,6 +154,20 @@ class AutomationEngine:
         run, _ = enqueue_run(name, inputs, idempotency_key=idempotency_key)
         return RunHandle(run.id)
 
+    def register_alert_workflow(self, alert_config: dict[str, Any]) -> str:
+        """Store an alert rule and the remediation its firing starts (`actions` or a named `workflow`);
+        DefinitionError naming the field, or the condition's column, and nothing stored otherwise.
+        Returns the rule's name."""
+        from automation.alerting.services.rules import save_rule
+
+        return save_rule(alert_config).name
+
+    def evaluate_alerts(self, now: float | None = None) -> list[dict[str, Any]]:
+        """One evaluation tick of every enabled rule in this process (what Beat runs on workers)."""
+        from automation.alerting.services.ticks import evaluate_all
+
+        return evaluate_all(now)
+
     def get_run(self, run_id: Any) -> RunHandle:
         handle = RunHandle(run_id)
         handle.status  # noqa: B018 - raises NotFoundError for an unknown id

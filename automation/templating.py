@@ -1,4 +1,5 @@
-"""`${input}` and `${steps.STEP.output.FIELD}` references in parameters: found, checked and substituted.
+"""`${input}`, `${input.FIELD}` and `${steps.STEP.output.FIELD}` references in parameters: found, checked
+and substituted. `${input.FIELD...}` reaches into an object input (`${alert.labels.service}`).
 
 Values are looked up, never evaluated. A string that is exactly one reference takes the referenced value
 with its type; a reference inside a longer string is interpolated as text. `$${` writes a literal `${`.
@@ -34,6 +35,10 @@ def parse_reference(text: str) -> Reference:
     parts = text.strip().split(".")
     if len(parts) == 1 and _NAME.match(parts[0]):
         return Reference(text=text, input=parts[0])
+    if parts[0] != "steps" and _NAME.match(parts[0]):
+        if any(not p for p in parts[1:]):
+            raise TemplateError(f"'${{{text}}}' has an empty field name")
+        return Reference(text=text, input=parts[0], path=tuple(parts[1:]))
     if parts[0] == "steps":
         if len(parts) < 3 or parts[2] != "output" or not _NAME.match(parts[1]):
             raise TemplateError(f"'${{{text}}}' must have the form ${{steps.STEP.output[.FIELD...]}}")
@@ -66,19 +71,22 @@ def _lookup(ref: Reference, inputs: Mapping[str, Any], outputs: Mapping[str, Any
     if ref.input is not None:
         if ref.input not in inputs:
             raise TemplateError(f"input '{ref.input}' was not given")
-        return inputs[ref.input]
+        return _walk(inputs[ref.input], ref.path, f"input '{ref.input}'")
     assert ref.step is not None
     if ref.step not in outputs:
         raise TemplateError(f"step '{ref.step}' has no recorded output")
-    value: Any = outputs[ref.step]
-    for index, key in enumerate(ref.path):
+    return _walk(outputs[ref.step], ref.path, f"output of step '{ref.step}'")
+
+
+def _walk(value: Any, path: tuple[str, ...], what: str) -> Any:
+    for index, key in enumerate(path):
         if isinstance(value, Mapping) and key in value:
             value = value[key]
         elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
             value = value[int(key)]
         else:
-            where = ".".join(ref.path[: index + 1])
-            raise TemplateError(f"output of step '{ref.step}' has no field '{where}'")
+            where = ".".join(path[: index + 1])
+            raise TemplateError(f"{what} has no field '{where}'")
     return value
 
 

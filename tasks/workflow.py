@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
+from pydantic import BaseModel, ConfigDict, Field
 
+from automation.actions import ActionContext, action
 from automation.actions.task import GuardedTask
 from automation.celery import app
 from automation.delivery import RUN_WORKFLOW_TASK
@@ -42,3 +44,18 @@ def run_workflow(
 
     run, created = enqueue_run(workflow, inputs, idempotency_key=idempotency_key or f"task:{self.request.id}")
     return {"run_id": str(run.id), "created": created, "status": run.status}
+
+
+class StartParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workflow: str = Field(min_length=1, max_length=200)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+@action("workflow.start", params=StartParams, external=False, outputs=("run_id", "created"))
+def start(ctx: ActionContext, params: StartParams) -> dict[str, Any]:
+    """Start a run of another workflow, once per run and step (the step's idempotency key is the run's)."""
+    from automation.runs.dispatch import enqueue_run
+
+    run, created = enqueue_run(params.workflow, params.inputs, idempotency_key=ctx.idempotency_key)
+    return {"run_id": str(run.id), "created": created}

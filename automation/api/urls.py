@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from automation.alerting import api as alerting
 from automation.api import fleet, views
 
 urlpatterns = [
@@ -20,6 +21,16 @@ urlpatterns = [
     path("api/v1/workers", fleet.workers),
     path("api/v1/dead-letters", fleet.dead_letters),
     path("api/v1/dead-letters/<str:letter_id>", fleet.dead_letter_detail),
+    path("api/v1/metrics", alerting.metrics_push),
+    path("api/v1/alerts", alerting.alerts),
+    path("api/v1/alerts/alertmanager", alerting.alertmanager_webhook),
+    path("api/v1/alerts/<str:fingerprint>/log", alerting.alert_log),
+    path("api/v1/events", alerting.events),
+    path("api/v1/alert-rules", alerting.rules),
+    path("api/v1/alert-rules/<str:name>", alerting.rule_detail),
+    path("api/v1/silences", alerting.silences),
+    path("api/v1/silences/<str:silence_id>", alerting.silence_detail),
+    path("api/v1/alerting", alerting.alerting_document),
 ]
 
 handler400 = "automation.api.errors.bad_request"

@@ -350,6 +350,11 @@ from automation.cli.fleet import dead_letters, workers  # noqa: E402 - the group
 cli.add_command(dead_letters)
 cli.add_command(workers)
 
+from automation.alerting.cli import alerting, alerts, rules, silences  # noqa: E402
+
+for group in (rules, alerts, silences, alerting):
+    cli.add_command(group)
+
 
 def main() -> None:
     try:

@@ -1,11 +1,29 @@
 """Durable state of the engine: definitions and their versions, runs, steps, config, the fleet's records."""
 
+from automation.models.alerting import (
+    Alert,
+    AlertGroup,
+    AlertingConfig,
+    AlertLog,
+    AlertRule,
+    MetricSample,
+    MetricSeries,
+    Silence,
+)
 from automation.models.config import EngineConfig
 from automation.models.definitions import Workflow, WorkflowVersion
 from automation.models.fleet import BeatSlot, BrokerEpoch, DeadLetter, WorkerNode
 from automation.models.runs import StepRun, WorkflowRun
 
 __all__ = [
+    "Alert",
+    "AlertGroup",
+    "AlertLog",
+    "AlertRule",
+    "AlertingConfig",
+    "MetricSample",
+    "MetricSeries",
+    "Silence",
     "BeatSlot",
     "BrokerEpoch",
     "DeadLetter",

@@ -1,0 +1,133 @@
+"""Receivers as delivery workflows: each receiver of the alerting document is a one-step workflow
+`receiver.<name>` whose step is the receiver kind's notification action, its settings fixed, the message
+taken from the run's `notification` input (built here from a group's alerts). A delivery is thus an engine
+step: retried, once per run and step, with an Idempotency-Key (or Message-ID) of its own.
+
+`log` is the built-in receiver that only writes the notification log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from automation.alerting.choices import AlertState
+from automation.alerting.definitions import ReceiverDefinition
+from automation.choices import AlertSeverity
+from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
+
+LOG_RECEIVER = "log"
+
+#: Receiver kind -> (action type, parameters taken from the notification input).
+_DELIVERY: dict[str, tuple[str, dict[str, Any]]] = {
+    "slack": ("notification.webhook", {"text": "${notification.text}"}),
+    "webhook": ("notification.alertmanager_webhook", {"payload": "${notification.payload}"}),
+    "pagerduty": (
+        "notification.pagerduty",
+        {
+            "event_action": "${notification.pagerduty_action}",
+            "dedup_key": "${notification.group_key}",
+            "summary": "${notification.summary}",
+            "severity": "${notification.pagerduty_severity}",
+            "source": "${notification.source}",
+            "custom_details": "${notification.details}",
+        },
+    ),
+    "email": ("notification.email", {"subject": "${notification.summary}", "text": "${notification.text}"}),
+}
+
+_PAGERDUTY_SEVERITY = {
+    AlertSeverity.CRITICAL.value: "critical",
+    AlertSeverity.HIGH.value: "error",
+    AlertSeverity.MEDIUM.value: "warning",
+    AlertSeverity.LOW.value: "info",
+    AlertSeverity.INFO.value: "info",
+}
+
+
+def receiver_workflow_name(receiver: str) -> str:
+    return f"receiver.{receiver}"
+
+
+def receiver_workflow(receiver: ReceiverDefinition) -> WorkflowDefinition:
+    action_type, message = _DELIVERY[receiver.kind]
+    return WorkflowDefinition(
+        name=receiver_workflow_name(receiver.name),
+        description=f"deliver a notification to receiver {receiver.name} ({receiver.kind})",
+        actions=[
+            ActionDefinition(
+                name="deliver", action_type=action_type, parameters={**receiver.settings, **message}
+            )
+        ],
+        inputs={"notification": InputDefinition(type="object", description="built by the alerting pipeline")},
+    )
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else "0001-01-01T00:00:00Z"
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    first = maps[0]
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
+
+
+def notification_content(group: Any, alerts: list[Any], sequence: int) -> dict[str, Any]:
+    """The `notification` input of a delivery run: the Alertmanager webhook payload of the group, and the
+    text, summary and PagerDuty fields derived from it."""
+    firing = [a for a in alerts if a.state == AlertState.FIRING]
+    status = "firing" if firing else "resolved"
+    labels = [dict(a.labels) for a in alerts]
+    payload = {
+        "version": "4",
+        "groupKey": group.key,
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": group.receiver,
+        "groupLabels": dict(group.group_labels),
+        "commonLabels": _common(labels),
+        "commonAnnotations": _common([dict(a.annotations) for a in alerts]),
+        "externalURL": "",
+        "alerts": [
+            {
+                "status": "firing" if a.state == AlertState.FIRING else "resolved",
+                "labels": dict(a.labels),
+                "annotations": dict(a.annotations),
+                "startsAt": _iso(a.fired_at),
+                "endsAt": _iso(a.resolved_at if a.state != AlertState.FIRING else None),
+                "generatorURL": "",
+                "fingerprint": a.fingerprint,
+            }
+            for a in alerts
+        ],
+    }
+    names = sorted({a.name for a in alerts})
+    group_text = ", ".join(f"{k}={v}" for k, v in sorted(group.group_labels.items()) if v)
+    summary = f"[{status.upper()}:{len(firing)}] {', '.join(names)}" + (
+        f" ({group_text})" if group_text else ""
+    )
+    lines = [summary]
+    for a in alerts:
+        value = "" if a.value is None else f" value={a.value:g}"
+        text_labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        lines.append(f"- {a.state} {a.name}{value} {{{text_labels}}}")
+    worst = min((a.severity for a in alerts), key=_rank, default=AlertSeverity.MEDIUM.value)
+    return {
+        "payload": payload,
+        "text": "\n".join(lines),
+        "summary": summary[:1024],
+        "status": status,
+        "group_key": group.key,
+        "sequence": sequence,
+        "source": "automation",
+        "pagerduty_action": "trigger" if firing else "resolve",
+        "pagerduty_severity": _PAGERDUTY_SEVERITY.get(worst, "warning"),
+        "details": {"alerts": len(alerts), "firing": len(firing), "group": dict(group.group_labels)},
+    }
+
+
+def _rank(severity: str) -> int:
+    order = [s.value for s in AlertSeverity]
+    return order.index(severity) if severity in order else len(order)

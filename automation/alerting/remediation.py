@@ -1,0 +1,110 @@
+"""The workflows an alert rule starts, built from its definition (no I/O).
+
+A rule with `actions` gets two workflows: `alert.<name>` runs the actions; `alert.<name>.gated` runs them
+behind a `control.approval` step (the automation level decides which one a firing starts). A rule naming
+an existing `workflow` starts it directly, or through `alert.<name>.gated`: an approval, then
+`workflow.start`. Every one takes the input `alert` ({name, fingerprint, labels, annotations, value,
+severity, starts_at}), so parameters may say `${alert.labels.service}` or `${alert.value}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automation.alerting.definitions import RuleDefinition
+from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
+
+APPROVAL_STEP = "approve"
+
+
+def direct_name(rule: str) -> str:
+    return f"alert.{rule}"
+
+
+def gated_name(rule: str) -> str:
+    return f"alert.{rule}.gated"
+
+
+def _inputs(extra: dict[str, InputDefinition] | None = None) -> dict[str, InputDefinition]:
+    return {"alert": InputDefinition(type="object", description="the alert that fired"), **(extra or {})}
+
+
+def _approval(rule: RuleDefinition) -> ActionDefinition:
+    return ActionDefinition(
+        name=APPROVAL_STEP,
+        action_type="control.approval",
+        depends_on=[],
+        parameters={"message": f"alert {rule.name} (${{alert.fingerprint}}) fired: approve the remediation"},
+    )
+
+
+def _steps(rule: RuleDefinition, *, after: str | None) -> list[ActionDefinition]:
+    steps: list[ActionDefinition] = []
+    used: set[str] = {APPROVAL_STEP}
+    for i, act in enumerate(rule.actions):
+        name = act.name or act.type.split(".")[-1]
+        if name in used:
+            name = f"{name}_{i + 1}"
+        used.add(name)
+        depends_on: list[str] | None = None
+        if i == 0:
+            depends_on = [after] if after else []
+        steps.append(
+            ActionDefinition(
+                name=name,
+                action_type=act.action_type,
+                parameters=act.parameters,
+                timeout_seconds=act.timeout_seconds,
+                retry_attempts=act.retry_attempts,
+                depends_on=depends_on,
+            )
+        )
+    return steps
+
+
+def remediation_workflows(rule: RuleDefinition) -> list[WorkflowDefinition]:
+    description = f"remediation of alert rule {rule.name}"
+    if rule.actions:
+        return [
+            WorkflowDefinition(
+                name=direct_name(rule.name),
+                description=description,
+                actions=_steps(rule, after=None),
+                inputs=_inputs(),
+            ),
+            WorkflowDefinition(
+                name=gated_name(rule.name),
+                description=f"{description}, behind an approval",
+                actions=[_approval(rule), *_steps(rule, after=APPROVAL_STEP)],
+                inputs=_inputs(),
+            ),
+        ]
+    if rule.workflow is not None:
+        start = ActionDefinition(
+            name="start",
+            action_type="workflow.start",
+            depends_on=[APPROVAL_STEP],
+            parameters={"workflow": rule.workflow.name, "inputs": "${call_inputs}"},
+        )
+        return [
+            WorkflowDefinition(
+                name=gated_name(rule.name),
+                description=f"start {rule.workflow.name} once approved ({description})",
+                actions=[_approval(rule), start],
+                inputs=_inputs({"call_inputs": InputDefinition(type="object")}),
+            )
+        ]
+    return []
+
+
+def alert_context(alert: Any) -> dict[str, Any]:
+    """The `alert` input of a remediation run, from a stored Alert."""
+    return {
+        "name": alert.name,
+        "fingerprint": alert.fingerprint,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "value": alert.value,
+        "severity": alert.severity,
+        "starts_at": alert.fired_at.isoformat() if alert.fired_at else None,
+    }

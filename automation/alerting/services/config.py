@@ -1,0 +1,48 @@
+"""The alerting document (routes, receivers, inhibition rules, sources): stored once, read by every
+worker (cached a few seconds). Applying it registers one delivery workflow per receiver."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.db import transaction
+
+from automation.alerting.definitions import AlertingDocument, ReceiverDefinition
+from automation.alerting.notifications import receiver_workflow
+from automation.config import current_config
+from automation.definitions.registry import register_definition
+from automation.models import AlertingConfig
+
+_CACHE_SECONDS = 5.0
+_cache: tuple[float, AlertingDocument] | None = None
+
+
+def current_document() -> AlertingDocument:
+    global _cache
+    now = time.monotonic()
+    if _cache is not None and now - _cache[0] < _CACHE_SECONDS:
+        return _cache[1]
+    stored = AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first()
+    document = AlertingDocument.parse(stored) if stored else AlertingDocument()
+    _cache = (now, document)
+    return document
+
+
+def apply_document(raw: Any) -> AlertingDocument:
+    """Validate (DefinitionError naming the field: nothing stored), register the receivers' delivery
+    workflows and store the document, in one transaction."""
+    global _cache
+    document = AlertingDocument.parse(raw)
+    with transaction.atomic():
+        for receiver in document.receivers:
+            register_receiver(receiver)
+        AlertingConfig.objects.update_or_create(
+            pk=1, defaults={"document": document.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        )
+    _cache = (time.monotonic(), document)
+    return document
+
+
+def register_receiver(receiver: ReceiverDefinition) -> None:
+    register_definition(receiver_workflow(receiver), current_config())

@@ -1,0 +1,154 @@
+"""Notification groups: alerts join the group of each (route, receiver, group labels) they route to; a
+flush sends one notification per group when it is due, as Alertmanager does:
+
+- the first notification waits `group_wait` after the first alert joined (more may join meanwhile);
+- a change (an alert fired or resolved) is notified `group_interval` after the previous notification;
+- nothing changed: the firing alerts are notified again after `repeat_interval`.
+
+A flush takes the group's next sequence number with a guarded update (`WHERE sequence = n`), so two
+flushers send it once; the delivery is a run of the receiver's workflow whose idempotency key is the group
+and that number, so a redelivered flush sends no second message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from automation.alerting.choices import AlertState, Decision
+from automation.alerting.matchers import digest
+from automation.alerting.notifications import LOG_RECEIVER, notification_content, receiver_workflow_name
+from automation.alerting.routing import Destination, Timings
+from automation.alerting.services.alerts import at, log
+from automation.alerting.services.config import current_document
+from automation.errors import AutomationError
+from automation.models import Alert, AlertGroup
+
+
+def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
+    group, _ = AlertGroup.objects.get_or_create(
+        key=destination.group_key,
+        defaults={
+            "receiver": destination.receiver,
+            "route": destination.route,
+            "group_labels": dict(destination.group_labels),
+        },
+    )
+    group.alerts.add(alert)
+    AlertGroup.objects.filter(pk=group.pk, waiting_since__isnull=True).update(waiting_since=at(now))
+    timings = destination.timings
+    detail = (
+        f"group {group.key} (route {destination.route}, receiver {destination.receiver}, "
+        f"group_wait {timings.group_wait:.0f}s, group_interval {timings.group_interval:.0f}s)"
+    )
+    log(alert, Decision.HELD, now, receiver=destination.receiver, detail=detail)
+    return group
+
+
+def _timings(group: AlertGroup) -> Timings:
+    route = current_document().route.build()
+    stack = [route]
+    while stack:
+        node = stack.pop()
+        if node.path == group.route:
+            return node.timings
+        stack.extend(node.routes)
+    return route.timings
+
+
+def due(group: AlertGroup, members: list[Alert], now: float, timings: Timings) -> tuple[bool, str]:
+    """(due, digest of the firing alerts). Resolved members are those not notified yet (a notification
+    removes them from the group), so any is a change."""
+    firing = sorted((a for a in members if a.state == AlertState.FIRING), key=lambda a: a.fingerprint)
+    resolved = [a for a in members if a.state == AlertState.RESOLVED]
+    content = digest([(a.fingerprint, a.fired_at) for a in firing])
+    if group.last_notified_at is None:
+        if not firing:
+            return False, content
+        waiting = group.waiting_since.timestamp() if group.waiting_since else now
+        return now >= waiting + timings.group_wait, content
+    since = now - group.last_notified_at.timestamp()
+    if content != group.last_digest or resolved:
+        return since >= timings.group_interval, content
+    return bool(firing) and since >= timings.repeat_interval, content
+
+
+def flush(group: AlertGroup, now: float) -> Any:
+    """Send the group's notification if due; returns the delivery run (or True for the log receiver)."""
+    document = current_document()
+    receiver = document.receiver(group.receiver)
+    members = list(group.alerts.all())
+    if receiver is not None and not receiver.send_resolved:
+        members = [a for a in members if a.state == AlertState.FIRING]
+    from automation.alerting.services.pipeline import muted_by
+
+    audible = []
+    for alert in members:
+        muted = muted_by(alert, now) if alert.state == AlertState.FIRING else None
+        if muted is None and not alert.flapping:
+            audible.append(alert)
+        elif muted is not None:
+            started = alert.fired_at.timestamp() if alert.fired_at else 0.0
+            log(
+                alert,
+                muted[0],
+                now,
+                receiver=group.receiver,
+                detail=muted[1],
+                once_key=f"{muted[0]}:{group.key}:{alert.fingerprint}:{started:.3f}",
+            )
+    is_due, content = due(group, audible, now, _timings(group))
+    if not is_due:
+        return None
+    sequence = group.sequence + 1
+    with transaction.atomic():
+        taken = AlertGroup.objects.filter(pk=group.pk, sequence=group.sequence).update(
+            sequence=F("sequence") + 1, last_notified_at=at(now), last_digest=content, waiting_since=None
+        )
+        if not taken:
+            return None  # another flusher sent it
+        run = _deliver(group, audible, sequence, now)
+        for alert in audible:
+            log(
+                alert,
+                Decision.NOTIFIED,
+                now,
+                receiver=group.receiver,
+                run_id=getattr(run, "id", None),
+                detail=f"group {group.key} notification {sequence} ({alert.state})",
+                once_key=f"notify:{group.key}:{sequence}:{alert.fingerprint}",
+            )
+        done = [a.pk for a in group.alerts.all() if a.state != AlertState.FIRING]
+        if done:
+            group.alerts.remove(*done)
+    return run
+
+
+def _deliver(group: AlertGroup, alerts: list[Alert], sequence: int, now: float) -> Any:
+    if group.receiver == LOG_RECEIVER:
+        return True
+    from automation.runs.dispatch import enqueue_run
+
+    content = notification_content(group, alerts, sequence)
+    try:
+        run, _ = enqueue_run(
+            receiver_workflow_name(group.receiver),
+            {"notification": content},
+            idempotency_key=f"notify:{group.key}:{sequence}",
+        )
+    except AutomationError as exc:
+        for alert in alerts:
+            log(alert, Decision.DELIVERY_FAILED, now, receiver=group.receiver, detail=str(exc))
+        return None
+    return run
+
+
+def flush_all(now: float) -> int:
+    """Flush every group with members; returns how many notifications were sent."""
+    sent = 0
+    for group in AlertGroup.objects.filter(alerts__isnull=False).distinct():
+        if flush(group, now) is not None:
+            sent += 1
+    return sent

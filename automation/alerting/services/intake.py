@@ -1,0 +1,88 @@
+"""Alerts other tools raise: Alertmanager's webhook (version 4) and the generic events endpoint. They enter
+the same lifecycle and pipeline as the rules' alerts, keyed by their fingerprint; the firing's start is
+the sender's `startsAt`, so duplicate webhooks and an HA pair of Alertmanagers converge on one firing
+(and one run)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from automation.alerting.choices import AlertState, Decision
+from automation.alerting.definitions import RuleDefinition
+from automation.alerting.flapping import FlapPolicy
+from automation.alerting.services.alerts import Observation, expire, log, observe
+from automation.alerting.services.pipeline import on_fired, on_resolved
+from automation.choices import AlertSeverity
+from automation.models import Alert, AlertRule
+
+
+@dataclass(frozen=True)
+class ReceivedAlert:
+    fingerprint: str
+    origin: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    firing: bool
+    starts_at: datetime
+    ends_at: datetime | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    fingerprint: str
+    state: str
+    outcome: str  # fired, resolved, deduplicated, updated
+
+
+def _severity(labels: Mapping[str, str]) -> str:
+    value = labels.get("severity", "")
+    known = {s.value for s in AlertSeverity}
+    aliases = {"warning": "medium", "error": "high", "page": "high", "info": "info", "none": "info"}
+    return value if value in known else aliases.get(value, AlertSeverity.MEDIUM.value)
+
+
+def receive(received: ReceivedAlert, now: float) -> Receipt:
+    name = received.labels.get("alertname") or received.labels.get("name") or "event"
+    rule = AlertRule.objects.filter(name=name).first()
+    definition = RuleDefinition.model_validate(rule.document) if rule is not None else None
+    flap = FlapPolicy(definition.flap.changes, definition.flap.window) if definition else FlapPolicy()
+    if not received.firing:
+        transition = expire(received.fingerprint, now, flap=flap)
+        if transition is not None and transition.after == AlertState.RESOLVED:
+            on_resolved(transition.alert, now)
+            return Receipt(received.fingerprint, transition.after, "resolved")
+        state = Alert.objects.filter(fingerprint=received.fingerprint).values_list("state", flat=True).first()
+        return Receipt(received.fingerprint, state or AlertState.INACTIVE, "deduplicated")
+    start = received.starts_at.timestamp()
+    transition = observe(
+        Observation(
+            fingerprint=received.fingerprint,
+            name=name,
+            labels=received.labels,
+            value=received.value,
+            holds=True,
+            active_since=min(start, now),
+            origin=received.origin,
+            severity=_severity(received.labels),
+            annotations=received.annotations,
+        ),
+        now,
+        rule=rule,
+        flap=flap,
+    )
+    if transition is None:
+        alert = Alert.objects.get(fingerprint=received.fingerprint)
+        started = alert.fired_at.timestamp() if alert.fired_at else 0.0
+        log(
+            alert,
+            Decision.DEDUPLICATED,
+            now,
+            detail=f"again from {received.origin}",
+            once_key=f"dedup:{alert.fingerprint}:{started:.3f}",
+        )
+        return Receipt(received.fingerprint, alert.state, "deduplicated")
+    on_fired(transition.alert, now, definition)
+    return Receipt(received.fingerprint, transition.after, "fired")

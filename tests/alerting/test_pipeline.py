@@ -1,0 +1,248 @@
+"""The alert pipeline on the real database: received alerts through dedup, flap damping, inhibition,
+silences, remediation (once per firing, cooldown, automation level) and grouped notifications, each
+decision in the notification log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import close_thread_clients, unique
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+@pytest.fixture
+def level(engine: Any) -> Iterator[Any]:
+    """Set the automation level for one test (this process reads it at once), restored afterwards."""
+    from automation import AutomationConfig
+    from automation.config.apply import apply_config
+
+    original = engine.config
+
+    def set_level(value: str) -> None:
+        apply_config(AutomationConfig(**{**original.model_dump(), "level": value}))
+
+    yield set_level
+    apply_config(original)
+
+
+@pytest.fixture
+def alerting_document() -> Iterator[Any]:
+    from automation.alerting.services.config import apply_document
+
+    def apply(document: dict[str, Any]) -> None:
+        apply_document(document)
+
+    yield apply
+    apply_document({})
+
+
+def received(name: str, *, firing: bool = True, starts: float | None = None, **labels: str) -> Any:
+    from automation.alerting.matchers import digest
+    from automation.alerting.services.intake import ReceivedAlert
+
+    labels = {"alertname": name, **labels}
+    return ReceivedAlert(
+        fingerprint=digest("test", labels),
+        origin="event",
+        labels=labels,
+        annotations={"summary": "test"},
+        firing=firing,
+        starts_at=datetime.fromtimestamp(starts or 1_800_000_000.0, tz=UTC),
+    )
+
+
+def decisions(fingerprint: str) -> list[str]:
+    from automation.models import AlertLog
+
+    return list(AlertLog.objects.filter(alert__fingerprint=fingerprint).values_list("decision", flat=True))
+
+
+def handler(name: str, **extra: Any) -> None:
+    """A rule evaluated by nobody: what to do with received alerts named `name`."""
+    from automation.alerting.services.rules import save_rule
+
+    save_rule({"name": name, "severity": "low", "actions": [{"type": "control.wait", "parameters": {"seconds": 0}}], **extra})
+
+
+def runs_of(workflow: str) -> list[Any]:
+    from automation.models import WorkflowRun
+
+    return list(WorkflowRun.objects.filter(workflow__name=workflow))
+
+
+def test_a_received_alert_fires_once_and_duplicates_are_logged(level: Any) -> None:
+    from automation.alerting.services.intake import receive
+
+    level("autonomous")
+    name = unique("dup")
+    handler(name)
+    alert = received(name, service="api")
+    first = receive(alert, time.time())
+    # An HA pair of Alertmanagers and a retried webhook: the same firing, at once, from many callers.
+    def again(_: int) -> str:
+        try:
+            return receive(alert, time.time()).outcome
+        finally:
+            close_thread_clients()
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(again, range(8)))
+    assert first.outcome == "fired"
+    assert outcomes == ["deduplicated"] * 8
+    log = decisions(alert.fingerprint)
+    assert log.count("fired") == 1 and log.count("workflow_started") == 1
+    assert log.count("deduplicated") == 1  # recorded once per firing, not once per copy
+    assert len(runs_of(f"alert.{name}")) == 1
+
+
+def test_a_new_firing_inside_the_cooldown_starts_no_run(level: Any) -> None:
+    from automation.alerting.services.intake import receive
+
+    level("autonomous")
+    name = unique("cool")
+    handler(name, cooldown_period=600)
+    now = time.time()
+    receive(received(name, starts=now - 100), now - 100)
+    receive(received(name, firing=False), now - 50)
+    receive(received(name, starts=now - 10), now)
+    fingerprint = received(name).fingerprint
+    assert decisions(fingerprint).count("workflow_started") == 1
+    assert "cooldown" in decisions(fingerprint)
+    assert len(runs_of(f"alert.{name}")) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "severity", "expected"),
+    [
+        ("manual", "critical", "not_automated"),
+        ("supervised", "low", "approval_required"),
+        ("semi_autonomous", "low", "workflow_started"),
+        ("semi_autonomous", "critical", "approval_required"),
+        ("autonomous", "critical", "workflow_started"),
+    ],
+)
+def test_the_automation_level_decides_how_a_run_starts(level: Any, mode: str, severity: str, expected: str) -> None:
+    from automation.alerting.services.intake import receive
+
+    level(mode)
+    name = unique("lvl")
+    handler(name)
+    alert = received(name, severity=severity)
+    receive(alert, time.time())
+    log = decisions(alert.fingerprint)
+    assert expected in log
+    gated = runs_of(f"alert.{name}.gated")
+    direct = runs_of(f"alert.{name}")
+    assert (len(gated), len(direct)) == {
+        "not_automated": (0, 0), "approval_required": (1, 0), "workflow_started": (0, 1)
+    }[expected]
+
+
+def test_silences_and_inhibition_mute_notifications_and_remediation(level: Any, alerting_document: Any) -> None:
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.silences import create_silence, expire_silence
+
+    level("autonomous")
+    name = unique("mute")
+    handler(name)
+    cluster = unique("cluster")
+    alerting_document(
+        {
+            "inhibit_rules": [
+                {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="low"'], "equal": ["cluster"]}
+            ]
+        }
+    )
+    now = time.time()
+    silence = create_silence(
+        matchers=[f'cluster="{cluster}"', 'team="storage"'], starts_at=now - 1, ends_at=now + 600,
+        created_by="alice", comment="disk swap", now=now,
+    )
+    quiet = received(name, cluster=cluster, team="storage", severity="low")
+    receive(quiet, now)
+    assert decisions(quiet.fingerprint) == ["fired", "silenced"]
+    source = received(unique("outage"), cluster=cluster, severity="critical")
+    receive(source, now)
+    target = received(name, cluster=cluster, team="web", severity="low")
+    receive(target, now)
+    assert decisions(target.fingerprint) == ["fired", "inhibited"]
+    other = received(name, cluster=unique("elsewhere"), team="web", severity="low")
+    receive(other, now)
+    assert "workflow_started" in decisions(other.fingerprint)
+    assert len(runs_of(f"alert.{name}")) == 1  # only the alert neither silenced nor inhibited
+    expire_silence(str(silence.id), time.time())
+    from automation.models import AlertLog
+
+    assert str(silence.id) in AlertLog.objects.get(alert__fingerprint=quiet.fingerprint, decision="silenced").detail
+
+
+def test_groups_notify_once_per_change_and_never_twice(alerting_document: Any) -> None:
+    from automation.alerting.services.groups import flush_all
+    from automation.alerting.services.intake import receive
+
+    service = unique("svc")
+    alerting_document(
+        {"route": {"receiver": "log", "group_by": ["service"], "group_wait": "10s", "group_interval": "1m",
+                   "repeat_interval": "1h"}}
+    )
+    now = time.time()
+    a = received(unique("a"), service=service)
+    b = received(unique("b"), service=service)
+    receive(a, now)
+    receive(b, now + 1)
+
+    def notified() -> tuple[int, int]:
+        return decisions(a.fingerprint).count("notified"), decisions(b.fingerprint).count("notified")
+
+    flush_all(now + 5)
+    assert notified() == (0, 0)  # group_wait
+    assert "held" in decisions(a.fingerprint)
+
+    def flush(_: int) -> int:
+        try:
+            return flush_all(now + 11)
+        finally:
+            close_thread_clients()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(flush, range(4)))
+    assert notified() == (1, 1)  # four flushers, one notification of the whole group
+    flush_all(now + 30)
+    assert notified() == (1, 1)  # no change, repeat_interval not reached
+    receive(received(a.labels["alertname"], firing=False, service=service), now + 40)
+    flush_all(now + 50)
+    assert notified() == (1, 1)  # a change, but inside group_interval
+    flush_all(now + 72)
+    assert notified() == (2, 2)  # the resolution (and b with it), after group_interval
+    flush_all(now + 72 + 600)
+    assert notified() == (2, 2)
+    flush_all(now + 72 + 3601)
+    assert notified() == (2, 3)  # b still firing: repeated after repeat_interval; a left the group
+
+
+def test_a_flapping_alert_is_notified_once_then_held(level: Any) -> None:
+    from automation.alerting.services.intake import receive
+
+    level("autonomous")
+    name = unique("flap")
+    handler(name, flap={"changes": 3, "window": "10m"})
+    now = time.time()
+    for i in range(4):
+        receive(received(name, starts=now + 20 * i), now + 20 * i)
+        receive(received(name, firing=False), now + 20 * i + 10)
+    fingerprint = received(name).fingerprint
+    from automation.models import AlertLog
+
+    log = decisions(fingerprint)
+    # Changes at 0 (fired), 10, 20, 30: the fourth makes it flap (more than 3 in 10 minutes).
+    assert log.count("workflow_started") == 2  # the firings at 0 and 20
+    assert log.count("flapping") == 2  # the firings at 40 and 60, held
+    spells = AlertLog.objects.filter(alert__fingerprint=fingerprint, detail__startswith="flapping: notified")
+    assert spells.count() == 1  # notified once for the spell
