@@ -68,7 +68,14 @@ def handler(name: str, **extra: Any) -> None:
     """A rule evaluated by nobody: what to do with received alerts named `name`."""
     from automation.alerting.services.rules import save_rule
 
-    save_rule({"name": name, "severity": "low", "actions": [{"type": "control.wait", "parameters": {"seconds": 0}}], **extra})
+    save_rule(
+        {
+            "name": name,
+            "severity": "low",
+            "actions": [{"type": "control.wait", "parameters": {"seconds": 0}}],
+            **extra,
+        }
+    )
 
 
 def runs_of(workflow: str) -> list[Any]:
@@ -85,6 +92,7 @@ def test_a_received_alert_fires_once_and_duplicates_are_logged(level: Any) -> No
     handler(name)
     alert = received(name, service="api")
     first = receive(alert, time.time())
+
     # An HA pair of Alertmanagers and a retried webhook: the same firing, at once, from many callers.
     def again(_: int) -> str:
         try:
@@ -128,7 +136,9 @@ def test_a_new_firing_inside_the_cooldown_starts_no_run(level: Any) -> None:
         ("autonomous", "critical", "workflow_started"),
     ],
 )
-def test_the_automation_level_decides_how_a_run_starts(level: Any, mode: str, severity: str, expected: str) -> None:
+def test_the_automation_level_decides_how_a_run_starts(
+    level: Any, mode: str, severity: str, expected: str
+) -> None:
     from automation.alerting.services.intake import receive
 
     level(mode)
@@ -141,11 +151,15 @@ def test_the_automation_level_decides_how_a_run_starts(level: Any, mode: str, se
     gated = runs_of(f"alert.{name}.gated")
     direct = runs_of(f"alert.{name}")
     assert (len(gated), len(direct)) == {
-        "not_automated": (0, 0), "approval_required": (1, 0), "workflow_started": (0, 1)
+        "not_automated": (0, 0),
+        "approval_required": (1, 0),
+        "workflow_started": (0, 1),
     }[expected]
 
 
-def test_silences_and_inhibition_mute_notifications_and_remediation(level: Any, alerting_document: Any) -> None:
+def test_silences_and_inhibition_mute_notifications_and_remediation(
+    level: Any, alerting_document: Any
+) -> None:
     from automation.alerting.services.intake import receive
     from automation.alerting.services.silences import create_silence, expire_silence
 
@@ -156,14 +170,22 @@ def test_silences_and_inhibition_mute_notifications_and_remediation(level: Any, 
     alerting_document(
         {
             "inhibit_rules": [
-                {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="low"'], "equal": ["cluster"]}
+                {
+                    "source_matchers": ['severity="critical"'],
+                    "target_matchers": ['severity="low"'],
+                    "equal": ["cluster"],
+                }
             ]
         }
     )
     now = time.time()
     silence = create_silence(
-        matchers=[f'cluster="{cluster}"', 'team="storage"'], starts_at=now - 1, ends_at=now + 600,
-        created_by="alice", comment="disk swap", now=now,
+        matchers=[f'cluster="{cluster}"', 'team="storage"'],
+        starts_at=now - 1,
+        ends_at=now + 600,
+        created_by="alice",
+        comment="disk swap",
+        now=now,
     )
     quiet = received(name, cluster=cluster, team="storage", severity="low")
     receive(quiet, now)
@@ -180,7 +202,10 @@ def test_silences_and_inhibition_mute_notifications_and_remediation(level: Any, 
     expire_silence(str(silence.id), time.time())
     from automation.models import AlertLog
 
-    assert str(silence.id) in AlertLog.objects.get(alert__fingerprint=quiet.fingerprint, decision="silenced").detail
+    assert (
+        str(silence.id)
+        in AlertLog.objects.get(alert__fingerprint=quiet.fingerprint, decision="silenced").detail
+    )
 
 
 def test_groups_notify_once_per_change_and_never_twice(alerting_document: Any) -> None:
@@ -189,8 +214,15 @@ def test_groups_notify_once_per_change_and_never_twice(alerting_document: Any) -
 
     service = unique("svc")
     alerting_document(
-        {"route": {"receiver": "log", "group_by": ["service"], "group_wait": "10s", "group_interval": "1m",
-                   "repeat_interval": "1h"}}
+        {
+            "route": {
+                "receiver": "log",
+                "group_by": ["service"],
+                "group_wait": "10s",
+                "group_interval": "1m",
+                "repeat_interval": "1h",
+            }
+        }
     )
     now = time.time()
     a = received(unique("a"), service=service)
@@ -245,4 +277,4 @@ def test_a_flapping_alert_is_notified_once_then_held(level: Any) -> None:
     assert log.count("workflow_started") == 2  # the firings at 0 and 20
     assert log.count("flapping") == 2  # the firings at 40 and 60, held
     spells = AlertLog.objects.filter(alert__fingerprint=fingerprint, detail__startswith="flapping: notified")
-    assert spells.count() == 1  # notified once for the spell
+    assert spells.count() == 1

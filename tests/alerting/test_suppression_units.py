@@ -49,7 +49,10 @@ def route_of(labels: dict[str, str]) -> list[tuple[str, str]]:
 def test_routing_first_match_continue_and_fallback() -> None:
     assert route_of({"alertname": "x", "service": "db"}) == [("dba", "0.1")]
     # `continue` on the critical route: it also goes on to the next matching sibling.
-    assert route_of({"alertname": "x", "severity": "critical", "service": "db"}) == [("pager", "0.0"), ("dba", "0.1")]
+    assert route_of({"alertname": "x", "severity": "critical", "service": "db"}) == [
+        ("pager", "0.0"),
+        ("dba", "0.1"),
+    ]
     # No child matches: the root takes it.
     assert route_of({"alertname": "x", "service": "web"}) == [("team", "0")]
 
@@ -68,13 +71,18 @@ def test_routing_inherits_timings_and_groups_by_labels() -> None:
 
 
 def test_unknown_receiver_in_a_route_is_named() -> None:
-    bad = {"route": {"receiver": "team", "routes": [{"receiver": "nobody"}]}, "receivers": ROUTES["receivers"]}
+    bad = {
+        "route": {"receiver": "team", "routes": [{"receiver": "nobody"}]},
+        "receivers": ROUTES["receivers"],
+    }
     with pytest.raises(DefinitionError, match=r"route.routes\[0\].receiver: unknown receiver 'nobody'"):
         AlertingDocument.parse(bad)
 
 
 def test_inhibition_needs_equal_labels_and_never_self() -> None:
-    rule = InhibitRule(parse_matchers(['severity="critical"']), parse_matchers(['severity="high"']), ("cluster",))
+    rule = InhibitRule(
+        parse_matchers(['severity="critical"']), parse_matchers(['severity="high"']), ("cluster",)
+    )
     source = FiringAlert("src", {"severity": "critical", "cluster": "eu"})
     assert inhibited_by("t", {"severity": "high", "cluster": "eu"}, [source], [rule]) == "src"
     assert inhibited_by("t", {"severity": "high", "cluster": "us"}, [source], [rule]) is None

@@ -175,7 +175,15 @@ def expire(
             alert.state = AlertState.INACTIVE
         alert.active_since = None
         alert.save(
-            update_fields=["state", "resolved_at", "active_since", "changes", "flapping", "updated_at"]
+            update_fields=[
+                "state",
+                "resolved_at",
+                "active_since",
+                "changes",
+                "flapping",
+                "flapping_since",
+                "updated_at",
+            ]
         )
         if alert.state == AlertState.RESOLVED:
             log(alert, Decision.RESOLVED, now, once_key=_key("resolved", alert))

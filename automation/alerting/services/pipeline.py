@@ -64,9 +64,15 @@ def muted_by(alert: Alert, now: float) -> tuple[str, str] | None:
 def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> None:
     key = firing_key(alert)
     if alert.flapping:
-        # Notified once when it starts flapping (the group carries it), held afterwards.
+        # Held while it flaps; notified once per flapping spell (its group carries it).
+        log(alert, Decision.FLAPPING, now, detail="held: too many state changes", once_key=f"flapping:{key}")
+        spell = alert.flapping_since.timestamp() if alert.flapping_since else 0.0
         if log(
-            alert, Decision.FLAPPING, now, detail="held: too many state changes", once_key=f"flapping:{key}"
+            alert,
+            Decision.HELD,
+            now,
+            detail="flapping: notified once for this spell",
+            once_key=f"flapping-spell:{alert.fingerprint}:{spell:.3f}",
         ):
             _route(alert, now)
         return
