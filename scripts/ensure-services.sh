@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Start Redis and PostgreSQL on loopback if they are not already answering (installing them if absent).
+# Install Prometheus and Alertmanager if their binaries are absent: the alerting tests start their own
+# instances on free ports, so the packages' own services (if the package starts them) are not used.
 set -euo pipefail
 
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -7,9 +9,18 @@ up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 need_install=()
 up 6379 || command -v redis-server >/dev/null || need_install+=(redis-server)
 up 5432 || command -v pg_ctlcluster >/dev/null || need_install+=(postgresql)
-if ((${#need_install[@]})); then
-  echo "installing ${need_install[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null
+need_bare=()  # without their recommends (node exporter, SNMP, smartmontools...): the tests need none
+command -v prometheus >/dev/null || need_bare+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need_bare+=(prometheus-alertmanager)
+if ((${#need_install[@]} + ${#need_bare[@]})); then
+  echo "installing ${need_install[*]} ${need_bare[*]}"
+  apt-get update -qq
+  if ((${#need_install[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null
+  fi
+  if ((${#need_bare[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_bare[@]}" >/dev/null
+  fi
 fi
 
 if ! up 6379; then

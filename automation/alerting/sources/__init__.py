@@ -1,0 +1,1 @@
+"""Metric sources: where rules read their series (each module one kind of source)."""
