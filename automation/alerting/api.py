@@ -3,7 +3,6 @@ silences, the alerting document, and the notification log ("why was I (not) page
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -96,27 +95,14 @@ def silence_json(silence: Any) -> dict[str, Any]:
 @api_view
 def metrics_push(request: HttpRequest) -> HttpResponse:
     """Samples in the Prometheus text exposition format, or JSON ({"samples": [...]})."""
-    from automation.alerting.exposition import parse_json, parse_text
-    from automation.alerting.services.samples import PushedSample, ingest
+    from automation.alerting.exposition import parse_pushed
+    from automation.alerting.services.samples import ingest
 
     try:
         raw = _raw_body(request)
     except BadRequest as exc:
         return _error(exc.status, str(exc))
-    now = time.time()
-    if request.content_type == "application/json":
-        try:
-            document = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return _error(400, f"malformed JSON body: {str(exc)[:200]}")
-        parsed = parse_json(document, now=now)
-    else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return _error(400, "the body is not UTF-8 text (Prometheus text exposition format)")
-        parsed = parse_text(text, now=now)
-    stored = ingest(PushedSample(s.metric, dict(s.labels), s.value, s.at) for s in parsed)
+    stored = ingest(parse_pushed(raw, request.content_type or "", now=time.time()))
     return JsonResponse({"accepted": stored}, status=202)
 
 

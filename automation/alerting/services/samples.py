@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import transaction
 
+from automation.alerting.exposition import PushedSample
 from automation.alerting.matchers import digest
 from automation.models import MetricSample, MetricSeries
 
 BATCH = 5000
-
-
-@dataclass(frozen=True)
-class PushedSample:
-    metric: str
-    labels: dict[str, str]
-    value: float
-    at: float
 
 
 def series_fingerprint(metric: str, labels: dict[str, str]) -> str:
