@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "********"
 _SENSITIVE = re.compile(
-    r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key)", re.IGNORECASE
+    r"(pass(word)?|secret|token|api[_-]?key|routing[_-]?key|authorization|cookie|credential|private[_-]?key)",
+    re.IGNORECASE,
 )
 
 
@@ -29,3 +30,12 @@ def mask(value: Any, *, secret_names: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list):
         return [mask(item) for item in value]
     return value
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of each (non-empty) secret replaced by the mask: for messages that
+    quote a peer's answer, which may echo what it was sent."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text

@@ -1,14 +1,20 @@
-"""Notification actions: `notification.webhook` posts a Slack-compatible JSON body."""
+"""Notification actions: a Slack-compatible webhook, and the alerting receivers (PagerDuty, an
+Alertmanager-shaped webhook, email). Each delivery is one step: the engine retries it and keeps its
+effect to one per run and step; the receivers' messages carry the step's key for them to deduplicate."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from automation.actions import ActionContext, action
+from automation.alerting.receivers.alertmanager import AlertmanagerWebhookParams
+from automation.alerting.receivers.email import EmailParams, compose, deliver
+from automation.alerting.receivers.pagerduty import PagerDutyParams, event_body, refusal_detail
 from automation.errors import ActionError
-from automation.outbound import is_retryable_status, send
+from automation.outbound import is_retryable_status, send, shown_url
 
 
 class WebhookParams(BaseModel):
@@ -42,4 +48,71 @@ def webhook(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
         "status_code": response.status_code,
         "host": params.url.host,
         "idempotency_key": ctx.idempotency_key,
+    }
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+@action("notification.pagerduty", params=PagerDutyParams, outputs=("status_code", "dedup_key", "host"))
+def pagerduty(ctx: ActionContext, params: PagerDutyParams) -> dict[str, Any]:
+    """Send a PagerDuty Events API v2 event (trigger, acknowledge, resolve), deduplicated by fingerprint."""
+    dedup_key = params.chosen_dedup_key(ctx.idempotency_key)
+    response = send(
+        ctx, "POST", str(params.url), json=event_body(params, dedup_key=dedup_key), timeout=params.timeout
+    )
+    answer = _json(response)
+    if not response.is_success:
+        detail = refusal_detail(answer, params)
+        raise ActionError(
+            f"PagerDuty {shown_url(str(params.url))} answered {response.status_code}"
+            + (f": {detail}" if detail else ""),
+            retryable=is_retryable_status(response.status_code),
+        )
+    answered = answer.get("dedup_key") if isinstance(answer, dict) else None
+    return {
+        "status_code": response.status_code,
+        "dedup_key": answered if isinstance(answered, str) and answered else dedup_key,
+        "host": params.url.host,
+    }
+
+
+@action(
+    "notification.alertmanager_webhook",
+    params=AlertmanagerWebhookParams,
+    outputs=("status_code", "host", "group_key", "alerts", "idempotency_key"),
+)
+def alertmanager_webhook(ctx: ActionContext, params: AlertmanagerWebhookParams) -> dict[str, Any]:
+    """POST a group of alerts as Alertmanager's webhook does (payload version 4) to any receiver of it."""
+    url = str(params.url)
+    headers = params.sent_headers()
+    response = send(ctx, "POST", url, headers=headers, json=params.payload(), timeout=params.timeout)
+    if not response.is_success:
+        raise ActionError(
+            f"webhook {shown_url(url)} answered {response.status_code}",
+            retryable=is_retryable_status(response.status_code),
+        )
+    return {
+        "status_code": response.status_code,
+        "host": params.url.host,
+        "group_key": params.group_key,
+        "alerts": len(params.alerts),
+        "idempotency_key": ctx.idempotency_key,
+    }
+
+
+@action("notification.email", params=EmailParams, outputs=("message_id", "accepted", "refused", "host"))
+def email(ctx: ActionContext, params: EmailParams) -> dict[str, Any]:
+    """Send an email over SMTP (plain, STARTTLS or TLS); its Message-ID comes from the step's key."""
+    message = compose(params, idempotency_key=ctx.idempotency_key)
+    delivery = deliver(params, message)
+    return {
+        "message_id": message["Message-ID"],
+        "accepted": delivery.accepted,
+        "refused": delivery.refused,
+        "host": params.host,
     }

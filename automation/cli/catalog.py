@@ -7,8 +7,9 @@ import types
 import typing
 from typing import Any
 
-from pydantic import BaseModel, HttpUrl
+from pydantic import AwareDatetime, BaseModel, HttpUrl, SecretStr
 from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 
 from automation.discovery import task_modules
 
@@ -19,6 +20,8 @@ _NAMES: dict[Any, str] = {
     bool: "boolean",
     type(None): "null",
     HttpUrl: "URL",
+    SecretStr: "secret string",
+    AwareDatetime: "date-time with zone",
     typing.Any: "any",
 }
 
@@ -29,6 +32,11 @@ def type_name(annotation: Any) -> str:
         return _NAMES[annotation]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = (field.alias or name for name, field in annotation.model_fields.items())
+        return f"object ({', '.join(fields)})"
     if origin is typing.Literal:
         return "one of " + ", ".join(f"`{value}`" for value in args)
     if origin in (typing.Union, types.UnionType):
@@ -44,7 +52,7 @@ def _default(field: FieldInfo) -> str:
     value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
     if isinstance(value, list) and len(value) > 4:
         return f"`[{json.dumps(value[0])}, …, {json.dumps(value[-1])}]`"
-    return f"`{json.dumps(value)}`"
+    return f"`{json.dumps(to_jsonable_python(value))}`"
 
 
 def parameters(params: type[BaseModel]) -> list[str]:
