@@ -13,6 +13,8 @@ from typing import Any
 
 from automation.alerting.choices import AlertState
 from automation.alerting.definitions import ReceiverDefinition
+from automation.alerting.receivers.alertmanager import NOT_ENDED, common, rfc3339
+from automation.alerting.receivers.pagerduty import PAGERDUTY_SEVERITY
 from automation.choices import AlertSeverity
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
 
@@ -21,29 +23,33 @@ LOG_RECEIVER = "log"
 #: Receiver kind -> (action type, parameters taken from the notification input).
 _DELIVERY: dict[str, tuple[str, dict[str, Any]]] = {
     "slack": ("notification.webhook", {"text": "${notification.text}"}),
-    "webhook": ("notification.alertmanager_webhook", {"payload": "${notification.payload}"}),
+    "webhook": (
+        "notification.alertmanager_webhook",
+        {
+            "receiver": "${notification.payload.receiver}",
+            "status": "${notification.payload.status}",
+            "alerts": "${notification.payload.alerts}",
+            "groupLabels": "${notification.payload.groupLabels}",
+            "groupKey": "${notification.payload.groupKey}",
+            "commonLabels": "${notification.payload.commonLabels}",
+            "commonAnnotations": "${notification.payload.commonAnnotations}",
+        },
+    ),
     "pagerduty": (
         "notification.pagerduty",
         {
             "event_action": "${notification.pagerduty_action}",
             "dedup_key": "${notification.group_key}",
-            "summary": "${notification.summary}",
-            "severity": "${notification.pagerduty_severity}",
-            "source": "${notification.source}",
-            "custom_details": "${notification.details}",
+            "payload": {
+                "summary": "${notification.summary}",
+                "severity": "${notification.pagerduty_severity}",
+                "source": "${notification.source}",
+                "custom_details": "${notification.details}",
+            },
         },
     ),
     "email": ("notification.email", {"subject": "${notification.summary}", "text": "${notification.text}"}),
 }
-
-_PAGERDUTY_SEVERITY = {
-    AlertSeverity.CRITICAL.value: "critical",
-    AlertSeverity.HIGH.value: "error",
-    AlertSeverity.MEDIUM.value: "warning",
-    AlertSeverity.LOW.value: "info",
-    AlertSeverity.INFO.value: "info",
-}
-
 
 def receiver_workflow_name(receiver: str) -> str:
     return f"receiver.{receiver}"
@@ -64,14 +70,7 @@ def receiver_workflow(receiver: ReceiverDefinition) -> WorkflowDefinition:
 
 
 def _iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else "0001-01-01T00:00:00Z"
-
-
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    first = maps[0]
-    return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
+    return rfc3339(value) if value else rfc3339(NOT_ENDED)
 
 
 def notification_content(group: Any, alerts: list[Any], sequence: int) -> dict[str, Any]:
@@ -87,8 +86,8 @@ def notification_content(group: Any, alerts: list[Any], sequence: int) -> dict[s
         "status": status,
         "receiver": group.receiver,
         "groupLabels": dict(group.group_labels),
-        "commonLabels": _common(labels),
-        "commonAnnotations": _common([dict(a.annotations) for a in alerts]),
+        "commonLabels": common(labels),
+        "commonAnnotations": common([dict(a.annotations) for a in alerts]),
         "externalURL": "",
         "alerts": [
             {
@@ -123,7 +122,7 @@ def notification_content(group: Any, alerts: list[Any], sequence: int) -> dict[s
         "sequence": sequence,
         "source": "automation",
         "pagerduty_action": "trigger" if firing else "resolve",
-        "pagerduty_severity": _PAGERDUTY_SEVERITY.get(worst, "warning"),
+        "pagerduty_severity": PAGERDUTY_SEVERITY.get(worst, "warning"),
         "details": {"alerts": len(alerts), "firing": len(firing), "group": dict(group.group_labels)},
     }
 
