@@ -25,7 +25,15 @@ CPU = Selector("cpu_usage")
 
 
 def test_public_names_are_pinned() -> None:
-    assert rules.__all__ == ["Rule", "parse_rule"]
+    assert rules.__all__ == [
+        "AnomalyScorer",
+        "ForecastAnomalyScorer",
+        "Outcome",
+        "Rule",
+        "anomaly_score_01",
+        "evaluate",
+        "parse_rule",
+    ]
 
 
 def test_the_product_example() -> None:

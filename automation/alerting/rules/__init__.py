@@ -40,7 +40,18 @@ Semantics (all judged from the samples, never from memory of earlier evaluations
 
 from __future__ import annotations
 
+from automation.alerting.rules.anomaly import ForecastAnomalyScorer, anomaly_score_01
 from automation.alerting.rules.ast import Rule
+from automation.alerting.rules.evaluate import Outcome, evaluate
 from automation.alerting.rules.parser import parse_rule
+from automation.alerting.rules.values import AnomalyScorer
 
-__all__ = ["Rule", "parse_rule"]
+__all__ = [
+    "AnomalyScorer",
+    "ForecastAnomalyScorer",
+    "Outcome",
+    "Rule",
+    "anomaly_score_01",
+    "evaluate",
+    "parse_rule",
+]
