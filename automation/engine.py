@@ -162,11 +162,24 @@ class AutomationEngine:
 
         return save_rule(alert_config).name
 
-    def evaluate_alerts(self, now: float | None = None) -> list[dict[str, Any]]:
-        """One evaluation tick of every enabled rule in this process (what Beat runs on workers)."""
+    def push_samples(self, metric: str, labels: dict[str, str], points: list[tuple[float, float]]) -> int:
+        """Store samples of one series in the engine's own metric store, as `POST /api/v1/metrics` does:
+        `points` are (epoch seconds, value). InvalidFieldsError naming the sample and field otherwise."""
+        from automation.alerting.exposition import parse_json
+        from automation.alerting.services.samples import ingest
+
+        document = {
+            "samples": [{"metric": metric, "labels": labels, "value": v, "timestamp": t} for t, v in points]
+        }
+        return ingest(parse_json(document, now=time.time()))
+
+    def evaluate_alerts(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """One evaluation tick of every enabled rule in this process (what Beat runs on workers), then
+        the due notifications: by rule name, the series seen, the alerts fired, resolved and pending, and
+        the remediation runs started."""
         from automation.alerting.services.ticks import evaluate_all
 
-        return evaluate_all(now)
+        return {report["rule"]: report for report in evaluate_all(now)}
 
     def get_run(self, run_id: Any) -> RunHandle:
         handle = RunHandle(run_id)

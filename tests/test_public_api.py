@@ -66,6 +66,7 @@ def restore_config(engine: Any) -> Any:
 def test_seed_examples_run_as_written() -> None:
     from automation import (
         ActionDefinition,
+        AlertSeverity,
         AutomationConfig,
         AutomationEngine,
         AutomationLevel,
@@ -107,6 +108,25 @@ def test_seed_examples_run_as_written() -> None:
     )
     engine.workflow_manager.register_workflow(workflow)
 
+    # --- Configuration d'Alertes Intelligentes ---
+    alert_config = {
+        "name": "high_cpu_usage",
+        "condition": "cpu_usage > 80 AND duration > 5m",
+        "severity": AlertSeverity.HIGH,
+        "actions": [
+            {
+                "type": "scale_infrastructure",
+                "parameters": {
+                    "service_name": "recommendation-engine",
+                    "scale_factor": 1.5,
+                    "max_instances": 20,
+                },
+            }
+        ],
+        "cooldown_period": 600,  # 10 minutes
+    }
+    engine.register_alert_workflow(alert_config)
+
     # --- Exemple 1: Automatisation de Déploiement ML ---
     ml_deployment_workflow = WorkflowDefinition(
         name="ml_model_deployment",
@@ -123,6 +143,15 @@ def test_seed_examples_run_as_written() -> None:
             )
         ],
     )
+
+    from automation.models import AlertRule
+
+    rule = AlertRule.objects.get(name="high_cpu_usage")
+    assert rule.severity == "high" and rule.document["condition"] == "cpu_usage > 80 AND duration > 5m"
+    assert rule.document["cooldown_period"] == 600
+    remediation = engine.workflow_manager.get_workflow("alert.high_cpu_usage")
+    assert remediation.actions[0].action_type == "infrastructure.scale_service"
+    assert remediation.actions[0].parameters["scale_factor"] == 1.5
 
     stored = engine.workflow_manager.get_workflow("service_restart_workflow")
     assert stored.priority is Priority.HIGH and stored.conditions == workflow.conditions

@@ -5,7 +5,8 @@
   blocks that start with `make` run in the repository as a fresh clone would (embedded: no database or
   broker URL). Every `curl` answer must match the `# STATUS {json}` comment under its command (`…` stands
   for any value), and every other `curl` call must succeed.
-- `python` blocks run in a fresh interpreter; `yaml` blocks must be valid definitions, and one marked
+- `python` blocks run in a fresh interpreter; `yaml` blocks must be valid definitions (workflows, or alert
+  rules under `rules:`), and one marked
   `<!-- file: NAME -->` is saved as NAME in the scratch directory for the blocks after it.
 - A block marked `<!-- not-run: reason -->` is skipped, and listed as skipped with its reason.
 - `text` blocks are illustrations. Two addresses are replaced, the only changes made: the API's
@@ -187,7 +188,17 @@ def _yaml_block(block: Block, scene: Scene) -> None:
     from automation.definitions.validation import validate_definition
 
     # Validation alone (nothing stored): the blocks that register definitions do so as a user would.
-    validate_definition(WorkflowDefinition.from_document(yaml.safe_load(block.text)))
+    document = yaml.safe_load(block.text)
+    if isinstance(document, dict) and "rules" in document:
+        from automation.alerting.definitions import RuleDefinition
+        from automation.alerting.rules import parse_rule
+
+        for i, raw in enumerate(document["rules"]):
+            rule = RuleDefinition.parse(raw, where=f"rules[{i}]")
+            if rule.condition is not None:
+                parse_rule(rule.condition)
+    else:
+        validate_definition(WorkflowDefinition.from_document(document))
     if block.marker and block.marker[0] == "file":
         (scene.workdir / block.marker[1]).write_text(block.text)
 

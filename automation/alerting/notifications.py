@@ -51,6 +51,7 @@ _DELIVERY: dict[str, tuple[str, dict[str, Any]]] = {
     "email": ("notification.email", {"subject": "${notification.summary}", "text": "${notification.text}"}),
 }
 
+
 def receiver_workflow_name(receiver: str) -> str:
     return f"receiver.{receiver}"
 

@@ -92,12 +92,12 @@ def test_the_seed_alert_scales_a_real_service_once(engine: Any, recommendation_e
         "cooldown_period": 600,  # 10 minutes
     }
     name = engine.register_alert_workflow(alert_config)
-    reports = {r["rule"]: r for r in engine.evaluate_alerts(now)}
+    reports = engine.evaluate_alerts(now)
     assert len(reports[name]["fired"]) == 1
     fingerprint = reports[name]["fired"][0]
     engine.evaluate_alerts(now + 15)  # still firing: no second run
     runs = runs_of(f"alert.{name}")
-    assert len(runs) == 1
+    assert len(runs) == 1 and reports[name]["runs"] == [str(runs[0].id)]
     run = engine.get_run(runs[0].id).wait(60)
     assert run.status == "succeeded", run.steps
     assert run.step("scale_infrastructure").output["replicas"] == 3  # round(2 * 1.5)

@@ -167,9 +167,13 @@ def smtp_failure(exc: BaseException, params: EmailParams) -> ActionError:
         retryable = 400 <= exc.smtp_code < 500
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
         replies = exc.recipients.values()
-        problem = "every recipient refused (" + "; ".join(
-            f"{address}: {_reply(code, text)}" for address, (code, text) in sorted(exc.recipients.items())
-        ) + ")"
+        problem = (
+            "every recipient refused ("
+            + "; ".join(
+                f"{address}: {_reply(code, text)}" for address, (code, text) in sorted(exc.recipients.items())
+            )
+            + ")"
+        )
         retryable = all(400 <= code < 500 for code, _ in replies)
     elif isinstance(exc, smtplib.SMTPResponseException):
         problem = f"{type(exc).__name__} ({_reply(exc.smtp_code, exc.smtp_error)})"

@@ -92,7 +92,8 @@ class PagerDutyParams(_Wire):
         action = info.data.get("event_action")
         if value is None and action in ("acknowledge", "resolve") and not info.data.get("fingerprint"):
             raise PydanticCustomError(
-                "dedup_key_missing", "{action} needs the trigger's dedup_key (or the alert's fingerprint)",
+                "dedup_key_missing",
+                "{action} needs the trigger's dedup_key (or the alert's fingerprint)",
                 {"action": action},
             )
         return value

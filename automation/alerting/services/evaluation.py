@@ -25,6 +25,8 @@ class EvaluationReport:
     fired: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    #: Remediation runs started by this evaluation.
+    runs: list[str] = field(default_factory=list)
 
 
 def alert_labels(definition: RuleDefinition, labels: dict[str, str]) -> dict[str, str]:
@@ -70,7 +72,9 @@ def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> Evaluati
             continue
         if transition.after == AlertState.FIRING:
             report.fired.append(fingerprint)
-            on_fired(transition.alert, now, definition)
+            run = on_fired(transition.alert, now, definition)
+            if run is not None:
+                report.runs.append(str(run.id))
         elif transition.after == AlertState.PENDING:
             report.pending.append(fingerprint)
     active = Alert.objects.filter(rule=rule, state__in=AlertState.ACTIVE).values_list(

@@ -61,7 +61,8 @@ def muted_by(alert: Alert, now: float) -> tuple[str, str] | None:
     return None
 
 
-def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> None:
+def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> Any:
+    """Run the pipeline for an alert that just fired; returns the remediation run it started, if any."""
     key = firing_key(alert)
     if alert.flapping:
         # Held while it flaps; notified once per flapping spell (its group carries it).
@@ -75,14 +76,14 @@ def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> None:
             once_key=f"flapping-spell:{alert.fingerprint}:{spell:.3f}",
         ):
             _route(alert, now)
-        return
+        return None
     muted = muted_by(alert, now)
     if muted is not None:
         log(alert, muted[0], now, detail=muted[1], once_key=f"{muted[0]}:{key}")
-        return
-    if rule is not None:
-        remediate(alert, now, rule)
+        return None
+    run = remediate(alert, now, rule) if rule is not None else None
     _route(alert, now)
+    return run
 
 
 def on_resolved(alert: Alert, now: float) -> None:
