@@ -37,6 +37,11 @@ _embedded_db = f"sqlite:///{STATE_DIR / 'automation.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _embedded_db, conn_max_age=600)
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded store has a worker thread beside the caller: a transaction that reads, then writes
+    # (a row lock, then the update) must take the write lock at its start, or SQLite refuses the upgrade
+    # at once ("database is locked") instead of waiting.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 
 # --- Celery (read through config_from_object with the CELERY namespace) ---
 BROKER_URL = os.environ.get("AUTOMATION_BROKER_URL", "")

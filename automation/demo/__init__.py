@@ -27,8 +27,11 @@ def _free_port() -> int:
 class _ChatSink(BaseHTTPRequestHandler):
     """Stands in for a Slack incoming webhook: prints the message it receives."""
 
+    received: list[str] = []
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        _ChatSink.received.append(str(body.get("text")))
         click.echo(f"  [chat] {body.get('text')}  (Idempotency-Key {self.headers.get('Idempotency-Key')})")
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -113,10 +116,29 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, start_new_session=True)
 
 
+def _alerting_part(engine: Any, chat_url: str) -> int:
+    import time
+
+    from automation.cli.follow import follow
+    from automation.demo.alerting import apply_demo_rules, run_alerting_demo
+
+    apply_demo_rules(chat_url)
+    if run_alerting_demo(engine, lambda run_id: follow(run_id, timeout=120)) != 0:
+        return 1
+    deadline = time.monotonic() + 60
+    while not any("[FIRING:2]" in text for text in _ChatSink.received):
+        if time.monotonic() > deadline:
+            click.echo("the grouped notification did not arrive")
+            return 1
+        time.sleep(0.1)
+    click.echo("one chat message for the group of two alerts; the alert started the restart workflow once")
+    return 0
+
+
 def run_demo(*, services_file: Path | None = None) -> int:
     from django.conf import settings
 
-    from automation import AutomationConfig, AutomationEngine
+    from automation import AutomationConfig, AutomationEngine, AutomationLevel
     from automation.cli.follow import follow
     from automation.providers import get_provider
 
@@ -154,7 +176,9 @@ def run_demo(*, services_file: Path | None = None) -> int:
         service = provider.status("spotify-api")
         health_url = f"http://127.0.0.1:{service['replicas'][0]['port']}/health"
         click.echo(f"service spotify-api running, pid {started['pids'][0]} at {health_url}")
-        engine = AutomationEngine(AutomationConfig(timeout_seconds=60, retry_attempts=2))
+        engine = AutomationEngine(
+            AutomationConfig(level=AutomationLevel.AUTONOMOUS, timeout_seconds=60, retry_attempts=2)
+        )
         version = engine.register_workflow(
             demo_workflow(health_url, f"http://127.0.0.1:{sink.server_port}/hook")
         )
@@ -168,7 +192,9 @@ def run_demo(*, services_file: Path | None = None) -> int:
             return 1
         old, new = run.step("probe").output["json"]["pid"], run.step("restart_service").output["pid"]
         click.echo(f"spotify-api was restarted for real: pid {old} -> {new}")
-        return 0 if old != new else 1
+        if old == new:
+            return 1
+        return _alerting_part(engine, f"http://127.0.0.1:{sink.server_port}/hook")
     finally:
         if worker is not None:
             worker.terminate()

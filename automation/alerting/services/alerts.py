@@ -213,3 +213,14 @@ def record_run(alert: Alert, run_id: Any, now: float) -> None:
     Alert.objects.filter(pk=alert.pk).update(last_run_id=run_id, last_run_at=at(now))
     alert.last_run_id = run_id
     alert.last_run_at = at(now)
+
+
+def forget(names: list[str]) -> int:
+    """Delete the alerts of these names, their log and group memberships (a demo starting over, an
+    operator retiring a rule's history); returns how many alerts."""
+    from automation.alerting.services.groups import reset_empty_groups
+
+    found = list(Alert.objects.filter(name__in=names).values_list("pk", flat=True))
+    Alert.objects.filter(pk__in=found).delete()
+    reset_empty_groups()
+    return len(found)

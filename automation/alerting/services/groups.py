@@ -123,6 +123,7 @@ def flush(group: AlertGroup, now: float) -> Any:
         done = [a.pk for a in group.alerts.all() if a.state != AlertState.FIRING]
         if done:
             group.alerts.remove(*done)
+            reset_empty_groups([group.pk])
     return run
 
 
@@ -143,6 +144,17 @@ def _deliver(group: AlertGroup, alerts: list[Alert], sequence: int, now: float) 
             log(alert, Decision.DELIVERY_FAILED, now, receiver=group.receiver, detail=str(exc))
         return None
     return run
+
+
+def reset_empty_groups(keys: list[int] | None = None) -> int:
+    """A group left without alerts starts over (as Alertmanager drops it): the next alert waits
+    `group_wait` again. Its sequence is kept, so notification keys stay unique."""
+    empty = AlertGroup.objects.filter(alerts__isnull=True)
+    if keys is not None:
+        empty = empty.filter(pk__in=keys)
+    return AlertGroup.objects.filter(pk__in=list(empty.values_list("pk", flat=True))).update(
+        last_notified_at=None, last_digest="", waiting_since=None
+    )
 
 
 def flush_all(now: float) -> int:
