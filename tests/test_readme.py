@@ -236,6 +236,7 @@ def _bash_block(block: Block, scene: Scene) -> None:
         out = _run(["bash", "-c", _PRELUDE + block.text], cwd=ROOT, env=env)
         if block.text.startswith("make demo"):
             assert "was restarted for real" in out, out
+            assert "one chat message for the group of two alerts" in out, out
         return
     script = scene.workdir / f"block-{block.line}.sh"
     script.write_text(_PRELUDE + scene.substituted(block.text))
