@@ -24,6 +24,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(20)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait(10)
 
 
 def test_beat_merges_the_static_schedule_at_the_applied_monitoring_interval(engine: Any) -> None:
