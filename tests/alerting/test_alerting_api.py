@@ -484,3 +484,21 @@ def test_a_bad_webhook_payload_is_422_naming_the_field_and_stores_no_alert(
     before = Alert.objects.count()
     assert field in fields(client.post("/api/v1/alerts/alertmanager", json=payload))
     assert Alert.objects.count() == before
+
+
+def test_a_backfilled_push_does_not_let_retention_drop_newer_samples(client: httpx.Client) -> None:
+    from automation.alerting.push import PushSource
+    from automation.alerting.series import Selector
+    from automation.alerting.services.samples import purge
+
+    metric, other = f"api_backfill_{uuid.uuid4().hex[:8]}", f"api_gone_{uuid.uuid4().hex[:8]}"
+    now = time.time()
+    recent, old = int((now - 60) * 1000), int((now - 3 * 86_400) * 1000)
+    first = client.post("/api/v1/metrics", content=f"{metric} 1 {recent}\n{other} 5 {old}\n")
+    assert first.status_code == 202
+    # A late push of an old sample: the series' newest push is now older than the retention.
+    assert client.post("/api/v1/metrics", content=f"{metric} 0 {old}\n").status_code == 202
+    purge(now - 2 * 86_400)
+    kept = PushSource().select(Selector(metric), now - 4 * 86_400, now)
+    assert [[(s.at, s.value) for s in series.samples] for series in kept] == [[(recent / 1000, 1.0)]]
+    assert PushSource().select(Selector(other), now - 4 * 86_400, now) == []
