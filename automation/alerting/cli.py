@@ -12,6 +12,7 @@ from typing import Any
 import click
 import yaml
 
+from automation.alerting.choices import AlertState
 from automation.errors import AutomationError, InvalidFieldsError, NotFoundError, StateError
 
 
@@ -107,7 +108,7 @@ def alerts() -> None:
 
 
 @alerts.command("list")
-@click.option("--state", type=click.Choice(["inactive", "pending", "firing", "resolved"]))
+@click.option("--state", type=click.Choice(AlertState.ALL))
 def alerts_list(state: str | None) -> None:
     from automation.models import Alert
 

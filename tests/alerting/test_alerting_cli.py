@@ -119,6 +119,9 @@ def test_why_tells_the_decisions_about_an_alert(engine: Any) -> None:
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(name) and shown.stdout.splitlines()[0].endswith(" is firing")
     assert [line.split()[1] for line in shown.stdout.splitlines()[1:3]] == ["fired", "held"]
+    listed = cli("alerts", "list", "--state", "firing").stdout.splitlines()
+    assert any(line.startswith(f"{fingerprint}  firing") and name in line for line in listed)
+    assert cli("alerts", "list", "--state", "burning").returncode == 2
     answer = json.loads(cli("alerts", "why", fingerprint, "--json").stdout)
     assert answer["alert"]["state"] == "firing"
     assert "deduplicated" in [entry["decision"] for entry in answer["log"]]
