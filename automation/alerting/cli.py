@@ -12,6 +12,7 @@ from typing import Any
 import click
 import yaml
 
+from automation.alerting.choices import AlertState
 from automation.errors import AutomationError, InvalidFieldsError, NotFoundError, StateError
 
 
@@ -107,7 +108,7 @@ def alerts() -> None:
 
 
 @alerts.command("list")
-@click.option("--state", type=click.Choice(["inactive", "pending", "firing", "resolved"]))
+@click.option("--state", type=click.Choice(AlertState.ALL))
 def alerts_list(state: str | None) -> None:
     from automation.models import Alert
 
@@ -124,15 +125,16 @@ def alerts_list(state: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def alerts_why(fingerprint: str, as_json: bool) -> None:
     """Why was I (not) paged? Every decision about this alert, oldest first."""
-    from automation.alerting.api import alert_json, log_json
+    from automation.alerting.serializers import alert_log_json
     from automation.models import Alert
 
-    alert = Alert.objects.filter(fingerprint=fingerprint[:40]).first()
+    alert = Alert.objects.filter(fingerprint=fingerprint).first()
     if alert is None:
         raise InputProblem(f"alert {fingerprint[:40]} does not exist")
-    entries = [log_json(e) for e in alert.log.all()]
+    answer = alert_log_json(alert)
+    entries = answer["log"]
     if as_json:
-        click.echo(json.dumps({"alert": alert_json(alert), "log": entries}, indent=2))
+        click.echo(json.dumps(answer, indent=2))
         return
     click.echo(f"{alert.name} {alert.labels} is {alert.state}")
     for e in entries:
@@ -193,11 +195,12 @@ def silences_add(
 
 @silences.command("list")
 def silences_list() -> None:
-    from automation.alerting.api import silence_json
+    from automation.alerting.serializers import silence_json
     from automation.models import Silence
 
+    now = time.time()
     for silence in Silence.objects.all()[:500]:
-        s = silence_json(silence)
+        s = silence_json(silence, now)
         matchers = ",".join(f'{m["name"]}{m["op"]}"{m["value"]}"' for m in s["matchers"])
         click.echo(
             f"{s['id']}  {s['state']:<8} until {s['ends_at']}  {matchers}"

@@ -7,10 +7,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from automation.alerting.choices import SourceKind
-from automation.alerting.matchers import MatcherError, parse_matchers
+from automation.alerting.matchers import MAX_MATCHER_LENGTH, MAX_MATCHERS, MatcherError, parse_matchers
 from automation.alerting.routing import Route, Timings
 from automation.alerting.series import Matcher
 from automation.choices import AlertSeverity
@@ -20,6 +28,10 @@ from automation.errors import DefinitionError
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[smhdw])+$")
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
+#: Routes nest no deeper (a route's path, `0.3.1`, names its notification groups).
+MAX_ROUTE_DEPTH = 20
+#: The built-in receiver: it only writes the notification log.
+LOG_RECEIVER = "log"
 
 #: Alert action types as the product's examples name them, and the action each one is.
 ACTION_ALIASES = {
@@ -45,7 +57,21 @@ def _seconds(value: Any) -> Any:
     raise ValueError("expected seconds or a duration like 5m")
 
 
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=366 * 86_400)]
+MAX_SECONDS = 366 * 86_400
+Seconds = Annotated[
+    float,
+    BeforeValidator(_seconds),
+    Field(ge=0, le=MAX_SECONDS),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ],
+            "description": "Seconds, or a duration such as 90s, 5m, 1h30m",
+        }
+    ),
+]
 
 
 def _matchers(value: Any) -> Any:
@@ -55,7 +81,39 @@ def _matchers(value: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
-Matchers = Annotated[tuple[Matcher, ...], BeforeValidator(_matchers)]
+_MATCHER_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": r'^[A-Za-z_][A-Za-z0-9_]*(=|!=|=~|!~)("([^"\\]|\\.)*"|[^"\s,{}]*)$',
+            "maxLength": MAX_MATCHER_LENGTH,
+            "description": 'name OP "value", OP one of = != =~ !~',
+        },
+        {
+            "type": "object",
+            "description": "as stored and answered",
+            "properties": {
+                "name": {"type": "string"},
+                "op": {"enum": ["=", "!=", "=~", "!~"]},
+                "value": {"type": "string"},
+            },
+            "required": ["name", "op", "value"],
+            "additionalProperties": False,
+        },
+    ]
+}
+MATCHERS_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "items": _MATCHER_SCHEMA, "maxItems": MAX_MATCHERS},
+        {
+            "type": "object",
+            "description": "label name to value: equality matchers",
+            "additionalProperties": {"type": "string"},
+            "maxProperties": MAX_MATCHERS,
+        },
+    ]
+}
+Matchers = Annotated[tuple[Matcher, ...], BeforeValidator(_matchers), WithJsonSchema(MATCHERS_SCHEMA)]
 
 
 class _Model(BaseModel):
@@ -213,34 +271,47 @@ class PrometheusSourceDefinition(_Model):
 
 
 class AlertingDocument(_Model):
-    route: RouteDefinition = Field(default_factory=lambda: RouteDefinition(receiver="log"))
+    route: RouteDefinition = Field(default_factory=lambda: RouteDefinition(receiver=LOG_RECEIVER))
     receivers: list[ReceiverDefinition] = Field(default_factory=list)
     inhibit_rules: list[InhibitRuleDefinition] = Field(default_factory=list)
     prometheus: PrometheusSourceDefinition | None = None
     #: Pushed samples older than this are dropped.
     retention: Seconds = Field(default=48 * 3600.0, gt=0)
 
-    @model_validator(mode="after")
-    def _receivers_known(self) -> AlertingDocument:
-        known = {r.name for r in self.receivers} | {"log"}
-        for path, receiver in _route_receivers(self.route, "route"):
-            if receiver not in known:
-                raise ValueError(
-                    f"{path}.receiver: unknown receiver '{receiver}' (known: {', '.join(sorted(known))})"
-                )
-        names = [r.name for r in self.receivers]
-        if len(set(names)) != len(names):
-            raise ValueError("receivers: names must be unique")
-        return self
-
     @staticmethod
     def parse(document: Any) -> AlertingDocument:
         if not isinstance(document, dict):
             raise DefinitionError([("alerting", "expected a mapping")])
         try:
-            return AlertingDocument.model_validate(document)
+            parsed = AlertingDocument.model_validate(document)
         except ValidationError as exc:
             raise definition_error(exc) from None
+        problems = parsed.problems()
+        if problems:
+            raise DefinitionError(problems)
+        return parsed
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What the shapes do not say: every route's receiver exists (the root route names one), and
+        receiver names are unique. Checked here, not in a model validator, so each names its field."""
+        known = {r.name for r in self.receivers} | {LOG_RECEIVER}
+        found: list[tuple[str, str]] = []
+        if _route_depth(self.route) > MAX_ROUTE_DEPTH:
+            return [("route", f"routes nest at most {MAX_ROUTE_DEPTH} deep")]
+        if not self.route.receiver:
+            found.append(("route.receiver", "the root route needs a receiver (every alert reaches it)"))
+        for path, receiver in _route_receivers(self.route, "route"):
+            if receiver not in known:
+                found.append(
+                    (f"{path}.receiver", f"unknown receiver '{receiver}' (known: {', '.join(sorted(known))})")
+                )
+        names = [r.name for r in self.receivers]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                found.append((f"receivers[{i}].name", f"a second receiver named '{name}'"))
+            elif name == LOG_RECEIVER:
+                found.append((f"receivers[{i}].name", f"'{LOG_RECEIVER}' is the built-in receiver"))
+        return found
 
     def receiver(self, name: str) -> ReceiverDefinition | None:
         return next((r for r in self.receivers if r.name == name), None)
@@ -251,3 +322,7 @@ def _route_receivers(route: RouteDefinition, path: str) -> list[tuple[str, str]]
     for i, child in enumerate(route.routes):
         found.extend(_route_receivers(child, f"{path}.routes[{i}]"))
     return found
+
+
+def _route_depth(route: RouteDefinition) -> int:
+    return 1 + max((_route_depth(child) for child in route.routes), default=0)

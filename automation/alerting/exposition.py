@@ -8,6 +8,7 @@ each naming its place (`line 7`, `samples[3].value`), in one `InvalidFieldsError
 - a metric name not matching `[a-zA-Z_:][a-zA-Z0-9_:]*`, a label name not matching `[a-zA-Z_][a-zA-Z0-9_]*`
   or starting with `__` (reserved, as in Prometheus), names over `MAX_NAME_LENGTH` characters, label
   values over `MAX_LABEL_VALUE_LENGTH`, more than `MAX_LABELS` labels, a label given twice;
+- a label value holding a NUL character or a lone surrogate (no database stores them);
 - a value that is not a finite number. One exception: in the text format a NaN sample is skipped, not
   refused, since that format uses NaN for "no value yet" (a Go client's summary quantile before any
   observation), and refusing it would refuse most real expositions;
@@ -248,7 +249,7 @@ def parse_json(document: str | bytes | Mapping[str, Any], *, now: float) -> list
     if isinstance(document, str | bytes):
         try:
             document = json.loads(document)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidFieldsError([("body", f"not JSON: {exc}")]) from None
     if not isinstance(document, Mapping):
         raise InvalidFieldsError([("body", 'must be an object: {"samples": [...]}')])
@@ -383,10 +384,21 @@ def _check_label(name: str, value: str, labels: Mapping[str, str]) -> None:
         raise _Refused(
             f"label {name}: value is {len(value)} characters long; at most {MAX_LABEL_VALUE_LENGTH}"
         )
+    if "\x00" in value or _not_unicode(value):
+        raise _Refused(f"label {name}: the value holds a NUL character or is not Unicode text")
     if name in labels:
         raise _Refused(f"label {name} given twice")
     if len(labels) >= MAX_LABELS:
         raise _Refused(f"more than {MAX_LABELS} labels")
+
+
+def _not_unicode(text: str) -> bool:
+    """A lone surrogate (JSON's "\\ud800"): not text PostgreSQL can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _time_problem(at: float, now: float) -> str | None:

@@ -20,11 +20,19 @@ _MATCHER = re.compile(
 )
 
 
+#: Matchers in one list, and the length of one as text: a matcher names a label, it holds no document.
+MAX_MATCHERS = 64
+MAX_MATCHER_LENGTH = 2048
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class MatcherError(ValueError):
     """A matcher does not follow `name OP "value"`; the message says what is wrong."""
 
 
 def parse_matcher(text: str) -> Matcher:
+    if len(text) > MAX_MATCHER_LENGTH:
+        raise MatcherError(f"a matcher is {len(text)} characters long; at most {MAX_MATCHER_LENGTH}")
     found = _MATCHER.match(text)
     if not found:
         raise MatcherError(f"'{text}' is not a matcher: expected name=\"value\" (operators = != =~ !~)")
@@ -34,28 +42,50 @@ def parse_matcher(text: str) -> Matcher:
     if op in ("=~", "!~"):
         try:
             re.compile(value)
-        except re.error as exc:
-            raise MatcherError(f"'{text}': bad regular expression ({exc})") from None
+        except (re.error, OverflowError, RecursionError) as exc:
+            # OverflowError: a repetition count past the engine's bound (`a{99999999999}`).
+            raise MatcherError(f"'{text[:100]}': bad regular expression ({exc})") from None
     return Matcher(found.group("name"), op, value)
 
 
 def parse_matchers(value: Any) -> tuple[Matcher, ...]:
     """A list of matcher strings, or a mapping of label to value (equality), into matchers."""
     if isinstance(value, Mapping):
-        return tuple(Matcher(str(k), "=", str(v)) for k, v in value.items())
+        if len(value) > MAX_MATCHERS:
+            raise MatcherError(f"{len(value)} matchers; at most {MAX_MATCHERS}")
+        return tuple(_equal(k, v) for k, v in value.items())
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         raise MatcherError("expected a list of matchers like 'severity=\"critical\"' or a mapping of labels")
+    if len(value) > MAX_MATCHERS:
+        raise MatcherError(f"{len(value)} matchers; at most {MAX_MATCHERS}")
     return tuple(_one(item) for item in value)
+
+
+def _equal(name: Any, value: Any) -> Matcher:
+    """`{label: value}`: an equality matcher, the label a label name and the value a string."""
+    if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
+        raise MatcherError(f"{str(name)[:100]!r} is not a label name ([A-Za-z_][A-Za-z0-9_]*)")
+    if not isinstance(value, str):
+        raise MatcherError(f"the value of {name} must be a string")
+    if len(value) > MAX_MATCHER_LENGTH:
+        raise MatcherError(
+            f"the value of {name} is {len(value)} characters long; at most {MAX_MATCHER_LENGTH}"
+        )
+    return Matcher(name, "=", value)
 
 
 def _one(item: Any) -> Matcher:
     if isinstance(item, Matcher):
         return item
     if isinstance(item, Mapping) and set(item) == {"name", "op", "value"}:  # as stored
-        return parse_matcher(f'{item["name"]}{item["op"]}"{_quote(str(item["value"]))}"')
-    return parse_matcher(str(item))
+        if not all(isinstance(item[key], str) for key in ("name", "op", "value")):
+            raise MatcherError("a matcher's name, op and value are strings")
+        return parse_matcher(f'{item["name"]}{item["op"]}"{_quote(item["value"])}"')
+    if not isinstance(item, str):
+        raise MatcherError(f"a matcher is a string like 'severity=\"critical\"', not {type(item).__name__}")
+    return parse_matcher(item)
 
 
 def _quote(value: str) -> str:

@@ -3,7 +3,7 @@
 taken from the run's `notification` input (built here from a group's alerts). A delivery is thus an engine
 step: retried, once per run and step, with an Idempotency-Key (or Message-ID) of its own.
 
-`log` is the built-in receiver that only writes the notification log.
+`log` (definitions.LOG_RECEIVER) is the built-in receiver that only writes the notification log.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from automation.alerting.receivers.alertmanager import NOT_ENDED, common, rfc333
 from automation.alerting.receivers.pagerduty import PAGERDUTY_SEVERITY
 from automation.choices import AlertSeverity
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
-
-LOG_RECEIVER = "log"
 
 #: Receiver kind -> (action type, parameters taken from the notification input).
 _DELIVERY: dict[str, tuple[str, dict[str, Any]]] = {

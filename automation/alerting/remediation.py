@@ -9,12 +9,14 @@ severity, starts_at}), so parameters may say `${alert.labels.service}` or `${ale
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from automation.alerting.definitions import RuleDefinition
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
 
 APPROVAL_STEP = "approve"
+_STEP_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
 
 
 def direct_name(rule: str) -> str:
@@ -42,7 +44,11 @@ def _steps(rule: RuleDefinition, *, after: str | None) -> list[ActionDefinition]
     steps: list[ActionDefinition] = []
     used: set[str] = {APPROVAL_STEP}
     for i, act in enumerate(rule.actions):
-        name = act.name or act.type.split(".")[-1]
+        # A step name from the type: `notification.webhook` -> `webhook` (anything a step name cannot
+        # hold becomes `_`, so a bad type is reported as a bad type, not as a bad step name).
+        name = act.name or _STEP_CHARS.sub("_", act.type.split(".")[-1])[:90] or "action"
+        if not name[0].isalpha() and name[0] != "_":
+            name = f"_{name}"[:90]
         if name in used:
             name = f"{name}_{i + 1}"
         used.add(name)

@@ -52,6 +52,8 @@ def api_view(view: View) -> View:
             if bad:
                 raise InvalidFieldsError(bad)
             return view(request, *args, **kwargs)
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
         except InvalidFieldsError as exc:
             return _error(422, "invalid input", exc.as_dicts())
         except NotFoundError as exc:
@@ -83,8 +85,8 @@ def _no_constants(text: str) -> Any:
     raise ValueError(f"{text} is not JSON")
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any]:
-    """The JSON object in the body ({} when empty); too large, malformed or unstorable input is refused."""
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body; BadRequest (413) when it is larger than MAX_BODY_BYTES."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -95,6 +97,14 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raw = request.body
     except RequestDataTooBig:
         raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413) from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+    return raw
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    """The JSON object in the body ({} when empty); too large, malformed or unstorable input is refused."""
+    raw = read_body(request)
     if not raw:
         return {}
     try:

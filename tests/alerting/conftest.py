@@ -67,8 +67,9 @@ def start_prometheus(exporter: Exporter) -> Iterator[Callable[..., PrometheusSer
 @pytest.fixture
 def alertmanager_server() -> Iterator[Callable[..., str]]:
     """`alertmanager_server(webhook_url, group_by=("alertname",), group_wait="1s", group_interval="1s",
-    repeat_interval="1h", send_resolved=True) -> base URL`: a real Alertmanager routing every alert to a
-    webhook at `webhook_url`; stopped after the test. Post alerts with `tests.alerting.peers.post_alerts`."""
+    repeat_interval="1h", send_resolved=True, bearer_token=None) -> base URL`: a real Alertmanager routing
+    every alert to a webhook at `webhook_url` (with `Authorization: Bearer <bearer_token>` when given);
+    stopped after the test. Post alerts with `tests.alerting.peers.post_alerts`."""
     started: list[AlertmanagerServer] = []
 
     def start(webhook_url: str, **options: Any) -> str:

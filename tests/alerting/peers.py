@@ -178,7 +178,7 @@ class PrometheusServer(ServerProcess):
 
 class AlertmanagerServer(ServerProcess):
     """The real Alertmanager on a free loopback port, clustering off, routing every alert to one webhook
-    receiver (`webhook`) at `webhook_url`."""
+    receiver (`webhook`) at `webhook_url`, sending `Authorization: Bearer <bearer_token>` when given."""
 
     def __init__(
         self,
@@ -189,9 +189,13 @@ class AlertmanagerServer(ServerProcess):
         group_interval: str = "1s",
         repeat_interval: str = "1h",
         send_resolved: bool = True,
+        bearer_token: str | None = None,
     ) -> None:
         binary = require_binary(ALERTMANAGER_BINARY)
         workdir = Path(tempfile.mkdtemp(prefix="alertmanager-test-"))
+        webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": send_resolved}
+        if bearer_token is not None:
+            webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": bearer_token}}
         config = {
             "route": {
                 "receiver": "webhook",
@@ -200,9 +204,7 @@ class AlertmanagerServer(ServerProcess):
                 "group_interval": group_interval,
                 "repeat_interval": repeat_interval,
             },
-            "receivers": [
-                {"name": "webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": send_resolved}]}
-            ],
+            "receivers": [{"name": "webhook", "webhook_configs": [webhook]}],
         }
         (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
@@ -224,3 +226,11 @@ def post_alerts(alertmanager_url: str, alerts: Sequence[Mapping[str, Any]]) -> N
     answer = httpx.post(f"{alertmanager_url}/api/v2/alerts", json=list(alerts), timeout=10)
     if answer.status_code != 200:
         raise AssertionError(f"alertmanager refused the alerts: {answer.status_code} {answer.text}")
+
+
+def alertmanager_alerts(alertmanager_url: str) -> list[dict[str, Any]]:
+    """The alerts Alertmanager holds now (its v2 API), each with its `fingerprint`, `labels`, `status`."""
+    answer = httpx.get(f"{alertmanager_url}/api/v2/alerts", timeout=10)
+    answer.raise_for_status()
+    found: list[dict[str, Any]] = answer.json()
+    return found

@@ -12,6 +12,7 @@ from automation.alerting.definitions import AlertingDocument, ReceiverDefinition
 from automation.alerting.notifications import receiver_workflow
 from automation.config import current_config
 from automation.definitions.registry import register_definition
+from automation.errors import DefinitionError
 from automation.models import AlertingConfig
 
 _CACHE_SECONDS = 5.0
@@ -35,8 +36,11 @@ def apply_document(raw: Any) -> AlertingDocument:
     global _cache
     document = AlertingDocument.parse(raw)
     with transaction.atomic():
-        for receiver in document.receivers:
-            register_receiver(receiver)
+        for index, receiver in enumerate(document.receivers):
+            try:
+                register_receiver(receiver)
+            except DefinitionError as exc:
+                raise DefinitionError(_receiver_errors(index, receiver, exc)) from None
         AlertingConfig.objects.update_or_create(
             pk=1, defaults={"document": document.model_dump(mode="json", by_alias=True, exclude_none=True)}
         )
@@ -46,3 +50,14 @@ def apply_document(raw: Any) -> AlertingDocument:
 
 def register_receiver(receiver: ReceiverDefinition) -> None:
     register_definition(receiver_workflow(receiver), current_config())
+
+
+def _receiver_errors(index: int, receiver: ReceiverDefinition, exc: DefinitionError) -> list[tuple[str, str]]:
+    """The delivery workflow's errors named as the document's fields: `actions[0].parameters.url` of
+    `receiver.team` is `receivers[2].slack.url`."""
+    where = f"receivers[{index}].{receiver.kind}"
+    step = "actions[0].parameters"
+    return [
+        (where + path.removeprefix(step) if path.startswith(step) else where, reason)
+        for path, reason in exc.errors
+    ]

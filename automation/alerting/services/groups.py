@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import F
 
 from automation.alerting.choices import AlertState, Decision
+from automation.alerting.definitions import LOG_RECEIVER
 from automation.alerting.matchers import digest
-from automation.alerting.notifications import LOG_RECEIVER, notification_content, receiver_workflow_name
+from automation.alerting.notifications import notification_content, receiver_workflow_name
 from automation.alerting.routing import Destination, Timings
 from automation.alerting.services.alerts import at, log
 from automation.alerting.services.config import current_document

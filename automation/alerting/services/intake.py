@@ -7,27 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
+from automation.alerting.payloads import ReceivedAlert, alert_name
 from automation.alerting.services.alerts import Observation, expire, log, observe
 from automation.alerting.services.pipeline import on_fired, on_resolved
 from automation.choices import AlertSeverity
 from automation.models import Alert, AlertRule
 
-
-@dataclass(frozen=True)
-class ReceivedAlert:
-    fingerprint: str
-    origin: str
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    firing: bool
-    starts_at: datetime
-    ends_at: datetime | None = None
-    value: float | None = None
+__all__ = ["ReceivedAlert", "Receipt", "receive"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +35,7 @@ def _severity(labels: Mapping[str, str]) -> str:
 
 
 def receive(received: ReceivedAlert, now: float) -> Receipt:
-    name = received.labels.get("alertname") or received.labels.get("name") or "event"
+    name = alert_name(received.labels)
     rule = AlertRule.objects.filter(name=name).first()
     definition = RuleDefinition.model_validate(rule.document) if rule is not None else None
     flap = FlapPolicy(definition.flap.changes, definition.flap.window) if definition else FlapPolicy()

@@ -10,7 +10,7 @@ from automation.alerting.definitions import RuleDefinition
 from automation.alerting.remediation import remediation_workflows
 from automation.config import current_config
 from automation.definitions.registry import register_definition
-from automation.errors import NotFoundError
+from automation.errors import DefinitionError, NotFoundError
 from automation.models import AlertRule
 
 
@@ -27,8 +27,11 @@ def save_rule(raw: RuleDefinition | dict[str, Any], *, where: str = "") -> Alert
     definition = raw if isinstance(raw, RuleDefinition) else RuleDefinition.parse(raw, where=where)
     _check_condition(definition, f"{where}.condition" if where else "condition")
     with transaction.atomic():
-        for workflow in remediation_workflows(definition):
-            register_definition(workflow, current_config())
+        try:
+            for workflow in remediation_workflows(definition):
+                register_definition(workflow, current_config())
+        except DefinitionError as exc:
+            raise DefinitionError(_rule_errors(exc, definition, where)) from None
         rule, _ = AlertRule.objects.update_or_create(
             name=definition.name,
             defaults={
@@ -41,13 +44,40 @@ def save_rule(raw: RuleDefinition | dict[str, Any], *, where: str = "") -> Alert
     return rule
 
 
+def _rule_errors(exc: DefinitionError, definition: RuleDefinition, where: str) -> list[tuple[str, str]]:
+    """A remediation workflow's errors named as the rule's fields. The direct workflow (registered first)
+    has the rule's actions in their order, so `actions[1].parameters.url` is the rule's own path; its
+    `action_type` is the rule's `type`. A workflow-calling rule's errors are its `workflow`'s."""
+    prefix = f"{where}." if where else ""
+    found = []
+    for path, reason in exc.errors:
+        if definition.workflow is not None or not path.startswith("actions["):
+            path = "workflow" if definition.workflow is not None else "actions"
+        elif path.endswith(".action_type"):
+            path = path.removesuffix(".action_type") + ".type"
+        found.append((prefix + path, reason))
+    return found
+
+
 def save_rules(raws: list[Any]) -> list[AlertRule]:
-    """Store several rules atomically: one bad rule stores none (its error names `rules[i]...`)."""
-    definitions = [RuleDefinition.parse(raw, where=f"rules[{i}]") for i, raw in enumerate(raws)]
-    for i, definition in enumerate(definitions):
-        _check_condition(definition, f"rules[{i}].condition")
+    """Store several rules atomically: one bad rule stores none. The errors of every rule are reported
+    together, each naming `rules[i]...`; a name given twice is refused."""
+    errors: list[tuple[str, str]] = []
+    definitions: list[RuleDefinition] = []
+    for i, raw in enumerate(raws):
+        try:
+            definition = RuleDefinition.parse(raw, where=f"rules[{i}]")
+            _check_condition(definition, f"rules[{i}].condition")
+        except DefinitionError as exc:
+            errors.extend(exc.errors)
+            continue
+        if any(d.name == definition.name for d in definitions):
+            errors.append((f"rules[{i}].name", f"a second rule named '{definition.name}'"))
+        definitions.append(definition)
+    if errors:
+        raise DefinitionError(errors)
     with transaction.atomic():
-        return [save_rule(d) for d in definitions]
+        return [save_rule(d, where=f"rules[{i}]") for i, d in enumerate(definitions)]
 
 
 def delete_rule(name: str) -> None:

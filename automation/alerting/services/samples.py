@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from automation.alerting.exposition import PushedSample
 from automation.alerting.matchers import digest
@@ -59,5 +60,8 @@ def purge(older_than: float) -> int:
     """Drop samples older than `older_than` (epoch s) and series left without any; returns samples dropped."""
     horizon = _at(older_than)
     dropped, _ = MetricSample.objects.filter(at__lt=horizon).delete()
-    MetricSeries.objects.filter(last_at__lt=horizon).delete()
+    # `last_at` is that of the newest sample of the last push, which may be a backfill older than what is
+    # stored: a series goes only when no sample of it is left (deleting it cascades to its samples).
+    left = MetricSample.objects.filter(series=OuterRef("pk"))
+    MetricSeries.objects.filter(last_at__lt=horizon).exclude(Exists(left)).delete()
     return dropped

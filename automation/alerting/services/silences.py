@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from automation.alerting.limits import MAX_COMMENT, MAX_CREATED_BY
 from automation.alerting.matchers import MatcherError, matcher_dicts, matchers_from_dicts, parse_matchers
 from automation.alerting.series import Matcher
 from automation.alerting.services.alerts import at
@@ -36,11 +37,11 @@ def create_silence(
         errors.append(("ends_at", "a silence lasts at most 366 days"))
     if ends_at <= now:
         errors.append(("ends_at", "is in the past"))
-    for name, text in (("created_by", created_by), ("comment", comment)):
+    for name, text, limit in (("created_by", created_by, MAX_CREATED_BY), ("comment", comment, MAX_COMMENT)):
         if not isinstance(text, str) or not text.strip():
-            errors.append((name, "is required"))
-        elif len(text) > 2000 or "\x00" in text:
-            errors.append((name, "must be at most 2000 characters, without NUL"))
+            errors.append((name, "is required: a non-empty string"))
+        elif len(text) > limit or "\x00" in text:
+            errors.append((name, f"must be at most {limit} characters, without NUL"))
     if errors:
         raise InvalidFieldsError(errors)
     silence = Silence.objects.create(
