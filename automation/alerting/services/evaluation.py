@@ -11,10 +11,11 @@ from automation.alerting.choices import AlertState, SourceKind
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.matchers import alert_fingerprint
-from automation.alerting.rules import evaluate, parse_rule
-from automation.alerting.series import MetricSource
+from automation.alerting.rules import Outcome, evaluate, parse_rule
+from automation.alerting.series import MetricSource, Series
 from automation.alerting.services.alerts import Observation, expire, observe
 from automation.alerting.services.pipeline import on_fired, on_resolved
+from automation.errors import SourceError
 from automation.models import Alert, AlertRule
 
 
@@ -41,9 +42,12 @@ def alert_labels(definition: RuleDefinition, labels: dict[str, str]) -> dict[str
 def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> EvaluationReport:
     definition = RuleDefinition.model_validate(rule.document)
     report = EvaluationReport(rule.name)
-    if definition.condition is None:
-        return report  # `expr` rules are read from Prometheus by evaluate_promql; handlers have no condition
-    outcomes = evaluate(parse_rule(definition.condition), source, now)
+    if definition.condition is not None:
+        outcomes = evaluate(parse_rule(definition.condition), source, now)
+    elif definition.expr is not None:
+        outcomes = promql_outcomes(source, definition.expr, definition.for_, now)
+    else:
+        return report  # a handler of received alerts: nothing to evaluate
     report.series = len(outcomes)
     flap = FlapPolicy(definition.flap.changes, definition.flap.window)
     seen: set[str] = set()
@@ -88,12 +92,55 @@ def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> Evaluati
     return report
 
 
+#: Resolution of the `for` check of a PromQL rule: the expression must have had a result at every step.
+PROMQL_STEP = 15.0
+
+
+def promql_outcomes(source: MetricSource, expr: str, for_: float, now: float) -> list[Outcome]:
+    """A raw PromQL rule on the Prometheus source: the series of `expr` at `now` hold; with `for`, only
+    those that had a result at every step of the last `for` seconds (a range query: judged from
+    Prometheus's data, as the rule language's duration is, not from this evaluator's memory)."""
+    query = getattr(source, "query", None)
+    query_range = getattr(source, "query_range", None)
+    if query is None or query_range is None:
+        raise SourceError(f"`expr` rules need the prometheus source, not {source.name}")
+    current = query(expr, now)
+    if not for_:
+        return [
+            Outcome(labels=_without_name(labels), value=value, holds=True, active_since=now)
+            for labels, value in current
+        ]
+    step = min(PROMQL_STEP, max(for_ / 4, 1.0))
+    history = {series.labels: series for series in query_range(expr, now - for_, now, step)}
+    outcomes = []
+    for labels, value in current:
+        plain = _without_name(labels)
+        series = history.get(tuple(sorted(plain.items())))
+        since = _held_since(series, now - for_, now, step) if series is not None else now
+        outcomes.append(Outcome(labels=plain, value=value, holds=since <= now - for_, active_since=since))
+    return outcomes
+
+
+def _without_name(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k != "__name__"}
+
+
+def _held_since(series: Series, start: float, end: float, step: float) -> float:
+    """The earliest evaluation step (`end`, `end - step`, ... back to `start`) from which the series has a
+    point at every step up to `end` (a range query's points fall on `start + k * step`)."""
+    present = {round((sample.at - start) / step) for sample in series.samples}
+    last = round((end - start) / step)
+    k = last
+    while k >= 0 and k in present:
+        k -= 1
+    return end if k == last else start + (k + 1) * step
+
+
 def rule_source(rule: AlertRule) -> MetricSource:
     """The source a rule reads, new for each tick (a push source caches per tick)."""
     if rule.source == SourceKind.PROMETHEUS:
         from automation.alerting.services.config import current_document
         from automation.alerting.sources.prometheus import PrometheusSource
-        from automation.errors import SourceError
 
         settings = current_document().prometheus
         if settings is None:

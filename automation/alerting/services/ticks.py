@@ -18,7 +18,13 @@ def evaluate_all(now: float | None = None, *, flush: bool = True) -> list[dict[s
     reports: list[dict[str, Any]] = []
     for rule in AlertRule.objects.filter(enabled=True).order_by("name"):
         try:
-            reports.append(asdict(evaluate_rule(rule, at, rule_source(rule))))
+            source = rule_source(rule)
+            try:
+                reports.append(asdict(evaluate_rule(rule, at, source)))
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
         except SourceError as exc:
             reports.append({"rule": rule.name, "error": str(exc)})
     if flush:
