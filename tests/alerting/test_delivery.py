@@ -97,3 +97,35 @@ def test_a_group_is_delivered_once_to_each_receiver(peer: Any, alerting_document
 
     for run in runs:
         assert "R0UTING-KEY-secret" not in str(run_json(run))
+
+
+def test_an_approved_gate_starts_the_named_workflow_once(engine: Any) -> None:
+    from automation import ActionDefinition, AutomationConfig, WorkflowDefinition
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.rules import save_rule
+    from automation.config.apply import apply_config
+    from tests.alerting.test_pipeline import runs_of
+
+    target = unique("failover")
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=target,
+            inputs={"service": {"type": "string"}},
+            actions=[ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0})],
+        )
+    )
+    name = unique("db_down")
+    save_rule({"name": name, "workflow": {"name": target, "inputs": {"service": "${alert.labels.service}"}}})
+    apply_config(AutomationConfig(**{**engine.config.model_dump(), "level": "supervised"}))
+    try:
+        receive(received(name, service="orders-db"), time.time())
+    finally:
+        apply_config(engine.config)
+    (gate,) = runs_of(f"alert.{name}.gated")
+    wait_for(lambda: engine.get_run(gate.id).step("approve").status == "running", 30)
+    assert runs_of(target) == []
+    engine.approve(gate.id, "approve", by="alice", comment="go")
+    assert engine.get_run(gate.id).wait(60).status == "succeeded"
+    (started,) = runs_of(target)
+    assert started.inputs == {"service": "orders-db"}
+    assert engine.get_run(started.id).wait(60).status == "succeeded"

@@ -278,3 +278,41 @@ def test_a_flapping_alert_is_notified_once_then_held(level: Any) -> None:
     assert log.count("flapping") == 2  # the firings at 40 and 60, held
     spells = AlertLog.objects.filter(alert__fingerprint=fingerprint, detail__startswith="flapping: notified")
     assert spells.count() == 1
+
+
+@pytest.mark.parametrize("mode", ["autonomous", "supervised"])
+def test_a_rule_starts_an_existing_workflow_with_inputs_from_the_alert(
+    engine: Any, level: Any, mode: str
+) -> None:
+    from automation import ActionDefinition, WorkflowDefinition
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.rules import save_rule
+    from automation.models import WorkflowRun
+
+    target = unique("restart")
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=target,
+            inputs={"service": {"type": "string"}, "value": {"type": "any", "required": False}},
+            actions=[
+                ActionDefinition(
+                    name="hold", action_type="control.approval", parameters={"message": "${service}"}
+                )
+            ],
+        )
+    )
+    level(mode)
+    name = unique("svc_down")
+    save_rule({"name": name, "workflow": {"name": target, "inputs": {"service": "${alert.labels.service}"}}})
+    alert = received(name, service="checkout")
+    receive(alert, time.time())
+    if mode == "autonomous":
+        (run,) = runs_of(target)
+        assert run.inputs["service"] == "checkout"
+        assert "workflow_started" in decisions(alert.fingerprint)
+    else:
+        # Behind an approval: the wrapper run waits; the target starts only once approved.
+        (gate,) = runs_of(f"alert.{name}.gated")
+        assert gate.inputs["call_inputs"] == {"service": "checkout"}
+        assert runs_of(target) == [] and "approval_required" in decisions(alert.fingerprint)
+        assert WorkflowRun.objects.filter(pk=gate.pk).exists()
