@@ -19,6 +19,14 @@ DEAD_LETTERS = Gauge(
 WORKER_NODES = Gauge(
     "automation_worker_nodes", "Worker nodes by heartbeat state", ["state"], registry=REGISTRY
 )
+ALERTS = Gauge("automation_alerts", "Alerts by state and severity", ["state", "severity"], registry=REGISTRY)
+ACTIVE_SILENCES = Gauge("automation_active_silences", "Silences in effect now", registry=REGISTRY)
+ALERT_DECISIONS = Gauge(
+    "automation_alert_decisions_last_hour",
+    "Notification-log decisions of the last hour (notified, silenced, inhibited, ...)",
+    ["decision"],
+    registry=REGISTRY,
+)
 EFFICIENCY = Gauge(
     "automation_efficiency_ratio", "Succeeded runs / finished runs (last 24 h)", registry=REGISTRY
 )
@@ -50,3 +58,23 @@ def refresh_from_database() -> None:
         states[node.state] = states.get(node.state, 0) + 1
     for state, count in states.items():
         WORKER_NODES.labels(state).set(count)
+    _refresh_alerting()
+
+
+def _refresh_alerting() -> None:
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from automation.models import Alert, AlertLog, Silence
+
+    now = timezone.now()
+    ALERTS.clear()
+    for row in Alert.objects.values("state", "severity").annotate(n=Count("id")):
+        ALERTS.labels(row["state"], row["severity"]).set(row["n"])
+    ACTIVE_SILENCES.set(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).count())
+    ALERT_DECISIONS.clear()
+    recent = AlertLog.objects.filter(at__gte=now - timedelta(hours=1))
+    for row in recent.values("decision").annotate(n=Count("id")):
+        ALERT_DECISIONS.labels(row["decision"]).set(row["n"])

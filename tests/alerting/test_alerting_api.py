@@ -4,6 +4,7 @@ Bad input answers 4xx naming the field, and stores nothing."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -219,6 +220,10 @@ def test_an_event_fires_an_alert_listed_with_its_log_then_resolves(
     assert (alert["name"], alert["origin"], alert["severity"]) == (name, "event", "critical")
     assert alert["labels"] == labels and alert["annotations"] == annotations
     assert decisions(client, fingerprint)[0] == "fired"
+    metrics = client.get("/metrics").text
+    firing_critical = re.search(r'automation_alerts\{severity="critical",state="firing"\} (\d+)', metrics)
+    assert firing_critical and int(firing_critical.group(1)) >= 1
+    assert re.search(r'automation_alert_decisions_last_hour\{decision="fired"\} [1-9]', metrics)
 
     again = client.post("/api/v1/events", json={"labels": labels})
     assert again.json()["outcome"] == "deduplicated"
