@@ -76,5 +76,5 @@ def _refresh_alerting() -> None:
     ACTIVE_SILENCES.set(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).count())
     ALERT_DECISIONS.clear()
     recent = AlertLog.objects.filter(at__gte=now - timedelta(hours=1))
-    for row in recent.values("decision").annotate(n=Count("id")):
-        ALERT_DECISIONS.labels(row["decision"]).set(row["n"])
+    for decision, count in recent.values_list("decision").annotate(n=Count("id")):
+        ALERT_DECISIONS.labels(decision).set(count)
