@@ -13,10 +13,33 @@ import re
 from typing import Any
 
 from automation.alerting.definitions import RuleDefinition
+from automation.choices import AlertSeverity, AutomationLevel
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
 
 APPROVAL_STEP = "approve"
 _STEP_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
+#: Severities whose runs wait for an approval at level `semi_autonomous`.
+GATED_SEVERITIES = (AlertSeverity.HIGH.value, AlertSeverity.CRITICAL.value)
+
+
+def in_cooldown(last_run_at: float | None, now: float, cooldown: float) -> bool:
+    """Whether a run for this alert started less than `cooldown` seconds ago (then no new run starts)."""
+    return bool(cooldown) and last_run_at is not None and now - last_run_at < cooldown
+
+
+def is_gated(level: AutomationLevel, severity: str) -> bool:
+    """Whether a firing's run waits for an approval: always at `supervised`, for high and critical alerts
+    at `semi_autonomous`, never at `autonomous` (at `manual` no run starts at all)."""
+    return level == AutomationLevel.SUPERVISED or (
+        level == AutomationLevel.SEMI_AUTONOMOUS and severity in GATED_SEVERITIES
+    )
+
+
+def run_workflow_name(rule: RuleDefinition, *, gated: bool) -> str:
+    """The workflow a firing of `rule` starts: the gated one, the rule's own `workflow`, or its actions."""
+    if gated:
+        return gated_name(rule.name)
+    return rule.workflow.name if rule.workflow is not None else direct_name(rule.name)
 
 
 def direct_name(rule: str) -> str:

@@ -38,7 +38,9 @@ def _fail_on_errors(exc: AutomationError) -> None:
 
 
 #: Subcommands that work without the engine's database.
-WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling"})
+WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling", "anomaly"})
+#: Groups that set the database up themselves, for those of their subcommands that need it.
+SETS_UP_ITSELF = frozenset({"rules"})
 
 
 class _Commands(click.Group):
@@ -66,7 +68,7 @@ def cli(ctx: click.Context) -> None:
     """Workflow automation for operations, on Celery, Redis and PostgreSQL."""
     if ctx.invoked_subcommand == "demo":
         os.environ.setdefault("AUTOMATION_LOG_LEVEL", "WARNING")
-    if ctx.invoked_subcommand not in WITHOUT_DATABASE:
+    if ctx.invoked_subcommand not in WITHOUT_DATABASE | SETS_UP_ITSELF:
         _setup()
 
 
@@ -350,9 +352,9 @@ from automation.cli.fleet import dead_letters, workers  # noqa: E402 - the group
 cli.add_command(dead_letters)
 cli.add_command(workers)
 
-from automation.alerting.cli import alerting, alerts, rules, silences  # noqa: E402
+from automation.alerting.cli import alerting, alerts, anomaly, rules, silences  # noqa: E402
 
-for group in (rules, alerts, silences, alerting):
+for group in (rules, alerts, silences, alerting, anomaly):
     cli.add_command(group)
 
 

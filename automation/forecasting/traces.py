@@ -112,6 +112,53 @@ def load_trace(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Points:
+    """A trace's rows as recorded, in file order: no grid, no merging (what an alerting backtest replays
+    and what NAB scores row by row). `times` may repeat or go back where the file does (see `notes`)."""
+
+    name: str
+    column: str
+    times: pd.DatetimeIndex
+    values: np.ndarray
+    notes: tuple[str, ...] = field(default=())
+
+
+def load_points(
+    path: str | Path, *, column: str | None = None, interval: pd.Timedelta | None = None
+) -> Points:
+    """Read a CSV trace's rows with their own times (a timestamp column, ISO or epoch seconds). A file
+    without one (NASA's `minute_index`, an index column, bare values) is placed in time by `load_trace`
+    (`interval` as there) and its known grid slots are the rows."""
+    path = Path(path)
+    header, rows = _read_rows(path)
+    lowered = tuple(name.strip().lower() for name in header)
+    time_index = next((i for i, name in enumerate(lowered) if name in TIME_COLUMN_NAMES), None)
+    index_index = next((i for i, name in enumerate(lowered) if name in INDEX_COLUMN_NAMES), None)
+    value_index = _value_column(path, header, column, skip={time_index, index_index})
+    if time_index is None:
+        trace = load_trace(path, column=column, interval=interval)
+        known = trace.load.dropna()
+        return Points(
+            name=trace.name,
+            column=header[value_index],
+            times=pd.DatetimeIndex(known.index),
+            values=known.to_numpy(dtype=float),
+            notes=trace.notes,
+        )
+    values = _parse_numbers(path, rows, value_index, header[value_index], allow_missing=True)
+    times = _parse_times(path, rows, time_index, header[time_index])
+    notes: list[str] = []
+    steps = np.diff(times.asi8)
+    backwards = np.flatnonzero(steps < 0)
+    if len(backwards):
+        first_line, _ = rows[int(backwards[0]) + 1]
+        notes.append(f"timestamps go back in time {len(backwards)} time(s), first at line {first_line}")
+    if (steps == 0).any():
+        notes.append(f"{int((steps == 0).sum())} row(s) repeat the previous row's timestamp")
+    return Points(name=path.stem, column=header[value_index], times=times, values=values, notes=tuple(notes))
+
+
 def trace_from_series(
     values: Sequence[float] | np.ndarray | pd.Series, *, step: pd.Timedelta, name: str = "series"
 ) -> Trace:

@@ -17,10 +17,8 @@ from django.db import IntegrityError, transaction
 
 from automation.alerting.choices import AlertOrigin, AlertState, Decision
 from automation.alerting.flapping import FlapPolicy
+from automation.alerting.lifecycle import observed_state, record_change, resolves
 from automation.models import Alert, AlertLog, AlertRule
-
-#: Recent change times kept per alert (the flap window needs no more).
-MAX_CHANGES = 100
 
 
 def at(seconds: float) -> datetime:
@@ -110,12 +108,7 @@ def observe(
     with transaction.atomic():
         alert = _locked(observation, rule)
         before = alert.state
-        if observation.holds:
-            after = AlertState.FIRING
-        elif observation.active_since is not None:
-            after = AlertState.PENDING if before != AlertState.FIRING else AlertState.FIRING
-        else:
-            after = before
+        after = observed_state(before, holds=observation.holds, active_since=observation.active_since)
         fields = ["value", "labels", "annotations", "severity", "updated_at"]
         alert.value = observation.value
         alert.labels = dict(observation.labels)
@@ -164,13 +157,12 @@ def expire(
             return None
         before = alert.state
         if before == AlertState.FIRING:
-            last = alert.last_seen_at.timestamp() if alert.last_seen_at else 0.0
-            if now - last < keep_firing_for:
+            last = alert.last_seen_at.timestamp() if alert.last_seen_at else None
+            if not resolves(last, now, keep_firing_for):
                 return None
             alert.state = AlertState.RESOLVED
             alert.resolved_at = at(now)
-            alert.changes = [*flap.recent(alert.changes, now), now][-MAX_CHANGES:]
-            alert.flapping = flap.is_flapping(alert.changes, now)
+            alert.changes, alert.flapping = record_change(alert.changes, now, flap)
         else:
             alert.state = AlertState.INACTIVE
         alert.active_since = None
@@ -192,8 +184,7 @@ def expire(
 
 def _changed(alert: Alert, now: float, flap: FlapPolicy) -> None:
     """Record a state change; start or end a flapping spell."""
-    alert.changes = [*flap.recent(alert.changes, now), now][-MAX_CHANGES:]
-    flapping = flap.is_flapping(alert.changes, now)
+    alert.changes, flapping = record_change(alert.changes, now, flap)
     if flapping and not alert.flapping:
         alert.flapping_since = at(now)
     alert.flapping = flapping

@@ -1,9 +1,6 @@
 """Notification groups: alerts join the group of each (route, receiver, group labels) they route to; a
-flush sends one notification per group when it is due, as Alertmanager does:
-
-- the first notification waits `group_wait` after the first alert joined (more may join meanwhile);
-- a change (an alert fired or resolved) is notified `group_interval` after the previous notification;
-- nothing changed: the firing alerts are notified again after `repeat_interval`.
+flush sends one notification per group when it is due (`automation.alerting.grouping.due`: group_wait,
+group_interval, repeat_interval, as Alertmanager does).
 
 A flush takes the group's next sequence number with a guarded update (`WHERE sequence = n`), so two
 flushers send it once; the delivery is a run of the receiver's workflow whose idempotency key is the group
@@ -19,13 +16,14 @@ from django.db.models import F
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import LOG_RECEIVER
-from automation.alerting.matchers import digest
+from automation.alerting.grouping import GroupState, Member
+from automation.alerting.grouping import due as group_due
 from automation.alerting.notifications import notification_content, receiver_workflow_name
 from automation.alerting.routing import Destination, Timings
 from automation.alerting.services.alerts import at, log
 from automation.alerting.services.config import current_document
 from automation.errors import AutomationError
-from automation.models import Alert, AlertGroup
+from automation.models import Alert, AlertGroup, AlertLog
 
 
 def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
@@ -60,20 +58,18 @@ def _timings(group: AlertGroup) -> Timings:
 
 
 def due(group: AlertGroup, members: list[Alert], now: float, timings: Timings) -> tuple[bool, str]:
-    """(due, digest of the firing alerts). Resolved members are those not notified yet (a notification
-    removes them from the group), so any is a change."""
-    firing = sorted((a for a in members if a.state == AlertState.FIRING), key=lambda a: a.fingerprint)
-    resolved = [a for a in members if a.state == AlertState.RESOLVED]
-    content = digest([(a.fingerprint, a.fired_at) for a in firing])
-    if group.last_notified_at is None:
-        if not firing:
-            return False, content
-        waiting = group.waiting_since.timestamp() if group.waiting_since else now
-        return now >= waiting + timings.group_wait, content
-    since = now - group.last_notified_at.timestamp()
-    if content != group.last_digest or resolved:
-        return since >= timings.group_interval, content
-    return bool(firing) and since >= timings.repeat_interval, content
+    """`grouping.due` for a stored group and its audible members (firing, or resolved and not notified)."""
+    state = GroupState(
+        waiting_since=group.waiting_since.timestamp() if group.waiting_since else None,
+        last_notified_at=group.last_notified_at.timestamp() if group.last_notified_at else None,
+        last_digest=group.last_digest or "",
+    )
+    audible = [
+        Member(a.fingerprint, a.state == AlertState.FIRING, a.fired_at.timestamp() if a.fired_at else None)
+        for a in members
+        if a.state in (AlertState.FIRING, AlertState.RESOLVED)
+    ]
+    return group_due(state, audible, now, timings)
 
 
 def flush(group: AlertGroup, now: float) -> Any:
@@ -88,7 +84,7 @@ def flush(group: AlertGroup, now: float) -> Any:
     audible = []
     for alert in members:
         muted = muted_by(alert, now) if alert.state == AlertState.FIRING else None
-        if muted is None and not alert.flapping:
+        if muted is None and (not alert.flapping or not _spell_notified(alert)):
             audible.append(alert)
         elif muted is not None:
             started = alert.fired_at.timestamp() if alert.fired_at else 0.0
@@ -121,11 +117,30 @@ def flush(group: AlertGroup, now: float) -> Any:
                 detail=f"group {group.key} notification {sequence} ({alert.state})",
                 once_key=f"notify:{group.key}:{sequence}:{alert.fingerprint}",
             )
+            if alert.flapping:
+                log(
+                    alert,
+                    Decision.FLAPPING,
+                    now,
+                    receiver=group.receiver,
+                    detail="flapping: notified once for this spell, held until it settles",
+                    once_key=_spell_key(alert),
+                )
         done = [a.pk for a in group.alerts.all() if a.state != AlertState.FIRING]
         if done:
             group.alerts.remove(*done)
             reset_empty_groups([group.pk])
     return run
+
+
+def _spell_key(alert: Alert) -> str:
+    spell = alert.flapping_since.timestamp() if alert.flapping_since else 0.0
+    return f"flapping-notified:{alert.fingerprint}:{spell:.3f}"
+
+
+def _spell_notified(alert: Alert) -> bool:
+    """Whether a notification already carried this flapping spell (each is notified once)."""
+    return AlertLog.objects.filter(once_key=_spell_key(alert)).exists()
 
 
 def _deliver(group: AlertGroup, alerts: list[Alert], sequence: int, now: float) -> Any:

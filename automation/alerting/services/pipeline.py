@@ -24,20 +24,18 @@ from django.db import transaction
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.inhibition import FiringAlert, InhibitRule, inhibited_by
-from automation.alerting.remediation import alert_context, direct_name, gated_name
+from automation.alerting.remediation import alert_context, in_cooldown, is_gated, run_workflow_name
 from automation.alerting.routing import destinations
 from automation.alerting.services.alerts import firing_key, log, record_run
 from automation.alerting.services.config import current_document
 from automation.alerting.services.groups import join
 from automation.alerting.services.silences import active_silences
 from automation.alerting.silencing import silenced_by
-from automation.choices import AlertSeverity, AutomationLevel
+from automation.choices import AutomationLevel
 from automation.config import current_config
 from automation.errors import InvalidFieldsError, NotFoundError, StateError
 from automation.models import Alert
 from automation.templating import TemplateError, render
-
-GATED_SEVERITIES = (AlertSeverity.HIGH.value, AlertSeverity.CRITICAL.value)
 
 
 def muted_by(alert: Alert, now: float) -> tuple[str, str] | None:
@@ -105,19 +103,17 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
     if not rule.actions and rule.workflow is None:
         return None
     key = firing_key(alert)
-    if rule.cooldown_period and alert.last_run_at is not None:
-        since = now - alert.last_run_at.timestamp()
-        if since < rule.cooldown_period:
-            detail = f"run {alert.last_run_id} started {since:.0f} s ago, cooldown {rule.cooldown_period:.0f}"
-            log(alert, Decision.COOLDOWN, now, detail=detail, once_key=f"cooldown:{key}")
-            return None
+    last_run = alert.last_run_at.timestamp() if alert.last_run_at is not None else None
+    if in_cooldown(last_run, now, rule.cooldown_period):
+        since = now - (last_run or now)
+        detail = f"run {alert.last_run_id} started {since:.0f} s ago, cooldown {rule.cooldown_period:.0f}"
+        log(alert, Decision.COOLDOWN, now, detail=detail, once_key=f"cooldown:{key}")
+        return None
     level = current_config().level
     if level == AutomationLevel.MANUAL:
         log(alert, Decision.NOT_AUTOMATED, now, detail="level manual: notify only", once_key=f"manual:{key}")
         return None
-    gated = level == AutomationLevel.SUPERVISED or (
-        level == AutomationLevel.SEMI_AUTONOMOUS and alert.severity in GATED_SEVERITIES
-    )
+    gated = is_gated(level, alert.severity)
     try:
         return _start(alert, now, rule, key=key, gated=gated, level=level.value)
     except (InvalidFieldsError, NotFoundError, StateError, TemplateError) as exc:
@@ -134,13 +130,11 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
             inputs: dict[str, Any] = {"alert": context}
             if rule.workflow is not None:
                 inputs["call_inputs"] = render(rule.workflow.inputs, {"alert": context}, {})
-            run, _ = enqueue_run(gated_name(rule.name), inputs, idempotency_key=key)
         elif rule.workflow is not None:
-            run, _ = enqueue_run(
-                rule.workflow.name, render(rule.workflow.inputs, {"alert": context}, {}), idempotency_key=key
-            )
+            inputs = render(rule.workflow.inputs, {"alert": context}, {})
         else:
-            run, _ = enqueue_run(direct_name(rule.name), {"alert": context}, idempotency_key=key)
+            inputs = {"alert": context}
+        run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key)
         record_run(alert, run.id, now)
         decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
         log(alert, decision, now, run_id=run.id, detail=f"level {level}", once_key=f"run:{key}")
