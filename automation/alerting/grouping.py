@@ -41,6 +41,11 @@ def firing_digest(members: Sequence[Member]) -> str:
     return digest([(m.fingerprint, m.fired_at) for m in firing])
 
 
+#: Times come back from the database rounded to the microsecond (possibly up): a group due "now" must not
+#: miss by that rounding (group_wait 0 would then wait for the next flush).
+TOLERANCE = 0.001
+
+
 def due(state: GroupState, members: Sequence[Member], now: float, timings: Timings) -> tuple[bool, str]:
     """(due, digest of the firing members). Resolved members are those not notified yet (a notification
     removes them from the group), so any is a change."""
@@ -50,8 +55,8 @@ def due(state: GroupState, members: Sequence[Member], now: float, timings: Timin
         if not firing:
             return False, content
         waiting = state.waiting_since if state.waiting_since is not None else now
-        return now >= waiting + timings.group_wait, content
-    since = now - state.last_notified_at
+        return now + TOLERANCE >= waiting + timings.group_wait, content
+    since = now + TOLERANCE - state.last_notified_at
     if content != state.last_digest or any(not m.firing for m in members):
         return since >= timings.group_interval, content
     return firing and since >= timings.repeat_interval, content

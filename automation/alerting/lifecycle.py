@@ -27,7 +27,8 @@ def observed_state(before: str, *, holds: bool, active_since: float | None) -> s
 def resolves(last_seen_at: float | None, now: float, keep_firing_for: float) -> bool:
     """Whether a firing alert whose condition no longer holds resolves now: once `keep_firing_for` has
     passed since its condition last held."""
-    return now - (last_seen_at if last_seen_at is not None else 0.0) >= keep_firing_for
+    # The stored time may come back rounded up to the microsecond: a millisecond's tolerance.
+    return now + 0.001 - (last_seen_at if last_seen_at is not None else 0.0) >= keep_firing_for
 
 
 def record_change(changes: Sequence[float], now: float, flap: FlapPolicy) -> tuple[list[float], bool]:
