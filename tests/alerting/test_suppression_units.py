@@ -105,3 +105,15 @@ def test_flapping_counts_changes_inside_the_window() -> None:
     assert policy.is_flapping([0, 10, 20, 30], 30)
     assert not policy.is_flapping([0, 10, 20, 30], 75)  # two of them left the window
     assert not FlapPolicy(changes=0).is_flapping([1, 2, 3, 4, 5, 6, 7, 8], 8)  # 0 turns it off
+
+
+def test_a_group_due_now_is_not_missed_by_the_databases_rounding() -> None:
+    from automation.alerting.grouping import GroupState, Member, due
+    from automation.alerting.routing import Timings
+
+    now = 1_800_000_000.123456
+    # Stored as a datetime, `now` may come back rounded up to the next microsecond.
+    state = GroupState(waiting_since=now + 4e-7)
+    firing = [Member("a", True, now)]
+    assert due(state, firing, now, Timings(group_wait=0))[0]
+    assert not due(state, firing, now, Timings(group_wait=1))[0]
