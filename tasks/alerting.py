@@ -40,9 +40,9 @@ def evaluate_rule(name: str, now: float | None = None) -> dict[str, Any]:
 @app.task(name="automation.alerting.flush_groups", acks_late=True)
 def flush_groups() -> int:
     """Send the notifications that are due (group_wait, group_interval, repeat_interval)."""
-    from automation.alerting.services.groups import flush_all
+    from automation.alerting.services.ticks import flush_tick
 
-    return flush_all(time.time())
+    return flush_tick(time.time())
 
 
 @app.task(name="automation.alerting.purge_samples")

@@ -51,6 +51,7 @@ class Decision:
     NO_ROUTE = "no_route"  # no route matched and there is no default receiver
     HELD = "held"  # waiting in its group (group_wait / group_interval)
     NOTIFIED = "notified"  # a notification was sent to a receiver (detail: the delivery run)
+    DELIVERED = "delivered"  # the receiver took the notification (its delivery run succeeded)
     DELIVERY_FAILED = "delivery_failed"  # the receiver's delivery failed for good
     COOLDOWN = "cooldown"  # no workflow started: a run for this alert started inside the cooldown
     WORKFLOW_STARTED = "workflow_started"  # a remediation run started (run id)
@@ -69,6 +70,7 @@ class Decision:
         NO_ROUTE,
         HELD,
         NOTIFIED,
+        DELIVERED,
         DELIVERY_FAILED,
         COOLDOWN,
         WORKFLOW_STARTED,

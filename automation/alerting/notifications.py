@@ -8,6 +8,7 @@ step: retried, once per run and step, with an Idempotency-Key (or Message-ID) of
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -72,16 +73,35 @@ def _iso(value: datetime | None) -> str:
     return rfc3339(value) if value else rfc3339(NOT_ENDED)
 
 
+#: Bytes of alert content one notification carries at most (a delivery run's inputs are bounded at 64 KiB;
+#: the payload and the text both list the alerts). The rest is counted in `truncatedAlerts`, as
+#: Alertmanager's `max_alerts` does.
+ALERT_BUDGET = 24_000
+
+
+def _within_budget(alerts: list[Any]) -> list[Any]:
+    carried: list[Any] = []
+    used = 0
+    for alert in alerts:
+        size = len(json.dumps([alert.labels, alert.annotations], default=str)) + 160
+        if carried and used + size > ALERT_BUDGET:
+            break
+        carried.append(alert)
+        used += size
+    return carried
+
+
 def notification_content(group: Any, alerts: list[Any], sequence: int) -> dict[str, Any]:
     """The `notification` input of a delivery run: the Alertmanager webhook payload of the group, and the
     text, summary and PagerDuty fields derived from it."""
     firing = [a for a in alerts if a.state == AlertState.FIRING]
     status = "firing" if firing else "resolved"
     labels = [dict(a.labels) for a in alerts]
+    carried = _within_budget(firing + [a for a in alerts if a.state != AlertState.FIRING])
     payload = {
         "version": "4",
         "groupKey": group.key,
-        "truncatedAlerts": 0,
+        "truncatedAlerts": len(alerts) - len(carried),
         "status": status,
         "receiver": group.receiver,
         "groupLabels": dict(group.group_labels),
@@ -98,19 +118,21 @@ def notification_content(group: Any, alerts: list[Any], sequence: int) -> dict[s
                 "generatorURL": "",
                 "fingerprint": a.fingerprint,
             }
-            for a in alerts
+            for a in carried
         ],
     }
     names = sorted({a.name for a in alerts})
     group_text = ", ".join(f"{k}={v}" for k, v in sorted(group.group_labels.items()) if v)
-    summary = f"[{status.upper()}:{len(firing)}] {', '.join(names)}" + (
+    summary = f"[{status.upper()}:{len(firing)}] {', '.join(names)[:600]}" + (
         f" ({group_text})" if group_text else ""
     )
     lines = [summary]
-    for a in alerts:
+    for a in carried:
         value = "" if a.value is None else f" value={a.value:g}"
         text_labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
         lines.append(f"- {a.state} {a.name}{value} {{{text_labels}}}")
+    if len(carried) < len(alerts):
+        lines.append(f"... and {len(alerts) - len(carried)} more (truncated)")
     worst = min((a.severity for a in alerts), key=_rank, default=AlertSeverity.MEDIUM.value)
     return {
         "payload": payload,

@@ -74,8 +74,8 @@ def run_alerting_demo(engine: Any, wait_for_run: Any) -> int:
 
 
 def apply_demo_rules(chat_url: str) -> None:
-    from automation.alerting.services.alerts import forget
     from automation.alerting.services.config import apply_document
+    from automation.alerting.services.groups import forget
     from automation.alerting.services.rules import save_rules
 
     apply_document(alerting_document(chat_url))

@@ -47,6 +47,9 @@ class AlertRule(models.Model):
     severity = models.CharField(max_length=16, choices=SEVERITY_CHOICES, default=AlertSeverity.MEDIUM.value)
     document = models.JSONField(default=dict)
     enabled = models.BooleanField(default=True)
+    #: The latest evaluation time taken: an evaluation at this time or earlier (a redelivered or late
+    #: message, a second Beat) changes nothing.
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,6 +83,10 @@ class Alert(models.Model):
     flapping = models.BooleanField(default=False)
     #: When it last started flapping: it is notified once per flapping spell.
     flapping_since = models.DateTimeField(null=True, blank=True)
+    #: When the state last changed, and the transition (its `fired_at` or `resolved_at`) whose pipeline is
+    #: done: one changed but not handled for a while is taken up again (services/pipeline.py `repair`).
+    changed_at = models.DateTimeField(null=True, blank=True)
+    handled_for = models.DateTimeField(null=True, blank=True)
     last_run_id = models.UUIDField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -187,25 +187,36 @@ def test_silences_and_inhibition_mute_notifications_and_remediation(
         comment="disk swap",
         now=now,
     )
+    from automation.alerting.services.groups import flush_all
+    from automation.models import AlertLog
+
     quiet = received(name, cluster=cluster, team="storage", severity="low")
     receive(quiet, now)
-    assert decisions(quiet.fingerprint) == ["fired", "silenced"]
+    # Muted: no remediation, but it joins its group (so it is notified once the silence ends).
+    assert decisions(quiet.fingerprint) == ["fired", "silenced", "held"]
     source = received(unique("outage"), cluster=cluster, severity="critical")
     receive(source, now)
     target = received(name, cluster=cluster, team="web", severity="low")
     receive(target, now)
-    assert decisions(target.fingerprint) == ["fired", "inhibited"]
+    assert decisions(target.fingerprint) == ["fired", "inhibited", "held"]
     other = received(name, cluster=unique("elsewhere"), team="web", severity="low")
     receive(other, now)
     assert "workflow_started" in decisions(other.fingerprint)
     assert len(runs_of(f"alert.{name}")) == 1  # only the alert neither silenced nor inhibited
-    expire_silence(str(silence.id), time.time())
-    from automation.models import AlertLog
-
     assert (
         str(silence.id)
         in AlertLog.objects.get(alert__fingerprint=quiet.fingerprint, decision="silenced").detail
     )
+
+    flush_all(now + 60)  # past group_wait: muted alerts are left out of the notification
+    assert "notified" not in decisions(quiet.fingerprint) and "notified" not in decisions(target.fingerprint)
+    assert "notified" in decisions(other.fingerprint)
+    expire_silence(str(silence.id), now + 61)
+    receive(
+        received(source.labels["alertname"], firing=False, cluster=cluster, severity="critical"), now + 62
+    )
+    flush_all(now + 400)  # the silence ended, the inhibiting alert resolved: both are notified now
+    assert "notified" in decisions(quiet.fingerprint) and "notified" in decisions(target.fingerprint)
 
 
 def test_groups_notify_once_per_change_and_never_twice(alerting_document: Any) -> None:
@@ -279,14 +290,20 @@ def test_a_flapping_alert_is_notified_once_then_held(level: Any) -> None:
     spells = AlertLog.objects.filter(
         alert__fingerprint=fingerprint, detail__startswith="flapping: notified once"
     )
-    assert spells.count() == 1  # routed once for the spell
     from automation.alerting.services.groups import flush_all
 
     receive(received(name, starts=now + 80), now + 80)  # fires again while flapping: held
+    assert spells.count() == 0
     flush_all(now + 200)
     assert decisions(fingerprint).count("notified") == 1  # the spell is in one notification
-    flush_all(now + 200 + 5 * 3600)  # past repeat_interval: a flapping alert is not repeated
+    assert spells.count() == 1
+    flush_all(now + 520)  # still flapping, past group_interval: not notified again
     assert decisions(fingerprint).count("notified") == 1
+    flush_all(now + 200 + 5 * 3600)  # its changes left the window: it settled, notified as it is now
+    assert decisions(fingerprint).count("notified") == 2
+    assert AlertLog.objects.filter(
+        alert__fingerprint=fingerprint, detail__startswith="no longer flapping"
+    ).exists()
 
 
 @pytest.mark.parametrize("mode", ["autonomous", "supervised"])

@@ -46,22 +46,40 @@ def test_fingerprint_is_alertmanagers() -> None:
 
 
 def test_alert_group_fills_in_what_alertmanager_computes() -> None:
-    params = AlertmanagerWebhookParams.model_validate({
-        "url": "http://127.0.0.1:9/hook",
-        "receiver": "ops",
-        "groupLabels": {"alertname": "HighLatency"},
-        "alerts": [
-            {"status": "resolved", "labels": {"alertname": "HighLatency", "pod": "a"},
-             "annotations": {"summary": "slow"}, "startsAt": "2026-11-29T18:00:00Z",
-             "endsAt": "2026-11-29T18:10:00+01:00"},
-            {"status": "firing", "labels": {"alertname": "HighLatency", "pod": "b"},
-             "annotations": {"summary": "slow", "runbook": "r"}, "startsAt": "2026-11-29T18:01:00.5Z"},
-        ],
-    })
+    params = AlertmanagerWebhookParams.model_validate(
+        {
+            "url": "http://127.0.0.1:9/hook",
+            "receiver": "ops",
+            "groupLabels": {"alertname": "HighLatency"},
+            "alerts": [
+                {
+                    "status": "resolved",
+                    "labels": {"alertname": "HighLatency", "pod": "a"},
+                    "annotations": {"summary": "slow"},
+                    "startsAt": "2026-11-29T18:00:00Z",
+                    "endsAt": "2026-11-29T18:10:00+01:00",
+                },
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "HighLatency", "pod": "b"},
+                    "annotations": {"summary": "slow", "runbook": "r"},
+                    "startsAt": "2026-11-29T18:01:00.5Z",
+                },
+            ],
+        }
+    )
     body = params.payload()
     assert list(body) == [
-        "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels", "commonLabels",
-        "commonAnnotations", "externalURL", "alerts",
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
     ]
     assert body["status"] == "firing"
     assert body["groupKey"] == '{}:{alertname="HighLatency"}'
@@ -75,11 +93,16 @@ def test_alert_group_fills_in_what_alertmanager_computes() -> None:
 
 def test_alert_group_refuses_bad_content() -> None:
     with pytest.raises(ValidationError) as refused:
-        AlertmanagerWebhookParams.model_validate({
-            "url": "http://127.0.0.1:9/hook", "receiver": "ops", "group_key": "snake",
-            "headers": {"authorization": "Basic x"}, "bearer_token": BEARER,
-            "alerts": [{"status": "pending", "labels": {"a": "1"}, "startsAt": "2026-11-29T18:00:00"}],
-        })
+        AlertmanagerWebhookParams.model_validate(
+            {
+                "url": "http://127.0.0.1:9/hook",
+                "receiver": "ops",
+                "group_key": "snake",
+                "headers": {"authorization": "Basic x"},
+                "bearer_token": BEARER,
+                "alerts": [{"status": "pending", "labels": {"a": "1"}, "startsAt": "2026-11-29T18:00:00"}],
+            }
+        )
     at = errors_at(refused.value)
     assert set(at) == {"group_key", "bearer_token", "alerts.0.status", "alerts.0.startsAt"}
     assert at["bearer_token"] == "cannot go with an Authorization header"
@@ -87,14 +110,19 @@ def test_alert_group_refuses_bad_content() -> None:
 
 
 def test_pagerduty_event_and_its_rules() -> None:
-    trigger = PagerDutyParams.model_validate({
-        "routing_key": ROUTING_KEY, "fingerprint": FINGERPRINT,
-        "payload": {"summary": "p99 high", "source": "prometheus", "severity": "high"},
-    })
+    trigger = PagerDutyParams.model_validate(
+        {
+            "routing_key": ROUTING_KEY,
+            "fingerprint": FINGERPRINT,
+            "payload": {"summary": "p99 high", "source": "prometheus", "severity": "high"},
+        }
+    )
     assert str(trigger.url) == "https://events.pagerduty.com/v2/enqueue"
     assert trigger.chosen_dedup_key("run:step") == FINGERPRINT
     assert event_body(trigger, dedup_key=FINGERPRINT) == {
-        "routing_key": ROUTING_KEY, "event_action": "trigger", "dedup_key": FINGERPRINT,
+        "routing_key": ROUTING_KEY,
+        "event_action": "trigger",
+        "dedup_key": FINGERPRINT,
         "payload": {"summary": "p99 high", "source": "prometheus", "severity": "error"},
     }
     assert ROUTING_KEY not in repr(trigger) and ROUTING_KEY not in str(trigger)
@@ -107,7 +135,9 @@ def test_pagerduty_event_and_its_rules() -> None:
         {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "incident-7"}
     )
     assert event_body(resolve, dedup_key=resolve.chosen_dedup_key("run:step")) == {
-        "routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "incident-7",
+        "routing_key": ROUTING_KEY,
+        "event_action": "resolve",
+        "dedup_key": "incident-7",
     }
     with pytest.raises(ValidationError) as refused:
         PagerDutyParams.model_validate({"routing_key": ROUTING_KEY, "event_action": "acknowledge"})
@@ -125,17 +155,26 @@ def test_pagerduty_refusal_is_told_without_the_routing_key() -> None:
     params = PagerDutyParams.model_validate(
         {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "d"}
     )
-    answer = {"status": "invalid event", "message": "Event object is invalid",
-              "errors": [f"routing key {ROUTING_KEY} is unknown"]}
+    answer = {
+        "status": "invalid event",
+        "message": "Event object is invalid",
+        "errors": [f"routing key {ROUTING_KEY} is unknown"],
+    }
     assert refusal_detail(answer, params) == f"Event object is invalid; routing key {MASK} is unknown"
     assert refusal_detail("<html>", params) == ""
 
 
 def mail_params(**extra: Any) -> EmailParams:
-    return EmailParams.model_validate({
-        "host": "127.0.0.1", "from": "Alerts <alerts@example.org>", "to": ["oncall@example.org"],
-        "subject": "p99 high", "text": "the p99 latency of api is 870 ms", **extra,
-    })
+    return EmailParams.model_validate(
+        {
+            "host": "127.0.0.1",
+            "from": "Alerts <alerts@example.org>",
+            "to": ["oncall@example.org"],
+            "subject": "p99 high",
+            "text": "the p99 latency of api is 870 ms",
+            **extra,
+        }
+    )
 
 
 def test_email_message_and_its_id() -> None:
@@ -146,7 +185,9 @@ def test_email_message_and_its_id() -> None:
     assert compose(params, idempotency_key="run-1:mail")["Message-ID"] == message["Message-ID"]
     assert message_id("run-2:mail", params.sender) != message["Message-ID"]
     assert (message["From"], message["To"], message["Cc"]) == (
-        "Alerts <alerts@example.org>", "oncall@example.org", "Lead <lead@example.org>"
+        "Alerts <alerts@example.org>",
+        "oncall@example.org",
+        "Lead <lead@example.org>",
     )
     assert message["Auto-Submitted"] == "auto-generated"
     assert message.get_body(("plain",)).get_content().strip() == "the p99 latency of api is 870 ms"
@@ -158,8 +199,14 @@ def test_email_message_and_its_id() -> None:
 
 def test_email_refuses_bad_parameters() -> None:
     with pytest.raises(ValidationError) as refused:
-        mail_params(ssl=True, starttls=True, password=PASSWORD, to=["oncall@example.org\nBcc: x@y.z"],
-                    cc=["not an address"], subject="a\r\nBcc: x@y.z")
+        mail_params(
+            ssl=True,
+            starttls=True,
+            password=PASSWORD,
+            to=["oncall@example.org\nBcc: x@y.z"],
+            cc=["not an address"],
+            subject="a\r\nBcc: x@y.z",
+        )
     at = errors_at(refused.value)
     assert set(at) == {"starttls", "password", "to.0", "cc.0", "subject"}
     assert at["password"] == "needs a username"
@@ -191,11 +238,13 @@ def step_error_and_logs(run_id: str) -> str:
 
 def one_step_workflow(engine: Any, prefix: str, step: ActionDefinition, *secrets: str) -> str:
     name = unique(prefix)
-    engine.register_workflow(WorkflowDefinition(
-        name=name,
-        inputs={secret: {"type": "string", "secret": True} for secret in secrets},
-        actions=[step],
-    ))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            inputs={secret: {"type": "string", "secret": True} for secret in secrets},
+            actions=[step],
+        )
+    )
     return name
 
 
@@ -209,9 +258,14 @@ def pagerduty_step(url: str, **extra: Any) -> ActionDefinition:
             "routing_key": "${pd_routing_key}",
             "fingerprint": FINGERPRINT,
             "payload": {
-                "summary": "p99 latency of api above 500 ms", "source": "prometheus", "severity": "critical",
-                "timestamp": "2026-11-29T18:00:00+00:00", "component": "api", "group": "payments",
-                "class": "latency", "custom_details": {"p99_ms": 870, "threshold_ms": 500},
+                "summary": "p99 latency of api above 500 ms",
+                "source": "prometheus",
+                "severity": "critical",
+                "timestamp": "2026-11-29T18:00:00+00:00",
+                "component": "api",
+                "group": "payments",
+                "class": "latency",
+                "custom_details": {"p99_ms": 870, "threshold_ms": 500},
             },
             "links": [{"href": "https://grafana.example/d/api", "text": "Dashboard"}],
             "images": [{"src": "https://grafana.example/render/api.png", "alt": "p99"}],
@@ -255,8 +309,13 @@ def test_pagerduty_event_is_retried_after_a_5xx_with_the_same_key(engine: Any, p
         "event_action": "trigger",
         "dedup_key": FINGERPRINT,
         "payload": {
-            "summary": "p99 latency of api above 500 ms", "source": "prometheus", "severity": "critical",
-            "timestamp": "2026-11-29T18:00:00Z", "component": "api", "group": "payments", "class": "latency",
+            "summary": "p99 latency of api above 500 ms",
+            "source": "prometheus",
+            "severity": "critical",
+            "timestamp": "2026-11-29T18:00:00Z",
+            "component": "api",
+            "group": "payments",
+            "class": "latency",
             "custom_details": {"p99_ms": 870, "threshold_ms": 500},
         },
         "links": [{"href": "https://grafana.example/d/api", "text": "Dashboard"}],
@@ -271,8 +330,11 @@ def test_pagerduty_event_is_retried_after_a_5xx_with_the_same_key(engine: Any, p
 
 @pytest.mark.usefixtures("worker")
 def test_pagerduty_bad_request_fails_the_step_at_once(engine: Any) -> None:
-    answer = {"status": "invalid event", "message": "Event object is invalid",
-              "errors": [f"routing key {ROUTING_KEY} is unknown"]}
+    answer = {
+        "status": "invalid event",
+        "message": "Event object is invalid",
+        "errors": [f"routing key {ROUTING_KEY} is unknown"],
+    }
     server = HttpPeer(lambda _: Answer(status=400, body=answer))
     try:
         page = pagerduty_step(f"{server.url}/v2/enqueue")
@@ -300,14 +362,16 @@ def alertmanager_step(url: str) -> ActionDefinition:
             "receiver": "payments-oncall",
             "groupLabels": {"alertname": "HighLatency"},
             "externalURL": "http://automation.example",
-            "alerts": [{
-                "status": "firing",
-                "labels": {"alertname": "HighLatency", "service": "api", "severity": "critical"},
-                "annotations": {"summary": "p99 latency of api above 500 ms"},
-                "startsAt": "2026-11-29T18:00:00Z",
-                "generatorURL": "http://automation.example/rules/high-latency",
-                "fingerprint": FINGERPRINT,
-            }],
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "HighLatency", "service": "api", "severity": "critical"},
+                    "annotations": {"summary": "p99 latency of api above 500 ms"},
+                    "startsAt": "2026-11-29T18:00:00Z",
+                    "generatorURL": "http://automation.example/rules/high-latency",
+                    "fingerprint": FINGERPRINT,
+                }
+            ],
         },
     )
 
@@ -322,7 +386,10 @@ def test_alertmanager_webhook_body_and_retry(engine: Any) -> None:
         step = run.step("notify")
         assert step.attempts == 2
         assert step.output == {
-            "status_code": 200, "host": "127.0.0.1", "group_key": '{}:{alertname="HighLatency"}', "alerts": 1,
+            "status_code": 200,
+            "host": "127.0.0.1",
+            "group_key": '{}:{alertname="HighLatency"}',
+            "alerts": 1,
             "idempotency_key": f"{run.id}:notify",
         }
         labels = {"alertname": "HighLatency", "service": "api", "severity": "critical"}
@@ -336,15 +403,17 @@ def test_alertmanager_webhook_body_and_retry(engine: Any) -> None:
             "commonLabels": labels,
             "commonAnnotations": {"summary": "p99 latency of api above 500 ms"},
             "externalURL": "http://automation.example",
-            "alerts": [{
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": "p99 latency of api above 500 ms"},
-                "startsAt": "2026-11-29T18:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://automation.example/rules/high-latency",
-                "fingerprint": FINGERPRINT,
-            }],
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": {"summary": "p99 latency of api above 500 ms"},
+                    "startsAt": "2026-11-29T18:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://automation.example/rules/high-latency",
+                    "fingerprint": FINGERPRINT,
+                }
+            ],
         }
         assert [request.body for request in server.received] == [expected, expected]
         for request in server.received:
@@ -402,7 +471,8 @@ def login_check(server: Any, session: Any, envelope: Any, mechanism: str, auth_d
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     good = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"alerts", PASSWORD.encode()
+        b"alerts",
+        PASSWORD.encode(),
     )
     return AuthResult(success=good, handled=False, auth_data=auth_data.login if good else None)
 
@@ -446,7 +516,10 @@ def test_email_reaches_the_server_with_a_stable_message_id(engine: Any) -> None:
         assert step.attempts == 2  # the 451 is retried by the engine
         expected_id = message_id(f"{run.id}:mail", "alerts@example.org")
         assert step.output == {
-            "message_id": expected_id, "accepted": 2, "refused": ["nobody@example.org"], "host": "127.0.0.1",
+            "message_id": expected_id,
+            "accepted": 2,
+            "refused": ["nobody@example.org"],
+            "host": "127.0.0.1",
         }
         assert [offered["Message-ID"] for offered in mailbox.offered] == [expected_id, expected_id]
         [(sender, recipients, message, login)] = mailbox.accepted

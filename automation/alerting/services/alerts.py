@@ -108,6 +108,9 @@ def observe(
     with transaction.atomic():
         alert = _locked(observation, rule)
         before = alert.state
+        if rule is not None and alert.rule_id is None:
+            alert.rule = rule  # its rule was deleted and made again: the alert is the new rule's
+            alert.save(update_fields=["rule"])
         after = observed_state(before, holds=observation.holds, active_since=observation.active_since)
         fields = ["value", "labels", "annotations", "severity", "updated_at"]
         alert.value = observation.value
@@ -123,7 +126,8 @@ def observe(
             return None
         alert.state = after
         alert.active_since = at(observation.active_since) if observation.active_since is not None else None
-        fields += ["state", "active_since", "changes", "flapping"]
+        alert.changed_at = at(now)
+        fields += ["state", "active_since", "changes", "flapping", "changed_at"]
         if after == AlertState.FIRING:
             alert.fired_at = alert.active_since or at(now)
             alert.resolved_at = None
@@ -136,7 +140,7 @@ def observe(
                 Decision.PENDING,
                 now,
                 detail=f"value {observation.value}",
-                once_key=_key("pending", alert),
+                once_key=f"pending:{alert.fingerprint}:{observation.active_since or now:.3f}",
             )
         else:
             log(
@@ -162,10 +166,11 @@ def expire(
                 return None
             alert.state = AlertState.RESOLVED
             alert.resolved_at = at(now)
-            alert.changes, alert.flapping = record_change(alert.changes, now, flap)
+            _changed(alert, now, flap)
         else:
             alert.state = AlertState.INACTIVE
         alert.active_since = None
+        alert.changed_at = at(now)
         alert.save(
             update_fields=[
                 "state",
@@ -174,6 +179,7 @@ def expire(
                 "changes",
                 "flapping",
                 "flapping_since",
+                "changed_at",
                 "updated_at",
             ]
         )
@@ -190,6 +196,18 @@ def _changed(alert: Alert, now: float, flap: FlapPolicy) -> None:
     alert.flapping = flapping
 
 
+def settle_flapping(alert: Alert, now: float, flap: FlapPolicy) -> bool:
+    """A flapping alert whose changes have left the window is flapping no more (checked while it is
+    steady, when no transition recomputes it); returns whether it changed."""
+    if not alert.flapping or flap.is_flapping(alert.changes, now):
+        return False
+    updated = Alert.objects.filter(pk=alert.pk, flapping=True).update(flapping=False)
+    alert.flapping = False
+    if updated:
+        log(alert, Decision.HELD, now, detail="no longer flapping: notified as it is now")
+    return bool(updated)
+
+
 def _key(kind: str, alert: Alert) -> str:
     started = alert.fired_at.timestamp() if alert.fired_at else 0.0
     return f"{kind}:{alert.fingerprint}:{started:.3f}"
@@ -204,14 +222,3 @@ def record_run(alert: Alert, run_id: Any, now: float) -> None:
     Alert.objects.filter(pk=alert.pk).update(last_run_id=run_id, last_run_at=at(now))
     alert.last_run_id = run_id
     alert.last_run_at = at(now)
-
-
-def forget(names: list[str]) -> int:
-    """Delete the alerts of these names, their log and group memberships (a demo starting over, an
-    operator retiring a rule's history); returns how many alerts."""
-    from automation.alerting.services.groups import reset_empty_groups
-
-    found = list(Alert.objects.filter(name__in=names).values_list("pk", flat=True))
-    Alert.objects.filter(pk__in=found).delete()
-    reset_empty_groups()
-    return len(found)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from automation.alerting.choices import AlertState, SourceKind
+from django.db.models import Q
+
+from automation.alerting.choices import AlertOrigin, AlertState, SourceKind
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.matchers import alert_fingerprint
 from automation.alerting.rules import Outcome, evaluate, parse_rule
 from automation.alerting.series import MetricSource, Series
-from automation.alerting.services.alerts import Observation, expire, observe
+from automation.alerting.services.alerts import Observation, at, expire, observe
 from automation.alerting.services.pipeline import on_fired, on_resolved
 from automation.errors import SourceError
 from automation.models import Alert, AlertRule
@@ -28,6 +30,8 @@ class EvaluationReport:
     pending: list[str] = field(default_factory=list)
     #: Remediation runs started by this evaluation.
     runs: list[str] = field(default_factory=list)
+    #: Why nothing was applied (an evaluation at this time or later was already taken), if so.
+    skipped: str = ""
 
 
 def alert_labels(definition: RuleDefinition, labels: dict[str, str]) -> dict[str, str]:
@@ -48,6 +52,12 @@ def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> Evaluati
         outcomes = promql_outcomes(source, definition.expr, definition.for_, now)
     else:
         return report  # a handler of received alerts: nothing to evaluate
+    # Only an evaluation later than the last one taken goes on: a redelivered or late message, or a
+    # second Beat's, would otherwise bring back an alert a later evaluation resolved.
+    newer = Q(last_evaluated_at__isnull=True) | Q(last_evaluated_at__lt=at(now))
+    if not AlertRule.objects.filter(newer, pk=rule.pk).update(last_evaluated_at=at(now)):
+        report.skipped = "an evaluation at this time or later was already taken"
+        return report
     report.series = len(outcomes)
     flap = FlapPolicy(definition.flap.changes, definition.flap.window)
     seen: set[str] = set()
@@ -81,9 +91,10 @@ def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> Evaluati
                 report.runs.append(str(run.id))
         elif transition.after == AlertState.PENDING:
             report.pending.append(fingerprint)
-    active = Alert.objects.filter(rule=rule, state__in=AlertState.ACTIVE).values_list(
-        "fingerprint", flat=True
-    )
+    # Alerts of this rule's evaluations only: a received alert handled by this rule is not its to resolve.
+    active = Alert.objects.filter(
+        rule=rule, origin=AlertOrigin.RULE, state__in=AlertState.ACTIVE
+    ).values_list("fingerprint", flat=True)
     for fingerprint in set(active) - seen:
         transition = expire(fingerprint, now, keep_firing_for=definition.keep_firing_for, flap=flap)
         if transition is not None and transition.after == AlertState.RESOLVED:

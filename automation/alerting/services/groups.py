@@ -2,28 +2,38 @@
 flush sends one notification per group when it is due (`automation.alerting.grouping.due`: group_wait,
 group_interval, repeat_interval, as Alertmanager does).
 
-A flush takes the group's next sequence number with a guarded update (`WHERE sequence = n`), so two
-flushers send it once; the delivery is a run of the receiver's workflow whose idempotency key is the group
-and that number, so a redelivered flush sends no second message.
+What a notification carries: the group's firing alerts that are not muted (inhibited, silenced; a flapping
+alert once per flapping spell), and its resolved alerts not notified yet (unless the receiver says
+`send_resolved: false`). A notification that would carry nothing is not sent. An alert that resolved
+before its group's first notification leaves the group unannounced, as in Alertmanager.
+
+A flush locks the group row and takes its next sequence number, so two flushers send it once; the
+delivery is a run of the receiver's workflow whose idempotency key is the group and that number, so a
+redelivered flush sends no second message. The sequence is taken only if the delivery run was stored.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 
 from automation.alerting.choices import AlertState, Decision
-from automation.alerting.definitions import LOG_RECEIVER
+from automation.alerting.definitions import LOG_RECEIVER, RuleDefinition
+from automation.alerting.flapping import FlapPolicy
 from automation.alerting.grouping import GroupState, Member
 from automation.alerting.grouping import due as group_due
 from automation.alerting.notifications import notification_content, receiver_workflow_name
 from automation.alerting.routing import Destination, Timings
-from automation.alerting.services.alerts import at, log
+from automation.alerting.services.alerts import at, log, settle_flapping
 from automation.alerting.services.config import current_document
+from automation.alerting.services.muting import Muting
 from automation.errors import AutomationError
 from automation.models import Alert, AlertGroup, AlertLog
+
+logger = logging.getLogger("automation.alerting")
 
 
 def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
@@ -42,19 +52,31 @@ def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
         f"group {group.key} (route {destination.route}, receiver {destination.receiver}, "
         f"group_wait {timings.group_wait:.0f}s, group_interval {timings.group_interval:.0f}s)"
     )
-    log(alert, Decision.HELD, now, receiver=destination.receiver, detail=detail)
+    moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
+    stamp = moment.timestamp() if moment else now
+    log(
+        alert,
+        Decision.HELD,
+        now,
+        receiver=destination.receiver,
+        detail=detail,
+        once_key=f"held:{group.key}:{alert.fingerprint}:{alert.state}:{stamp:.3f}",
+    )
     return group
 
 
-def _timings(group: AlertGroup) -> Timings:
-    route = current_document().route.build()
-    stack = [route]
+def _timings(group: AlertGroup, routes: dict[str, Timings]) -> Timings:
+    return routes.get(group.route) or routes["0"]
+
+
+def _route_timings() -> dict[str, Timings]:
+    found: dict[str, Timings] = {}
+    stack = [current_document().route.build()]
     while stack:
         node = stack.pop()
-        if node.path == group.route:
-            return node.timings
+        found[node.path] = node.timings
         stack.extend(node.routes)
-    return route.timings
+    return found
 
 
 def due(group: AlertGroup, members: list[Alert], now: float, timings: Timings) -> tuple[bool, str]:
@@ -72,41 +94,64 @@ def due(group: AlertGroup, members: list[Alert], now: float, timings: Timings) -
     return group_due(state, audible, now, timings)
 
 
-def flush(group: AlertGroup, now: float) -> Any:
-    """Send the group's notification if due; returns the delivery run (or True for the log receiver)."""
-    document = current_document()
-    receiver = document.receiver(group.receiver)
-    members = list(group.alerts.all())
-    if receiver is not None and not receiver.send_resolved:
-        members = [a for a in members if a.state == AlertState.FIRING]
-    from automation.alerting.services.pipeline import muted_by
+def _flap_policy(alert: Alert) -> FlapPolicy:
+    if alert.rule is None:
+        return FlapPolicy()
+    flap = RuleDefinition.model_validate(alert.rule.document).flap
+    return FlapPolicy(flap.changes, flap.window)
 
-    audible = []
-    for alert in members:
-        muted = muted_by(alert, now) if alert.state == AlertState.FIRING else None
-        if muted is None and (not alert.flapping or not _spell_notified(alert)):
-            audible.append(alert)
-        elif muted is not None:
-            started = alert.fired_at.timestamp() if alert.fired_at else 0.0
-            log(
-                alert,
-                muted[0],
-                now,
-                receiver=group.receiver,
-                detail=muted[1],
-                once_key=f"{muted[0]}:{group.key}:{alert.fingerprint}:{started:.3f}",
-            )
-    is_due, content = due(group, audible, now, _timings(group))
-    if not is_due:
-        return None
-    sequence = group.sequence + 1
+
+def flush(
+    group: AlertGroup, now: float, *, muting: Muting | None = None, routes: dict[str, Timings] | None = None
+) -> Any:
+    """Send the group's notification if due; returns the delivery run (True for the log receiver)."""
+    muting = muting or Muting.now(now)
+    routes = routes or _route_timings()
+    receiver = current_document().receiver(group.receiver)
+    send_resolved = receiver is None or receiver.send_resolved
     with transaction.atomic():
-        taken = AlertGroup.objects.filter(pk=group.pk, sequence=group.sequence).update(
-            sequence=F("sequence") + 1, last_notified_at=at(now), last_digest=content, waiting_since=None
-        )
-        if not taken:
-            return None  # another flusher sent it
+        locked = AlertGroup.objects.select_for_update().filter(pk=group.pk).first()
+        if locked is None:
+            return None
+        group = locked
+        members = list(group.alerts.select_related("rule"))
+        leaving: list[Alert] = []  # resolved members to drop from the group after this flush
+        audible: list[Alert] = []
+        for alert in members:
+            if alert.state == AlertState.FIRING:
+                if alert.flapping:
+                    settle_flapping(alert, now, _flap_policy(alert))
+                muted = muting.of(alert)
+                if muted is not None:
+                    started = alert.fired_at.timestamp() if alert.fired_at else 0.0
+                    log(
+                        alert,
+                        muted[0],
+                        now,
+                        receiver=group.receiver,
+                        detail=muted[1],
+                        once_key=f"{muted[0]}:{group.key}:{alert.fingerprint}:{started:.3f}",
+                    )
+                elif not alert.flapping or not _spell_notified(alert):
+                    audible.append(alert)
+            elif alert.state == AlertState.RESOLVED and send_resolved and group.last_notified_at is not None:
+                audible.append(alert)
+                leaving.append(alert)
+            else:
+                leaving.append(alert)  # resolved unannounced (or not to be announced), or gone inactive
+        is_due, content = due(group, audible, now, _timings(group, routes))
+        if not audible or not is_due:
+            _leave(group, [a for a in leaving if a not in audible])
+            return None
+        sequence = group.sequence + 1
         run = _deliver(group, audible, sequence, now)
+        if run is None:
+            return None  # refused: logged on each alert; the sequence is not taken, a later flush retries
+        group.sequence = sequence
+        group.last_notified_at = at(now)
+        group.last_digest = content
+        group.waiting_since = None
+        group.save(update_fields=["sequence", "last_notified_at", "last_digest", "waiting_since"])
         for alert in audible:
             log(
                 alert,
@@ -126,11 +171,14 @@ def flush(group: AlertGroup, now: float) -> Any:
                     detail="flapping: notified once for this spell, held until it settles",
                     once_key=_spell_key(alert),
                 )
-        done = [a.pk for a in group.alerts.all() if a.state != AlertState.FIRING]
-        if done:
-            group.alerts.remove(*done)
-            reset_empty_groups([group.pk])
+        _leave(group, leaving)
     return run
+
+
+def _leave(group: AlertGroup, alerts: list[Alert]) -> None:
+    if alerts:
+        group.alerts.remove(*alerts)
+        reset_empty_groups([group.pk])
 
 
 def _spell_key(alert: Alert) -> str:
@@ -146,18 +194,37 @@ def _spell_notified(alert: Alert) -> bool:
 def _deliver(group: AlertGroup, alerts: list[Alert], sequence: int, now: float) -> Any:
     if group.receiver == LOG_RECEIVER:
         return True
+    if current_document().receiver(group.receiver) is None:
+        for alert in alerts:
+            log(
+                alert,
+                Decision.NO_ROUTE,
+                now,
+                receiver=group.receiver,
+                detail=f"receiver {group.receiver} is no longer in the alerting document",
+                once_key=f"gone:{group.key}:{sequence}:{alert.fingerprint}",
+            )
+        return None
     from automation.runs.dispatch import enqueue_run
 
     content = notification_content(group, alerts, sequence)
     try:
-        run, _ = enqueue_run(
-            receiver_workflow_name(group.receiver),
-            {"notification": content},
-            idempotency_key=f"notify:{group.key}:{sequence}",
-        )
+        with transaction.atomic():
+            run, _ = enqueue_run(
+                receiver_workflow_name(group.receiver),
+                {"notification": content},
+                idempotency_key=f"notify:{group.key}:{sequence}",
+            )
     except AutomationError as exc:
         for alert in alerts:
-            log(alert, Decision.DELIVERY_FAILED, now, receiver=group.receiver, detail=str(exc))
+            log(
+                alert,
+                Decision.DELIVERY_FAILED,
+                now,
+                receiver=group.receiver,
+                detail=str(exc),
+                once_key=f"refused:{group.key}:{sequence}:{alert.fingerprint}",
+            )
         return None
     return run
 
@@ -173,10 +240,65 @@ def reset_empty_groups(keys: list[int] | None = None) -> int:
     )
 
 
+def record_delivery_results(now: float, *, within: float = 3600.0) -> int:
+    """Append each finished delivery's result to the log of the alerts it carried (`delivered`, or
+    `delivery_failed` with the step's error): "notified" says a notification was sent to the receiver's
+    workflow, this says whether the receiver took it."""
+    from automation.choices import RunStatus
+    from automation.models import WorkflowRun
+
+    notified = list(
+        AlertLog.objects.filter(
+            decision=Decision.NOTIFIED, run_id__isnull=False, at__gte=at(now) - timedelta(seconds=within)
+        ).values_list("alert_id", "run_id", "receiver")
+    )
+    if not notified:
+        return 0
+    keys = {f"delivery:{run_id}:{alert_id}" for alert_id, run_id, _ in notified}
+    known = set(AlertLog.objects.filter(once_key__in=keys).values_list("once_key", flat=True))
+    todo = [(a, r, rcv) for a, r, rcv in notified if f"delivery:{r}:{a}" not in known]
+    runs = {
+        run.id: run
+        for run in WorkflowRun.objects.filter(id__in={r for _, r, _ in todo}, status__in=RunStatus.TERMINAL)
+    }
+    written = 0
+    for alert_id, run_id, receiver in todo:
+        run = runs.get(run_id) if run_id is not None else None
+        if run is None:
+            continue
+        ok = run.status == RunStatus.SUCCEEDED
+        alert = Alert(pk=alert_id)
+        written += log(
+            alert,
+            Decision.DELIVERED if ok else Decision.DELIVERY_FAILED,
+            now,
+            receiver=receiver,
+            run_id=run_id,
+            detail="the receiver took it" if ok else f"{run.status}: {run.error}"[:2000],
+            once_key=f"delivery:{run_id}:{alert_id}",
+        )
+    return written
+
+
 def flush_all(now: float) -> int:
-    """Flush every group with members; returns how many notifications were sent."""
+    """Flush every group with members; returns how many notifications were sent. One group that fails is
+    logged and skipped: the others are still flushed."""
+    muting = Muting.now(now)
+    routes = _route_timings()
     sent = 0
     for group in AlertGroup.objects.filter(alerts__isnull=False).distinct():
-        if flush(group, now) is not None:
-            sent += 1
+        try:
+            if flush(group, now, muting=muting, routes=routes) is not None:
+                sent += 1
+        except Exception:  # noqa: BLE001 - one group must not stop the others
+            logger.exception("alerting: flushing group %s failed", group.key)
     return sent
+
+
+def forget(names: list[str]) -> int:
+    """Delete the alerts of these names, their log and group memberships (a demo starting over, an
+    operator retiring a rule's history); returns how many alerts."""
+    found = list(Alert.objects.filter(name__in=names).values_list("pk", flat=True))
+    Alert.objects.filter(pk__in=found).delete()
+    reset_empty_groups()
+    return len(found)

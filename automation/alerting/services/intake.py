@@ -34,6 +34,10 @@ def _severity(labels: Mapping[str, str]) -> str:
     return value if value in known else aliases.get(value, AlertSeverity.MEDIUM.value)
 
 
+#: A received firing whose start is this much later than the one held is a new firing.
+NEW_FIRING_AFTER = 1.0
+
+
 def receive(received: ReceivedAlert, now: float) -> Receipt:
     name = alert_name(received.labels)
     rule = AlertRule.objects.filter(name=name).first()
@@ -47,6 +51,14 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
         state = Alert.objects.filter(fingerprint=received.fingerprint).values_list("state", flat=True).first()
         return Receipt(received.fingerprint, state or AlertState.INACTIVE, "deduplicated")
     start = received.starts_at.timestamp()
+    current = Alert.objects.filter(fingerprint=received.fingerprint).values_list("state", "fired_at").first()
+    if current is not None and current[0] == AlertState.FIRING and current[1] is not None:
+        if current[1].timestamp() + NEW_FIRING_AFTER < start <= now:
+            # A firing that started after the one we hold: the sender's resolution of ours was lost
+            # (or it does not send resolutions). Ours ends; this one is a firing of its own.
+            ended = expire(received.fingerprint, now, flap=flap)
+            if ended is not None and ended.after == AlertState.RESOLVED:
+                on_resolved(ended.alert, now)
     transition = observe(
         Observation(
             fingerprint=received.fingerprint,

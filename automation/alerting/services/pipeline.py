@@ -2,17 +2,21 @@
 what it lacks), each decision written to the notification log:
 
 1. dedup: only the caller that took the transition gets here (automation.alerting.services.alerts);
-2. flap damping: an alert changing state too often is held as flapping, notified once;
+2. flap damping: an alert changing state too often is held as flapping: no remediation, and its group
+   carries it in one notification per flapping spell;
 3. inhibition: a firing alert matching an inhibition rule's source mutes it;
 4. silences: an active silence matching its labels mutes it;
-5. remediation: the rule's workflow starts once per firing (idempotency key: fingerprint and firing
-   start), unless a run for this alert started inside the rule's cooldown; the automation level decides
-   whether it runs directly, behind an approval, or not at all;
-6. routing and grouping: the alert joins the group of each receiver its labels route to; groups are
-   flushed by automation.alerting.services.groups (group_wait, group_interval, repeat_interval).
+5. remediation: unless muted (2-4), the rule's workflow starts once per firing (idempotency key:
+   fingerprint and firing start), unless a run for this alert started inside the rule's cooldown; the
+   automation level decides whether it runs directly, behind an approval, or not at all;
+6. routing and grouping: the alert joins the group of each receiver its labels route to, muted or not;
+   groups are flushed by automation.alerting.services.groups (group_wait, group_interval,
+   repeat_interval), which leaves muted alerts out of each notification, so an alert whose silence ends
+   or whose inhibiting alert resolves is notified then.
 
-A muted alert (flapping, inhibited, silenced) starts no workflow either: an operator's silence during
-maintenance holds the automation too.
+A muted alert starts no workflow: an operator's silence during maintenance holds the automation too.
+Once the pipeline of a transition is done, the alert records it (`handled_for`); a transition whose
+process died before that is taken up again by the flush job (`repair`), every step being idempotent.
 """
 
 from __future__ import annotations
@@ -20,82 +24,93 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F, Q
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
-from automation.alerting.inhibition import FiringAlert, InhibitRule, inhibited_by
 from automation.alerting.remediation import alert_context, in_cooldown, is_gated, run_workflow_name
 from automation.alerting.routing import destinations
-from automation.alerting.services.alerts import firing_key, log, record_run
+from automation.alerting.services.alerts import at, firing_key, log, record_run
 from automation.alerting.services.config import current_document
 from automation.alerting.services.groups import join
-from automation.alerting.services.silences import active_silences
-from automation.alerting.silencing import silenced_by
-from automation.choices import AutomationLevel
+from automation.alerting.services.muting import Muting
+from automation.choices import AlertSeverity, AutomationLevel
 from automation.config import current_config
 from automation.errors import InvalidFieldsError, NotFoundError, StateError
 from automation.models import Alert
 from automation.templating import TemplateError, render
 
-
-def muted_by(alert: Alert, now: float) -> tuple[str, str] | None:
-    """(decision, detail) when the alert is muted now (flapping, inhibited, silenced); None otherwise."""
-    labels = dict(alert.labels)
-    document = current_document()
-    rules = [InhibitRule(r.source_matchers, r.target_matchers, r.equal) for r in document.inhibit_rules]
-    if rules:
-        firing = [
-            FiringAlert(fp, lbl)
-            for fp, lbl in Alert.objects.filter(state=AlertState.FIRING, flapping=False).values_list(
-                "fingerprint", "labels"
-            )
-        ]
-        source = inhibited_by(alert.fingerprint, labels, firing, rules)
-        if source is not None:
-            return Decision.INHIBITED, f"inhibited by alert {source}"
-    silence = silenced_by(labels, active_silences(now), now)
-    if silence is not None:
-        return Decision.SILENCED, f"silenced by {silence}"
-    return None
+#: A transition left unhandled this long (its process died mid-pipeline) is taken up again.
+REPAIR_AFTER = 30.0
 
 
 def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> Any:
     """Run the pipeline for an alert that just fired; returns the remediation run it started, if any."""
     key = firing_key(alert)
+    run = None
+    muted = Muting.now(now).of(alert)
     if alert.flapping:
-        # Held while it flaps; notified once per flapping spell (its group carries it).
         log(alert, Decision.FLAPPING, now, detail="held: too many state changes", once_key=f"flapping:{key}")
-        spell = alert.flapping_since.timestamp() if alert.flapping_since else 0.0
-        if log(
-            alert,
-            Decision.HELD,
-            now,
-            detail="flapping: notified once for this spell",
-            once_key=f"flapping-spell:{alert.fingerprint}:{spell:.3f}",
-        ):
-            _route(alert, now)
-        return None
-    muted = muted_by(alert, now)
-    if muted is not None:
+    elif muted is not None:
         log(alert, muted[0], now, detail=muted[1], once_key=f"{muted[0]}:{key}")
-        return None
-    run = remediate(alert, now, rule) if rule is not None else None
+    elif rule is not None:
+        run = remediate(alert, now, rule)
     _route(alert, now)
+    _handled(alert, alert.fired_at)
     return run
 
 
 def on_resolved(alert: Alert, now: float) -> None:
     _route(alert, now)
+    _handled(alert, alert.resolved_at)
+
+
+def _handled(alert: Alert, moment: Any) -> None:
+    Alert.objects.filter(pk=alert.pk).update(handled_for=moment)
+    alert.handled_for = moment
 
 
 def _route(alert: Alert, now: float) -> None:
     document = current_document()
     found = destinations(document.route.build(), dict(alert.labels))
     if not found:
-        log(alert, Decision.NO_ROUTE, now)
+        started = alert.fired_at.timestamp() if alert.fired_at else 0.0
+        log(
+            alert,
+            Decision.NO_ROUTE,
+            now,
+            once_key=f"no_route:{alert.fingerprint}:{started:.3f}:{alert.state}",
+        )
         return
     for destination in found:
         join(alert, destination, now)
+
+
+def repair(now: float) -> int:
+    """Take up the transitions whose pipeline never finished (the process died, the database failed
+    between the transition and its follow-up): the pipeline runs again; its steps are idempotent."""
+    stale = at(now - REPAIR_AFTER)
+    firing = Q(state=AlertState.FIRING) & ~Q(handled_for=F("fired_at"))
+    resolved = Q(state=AlertState.RESOLVED) & ~Q(handled_for=F("resolved_at"))
+    found = 0
+    for alert in Alert.objects.filter(firing | resolved, changed_at__lt=stale).select_related("rule")[:500]:
+        found += 1
+        if alert.state == AlertState.FIRING:
+            rule = RuleDefinition.model_validate(alert.rule.document) if alert.rule is not None else None
+            on_fired(alert, now, rule)
+        else:
+            on_resolved(alert, now)
+    return found
+
+
+_RANK = [s.value for s in AlertSeverity]
+
+
+def gating_severity(alert: Alert, rule: RuleDefinition) -> str:
+    """The worse of the rule's severity and the alert's: a sender cannot skip an approval by labelling
+    its alert `low` when the rule handling it says `critical`."""
+    ranked = [s for s in (alert.severity, rule.severity.value) if s in _RANK]
+    return min(ranked, key=_RANK.index) if ranked else rule.severity.value
 
 
 def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
@@ -113,7 +128,7 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
     if level == AutomationLevel.MANUAL:
         log(alert, Decision.NOT_AUTOMATED, now, detail="level manual: notify only", once_key=f"manual:{key}")
         return None
-    gated = is_gated(level, alert.severity)
+    gated = is_gated(level, gating_severity(alert, rule))
     try:
         return _start(alert, now, rule, key=key, gated=gated, level=level.value)
     except (InvalidFieldsError, NotFoundError, StateError, TemplateError) as exc:

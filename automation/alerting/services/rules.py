@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.db import transaction
 
+from automation.alerting.choices import AlertOrigin, AlertState
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.remediation import remediation_workflows
+from automation.alerting.services.alerts import expire
+from automation.alerting.services.pipeline import on_resolved
 from automation.config import current_config
 from automation.definitions.registry import register_definition
 from automation.errors import DefinitionError, NotFoundError
-from automation.models import AlertRule
+from automation.models import Alert, AlertRule
 
 
 def _check_condition(definition: RuleDefinition, field: str) -> None:
@@ -80,10 +84,19 @@ def save_rules(raws: list[Any]) -> list[AlertRule]:
         return [save_rule(d, where=f"rules[{i}]") for i, d in enumerate(definitions)]
 
 
-def delete_rule(name: str) -> None:
-    deleted, _ = AlertRule.objects.filter(name=name).delete()
-    if not deleted:
+def delete_rule(name: str, *, now: float | None = None) -> None:
+    """Delete a rule; its firing alerts resolve first (notified as resolved), so none is left firing
+    with no evaluator to end it."""
+    rule = AlertRule.objects.filter(name=name).first()
+    if rule is None:
         raise NotFoundError(f"alert rule '{name}' does not exist")
+    at = time.time() if now is None else now
+    active = Alert.objects.filter(rule=rule, origin=AlertOrigin.RULE, state__in=AlertState.ACTIVE)
+    for fingerprint in active.values_list("fingerprint", flat=True):
+        transition = expire(fingerprint, at)
+        if transition is not None and transition.after == AlertState.RESOLVED:
+            on_resolved(transition.alert, at)
+    rule.delete()
 
 
 def rule_definition(rule: AlertRule) -> RuleDefinition:
