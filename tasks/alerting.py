@@ -46,9 +46,12 @@ def flush_groups() -> int:
 
 
 @app.task(name="automation.alerting.purge_samples")
-def purge_samples() -> int:
-    """Drop pushed samples older than the retention (48 h unless the alerting document says otherwise)."""
+def purge_samples() -> dict[str, int]:
+    """Drop pushed samples older than the retention (48 h unless the alerting document says otherwise),
+    and the notification log, settled alerts and expired silences older than 30 days."""
     from automation.alerting.services.config import current_document
+    from automation.alerting.services.retention import purge_history
     from automation.alerting.services.samples import purge
 
-    return purge(time.time() - current_document().retention)
+    now = time.time()
+    return {"samples": purge(now - current_document().retention), **asdict(purge_history(now))}

@@ -194,3 +194,26 @@ def test_a_newer_firing_after_a_lost_resolution_is_a_firing_of_its_own() -> None
     assert receive(received(name, starts=now - 60), now).outcome == "fired"
     log = decisions(received(name).fingerprint)
     assert log.count("fired") == 2 and log.count("resolved") == 1
+
+
+def test_history_is_purged_after_its_retention_but_open_alerts_stay() -> None:
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.retention import HISTORY_SECONDS, purge_history
+    from automation.models import Alert, AlertLog
+
+    now = time.time()
+    settled, open_ = received(unique("old")), received(unique("open"))
+    receive(settled, now)
+    receive(received(settled.labels["alertname"], firing=False), now + 1)
+    receive(open_, now)
+    later = now + HISTORY_SECONDS + 3600
+    from automation.models import AlertGroup
+
+    AlertGroup.objects.filter(alerts__fingerprint=settled.fingerprint).first().alerts.remove(
+        Alert.objects.get(fingerprint=settled.fingerprint)
+    )
+    purged = purge_history(later)
+    assert purged.log_entries >= 3 and purged.alerts >= 1
+    assert not Alert.objects.filter(fingerprint=settled.fingerprint).exists()
+    assert Alert.objects.get(fingerprint=open_.fingerprint).state == "firing"  # open alerts stay
+    assert not AlertLog.objects.filter(alert__fingerprint=open_.fingerprint).exists()  # its old log went
