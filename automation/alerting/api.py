@@ -16,7 +16,6 @@ from django.views.decorators.http import require_http_methods
 from automation.alerting.limits import MAX_LISTED
 from automation.api.views import BadRequest, api_view, json_body_view, read_body
 from automation.errors import InvalidFieldsError, NotFoundError
-from automation.secrets import mask
 
 
 @csrf_exempt
@@ -91,18 +90,21 @@ def alert_log(request: HttpRequest, fingerprint: str) -> JsonResponse:
 @api_view
 @json_body_view
 def rules(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
+    from automation.alerting.serializers import rule_document_json
     from automation.alerting.services.rules import save_rule
     from automation.models import AlertRule
 
     if request.method == "GET":
-        return JsonResponse({"rules": [mask(r.document) for r in AlertRule.objects.order_by("name")]})
-    return JsonResponse(mask(save_rule(body).document), status=201)
+        rows = AlertRule.objects.order_by("name")
+        return JsonResponse({"rules": [rule_document_json(r.document) for r in rows]})
+    return JsonResponse(rule_document_json(save_rule(body).document), status=201)
 
 
 @csrf_exempt
 @require_http_methods(["GET", "DELETE"])
 @api_view
 def rule_detail(request: HttpRequest, name: str) -> HttpResponse:
+    from automation.alerting.serializers import rule_document_json
     from automation.alerting.services.rules import delete_rule
     from automation.models import AlertRule
 
@@ -112,7 +114,7 @@ def rule_detail(request: HttpRequest, name: str) -> HttpResponse:
     rule = AlertRule.objects.filter(name=name).first()
     if rule is None:
         raise NotFoundError(f"alert rule '{name[:200]}' does not exist")
-    return JsonResponse(mask(rule.document))
+    return JsonResponse(rule_document_json(rule.document))
 
 
 @csrf_exempt
@@ -152,6 +154,7 @@ def silence_detail(request: HttpRequest, silence_id: str) -> JsonResponse:
 @api_view
 @json_body_view
 def alerting_document(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
+    from automation.alerting.serializers import alerting_document_json
     from automation.alerting.services.config import apply_document, current_document
 
     if request.method == "GET":
@@ -160,4 +163,4 @@ def alerting_document(request: HttpRequest, body: dict[str, Any]) -> JsonRespons
         raise BadRequest("the alerting document is required (PUT {} to go back to the defaults)")
     else:
         document = apply_document(body)
-    return JsonResponse(mask(document.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    return JsonResponse(alerting_document_json(document))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -14,6 +15,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -262,12 +264,32 @@ class InhibitRuleDefinition(_Model):
     equal: tuple[str, ...] = ()
 
 
+def userinfo_problem(url: str, instead: str) -> str | None:
+    """Why `url` is refused when it holds `user:password@` (a credential then shown wherever the URL is:
+    the alerting document, workflow definitions, logs), else None."""
+    try:
+        found = urlsplit(url)
+    except ValueError:
+        return None  # not a URL: the action's own validation says so
+    if found.username is None and found.password is None:
+        return None
+    return f"must not hold user:password@ (it would be shown with the URL): use {instead}"
+
+
 class PrometheusSourceDefinition(_Model):
     url: str = Field(pattern=r"^https?://", max_length=2000)
     bearer_token: str | None = None
     username: str | None = None
     password: str | None = None
     timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _no_userinfo(cls, value: str) -> str:
+        problem = userinfo_problem(value, "the username and password fields")
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class AlertingDocument(_Model):
@@ -305,6 +327,11 @@ class AlertingDocument(_Model):
                 found.append(
                     (f"{path}.receiver", f"unknown receiver '{receiver}' (known: {', '.join(sorted(known))})")
                 )
+        for i, defined in enumerate(self.receivers):
+            url = defined.settings.get("url")
+            problem = userinfo_problem(url, _RECEIVER_AUTH[defined.kind]) if isinstance(url, str) else None
+            if problem:
+                found.append((f"receivers[{i}].{defined.kind}.url", problem))
         names = [r.name for r in self.receivers]
         for i, name in enumerate(names):
             if name in names[:i]:
@@ -315,6 +342,15 @@ class AlertingDocument(_Model):
 
     def receiver(self, name: str) -> ReceiverDefinition | None:
         return next((r for r in self.receivers if r.name == name), None)
+
+
+#: What a receiver of each kind authenticates with instead of user:password@ in its URL.
+_RECEIVER_AUTH = {
+    "slack": "the URL's own path (Slack's webhook URL) or headers",
+    "webhook": "bearer_token or headers",
+    "pagerduty": "routing_key",
+    "email": "username and password",
+}
 
 
 def _route_receivers(route: RouteDefinition, path: str) -> list[tuple[str, str]]:

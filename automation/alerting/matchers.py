@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
+from automation.alerting.regex import RegexError, compile_regex
 from automation.alerting.series import Matcher, MatchOp
 
 _MATCHER = re.compile(
@@ -41,10 +42,9 @@ def parse_matcher(text: str) -> Matcher:
     op = cast(MatchOp, found.group("op"))
     if op in ("=~", "!~"):
         try:
-            re.compile(value)
-        except (re.error, OverflowError, RecursionError) as exc:
-            # OverflowError: a repetition count past the engine's bound (`a{99999999999}`).
-            raise MatcherError(f"'{text[:100]}': bad regular expression ({exc})") from None
+            compile_regex(value)
+        except RegexError as exc:
+            raise MatcherError(f"'{text[:100]}': bad regular expression (RE2: {exc})") from None
     return Matcher(found.group("name"), op, value)
 
 

@@ -1,12 +1,16 @@
-"""JSON views of alerts, their notification log and silences, for API answers and the CLI."""
+"""JSON views of alerts, their notification log, silences, rules and the alerting document, for API
+answers and the CLI; secrets masked (`automation.secrets`: by name, and notification settings by place)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from automation.alerting.definitions import ACTION_ALIASES, AlertingDocument
 from automation.alerting.limits import MAX_LOG_ENTRIES
 from automation.models import Alert, AlertLog, Silence
+from automation.secrets import is_notification, mask, mask_notification
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -66,3 +70,30 @@ def silence_json(silence: Silence, now: float) -> dict[str, Any]:
         "comment": silence.comment,
         "state": silence_state(silence, now),
     }
+
+
+def alerting_document_json(document: AlertingDocument) -> dict[str, Any]:
+    """The alerting document as shown: every receiver's settings masked by place (its `url` may be the
+    credential), the Prometheus source's password and bearer token by name."""
+    shown: dict[str, Any] = mask(document.model_dump(mode="json", by_alias=True, exclude_none=True))
+    for receiver, settings in zip(shown.get("receivers", []), document.receivers, strict=True):
+        receiver[settings.kind] = mask_notification(settings.settings)
+    return shown
+
+
+def rule_document_json(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule's document as shown: masked by name, its notification actions' parameters by place."""
+    shown: dict[str, Any] = mask(document)
+    actions = document.get("actions")
+    if isinstance(actions, list):
+        shown["actions"] = [_masked_action(action) for action in actions]
+    return shown
+
+
+def _masked_action(action: Any) -> Any:
+    shown = mask(action)
+    if isinstance(action, Mapping) and isinstance(action.get("parameters"), Mapping):
+        kind = str(action.get("type", ""))
+        if is_notification(ACTION_ALIASES.get(kind, kind)):
+            shown["parameters"] = mask_notification(action["parameters"])
+    return shown

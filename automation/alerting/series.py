@@ -6,10 +6,11 @@ the Prometheus client all speak these types. Times are epoch seconds (float), va
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from automation.alerting.regex import RegexError, full_match
 
 #: The label that holds a series' metric name, as in Prometheus; it is not part of `Series.labels`.
 METRIC_LABEL = "__name__"
@@ -19,8 +20,8 @@ MatchOp = Literal["=", "!=", "=~", "!~"]
 
 @dataclass(frozen=True)
 class Matcher:
-    """One label matcher, with Prometheus's meaning: a regex matches the whole value; an absent label
-    is the empty string."""
+    """One label matcher, with Prometheus's meaning: a regex (RE2, `automation.alerting.regex`) matches
+    the whole value; an absent label is the empty string."""
 
     name: str
     op: MatchOp
@@ -32,24 +33,17 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = _regex(self.value).fullmatch(actual) is not None
+        try:
+            found = full_match(self.value, actual)
+        except RegexError:
+            # Only a matcher stored before patterns were checked with RE2 gets here: it matches nothing,
+            # the pipeline goes on (a silence of it silences nothing: the alert is still notified).
+            found = False
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
         quoted = self.value.replace("\\", "\\\\").replace('"', '\\"')
         return f'{self.name}{self.op}"{quoted}"'
-
-
-_compiled: dict[str, re.Pattern[str]] = {}
-
-
-def _regex(pattern: str) -> re.Pattern[str]:
-    found = _compiled.get(pattern)
-    if found is None:
-        if len(_compiled) > 4096:
-            _compiled.clear()
-        found = _compiled[pattern] = re.compile(pattern)
-    return found
 
 
 @dataclass(frozen=True)

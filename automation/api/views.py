@@ -206,10 +206,11 @@ def workflows(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
 @api_view
 def workflow_detail(request: HttpRequest, name: str) -> JsonResponse:
     from automation.runs.dispatch import latest_version
-    from automation.secrets import mask
+    from automation.secrets import mask_definition
 
     version = latest_version(name)
-    return JsonResponse({"name": name, "version": version.version, "definition": mask(version.definition)})
+    definition = mask_definition(version.definition)
+    return JsonResponse({"name": name, "version": version.version, "definition": definition})
 
 
 @require_http_methods(["POST"])

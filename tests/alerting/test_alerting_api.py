@@ -507,3 +507,102 @@ def test_a_backfilled_push_does_not_let_retention_drop_newer_samples(client: htt
     kept = PushSource().select(Selector(metric), now - 4 * 86_400, now)
     assert [[(s.at, s.value) for s in series.samples] for series in kept] == [[(recent / 1000, 1.0)]]
     assert PushSource().select(Selector(other), now - 4 * 86_400, now) == []
+
+
+# -- secrets in what the API shows -----------------------------------------------------------------------
+
+SLACK_PATH = "/services/T0SECRET/B0SECRET/sl4ck-w3bhook-s3cret"
+HOOK_TOKEN = "h00k-qu3ry-t0ken"
+HEADER_VALUE = "h3ader-val-s3cret"
+PROM_PASSWORD = "pr0m-passw0rd-s3cret"  # noqa: S105 - a made-up password the answers must not show
+SECRETS = (SLACK_PATH, HOOK_TOKEN, HEADER_VALUE, PROM_PASSWORD)
+
+
+def assert_no_secret(answer: httpx.Response) -> None:
+    assert answer.status_code in (200, 201), answer.text
+    shown = [secret for secret in SECRETS if secret in answer.text]
+    assert not shown, f"{answer.request.url.path} shows {shown}"
+
+
+@pytest.mark.usefixtures("worker", "stored_document")
+def test_receiver_urls_and_headers_are_never_shown(client: httpx.Client, peer: Any) -> None:
+    """A Slack webhook URL is the credential, a webhook's `?token=` and headers too: the alerting document,
+    the receivers' delivery workflows and their runs all show them masked, while deliveries use them."""
+    from automation.alerting.services.groups import flush_all
+    from automation.secrets import MASK
+
+    team = unique("team")
+    chat, hook = f"chat_{team}", f"hook_{team}"
+    document = {
+        "route": {
+            "receiver": "log",
+            "routes": [
+                {"matchers": [f'team="{team}"'], "receiver": chat, "group_wait": 0, "continue": True},
+                {"matchers": [f'team="{team}"'], "receiver": hook, "group_wait": 0},
+            ],
+        },
+        "receivers": [
+            {"name": chat, "slack": {"url": f"{peer.url}{SLACK_PATH}"}},
+            {
+                "name": hook,
+                "webhook": {
+                    "url": f"{peer.url}/hook?token={HOOK_TOKEN}", "headers": {"X-Team": HEADER_VALUE}
+                },
+            },
+        ],
+        "prometheus": {"url": "http://127.0.0.1:9", "username": "ops", "password": PROM_PASSWORD},
+    }
+    applied = client.put("/api/v1/alerting", json=document)
+    assert_no_secret(applied)
+    shown = client.get("/api/v1/alerting")
+    assert_no_secret(shown)
+    receivers = {r["name"]: r for r in shown.json()["receivers"]}
+    assert receivers[chat]["slack"]["url"] == MASK
+    assert receivers[hook]["webhook"] == {"url": MASK, "headers": {"X-Team": MASK}}
+    assert shown.json()["prometheus"]["password"] == MASK
+    assert shown.json()["prometheus"]["url"] == "http://127.0.0.1:9"  # no credential: shown
+    for name in (chat, hook):
+        workflow = client.get(f"/api/v1/workflows/receiver.{name}")
+        assert_no_secret(workflow)
+        assert workflow.json()["definition"]["actions"][0]["parameters"]["url"] == MASK
+
+    fired = client.post("/api/v1/events", json={"labels": {"alertname": unique("leak"), "team": team}})
+    assert fired.status_code == 202, fired.text
+    fingerprint = fired.json()["fingerprint"]
+    flush_all(time.time() + 1)  # in case the intake left the group to the next flush
+    wait_for(lambda: len(peer.received) >= 2)
+    paths = sorted(r.path for r in peer.received)
+    assert paths == sorted([SLACK_PATH, f"/hook?token={HOOK_TOKEN}"])  # delivered with the secrets
+    assert next(r for r in peer.received if r.path.startswith("/hook")).headers["X-Team"] == HEADER_VALUE
+
+    log = client.get(f"/api/v1/alerts/{fingerprint}/log").json()["log"]
+    run_ids = {e["run_id"] for e in log if e["decision"] == "notified"}
+    assert len(run_ids) == 2, log
+    for run_id in run_ids:
+        wait_for(lambda run_id=run_id: client.get(f"/api/v1/runs/{run_id}").json()["status"] == "succeeded")
+        assert_no_secret(client.get(f"/api/v1/runs/{run_id}"))
+
+
+def test_a_url_with_user_and_password_is_refused_naming_the_field(client: httpx.Client) -> None:
+    from automation.models import AlertingConfig
+
+    stored = AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first()
+    prometheus = {"prometheus": {"url": f"http://ops:{PROM_PASSWORD}@127.0.0.1:9090"}}
+    answer = client.put("/api/v1/alerting", json=prometheus)
+    assert fields(answer) == ["prometheus.url"]
+    assert "username and password fields" in reasons(answer) and PROM_PASSWORD not in answer.text
+    hook = {"name": "h", "webhook": {"url": f"https://ops:{HOOK_TOKEN}@example.org/hook"}}
+    answer = client.put("/api/v1/alerting", json={"route": {"receiver": "h"}, "receivers": [hook]})
+    assert fields(answer) == ["receivers[0].webhook.url"]
+    assert HOOK_TOKEN not in answer.text
+    assert AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first() == stored
+
+
+def test_a_regex_re2_refuses_is_422_naming_the_field(client: httpx.Client) -> None:
+    ends = rfc3339(datetime.now(UTC) + timedelta(hours=1))
+    silence = {"matchers": ['service=~"(?=api)"'], "ends_at": ends, "created_by": "bob", "comment": "c"}
+    answer = client.post("/api/v1/silences", json=silence)
+    assert fields(answer) == ["matchers"]
+    assert "bad regular expression (RE2" in reasons(answer)
+    route = {"route": {"receiver": "log", "routes": [{"matchers": ['a=~"(x)\\\\1"'], "receiver": "log"}]}}
+    assert fields(client.put("/api/v1/alerting", json=route)) == ["route.routes[0].matchers"]

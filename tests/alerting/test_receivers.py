@@ -216,8 +216,41 @@ def test_email_refuses_bad_parameters() -> None:
     assert errors_at(refused.value) == {"password": "is needed with a username"}
 
 
+def test_email_login_needs_tls_unless_insecure_auth_is_allowed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        mail_params(username="alerts", password=PASSWORD)
+    at = errors_at(refused.value)
+    assert list(at) == ["password"]
+    assert at["password"].startswith("needs ssl or starttls")
+    assert PASSWORD not in at["password"]
+    for secured in ({"ssl": True}, {"starttls": True}, {"allow_insecure_auth": True}):
+        assert mail_params(username="alerts", password=PASSWORD, **secured).username == "alerts"
+    assert mail_params().allow_insecure_auth is False  # without a login there is nothing to protect
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_workflow_logging_in_over_plain_smtp_is_refused_naming_the_field(engine: Any) -> None:
+    from automation.errors import DefinitionError
+
+    with pytest.raises(DefinitionError) as refused:
+        one_step_workflow(engine, "mail-plain", email_step(25, username="alerts", password=PASSWORD))
+    [(field, reason)] = refused.value.errors
+    assert field == "actions[0].parameters.password" and reason.startswith("needs ssl or starttls")
+    assert PASSWORD not in str(refused.value)
+    # A templated password is only known at run time: the step fails then, at once, before connecting.
+    login = {"username": "alerts", "password": "${smtp_password}"}
+    name = one_step_workflow(engine, "mail-plain", email_step(free_port(), **login), "smtp_password")
+    run = engine.run_workflow(name, {"smtp_password": PASSWORD}).wait(60)
+    assert run.status == "failed"
+    step = run.step("mail")
+    assert step.attempts == 1 and "parameters.password: needs ssl or starttls" in step.error
+    assert PASSWORD not in step_error_and_logs(run.id)
+
+
 def test_email_to_a_closed_port_is_retryable() -> None:
-    params = mail_params(port=free_port(), username="alerts", password=PASSWORD, timeout=5)
+    params = mail_params(
+        port=free_port(), username="alerts", password=PASSWORD, allow_insecure_auth=True, timeout=5
+    )
     with pytest.raises(ActionError) as failed:
         deliver(params, compose(params, idempotency_key="run:mail"))
     assert failed.value.retryable
@@ -543,7 +576,11 @@ def test_email_logs_in_and_a_wrong_password_fails_at_once(engine: Any) -> None:
     mailbox = Mailbox()
     server = smtp_server(mailbox, authenticator=login_check, auth_require_tls=False)
     try:
-        login = {"username": "alerts", "password": "${smtp_password}", "to": ["oncall@example.org"]}
+        # aiosmtpd here speaks plain SMTP: the login in clear is allowed in so many words.
+        login = {
+            "username": "alerts", "password": "${smtp_password}", "allow_insecure_auth": True,
+            "to": ["oncall@example.org"],
+        }
         name = one_step_workflow(engine, "mail-auth", email_step(server.port, **login), "smtp_password")
         good = engine.run_workflow(name, {"smtp_password": PASSWORD}).wait(60)
         assert good.status == "succeeded", good.steps

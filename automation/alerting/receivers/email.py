@@ -58,6 +58,8 @@ class EmailParams(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     ssl: bool = False
     starttls: bool = Field(default=False, validate_default=True)
+    #: Log in over a plain connection (the password readable on the wire): refused unless said so.
+    allow_insecure_auth: bool = False
     username: str | None = Field(default=None, min_length=1)
     password: SecretStr | None = Field(default=None, min_length=1, validate_default=True)
     sender: Address = Field(alias="from")
@@ -84,6 +86,13 @@ class EmailParams(BaseModel):
             raise PydanticCustomError("password_missing", "is needed with a username")
         if value is not None and not info.data["username"]:
             raise PydanticCustomError("username_missing", "needs a username")
+        secured = info.data.get("ssl") or info.data.get("starttls") or info.data.get("allow_insecure_auth")
+        if value is not None and not secured and "starttls" in info.data:
+            raise PydanticCustomError(
+                "insecure_auth",
+                "needs ssl or starttls: a login over a plain connection sends the password in clear"
+                " (allow_insecure_auth: true to accept that)",
+            )
         return value
 
     @property

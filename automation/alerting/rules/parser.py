@@ -8,6 +8,7 @@ from typing import cast
 from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from automation.alerting.regex import RegexError, compile_regex
 from automation.alerting.rules.ast import (
     FUNCTION_NAMES,
     WINDOW_FUNCTIONS,
@@ -235,10 +236,10 @@ def _string(token: Token, *, regex: bool) -> str:
     value = "".join(out)
     if regex:
         try:
-            re.compile(value)
-        except re.error as exc:
+            compile_regex(value)
+        except RegexError as exc:
             raise _RuleError(
-                _column(token.column), f"invalid regular expression {token}: {exc.msg}"
+                _column(token.column), f"invalid regular expression {token} (RE2): {exc}"
             ) from None
     return value
 
