@@ -1,21 +1,33 @@
-"""One evaluation of one rule at one time: read the data, apply the outcomes as transitions, and run the
-pipeline for the transitions this caller took. The same data and `now` give the same transitions whoever
-evaluates (the condition's duration is judged from the samples), so a restarted or second evaluator, a
-retried tick and a backtest agree."""
+"""Evaluations of rules at one time: read the data, apply the outcomes as transitions, and run the pipeline
+for the transitions this caller took. The same data and `now` give the same transitions whoever evaluates
+(the condition's duration is judged from the samples), so a restarted or second evaluator, a retried tick
+and a backtest agree.
+
+A tick evaluates its rules in batches (`evaluate_rules`): the push rules of a batch share one `PushSource`
+that loads each metric once, the batch's active alerts are read in one query, and alerts whose state does
+not change get their value and last_seen_at written together at the end of the batch.
+"""
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from automation.alerting.choices import AlertState, SourceKind
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.matchers import alert_fingerprint
-from automation.alerting.rules import evaluate, parse_rule
+from automation.alerting.rules import Rule, evaluate, parse_rule
 from automation.alerting.series import MetricSource
-from automation.alerting.services.alerts import Observation, expire, observe
+from automation.alerting.services.alerts import ActiveAlerts, Observation, Transition, expire, observe
 from automation.alerting.services.pipeline import on_fired, on_resolved
-from automation.models import Alert, AlertRule
+from automation.errors import SourceError
+from automation.models import AlertRule
 
 
 @dataclass
@@ -25,6 +37,70 @@ class EvaluationReport:
     fired: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """As `dataclasses.asdict` (the lists shared, not copied): a tick builds thousands."""
+        return {
+            "rule": self.rule,
+            "series": self.series,
+            "fired": self.fired,
+            "resolved": self.resolved,
+            "pending": self.pending,
+        }
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A stored rule (the instance compiled), its definition and its parsed condition (None for `expr`
+    rules and handlers)."""
+
+    rule: AlertRule
+    definition: RuleDefinition
+    condition: Rule | None
+
+
+#: Compiled rules of this process, by (id, name, updated_at): a saved rule gets a new updated_at.
+_compiled: dict[tuple[Any, str, datetime | None], CompiledRule] = {}
+_compiled_lock = threading.Lock()
+MAX_COMPILED = 100_000
+
+
+def compile_rule(rule: AlertRule) -> CompiledRule:
+    """The rule's definition and parsed condition, validated and parsed once per version of the rule."""
+    key = (rule.pk, rule.name, rule.updated_at)
+    found = _compiled.get(key) if rule.pk is not None else None
+    if found is None:
+        definition = RuleDefinition.model_validate(rule.document)
+        condition = parse_rule(definition.condition) if definition.condition is not None else None
+        found = CompiledRule(rule, definition, condition)
+        if rule.pk is not None:
+            with _compiled_lock:
+                if len(_compiled) >= MAX_COMPILED:
+                    _compiled.clear()
+                _compiled[key] = found
+    return found
+
+
+def stored_rules(versions: Sequence[tuple[Any, str, datetime | None]]) -> list[AlertRule]:
+    """The rules of these versions (id, name, updated_at), in that order: compiled already in this process,
+    or read (documents included) in one query and compiled."""
+    missing = [pk for pk, name, updated in versions if (pk, name, updated) not in _compiled]
+    fresh = {rule.pk: rule for rule in AlertRule.objects.filter(pk__in=missing)} if missing else {}
+    found = []
+    for pk, name, updated in versions:
+        cached = _compiled.get((pk, name, updated))
+        rule = cached.rule if cached is not None else fresh.get(pk)
+        if rule is not None:  # deleted meanwhile: skipped
+            compile_rule(rule)
+            found.append(rule)
+    return found
+
+
+def load_rules(**filters: Any) -> list[AlertRule]:
+    """The rules matching `filters`, by name, through `stored_rules` (only new versions are read whole)."""
+    return stored_rules(
+        list(AlertRule.objects.filter(**filters).order_by("name").values_list("pk", "name", "updated_at"))
+    )
 
 
 def alert_labels(definition: RuleDefinition, labels: dict[str, str]) -> dict[str, str]:
@@ -36,47 +112,60 @@ def alert_labels(definition: RuleDefinition, labels: dict[str, str]) -> dict[str
     }
 
 
-def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> EvaluationReport:
-    definition = RuleDefinition.model_validate(rule.document)
+@dataclass(frozen=True)
+class _Context:
+    """What applying a deferred observation needs, should its alert have changed meanwhile."""
+
+    rule: AlertRule
+    definition: RuleDefinition
+    flap: FlapPolicy
+    report: EvaluationReport
+
+
+def evaluate_rule(
+    rule: AlertRule, now: float, source: MetricSource, *, active: ActiveAlerts | None = None
+) -> EvaluationReport:
+    """Evaluate one rule. With `active` (a batch's snapshot), unchanged alerts are only deferred: the
+    caller settles them (`settle`) once the batch is done; without, they are settled before returning."""
+    own = active is None
+    batch = ActiveAlerts([rule.pk]) if active is None else active
+    report = _evaluate(rule, now, source, batch)
+    if own:
+        settle(batch, now)
+    return report
+
+
+def _evaluate(rule: AlertRule, now: float, source: MetricSource, active: ActiveAlerts) -> EvaluationReport:
+    compiled = compile_rule(rule)
+    definition = compiled.definition
     report = EvaluationReport(rule.name)
-    if definition.condition is None:
+    if compiled.condition is None:
         return report  # `expr` rules are read from Prometheus by evaluate_promql; handlers have no condition
-    outcomes = evaluate(parse_rule(definition.condition), source, now)
+    outcomes = evaluate(compiled.condition, source, now)
     report.series = len(outcomes)
     flap = FlapPolicy(definition.flap.changes, definition.flap.window)
     seen: set[str] = set()
     for outcome in outcomes:
-        labels = alert_labels(definition, dict(outcome.labels))
-        fingerprint = alert_fingerprint(definition.name, dict(outcome.labels))
         if outcome.active_since is None and not outcome.holds:
             continue
+        labels = alert_labels(definition, outcome.labels)
+        fingerprint = alert_fingerprint(definition.name, outcome.labels)
         seen.add(fingerprint)
-        transition = observe(
-            Observation(
-                fingerprint=fingerprint,
-                name=definition.name,
-                labels=labels,
-                value=outcome.value,
-                holds=outcome.holds,
-                active_since=outcome.active_since,
-                severity=definition.severity.value,
-                annotations=definition.annotations,
-            ),
-            now,
-            rule=rule,
-            flap=flap,
+        observation = Observation(
+            fingerprint=fingerprint,
+            name=definition.name,
+            labels=labels,
+            value=outcome.value,
+            holds=outcome.holds,
+            active_since=outcome.active_since,
+            severity=definition.severity.value,
+            annotations=definition.annotations,
         )
-        if transition is None:
+        if active.unchanged(observation):
+            active.defer(observation, _Context(rule, definition, flap, report))
             continue
-        if transition.after == AlertState.FIRING:
-            report.fired.append(fingerprint)
-            on_fired(transition.alert, now, definition)
-        elif transition.after == AlertState.PENDING:
-            report.pending.append(fingerprint)
-    active = Alert.objects.filter(rule=rule, state__in=AlertState.ACTIVE).values_list(
-        "fingerprint", flat=True
-    )
-    for fingerprint in set(active) - seen:
+        _record(observe(observation, now, rule=rule, flap=flap), now, definition, report)
+    for fingerprint in active.of_rule(rule.pk) - seen:
         transition = expire(fingerprint, now, keep_firing_for=definition.keep_firing_for, flap=flap)
         if transition is not None and transition.after == AlertState.RESOLVED:
             report.resolved.append(fingerprint)
@@ -84,12 +173,83 @@ def evaluate_rule(rule: AlertRule, now: float, source: MetricSource) -> Evaluati
     return report
 
 
+def _record(
+    transition: Transition | None, now: float, definition: RuleDefinition, report: EvaluationReport
+) -> None:
+    if transition is None:
+        return
+    if transition.after == AlertState.FIRING:
+        report.fired.append(transition.alert.fingerprint)
+        on_fired(transition.alert, now, definition)
+    elif transition.after == AlertState.PENDING:
+        report.pending.append(transition.alert.fingerprint)
+
+
+def settle(active: ActiveAlerts, now: float) -> None:
+    """Write the batch's deferred observations; those whose alert changed meanwhile are observed one by
+    one, as if never deferred."""
+    for observation, context in active.flush(now):
+        transition = observe(observation, now, rule=context.rule, flap=context.flap)
+        _record(transition, now, context.definition, context.report)
+
+
+def push_source(rules: Sequence[AlertRule], now: float) -> MetricSource:
+    """One push source for the push rules of `rules` at `now`, planned for all of them: each metric they
+    read is loaded once, over the longest lookback that reads it."""
+    from automation.alerting.push import PushSource
+
+    conditions = [
+        condition
+        for rule in rules
+        if rule.source != SourceKind.PROMETHEUS and (condition := compile_rule(rule).condition) is not None
+    ]
+    return PushSource.for_rules(conditions, now)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a tick allocates hundreds of thousands of small acyclic objects
+    (samples, outcomes, reports), freed by reference counting anyway, and every full collection they set
+    off would walk all the objects of the process (the series index included)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def evaluate_rules(
+    rules: Sequence[AlertRule], now: float, *, push: MetricSource | None = None
+) -> list[dict[str, Any]]:
+    """One batch of a tick at `now`: a report (or {"rule", "error"}) per rule, in the given order. The push
+    rules share `push` (by default one source planned for this batch: `push_source`)."""
+    with collector_paused():
+        return _evaluate_batch(rules, now, push)
+
+
+def _evaluate_batch(
+    rules: Sequence[AlertRule], now: float, push: MetricSource | None
+) -> list[dict[str, Any]]:
+    push = push_source(rules, now) if push is None else push
+    active = ActiveAlerts(rule.pk for rule in rules)
+    results: list[EvaluationReport | dict[str, Any]] = []
+    for rule in rules:
+        try:
+            source = push if rule.source != SourceKind.PROMETHEUS else rule_source(rule)
+            results.append(_evaluate(rule, now, source, active))
+        except SourceError as exc:
+            results.append({"rule": rule.name, "error": str(exc)})
+    settle(active, now)
+    return [r.as_dict() if isinstance(r, EvaluationReport) else r for r in results]
+
+
 def rule_source(rule: AlertRule) -> MetricSource:
-    """The source a rule reads, new for each tick (a push source caches per tick)."""
+    """The source a rule reads, new for each evaluation (a push source caches what it loaded)."""
     if rule.source == SourceKind.PROMETHEUS:
         from automation.alerting.services.config import current_document
         from automation.alerting.sources.prometheus import PrometheusSource
-        from automation.errors import SourceError
 
         settings = current_document().prometheus
         if settings is None:
