@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,15 +26,29 @@ from automation.alerting.series_index import KnownSeries, SeriesIndex
 from automation.errors import SourceError
 from automation.models import MetricSample, MetricSeries
 
+#: All the samples of a load: times (epoch s, ascending within a series), values, and per series id its
+#: (first, stop) indexes into both.
+Spans = tuple[list[float], list[float], dict[int, tuple[int, int]]]
 
-@dataclass(frozen=True)
+
 class Samples:
-    """Samples of many series: `spans[id]` = (first, end) indexes of that series' samples in `times`
-    (epoch s, ascending within a series) and `values`."""
+    """The samples of many series: `newest[id]` = (time, value) of each series' newest sample, ready for
+    `latest`; every sample (`spans()`) made into lists only when a `select` (or an earlier end) needs it."""
 
-    times: list[float]
-    values: list[float]
-    spans: dict[int, tuple[int, int]]
+    def __init__(self, newest: dict[int, tuple[float, float]], spans: Callable[[], Spans]) -> None:
+        self.newest = newest
+        self._make = spans
+        self._spans: Spans | None = None
+
+    @staticmethod
+    def of(times: list[float], values: list[float], spans: dict[int, tuple[int, int]]) -> Samples:
+        newest = {key: (times[stop - 1], values[stop - 1]) for key, (_, stop) in spans.items()}
+        return Samples(newest, lambda: (times, values, spans))
+
+    def spans(self) -> Spans:
+        if self._spans is None:
+            self._spans = self._make()
+        return self._spans
 
 
 #: Past this many known series (purged ones included), a process starts its index afresh.
@@ -104,39 +118,46 @@ class PushSource:
         return PushSource(starts=starts, end=now)
 
     def select(self, selector: Selector, start: float, end: float) -> Sequence[Series]:
-        samples = self._window(selector.metric, start, end).samples
-        times, values = samples.times, samples.values
+        window = self._window(selector.metric, start, end)
+        times, values, spans = window.samples.spans()
         start, end = stored_time(start), stored_time(end)
         found: list[Series] = []
-        for known, first, stop in self._matching(selector, samples):
+        for known in self._matching(selector, window.samples):
+            first, stop = spans[known.id]
             low, high = bisect_left(times, start, first, stop), bisect_right(times, end, first, stop)
             if high > low:
                 samples_of = tuple(map(Sample, times[low:high], values[low:high]))
                 found.append(Series(known.metric, known.labels, samples_of))
         return found
 
-    def latest(self, selector: Selector, start: float, end: float) -> Sequence[tuple[LabelPairs, Sample]]:
+    def latest(
+        self, selector: Selector, start: float, end: float
+    ) -> Sequence[tuple[LabelPairs, float, float]]:
         """Each matching series' latest sample in [start, end] (see `LatestSource`)."""
         samples = self._window(selector.metric, start, end).samples
-        times, values = samples.times, samples.values
+        newest = samples.newest
         start, end = stored_time(start), stored_time(end)
-        found: list[tuple[LabelPairs, Sample]] = []
-        for known, first, stop in self._matching(selector, samples):
-            last = stop - 1 if times[stop - 1] <= end else bisect_right(times, end, first, stop) - 1
-            if last >= first and times[last] >= start:
-                found.append((known.labels, Sample(times[last], values[last])))
+        found: list[tuple[LabelPairs, float, float]] = []
+        for known in self._matching(selector, samples):
+            at, value = newest[known.id]
+            if at > end:  # loaded beyond `end`: the latest sample up to it is an earlier one
+                times, values, spans = samples.spans()
+                first, stop = spans[known.id]
+                last = bisect_right(times, end, first, stop) - 1
+                if last < first:
+                    continue
+                at, value = times[last], values[last]
+            if at >= start:
+                found.append((known.labels, at, value))
         return found
 
-    def _matching(self, selector: Selector, samples: Samples) -> list[tuple[KnownSeries, int, int]]:
-        """The matching series that have samples loaded, with their span in `samples`."""
+    def _matching(self, selector: Selector, samples: Samples) -> list[KnownSeries]:
+        """The matching series that have samples loaded."""
         candidates, rest = self._known().lookup(selector)
-        spans = samples.spans
-        found = []
-        for known in candidates:
-            span = spans.get(known.id)
-            if span is not None and not (rest and not all(m.matches(known.label_map) for m in rest)):
-                found.append((known, span[0], span[1]))
-        return found
+        newest = samples.newest
+        if rest:
+            return [k for k in candidates if k.id in newest and all(m.matches(k.label_map) for m in rest)]
+        return [k for k in candidates if k.id in newest]
 
     def _window(self, metric: str, start: float, end: float) -> _Window:
         window = self._windows.get(metric)
@@ -155,7 +176,7 @@ class PushSource:
     def _load(self, starts: Mapping[str, float], end: float) -> None:
         samples = read_samples(starts, end)
         index = self._known()
-        missing = [series_id for series_id in samples.spans if series_id not in index]
+        missing = [series_id for series_id in samples.newest if series_id not in index]
         for offset in range(0, len(missing), _LABEL_CHUNK):
             chunk = missing[offset : offset + _LABEL_CHUNK]
             rows = MetricSeries.objects.filter(id__in=chunk).values_list("id", "metric", "labels")
@@ -194,7 +215,7 @@ def read_samples(starts: Mapping[str, float], end: float) -> Samples:
     """The samples of each metric's series in [starts[metric], end], per series id, oldest first. On
     PostgreSQL one binary COPY (decoded by numpy); elsewhere through the ORM."""
     if not starts:
-        return Samples([], [], {})
+        return Samples.of([], [], {})
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             raw = cursor.cursor
@@ -230,7 +251,7 @@ def _read_orm(starts: Mapping[str, float], end: float) -> Samples:
             values.append(value)
         if current is not None:
             spans[current] = (first, len(times))
-    return Samples(times, values, spans)
+    return Samples.of(times, values, spans)
 
 
 def _read_copy(raw: Any, starts: Mapping[str, float], end: float) -> Samples:
@@ -260,7 +281,7 @@ def decode_copy(data: bytes) -> Samples:
         raise SourceError("push store: the sample read returned malformed binary COPY data")
     rows = np.frombuffer(body, dtype=_COPY_ROW)
     if len(rows) == 0:
-        return Samples([], [], {})
+        return Samples.of([], [], {})
     lengths_ok = (rows["id_length"] == 8) & (rows["at_length"] == 8) & (rows["value_length"] == 8)
     if not bool(np.all(rows["fields"] == 3)) or not bool(np.all(lengths_ok)):
         raise SourceError("push store: the sample read returned unexpected columns")
@@ -268,10 +289,16 @@ def decode_copy(data: bytes) -> Samples:
     micros = rows["at"].astype(np.int64)
     order = np.lexsort((micros, ids))
     ids = ids[order]
-    times: list[float] = ((micros[order] + _PG_EPOCH_MICROSECONDS) / 1_000_000).tolist()
-    values: list[float] = rows["value"].astype(np.float64)[order].tolist()
+    times = (micros[order] + _PG_EPOCH_MICROSECONDS) / 1_000_000
+    values = rows["value"].astype(np.float64)[order]
     firsts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    lasts = np.concatenate((firsts[1:], [len(ids)])) - 1
     keys: list[int] = ids[firsts].tolist()
-    bounds: list[int] = firsts.tolist()
-    spans = zip(bounds, [*bounds[1:], len(times)], strict=True)
-    return Samples(times, values, dict(zip(keys, spans, strict=True)))
+    newest = dict(zip(keys, zip(times[lasts].tolist(), values[lasts].tolist(), strict=True), strict=True))
+
+    def spans() -> Spans:
+        bounds: list[int] = firsts.tolist()
+        stops = [*bounds[1:], len(ids)]
+        return times.tolist(), values.tolist(), dict(zip(keys, zip(bounds, stops, strict=True), strict=True))
+
+    return Samples(newest, spans)

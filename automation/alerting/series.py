@@ -108,7 +108,10 @@ class LatestSource(MetricSource, Protocol):
     """A source that can also answer with each series' latest sample alone: what a rule reading only
     instant values without a duration clause needs (`evaluate` uses it when the source has it)."""
 
-    def latest(self, selector: Selector, start: float, end: float) -> Sequence[tuple[LabelPairs, Sample]]:
-        """For each series matching `selector` with a sample in [start, end]: its labels and its latest
-        sample there. The same series, labels and samples `select` would give, cut to the last one."""
+    def latest(
+        self, selector: Selector, start: float, end: float
+    ) -> Sequence[tuple[LabelPairs, float, float]]:
+        """For each series matching `selector` with a sample in [start, end]: its labels, and the time and
+        value of its latest sample there. The series, labels and samples `select` would give, cut to the
+        last one."""
         ...

@@ -49,7 +49,7 @@ def plain(found: Any) -> list[Any]:
     rows = [
         (s.metric, s.labels, [sample(x) for x in s.samples])
         if isinstance(s, Series)
-        else (s[0], sample(s[1]))
+        else (s[0], sample(Sample(s[1], s[2])))
         for s in found
     ]
     return sorted(rows, key=lambda row: row[:2])
@@ -85,7 +85,8 @@ def test_a_shared_source_answers_what_one_query_per_selector_answers() -> None:
             expected = one_query_per_selector(selector, start, end)
             assert plain(source.select(selector, start, end)) == plain(expected), text
             latest = plain(source.latest(selector, start, end))
-            assert latest == plain([(s.labels, s.samples[-1]) for s in expected]), text
+            last = [(s.labels, s.samples[-1].at, s.samples[-1].value) for s in expected]
+            assert latest == plain(last), text
     # rules read through the shared source and its latest samples judge as the general path does, also at
     # instants equal to a sample's time (which the store keeps to the microsecond)
     from automation.alerting.rules import evaluate

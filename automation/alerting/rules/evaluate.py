@@ -4,6 +4,7 @@ earlier evaluations), so a live evaluator, a fresh one and a backtest agree at t
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,9 +25,9 @@ from automation.alerting.rules.ast import (
     walk,
 )
 from automation.alerting.rules.values import AnomalyScorer, LabelKey, Track, changes_in, value_at
-from automation.alerting.series import LabelPairs, MetricSource, Sample, Selector
+from automation.alerting.series import LabelPairs, MetricSource, Selector
 
-LatestReader = Callable[[Selector, float, float], Sequence[tuple[LabelPairs, Sample]]]
+LatestReader = Callable[[Selector, float, float], Sequence[tuple[LabelPairs, float, float]]]
 
 #: label set -> (value of the left-most compared expression, whether the condition holds)
 Vector = dict[LabelKey, tuple[float, bool]]
@@ -91,15 +92,17 @@ def _threshold(
     sets wins; ordered by labels), without building tracks. None when a source's latest sample lies past
     `now` (a store rounding times to its precision): the tracks then decide."""
     values: dict[LabelKey, float] = {}
-    for labels, sample in latest(value.selector, start, now):
-        at, number = float(sample.at), float(sample.value)
+    for labels, at, number in latest(value.selector, start, now):
+        at, number = float(at), float(number)
         if at > now:
             return None
-        if start <= at and now - at <= STALENESS_SECONDS and not math.isnan(number):
+        if start <= at and now - at <= STALENESS_SECONDS and number == number:  # NaN is not a value
             values[labels] = number
+    compare, threshold = _OPERATORS[comparison.op], comparison.threshold
     outcomes = []
-    for key, number in sorted(values.items()):
-        holds = _compare(number, comparison.op, comparison.threshold)
+    for key in sorted(values):
+        number = values[key]
+        holds = compare(number, threshold)
         outcomes.append(Outcome(dict(key), number, holds, now if holds else None))
     return outcomes
 
@@ -197,6 +200,16 @@ class _Judgement:
         if found is None:
             found = self.timed[id(node)] = any(isinstance(n, HeldFor) for n in walk(node))
         return found
+
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 def _compare(value: float, op: str, threshold: float) -> bool:

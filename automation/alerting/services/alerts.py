@@ -219,6 +219,7 @@ def record_run(alert: Alert, run_id: Any, now: float) -> None:
     alert.last_run_at = at(now)
 
 
+_NONE: frozenset[str] = frozenset()
 #: Deferred observations written per statement.
 _TOUCH_CHUNK = 2000
 #: Decoded label and annotation sets by their JSON text: an alert's are the same tick after tick.
@@ -244,11 +245,24 @@ class ActiveAlerts:
 
     def __init__(self, rule_ids: Iterable[int | None]) -> None:
         ids = [rule_id for rule_id in rule_ids if rule_id is not None]
-        rows = (
-            Alert.objects.filter(rule_id__in=ids, state__in=AlertState.ACTIVE)
-            .annotate(labels_text=Cast("labels", TextField()), notes_text=Cast("annotations", TextField()))
-            .values_list("fingerprint", "rule_id", "state", "labels_text", "notes_text", "severity")
-        )
+        columns = ("fingerprint", "rule_id", "state", "labels_text", "notes_text", "severity")
+        rows: Iterable[tuple[Any, ...]]
+        if connection.vendor == "postgresql":  # one array parameter, not one placeholder per rule
+            table = connection.ops.quote_name(Alert._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT fingerprint, rule_id, state, labels::text, annotations::text, severity "
+                    f"FROM {table} WHERE rule_id = ANY(%s) AND state = ANY(%s)",
+                    [ids, list(AlertState.ACTIVE)],
+                )
+                rows = cursor.fetchall()
+        else:
+            rows = (
+                Alert.objects.filter(rule_id__in=ids, state__in=AlertState.ACTIVE)
+                .annotate(labels_text=Cast("labels", TextField()))
+                .annotate(notes_text=Cast("annotations", TextField()))
+                .values_list(*columns)
+            )
         self._stored: dict[str, tuple[str, Mapping[str, str], Mapping[str, str], str]] = {}
         self._of_rule: dict[int, set[str]] = {}
         for fingerprint, rule_id, state, labels, notes, severity in rows:
@@ -256,9 +270,9 @@ class ActiveAlerts:
             self._of_rule.setdefault(rule_id, set()).add(fingerprint)
         self._deferred: list[tuple[Observation, str, Any]] = []
 
-    def of_rule(self, rule_id: int | None) -> set[str]:
-        """Fingerprints of the rule's alerts that were active when the batch started."""
-        return set(self._of_rule.get(rule_id, ())) if rule_id is not None else set()
+    def of_rule(self, rule_id: int | None) -> frozenset[str] | set[str]:
+        """Fingerprints of the rule's alerts that were active when the batch started (do not change it)."""
+        return self._of_rule.get(rule_id, _NONE) if rule_id is not None else _NONE
 
     def unchanged(self, observation: Observation) -> bool:
         """Whether `observe` would take no transition and write nothing but value and last_seen_at."""
@@ -301,16 +315,13 @@ def _touch(deferred: list[tuple[Observation, str, Any]], now: float) -> set[tupl
                 written.add((obs.fingerprint, state))
         return written
     table = connection.ops.quote_name(Alert._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s::double precision)"] * len(deferred))
-    params: list[Any] = [seen, changed]
-    for obs, state, _ in deferred:
-        params += [obs.fingerprint, state, obs.value]
+    columns = [[obs.fingerprint for obs, _, _ in deferred], [state for _, state, _ in deferred]]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS a SET value = v.value, last_seen_at = %s, updated_at = %s "
-            f"FROM (VALUES {rows}) AS v(fingerprint, state, value) "
+            "FROM unnest(%s::text[], %s::text[], %s::double precision[]) AS v(fingerprint, state, value) "
             "WHERE a.fingerprint = v.fingerprint AND a.state = v.state "
             "RETURNING a.fingerprint, a.state",
-            params,
+            [seen, changed, *columns, [obs.value for obs, _, _ in deferred]],
         )
         return {(fingerprint, state) for fingerprint, state in cursor.fetchall()}

@@ -57,6 +57,7 @@ class CompiledRule:
     rule: AlertRule
     definition: RuleDefinition
     condition: Rule | None
+    flap: FlapPolicy
 
 
 #: Compiled rules of this process, by (id, name, updated_at): a saved rule gets a new updated_at.
@@ -72,7 +73,8 @@ def compile_rule(rule: AlertRule) -> CompiledRule:
     if found is None:
         definition = RuleDefinition.model_validate(rule.document)
         condition = parse_rule(definition.condition) if definition.condition is not None else None
-        found = CompiledRule(rule, definition, condition)
+        flap = FlapPolicy(definition.flap.changes, definition.flap.window)
+        found = CompiledRule(rule, definition, condition, flap)
         if rule.pk is not None:
             with _compiled_lock:
                 if len(_compiled) >= MAX_COMPILED:
@@ -143,7 +145,7 @@ def _evaluate(rule: AlertRule, now: float, source: MetricSource, active: ActiveA
         return report  # `expr` rules are read from Prometheus by evaluate_promql; handlers have no condition
     outcomes = evaluate(compiled.condition, source, now)
     report.series = len(outcomes)
-    flap = FlapPolicy(definition.flap.changes, definition.flap.window)
+    flap = compiled.flap
     seen: set[str] = set()
     for outcome in outcomes:
         if outcome.active_since is None and not outcome.holds:
@@ -165,7 +167,7 @@ def _evaluate(rule: AlertRule, now: float, source: MetricSource, active: ActiveA
             active.defer(observation, _Context(rule, definition, flap, report))
             continue
         _record(observe(observation, now, rule=rule, flap=flap), now, definition, report)
-    for fingerprint in active.of_rule(rule.pk) - seen:
+    for fingerprint in active.of_rule(rule.pk).difference(seen):
         transition = expire(fingerprint, now, keep_firing_for=definition.keep_firing_for, flap=flap)
         if transition is not None and transition.after == AlertState.RESOLVED:
             report.resolved.append(fingerprint)

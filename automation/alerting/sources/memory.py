@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
-from automation.alerting.series import LabelPairs, Sample, Selector, Series
+from automation.alerting.series import LabelPairs, Selector, Series
 
 
 class MemorySource:
@@ -33,7 +33,7 @@ class MemorySource:
                 found.append(Series(series.metric, series.labels, series.samples[low:high]))
         return found
 
-    def latest(self, selector: Selector, start: float, end: float) -> list[tuple[LabelPairs, Sample]]:
+    def latest(self, selector: Selector, start: float, end: float) -> list[tuple[LabelPairs, float, float]]:
         """Each matching series' latest sample in [start, end] (see `LatestSource`)."""
         found = []
         for series, labels, times in self._series.values():
@@ -41,7 +41,8 @@ class MemorySource:
                 continue
             low, high = bisect_left(times, start), bisect_right(times, end)
             if high > low:
-                found.append((tuple(sorted(series.labels)), series.samples[high - 1]))
+                last = series.samples[high - 1]
+                found.append((tuple(sorted(series.labels)), last.at, last.value))
         return found
 
 
