@@ -78,6 +78,8 @@ def log(
     if once_key is None:
         entry.save()
         return True
+    if connection.vendor == "postgresql":
+        return _insert_once(entry)
     try:
         with transaction.atomic():
             entry.save()
@@ -86,13 +88,31 @@ def log(
     return True
 
 
+def _insert_once(entry: AlertLog) -> bool:
+    """`INSERT ... ON CONFLICT (once_key) DO NOTHING`: one statement where a savepoint around the insert
+    takes three (the first caller writes; a concurrent one waits for it, as on the unique index)."""
+    fields = [f for f in AlertLog._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    once = quote(str(AlertLog._meta.get_field("once_key").column))
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(AlertLog._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({once}) DO NOTHING RETURNING 1",
+            [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields],
+        )
+        return cursor.fetchone() is not None
+
+
 def _locked(observation: Observation, rule: AlertRule | None) -> Alert:
     alert = Alert.objects.select_for_update().filter(fingerprint=observation.fingerprint).first()
     if alert is not None:
         return alert
     try:
         with transaction.atomic():
-            Alert.objects.create(
+            # the row this transaction inserts is its own until it commits: no second read to lock it
+            return Alert.objects.create(
                 fingerprint=observation.fingerprint,
                 rule=rule,
                 name=observation.name,

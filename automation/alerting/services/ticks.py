@@ -14,7 +14,7 @@ from automation.alerting.services.groups import flush_all
 from automation.models import AlertRule
 
 #: Rules per batch: a batch is one message of the tick, evaluated by one worker process.
-RULES_PER_BATCH = 500
+RULES_PER_BATCH = 1000
 
 
 def enabled_rules() -> list[AlertRule]:
