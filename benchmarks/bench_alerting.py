@@ -257,12 +257,20 @@ def bench_core() -> int | None:
 
 @contextmanager
 def on_core(core: int | None) -> Iterator[None]:
+    """Every thread of this process (the main one, the push source's reader, the exposition's) on `core`."""
     everywhere = os.sched_getaffinity(0)
+    threads = [t.native_id for t in threading.enumerate() if t.native_id is not None]
     if core is not None:
-        os.sched_setaffinity(0, {core})
+        for native_id in threads:
+            os.sched_setaffinity(native_id, {core})
     try:
         yield
     finally:
+        for native_id in threads:
+            try:
+                os.sched_setaffinity(native_id, everywhere)
+            except ProcessLookupError:
+                pass
         os.sched_setaffinity(0, everywhere)
 
 

@@ -13,6 +13,7 @@ import io
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -105,6 +106,7 @@ class PushSource:
         self._end = end
         self._windows: dict[str, _Window] = {}
         self._index: SeriesIndex | None = None
+        self._prefetched: Future[Samples] | None = None
 
     @staticmethod
     def for_rules(rules: Iterable[Rule], now: float) -> PushSource:
@@ -159,6 +161,23 @@ class PushSource:
             return [k for k in candidates if k.id in newest and all(m.matches(k.label_map) for m in rest)]
         return [k for k in candidates if k.id in newest]
 
+    def prefetch(self) -> None:
+        """Start reading the planned metrics now, on a database connection of its own, while the caller
+        does other work (reads the active alerts); the first `select` of a planned metric takes it."""
+        if self._prefetched is not None or not self._plan or self._end is None:
+            return
+        if connection.vendor != "postgresql":
+            return
+        starts, end = dict(self._plan), self._end
+
+        def read() -> Samples:
+            try:
+                return read_samples(starts, end)
+            finally:
+                connection.close()  # this thread's own
+
+        self._prefetched = _reader().submit(read)
+
     def _window(self, metric: str, start: float, end: float) -> _Window:
         window = self._windows.get(metric)
         if window is not None and window.start <= start and end <= window.end:
@@ -166,15 +185,20 @@ class PushSource:
         planned = metric in self._plan and self._end is not None
         if planned and window is None and self._plan[metric] <= start and end <= (self._end or end):
             pending = {m: s for m, s in self._plan.items() if m not in self._windows}
-            self._load(pending, self._end or end)
+            prefetched, self._prefetched = self._prefetched, None
+            if prefetched is not None and len(pending) == len(self._plan):
+                self._load(pending, self._end or end, prefetched.result())
+            else:
+                self._load(pending, self._end or end)
             return self._windows[metric]
         if window is not None:
             start, end = min(start, window.start), max(end, window.end)
         self._load({metric: start}, end)
         return self._windows[metric]
 
-    def _load(self, starts: Mapping[str, float], end: float) -> None:
-        samples = read_samples(starts, end)
+    def _load(self, starts: Mapping[str, float], end: float, samples: Samples | None = None) -> None:
+        if samples is None:
+            samples = read_samples(starts, end)
         index = self._known()
         missing = [series_id for series_id in samples.newest if series_id not in index]
         for offset in range(0, len(missing), _LABEL_CHUNK):
@@ -189,6 +213,19 @@ class PushSource:
         if self._index is None:
             self._index = process_index()
         return self._index
+
+
+_reader_lock = threading.Lock()
+_reader_pool: ThreadPoolExecutor | None = None
+
+
+def _reader() -> ThreadPoolExecutor:
+    """One thread per process for prefetched reads (made on first use: after a worker's fork)."""
+    global _reader_pool
+    with _reader_lock:
+        if _reader_pool is None:
+            _reader_pool = ThreadPoolExecutor(1, thread_name_prefix="push-reader")
+        return _reader_pool
 
 
 def process_index() -> SeriesIndex:

@@ -69,6 +69,7 @@ def test_a_shared_source_answers_what_one_query_per_selector_answers() -> None:
     push(cpu, {"service": "s0", "pod": "nan"}, [(now - 30, float("nan"))])
     rules = [parse_rule(f'{cpu}{{service="s1"}} > 1'), parse_rule(f"{mem} > 1 AND duration > 5m")]
     source = PushSource.for_rules(rules, now)
+    source.prefetch()  # read on a connection of its own while this test goes on
     selectors = [
         f"{cpu}",
         f'{cpu}{{service="s1"}}',

@@ -234,7 +234,11 @@ def evaluate_rules(
 def _evaluate_batch(
     rules: Sequence[AlertRule], now: float, push: MetricSource | None
 ) -> list[dict[str, Any]]:
+    from automation.alerting.push import PushSource
+
     push = push_source(rules, now) if push is None else push
+    if isinstance(push, PushSource):
+        push.prefetch()  # the samples are read while the active alerts are
     active = ActiveAlerts(rule.pk for rule in rules)
     results: list[EvaluationReport | dict[str, Any]] = []
     for rule in rules:
