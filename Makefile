@@ -31,6 +31,7 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_anomaly.py
+	$(BIN)/python benchmarks/bench_alerting.py
 
 # Each drill starts its own Redis and PostgreSQL (not the shared services): see RELIABILITY.md.
 drills: $(STAMP)

@@ -1,4 +1,5 @@
-"""A plain Celery app with one no-op task: the baseline `bench_engine.py` compares the engine to.
+"""A plain Celery app with a no-op task: the baseline `bench_engine.py` compares the engine to (and a task
+returning its start time, the baseline of `bench_alerting.py`'s alert-to-first-step figure).
 
 It shares nothing with the engine but the broker and the result backend (the same Redis database). Its
 worker runs alone (`celery -A benchmarks.plain_celery worker`), never beside the engine's. Each setting,
@@ -30,6 +31,7 @@ Worker flags are the engine worker's: `-P prefork -c 2 -Q default --without-goss
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from celery import Celery
@@ -57,3 +59,9 @@ app.conf.update(
 def noop(*args: Any, **kwargs: Any) -> None:
     """Do nothing: what is left to measure is Celery's own cost (broker, result backend, worker)."""
     return None
+
+
+@app.task(name="plain.started", typing=False)
+def started(*args: Any, **kwargs: Any) -> float:
+    """Return the moment the task started (epoch s): enqueue -> task start, for bench_alerting.py."""
+    return time.time()

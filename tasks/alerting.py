@@ -1,5 +1,5 @@
-"""Alerting jobs driven by Beat: the evaluation tick (one task per rule, spread over workers), the
-notification-group flush, and the retention of pushed samples."""
+"""Alerting jobs driven by Beat: the evaluation tick (one task per batch of rules that read the same
+metrics, spread over workers), the notification-group flush, and the retention of pushed samples."""
 
 from __future__ import annotations
 
@@ -12,15 +12,44 @@ from automation.delivery import MONITORING_QUEUE
 
 
 @app.task(name="automation.alerting.evaluate", acks_late=True)
-def evaluate() -> int:
-    """Send one `evaluate_rule` per enabled rule, all at the same evaluation time; returns how many."""
-    from automation.models import AlertRule
+def evaluate(now: float | None = None) -> int:
+    """Send one `evaluate_rules` per batch of enabled rules (services/ticks.py `tick_batches`), all at the
+    same evaluation time (`now`, default the current time); returns how many rules."""
+    from automation.alerting.services.ticks import enabled_rules, tick_batches
 
-    now = time.time()
-    names = list(AlertRule.objects.filter(enabled=True).values_list("name", flat=True))
-    for name in names:
-        evaluate_rule.apply_async((name, now), queue=MONITORING_QUEUE)
-    return len(names)
+    from automation.config import current_config
+
+    at = float(now) if isinstance(now, int | float) else time.time()
+    rules = enabled_rules()
+    # A batch not taken within one interval is dropped: the next tick evaluates later data anyway.
+    expires = float(current_config().monitoring_interval)
+    for batch in tick_batches(rules):
+        evaluate_rules.apply_async(
+            ([rule.name for rule in batch], at), queue=MONITORING_QUEUE, expires=expires
+        )
+    return len(rules)
+
+
+@app.task(name="automation.alerting.evaluate_rules", acks_late=True)
+def evaluate_rules(names: list[str], now: float | None = None) -> dict[str, Any]:
+    """Evaluate a batch of rules at `now` (a redelivered message evaluates the same time: same
+    transitions); the rules' push reads share one load. Returns counts, the transitions and the errors."""
+    from automation.alerting.services.evaluation import evaluate_rules as run
+    from automation.alerting.services.evaluation import load_rules
+
+    at = float(now) if isinstance(now, int | float) else time.time()
+    rules = load_rules(name__in=[str(name) for name in names], enabled=True)
+    reports = run(rules, at)
+    summary: dict[str, Any] = {"rules": len(reports), "series": 0, "fired": [], "resolved": [], "pending": []}
+    errors: dict[str, str] = {}
+    for report in reports:
+        if "error" in report:
+            errors[report["rule"]] = report["error"]
+            continue
+        summary["series"] += report["series"]
+        for kind in ("fired", "resolved", "pending"):
+            summary[kind] += report[kind]
+    return {**summary, "errors": errors}
 
 
 @app.task(name="automation.alerting.evaluate_rule", acks_late=True)
@@ -34,7 +63,13 @@ def evaluate_rule(name: str, now: float | None = None) -> dict[str, Any]:
     if rule is None:
         return {"rule": name, "skipped": "no such enabled rule"}
     at = float(now) if isinstance(now, int | float) else time.time()
-    return asdict(run(rule, at, rule_source(rule)))
+    source = rule_source(rule)
+    try:
+        return asdict(run(rule, at, source))
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 @app.task(name="automation.alerting.flush_groups", acks_late=True)

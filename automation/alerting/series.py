@@ -16,6 +16,8 @@ from automation.alerting.regex import RegexError, full_match
 METRIC_LABEL = "__name__"
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
+#: A series' labels as sorted (name, value) pairs, as `Series.labels`.
+LabelPairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,16 @@ class MetricSource(Protocol):
     name: str
 
     def select(self, selector: Selector, start: float, end: float) -> Sequence[Series]: ...
+
+
+class LatestSource(MetricSource, Protocol):
+    """A source that can also answer with each series' latest sample alone: what a rule reading only
+    instant values without a duration clause needs (`evaluate` uses it when the source has it)."""
+
+    def latest(
+        self, selector: Selector, start: float, end: float
+    ) -> Sequence[tuple[LabelPairs, float, float]]:
+        """For each series matching `selector` with a sample in [start, end]: its labels, and the time and
+        value of its latest sample there. The series, labels and samples `select` would give, cut to the
+        last one."""
+        ...

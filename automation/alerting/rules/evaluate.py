@@ -4,16 +4,19 @@ earlier evaluations), so a live evaluator, a fresh one and a backtest agree at t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from automation.alerting.rules.anomaly import default_scorer
 from automation.alerting.rules.ast import (
+    STALENESS_SECONDS,
     And,
     Anomaly,
     Comparison,
     Condition,
     HeldFor,
+    Instant,
     Not,
     Or,
     Rule,
@@ -22,7 +25,9 @@ from automation.alerting.rules.ast import (
     walk,
 )
 from automation.alerting.rules.values import AnomalyScorer, LabelKey, Track, changes_in, value_at
-from automation.alerting.series import MetricSource, Selector
+from automation.alerting.series import LabelPairs, MetricSource, Selector
+
+LatestReader = Callable[[Selector, float, float], Sequence[tuple[LabelPairs, float, float]]]
 
 #: label set -> (value of the left-most compared expression, whether the condition holds)
 Vector = dict[LabelKey, tuple[float, bool]]
@@ -47,9 +52,13 @@ def evaluate(
     """Evaluate `rule` at `now` on data read from `source` (one `select` per selector, over the rule's
     lookback); one outcome per label set, ordered by labels. `scorer` serves `anomaly()`; by default a
     process-wide `ForecastAnomalyScorer`."""
+    start = now - rule.lookback
+    threshold = _threshold_read(rule, source)
+    found = None if threshold is None else _threshold(*threshold, start, now)
+    if found is not None:
+        return found
     if scorer is None and any(isinstance(v, Anomaly) for v in values_of(rule.condition)):
         scorer = default_scorer()
-    start = now - rule.lookback
     tracks = {
         selector: [Track.of(series, start, now) for series in source.select(selector, start, now)]
         for selector in rule.selectors
@@ -62,6 +71,40 @@ def evaluate(
         Outcome(dict(key), value, holds, since.get(key) if bare[key][1] else None)
         for key, (value, holds) in sorted(result.items())
     ]
+
+
+def _threshold_read(rule: Rule, source: MetricSource) -> tuple[Comparison, Instant, LatestReader] | None:
+    """When the rule is one comparison of an instant value without a duration clause (its outcomes need no
+    more than each series' latest sample) and the source offers `latest` (see `LatestSource`): the
+    comparison, its value and that reader."""
+    condition = rule.condition
+    if rule.duration or not isinstance(condition, Comparison) or not isinstance(condition.value, Instant):
+        return None
+    reader: LatestReader | None = getattr(source, "latest", None)
+    return None if reader is None else (condition, condition.value, reader)
+
+
+def _threshold(
+    comparison: Comparison, value: Instant, latest: LatestReader, start: float, now: float
+) -> list[Outcome] | None:
+    """The outcomes of `value op threshold` from each series' latest sample: exactly what the judgement
+    below gives for such a rule (a sample in [start, now], fresh, not NaN; the later of two equal label
+    sets wins; ordered by labels), without building tracks. None when a source's latest sample lies past
+    `now` (a store rounding times to its precision): the tracks then decide."""
+    values: dict[LabelKey, float] = {}
+    for labels, at, number in latest(value.selector, start, now):
+        at, number = float(at), float(number)
+        if at > now:
+            return None
+        if start <= at and now - at <= STALENESS_SECONDS and number == number:  # NaN is not a value
+            values[labels] = number
+    compare, threshold = _OPERATORS[comparison.op], comparison.threshold
+    outcomes = []
+    for key in sorted(values):
+        number = values[key]
+        holds = compare(number, threshold)
+        outcomes.append(Outcome(dict(key), number, holds, now if holds else None))
+    return outcomes
 
 
 class _Judgement:
@@ -157,6 +200,16 @@ class _Judgement:
         if found is None:
             found = self.timed[id(node)] = any(isinstance(n, HeldFor) for n in walk(node))
         return found
+
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 def _compare(value: float, op: str, threshold: float) -> bool:

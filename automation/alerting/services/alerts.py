@@ -8,12 +8,16 @@ follows a transition (suppression, the remediation run, grouping) is done by the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
 
 from automation.alerting.choices import AlertOrigin, AlertState, Decision
 from automation.alerting.flapping import FlapPolicy
@@ -72,6 +76,8 @@ def log(
     if once_key is None:
         entry.save()
         return True
+    if connection.vendor == "postgresql":
+        return _insert_once(entry)
     try:
         with transaction.atomic():
             entry.save()
@@ -80,13 +86,31 @@ def log(
     return True
 
 
+def _insert_once(entry: AlertLog) -> bool:
+    """`INSERT ... ON CONFLICT (once_key) DO NOTHING`: one statement where a savepoint around the insert
+    takes three (the first caller writes; a concurrent one waits for it, as on the unique index)."""
+    fields = [f for f in AlertLog._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    once = quote(str(AlertLog._meta.get_field("once_key").column))
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(AlertLog._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({once}) DO NOTHING RETURNING 1",
+            [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields],
+        )
+        return cursor.fetchone() is not None
+
+
 def _locked(observation: Observation, rule: AlertRule | None) -> Alert:
     alert = Alert.objects.select_for_update().filter(fingerprint=observation.fingerprint).first()
     if alert is not None:
         return alert
     try:
         with transaction.atomic():
-            Alert.objects.create(
+            # the row this transaction inserts is its own until it commits: no second read to lock it
+            return Alert.objects.create(
                 fingerprint=observation.fingerprint,
                 rule=rule,
                 name=observation.name,
@@ -222,3 +246,112 @@ def record_run(alert: Alert, run_id: Any, now: float) -> None:
     Alert.objects.filter(pk=alert.pk).update(last_run_id=run_id, last_run_at=at(now))
     alert.last_run_id = run_id
     alert.last_run_at = at(now)
+
+
+_NONE: frozenset[str] = frozenset()
+#: Deferred observations written per statement.
+_TOUCH_CHUNK = 2000
+#: Decoded label and annotation sets by their JSON text: an alert's are the same tick after tick.
+_decoded: dict[str, Mapping[str, str]] = {}
+_DECODED_MAX = 200_000
+
+
+def _decode(text: str) -> Mapping[str, str]:
+    found = _decoded.get(text)
+    if found is None:
+        if len(_decoded) >= _DECODED_MAX:
+            _decoded.clear()
+        found = _decoded[text] = json.loads(text)
+    return found
+
+
+class ActiveAlerts:
+    """The active (pending, firing) alerts of some rules' own evaluations (not alerts received and handled
+    by a rule of the same name) as stored when a batch of evaluations starts, and
+    the observations that change nothing but an alert's value and `last_seen_at` (same state, labels,
+    annotations, severity): `flush` writes those together, each guarded by the state it was judged
+    against, instead of one locked read and save per alert per tick. What `observe` would write, and
+    when, is unchanged; only the statements are fewer."""
+
+    def __init__(self, rule_ids: Iterable[int | None]) -> None:
+        ids = [rule_id for rule_id in rule_ids if rule_id is not None]
+        columns = ("fingerprint", "rule_id", "state", "labels_text", "notes_text", "severity")
+        rows: Iterable[tuple[Any, ...]]
+        if connection.vendor == "postgresql":  # one array parameter, not one placeholder per rule
+            table = connection.ops.quote_name(Alert._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT fingerprint, rule_id, state, labels::text, annotations::text, severity "
+                    f"FROM {table} WHERE rule_id = ANY(%s) AND state = ANY(%s) AND origin = %s",
+                    [ids, list(AlertState.ACTIVE), AlertOrigin.RULE],
+                )
+                rows = cursor.fetchall()
+        else:
+            rows = (
+                Alert.objects.filter(rule_id__in=ids, state__in=AlertState.ACTIVE, origin=AlertOrigin.RULE)
+                .annotate(labels_text=Cast("labels", TextField()))
+                .annotate(notes_text=Cast("annotations", TextField()))
+                .values_list(*columns)
+            )
+        self._stored: dict[str, tuple[str, Mapping[str, str], Mapping[str, str], str]] = {}
+        self._of_rule: dict[int, set[str]] = {}
+        for fingerprint, rule_id, state, labels, notes, severity in rows:
+            self._stored[fingerprint] = (state, _decode(labels), _decode(notes), severity)
+            self._of_rule.setdefault(rule_id, set()).add(fingerprint)
+        self._deferred: list[tuple[Observation, str, Any]] = []
+
+    def of_rule(self, rule_id: int | None) -> frozenset[str] | set[str]:
+        """Fingerprints of the rule's alerts that were active when the batch started (do not change it)."""
+        return self._of_rule.get(rule_id, _NONE) if rule_id is not None else _NONE
+
+    def unchanged(self, observation: Observation) -> bool:
+        """Whether `observe` would take no transition and write nothing but value and last_seen_at."""
+        stored = self._stored.get(observation.fingerprint)
+        if stored is None or (not observation.holds and observation.active_since is None):
+            return False
+        state, labels, notes, severity = stored
+        held = observation.holds or state == AlertState.FIRING
+        return (
+            state == (AlertState.FIRING if held else AlertState.PENDING)
+            and labels == observation.labels
+            and severity == observation.severity
+            and (observation.annotations is None or notes == observation.annotations)
+        )
+
+    def defer(self, observation: Observation, context: Any = None) -> None:
+        """Write this unchanged observation at `flush`; `context` comes back if it cannot be."""
+        self._deferred.append((observation, self._stored[observation.fingerprint][0], context))
+
+    def flush(self, now: float) -> list[tuple[Observation, Any]]:
+        """Write value and last_seen_at of every deferred observation whose alert is still in the state it
+        was judged against; returns the others (a transition was taken meanwhile) with their context:
+        observe them."""
+        deferred, self._deferred = self._deferred, []
+        written: set[tuple[str, str]] = set()
+        for offset in range(0, len(deferred), _TOUCH_CHUNK):
+            written |= _touch(deferred[offset : offset + _TOUCH_CHUNK], now)
+        return [(obs, context) for obs, state, context in deferred if (obs.fingerprint, state) not in written]
+
+
+def _touch(deferred: list[tuple[Observation, str, Any]], now: float) -> set[tuple[str, str]]:
+    """One guarded update of value, last_seen_at and updated_at; the (fingerprint, state) pairs written."""
+    seen, changed = at(now), timezone.now()
+    if connection.vendor != "postgresql":
+        written = set()
+        for obs, state, _ in deferred:
+            if Alert.objects.filter(fingerprint=obs.fingerprint, state=state).update(
+                value=obs.value, last_seen_at=seen, updated_at=changed
+            ):
+                written.add((obs.fingerprint, state))
+        return written
+    table = connection.ops.quote_name(Alert._meta.db_table)
+    columns = [[obs.fingerprint for obs, _, _ in deferred], [state for _, state, _ in deferred]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS a SET value = v.value, last_seen_at = %s, updated_at = %s "
+            "FROM unnest(%s::text[], %s::text[], %s::double precision[]) AS v(fingerprint, state, value) "
+            "WHERE a.fingerprint = v.fingerprint AND a.state = v.state "
+            "RETURNING a.fingerprint, a.state",
+            [seen, changed, *columns, [obs.value for obs, _, _ in deferred]],
+        )
+        return {(fingerprint, state) for fingerprint, state in cursor.fetchall()}

@@ -5,9 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
-from automation.alerting.series import Selector, Series
-
-LabelPairs = tuple[tuple[str, str], ...]
+from automation.alerting.series import LabelPairs, Selector, Series
 
 
 class MemorySource:
@@ -33,6 +31,18 @@ class MemorySource:
             low, high = bisect_left(times, start), bisect_right(times, end)
             if high > low:
                 found.append(Series(series.metric, series.labels, series.samples[low:high]))
+        return found
+
+    def latest(self, selector: Selector, start: float, end: float) -> list[tuple[LabelPairs, float, float]]:
+        """Each matching series' latest sample in [start, end] (see `LatestSource`)."""
+        found = []
+        for series, labels, times in self._series.values():
+            if not selector.matches(series.metric, labels):
+                continue
+            low, high = bisect_left(times, start), bisect_right(times, end)
+            if high > low:
+                last = series.samples[high - 1]
+                found.append((tuple(sorted(series.labels)), last.at, last.value))
         return found
 
 
