@@ -16,7 +16,6 @@ def evaluate(now: float | None = None) -> int:
     """Send one `evaluate_rules` per batch of enabled rules (services/ticks.py `tick_batches`), all at the
     same evaluation time (`now`, default the current time); returns how many rules."""
     from automation.alerting.services.ticks import enabled_rules, tick_batches
-
     from automation.config import current_config
 
     at = float(now) if isinstance(now, int | float) else time.time()
