@@ -32,7 +32,7 @@ def recommendation_engine() -> Iterator[Any]:
     """The seed's `recommendation-engine`, a real local service (the demo's echo service), two replicas."""
     from automation.providers import get_provider
 
-    port = free_port()
+    port = free_ports(4)  # replica i listens on port + i: the seed's alert scales it from 2 to 3
     SERVICES_FILE.write_text(
         yaml.safe_dump(
             {
@@ -51,6 +51,27 @@ def recommendation_engine() -> Iterator[Any]:
     provider.scale("recommendation-engine", replicas=2)
     yield provider
     provider.scale("recommendation-engine", replicas=0)
+
+
+def free_ports(count: int) -> int:
+    """A port such that it and the `count - 1` after it are free now."""
+    import socket
+
+    for _ in range(100):
+        base = free_port()
+        sockets = []
+        try:
+            for offset in range(count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def push(metric: str, labels: dict[str, str], values: list[tuple[float, float]]) -> None:
