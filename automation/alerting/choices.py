@@ -28,6 +28,16 @@ class AlertOrigin:
     CHOICES = [(s, s) for s in ALL]
 
 
+class SilenceState:
+    """Where a silence is in its time range."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+
+    ALL = (PENDING, ACTIVE, EXPIRED)
+
+
 class SourceKind:
     """Where a rule reads metrics: samples pushed to the engine's own store, or a Prometheus server."""
 

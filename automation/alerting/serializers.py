@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from automation.alerting.choices import SilenceState
 from automation.alerting.definitions import ACTION_ALIASES, AlertingDocument
 from automation.alerting.limits import MAX_LOG_ENTRIES
 from automation.models import Alert, AlertLog, Silence
@@ -56,8 +57,8 @@ def silence_state(silence: Silence, now: float) -> str:
     # way the float's rounding went.
     moment = datetime.fromtimestamp(now, tz=UTC)
     if silence.ends_at <= moment:
-        return "expired"
-    return "pending" if silence.starts_at > moment else "active"
+        return SilenceState.EXPIRED
+    return SilenceState.PENDING if silence.starts_at > moment else SilenceState.ACTIVE
 
 
 def silence_json(silence: Silence, now: float) -> dict[str, Any]:
