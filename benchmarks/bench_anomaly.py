@@ -1,7 +1,8 @@
 """NAB figures for `anomaly()`: (a) the NAB score (standard profile, and the two others) of the scores
-anomaly() sees, next to NAB's published scoreboard; (b) per series, `anomaly(value) > T` rules against the
-best static threshold rule (`value > X` or `value < X`, chosen with hindsight) allowed no more false
-alerts: labelled windows caught and delay. Writes benchmarks/results/anomaly.json.
+anomaly() sees, on all files and on each half (the half its constants were tuned on, the half held out),
+next to random on the same files and NAB's published scoreboard; (b) per series, `anomaly(value) > T`
+rules against the best static threshold rule (`value > X` or `value < X`, chosen with hindsight) allowed
+no more false alerts: labelled windows caught and delay. Writes benchmarks/results/anomaly.json.
 
     python benchmarks/bench_anomaly.py [--quick] [--workers N]
 
@@ -65,12 +66,16 @@ from automation.forecasting.traces import load_points  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "anomaly.json"
 #: `anomaly(value) > T` for these T (one T for every series: no tuning per series). 3 is the score the
-#: [0, 1] form maps to 0.5: the documented "typical alert threshold".
-THRESHOLDS = (3.0, 6.0, 12.0, 24.0)
-HEADLINE = 6.0
+#: [0, 1] form maps to 0.5: the documented "typical alert threshold"; 1.5 is about where NAB's optimiser
+#: put its threshold on the tuning half.
+THRESHOLDS = (1.5, 3.0, 6.0, 12.0)
+HEADLINE = 3.0
 #: Static thresholds tried per direction (quantiles of the series' values, when it has more).
 STATIC_CANDIDATES = 2000
 RANDOM_SEEDS = 10
+#: The files sorted by name and dealt alternately: the scorer's constants were tuned on "tuning" only, so
+#: "held_out" shows what they are worth on files they never saw.
+HALVES = ("tuning", "held_out")
 QUICK_FILES = (
     "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",
     "realAWSCloudwatch/ec2_cpu_utilization_53ea38.csv",
@@ -339,14 +344,18 @@ def main() -> int:
         print(f"{f['name']:<62} {f['rows']:>6} rows {f['seconds']['total']:>6.1f} s", flush=True)
     corpus = [LabelledFile(f["name"], f["times"], f["scores"], labels[f["name"]]) for f in files]
     ours = {profile: score_corpus(corpus, profile) for profile in PROFILES}
-    randoms = {profile: [] for profile in PROFILES}
-    for seed in range(RANDOM_SEEDS):
-        generator = random.Random(seed)
-        noise = [
-            LabelledFile(f.name, f.times, [generator.random() for _ in f.times], f.windows) for f in corpus
-        ]
-        for profile in PROFILES:
-            randoms[profile].append(score_corpus(noise, profile).normalized)
+    randoms = random_scores(corpus)
+    ordered = sorted(corpus, key=lambda f: f.name)
+    halves = {}
+    for offset, half in enumerate(HALVES):
+        part = ordered[offset::2]
+        randoms_here = random_scores(part)
+        halves[half] = {
+            "files": [f.name for f in part],
+            "windows": sum(len(f.windows) for f in part),
+            "ours": {p: round(score_corpus(part, p).normalized, 1) for p in PROFILES},
+            "random_same_files": {p: round(float(np.mean(v)), 1) for p, v in randoms_here.items()},
+        }
     firings_as_detections = {}
     for t in THRESHOLDS:
         binary = [
@@ -387,6 +396,7 @@ def main() -> int:
                 p: {"mean": round(float(np.mean(v)), 1), "min": round(min(v), 1), "max": round(max(v), 1)}
                 for p, v in randoms.items()
             },
+            "halves": halves,
             "published": PUBLISHED,
             "per_file_standard": {
                 s.name: {"score": round(s.score, 3), "tp_rows": s.tp, "fp_rows": s.fp, "windows": s.windows}
@@ -439,6 +449,19 @@ def main() -> int:
     return 0
 
 
+def random_scores(corpus: list[LabelledFile]) -> dict[str, list[float]]:
+    """NAB's random detector (uniform scores) on these files, per profile, one score per seed."""
+    found: dict[str, list[float]] = {profile: [] for profile in PROFILES}
+    for seed in range(RANDOM_SEEDS):
+        generator = random.Random(seed)
+        noise = [
+            LabelledFile(f.name, f.times, [generator.random() for _ in f.times], f.windows) for f in corpus
+        ]
+        for profile in PROFILES:
+            found[profile].append(score_corpus(noise, profile).normalized)
+    return found
+
+
 def print_report(report: dict[str, Any]) -> None:
     data = report["data"]
     print(
@@ -447,6 +470,11 @@ def print_report(report: dict[str, Any]) -> None:
     for profile, entry in report["nab"]["ours"].items():
         random_mean = report["nab"]["random_same_files"][profile]["mean"]
         print(f"  {profile:<20} {entry['score']:>6.1f}   (random on the same files: {random_mean:.1f})")
+    for half, entry in report["nab"]["halves"].items():
+        print(
+            f"  {half:<9} ({len(entry['files'])} files, {entry['windows']} windows): standard "
+            f"{entry['ours']['standard']:.1f} (random {entry['random_same_files']['standard']:.1f})"
+        )
     print("\nanomaly(value) > T against the best static threshold (hindsight) with no more false alerts,")
     print("and against value > max OR < min of the probationary period (no hindsight)")
     print(

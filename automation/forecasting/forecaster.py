@@ -90,6 +90,7 @@ class Forecaster:
         scores: dict[str, float] | None = None,
         skipped: tuple[str, ...] = (),
         notes: tuple[str, ...] = (),
+        one_step_errors: np.ndarray | None = None,
     ) -> None:
         self.model = model
         self.model_name = model_name
@@ -101,6 +102,9 @@ class Forecaster:
         self.scores = dict(scores or {})
         self.skipped = skipped
         self.notes = notes
+        #: actual - forecast one step ahead over the fit's backtest, oldest first, in the series' units
+        #: (the interval quantiles hold them scaled); only in memory: `to_dict` leaves it out
+        self.one_step_errors = np.zeros(0) if one_step_errors is None else one_step_errors
 
     @property
     def description(self) -> str:
@@ -244,9 +248,8 @@ def fit_forecaster(
         nonnegative=nonnegative,
     )
     one_step = chosen.steps_ahead == 1
-    scaled = (chosen.actual[one_step] - chosen.forecast[one_step]) / residuals.scale(
-        chosen.forecast[one_step]
-    )
+    errors = chosen.actual[one_step] - chosen.forecast[one_step]
+    scaled = errors / residuals.scale(chosen.forecast[one_step])
     scaled = scaled[~np.isnan(scaled)]
     clip_scale = (
         float(MAD_TO_SIGMA * np.median(np.abs(scaled - np.median(scaled)))) if len(scaled) >= 30 else 0.0
@@ -260,6 +263,7 @@ def fit_forecaster(
         last_time=last_time,
         residuals=residuals,
         clip_scale=clip_scale,
+        one_step_errors=errors[~np.isnan(errors)],
         mase=chosen.mase,
         scores=selection.scores,
         skipped=tuple(skipped),

@@ -1,5 +1,7 @@
-"""Anomaly scores on a real trace (NAB nyc_taxi, 21 days at 30 minutes): an injected outlier stands out,
-the daily peak does not; scores are causal and the same whoever computes them."""
+"""Anomaly scores on real traces (NAB nyc_taxi, 21 days at 30 minutes; speed_6005 with its 3.5-day gap):
+an injected outlier stands out, the daily peak does not; a flat series has a floor under its interval; a
+long silence restarts the judging and a new series is judged from its 13th sample on; scores are causal
+and the same whoever computes them."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from automation.alerting.nab import read_windows
 from automation.alerting.rules import ForecastAnomalyScorer, anomaly_score_01, evaluate, parse_rule
 from automation.alerting.series import Sample, Series
 from automation.alerting.sources.memory import MemorySource
 
-NYC_TAXI = Path(__file__).resolve().parents[1] / "data" / "nab" / "realKnownCause" / "nyc_taxi.csv"
+DATA = Path(__file__).resolve().parents[1] / "data" / "nab"
+NYC_TAXI = DATA / "realKnownCause" / "nyc_taxi.csv"
+SPEED = DATA / "realTraffic" / "speed_6005.csv"  # 5-minute sensor data, silent for 3.5 days at row 700
+ELB = DATA / "realAWSCloudwatch" / "elb_request_count_8c0756.csv"  # spiky, two labelled peaks
 DAY = 48  # samples per day
 OUTLIER = 16 * DAY + 8  # 2014-07-17 04:00, when about 3,200 rides are usual
 OUTLIER_VALUE = 18_000.0  # well below every daily peak (about 26,000)
@@ -52,7 +58,9 @@ def test_the_outlier_stands_out_and_the_daily_peak_does_not(
 ) -> None:
     samples, scores, _ = scored
     assert not any(math.isnan(s) for s in scores.values())
-    assert scores[OUTLIER] > 8
+    # far out: more than twice the largest one-step error of the days before (the interval's half-width is
+    # at least half of it), 3 being the documented typical threshold
+    assert scores[OUTLIER] > 5
     others = {i: s for i, s in scores.items() if i != OUTLIER}
     assert max(others.values()) < 3, sorted(others.items(), key=lambda kv: -kv[1])[:3]
     for day in range(7, 21):
@@ -100,16 +108,63 @@ def test_a_rule_on_anomaly_fires_only_at_the_outlier_in_a_backtest() -> None:
     assert firing == [OUTLIER]
     # the process-wide scorer, used when none is given, agrees
     (outcome,) = evaluate(rule, source, samples[OUTLIER].at)
-    assert outcome.holds and outcome.value > 8
+    assert outcome.holds and outcome.value > 5
 
 
 def test_too_little_history_cannot_be_judged() -> None:
-    samples = taxi()[:40]
+    samples = taxi()[:12]  # the local model needs 12 samples before the one it judges
     assert math.isnan(ForecastAnomalyScorer().score(as_series(samples), samples[-1].at))
     assert (
         evaluate(parse_rule("anomaly(nyc_taxi) > 3"), MemorySource([as_series(samples)]), samples[-1].at)
         == []
     )
+
+
+def test_a_new_series_is_judged_from_its_13th_sample_before_any_fit() -> None:
+    samples = taxi(outlier=False)[:DAY]
+    samples[30] = Sample(samples[30].at, samples[30].value * 3)  # 58,140 rides at 15:00, about 19,500 usual
+    scorer = ForecastAnomalyScorer()
+    scores = [scorer.score(as_series(samples), s.at) for s in samples]
+    assert all(math.isnan(s) for s in scores[:12])
+    assert not any(math.isnan(s) for s in scores[12:])
+    assert scores[30] > 5
+    assert max(scores[12:30] + scores[31:]) < 1.5
+    assert scorer.fits == 0  # the local model: the median of the previous samples, no forecaster
+
+
+def test_a_flat_series_has_a_floor_under_its_interval() -> None:
+    flat = [Sample(float(i * 300), 5.0) for i in range(3 * 288)]  # three days of exactly 5.0
+    for value, low, high in ((5.01, 0.0, 0.0), (5.2, 0.5, 3.0), (6.0, 8.0, 20.0)):
+        series = as_series([*flat, Sample(3 * 288 * 300.0, value)])
+        score = ForecastAnomalyScorer().score(series, 3 * 288 * 300.0)
+        # sigma is at least 1 % of the level: 0.05, so the half-width is 0.082
+        assert low <= score <= high, (value, score)
+
+
+def rows(path: Path) -> list[Sample]:
+    with path.open() as handle:
+        return [
+            Sample(
+                datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC).timestamp(), float(row["value"])
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def test_a_silence_longer_than_a_day_restarts_the_judging() -> None:
+    samples = rows(SPEED)
+    assert samples[700].at - samples[699].at > 3.5 * 86_400  # the data's own gap
+    series = Series("speed", (), tuple(samples))
+    scorer = ForecastAnomalyScorer()
+    scores = [scorer.score(series, s.at) for s in samples[:1000]]
+    # the first 12 samples after the gap are a new series: not judged; then judged by the local model
+    # until a fit on what follows the gap; never blown up by the days of silence
+    assert all(math.isnan(s) for s in scores[700:712])
+    assert not any(math.isnan(s) for s in scores[712:])
+    assert max(scores[700:1000], key=lambda s: -1 if math.isnan(s) else s) < 3
+    # a fresh scorer agrees after the gap as before it
+    for index in (712, 800, 999):
+        assert ForecastAnomalyScorer().score(series, samples[index].at) == scores[index]
 
 
 def test_score_01_is_monotonic_on_zero_to_one() -> None:
@@ -121,3 +176,22 @@ def test_score_01_is_monotonic_on_zero_to_one() -> None:
     mapped = [anomaly_score_01(s / 10) for s in range(0, 1000)]
     assert mapped == sorted(mapped) and len(set(mapped)) == len(mapped)
     assert all(0.0 <= m < 1.0 for m in mapped)
+
+
+def test_on_a_spiky_series_the_labelled_peaks_stand_out() -> None:
+    samples = rows(ELB)
+    series = Series("requests", (), tuple(samples))
+    scorer = ForecastAnomalyScorer()
+    scores = [scorer.score(series, s.at) for s in samples]
+    windows = read_windows(DATA / "labels" / "combined_windows.json")[
+        "realAWSCloudwatch/elb_request_count_8c0756.csv"
+    ]
+    inside = [[i for i, s in enumerate(samples) if a <= s.at <= b] for a, b in windows]
+    peaks = [max(rows_in, key=lambda i: samples[i].value) for rows_in in inside]
+    assert [samples[i].value for i in peaks] == [381.0, 656.0]
+    for rows_in, peak in zip(inside, peaks, strict=True):
+        assert max(rows_in, key=lambda i: scores[i]) == peak  # each window's highest score is its peak
+    outside = [s for i, s in enumerate(scores[750:], 750) if not any(i in r for r in inside)]
+    # the larger peak is far out (the old interval, wide from the spikes, gave it 2.0) and above every
+    # score outside the windows after the first 750 rows (NAB's probationary period)
+    assert scores[peaks[1]] > 3 and scores[peaks[1]] > max(outside)
