@@ -465,9 +465,19 @@ class Prometheus(Server):
 def our_tick(now: float, plan: Plan) -> float:
     from automation.alerting.services.ticks import evaluate_all
 
+    profile = os.environ.get("AUTOMATION_BENCH_PROFILE")  # a file: cProfile stats of the last tick
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     reports = evaluate_all(now, flush=False)
     elapsed = time.perf_counter() - started
+    if profiler is not None and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
     errors = [r for r in reports if "error" in r]
     series = sum(r.get("series", 0) for r in reports)
     if len(reports) != plan.rules or errors or series != plan.series:

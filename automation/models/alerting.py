@@ -47,9 +47,6 @@ class AlertRule(models.Model):
     severity = models.CharField(max_length=16, choices=SEVERITY_CHOICES, default=AlertSeverity.MEDIUM.value)
     document = models.JSONField(default=dict)
     enabled = models.BooleanField(default=True)
-    #: The latest evaluation time taken: an evaluation at this time or earlier (a redelivered or late
-    #: message, a second Beat) changes nothing.
-    last_evaluated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -173,7 +173,6 @@ def test_a_tick_through_a_worker_fires_once_however_often_delivered(engine: Any,
     reports = [result.get(timeout=30) for result in results]
     # Every message was processed (their results are in): exactly one took the evaluation.
     assert sorted(len(r["fired"]) for r in reports) == [0, 0, 1]
-    assert sum(1 for r in reports if r["skipped"]) == 2
     assert len(runs_of(f"alert.{name}")) == 1
 
 

@@ -131,6 +131,8 @@ def observe(
     flap = flap or FlapPolicy()
     with transaction.atomic():
         alert = _locked(observation, rule)
+        if _later_known(alert, now):
+            return None  # a late or redelivered evaluation: a later one already changed this alert
         before = alert.state
         if rule is not None and alert.rule_id is None:
             alert.rule = rule  # its rule was deleted and made again: the alert is the new rule's
@@ -181,7 +183,7 @@ def expire(
     flap = flap or FlapPolicy()
     with transaction.atomic():
         alert = Alert.objects.select_for_update().filter(fingerprint=fingerprint).first()
-        if alert is None or alert.state not in AlertState.ACTIVE:
+        if alert is None or alert.state not in AlertState.ACTIVE or _later_known(alert, now):
             return None
         before = alert.state
         if before == AlertState.FIRING:
@@ -210,6 +212,14 @@ def expire(
         if alert.state == AlertState.RESOLVED:
             log(alert, Decision.RESOLVED, now, once_key=_key("resolved", alert))
         return Transition(alert, before, alert.state)
+
+
+def _later_known(alert: Alert, now: float) -> bool:
+    """Whether the alert changed, or its condition was seen holding, after `now`: then an observation
+    at `now` (a redelivered message, a backlog's older batch, a second Beat's) is older news and changes
+    nothing, or it would bring back an alert a later evaluation resolved."""
+    moments = (alert.changed_at, alert.last_seen_at)
+    return any(m is not None and m.timestamp() > now + 0.001 for m in moments)
 
 
 def _changed(alert: Alert, now: float, flap: FlapPolicy) -> None:

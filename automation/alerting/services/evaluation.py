@@ -19,16 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q
-
 from automation.alerting.choices import AlertState, SourceKind
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.matchers import alert_fingerprint
 from automation.alerting.rules import Outcome, Rule, evaluate, parse_rule
 from automation.alerting.series import MetricSource, Series
-from automation.alerting.services.alerts import ActiveAlerts, Observation, Transition, at, expire, observe
+from automation.alerting.services.alerts import ActiveAlerts, Observation, Transition, expire, observe
 from automation.alerting.services.pipeline import on_fired, on_resolved
 from automation.errors import SourceError
 from automation.models import AlertRule
@@ -45,8 +42,6 @@ class EvaluationReport:
     pending: list[str] = field(default_factory=list)
     #: Remediation runs started by this evaluation.
     runs: list[str] = field(default_factory=list)
-    #: Why nothing was applied (an evaluation at this time or later was already taken), if so.
-    skipped: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """As `dataclasses.asdict` (the lists shared, not copied): a tick builds thousands."""
@@ -57,7 +52,6 @@ class EvaluationReport:
             "resolved": self.resolved,
             "pending": self.pending,
             "runs": self.runs,
-            "skipped": self.skipped,
         }
 
 
@@ -143,43 +137,13 @@ def evaluate_rule(
     caller settles them (`settle`) once the batch is done; without, they are settled before returning."""
     own = active is None
     batch = ActiveAlerts([rule.pk]) if active is None else active
-    report = _evaluate(rule, now, source, batch, taken=take_evaluations([rule], now))
+    report = _evaluate(rule, now, source, batch)
     if own:
         settle(batch, now)
     return report
 
 
-def take_evaluations(rules: Sequence[AlertRule], now: float) -> set[Any]:
-    """Take the evaluation at `now` of these rules, in one statement: the ids of the rules whose last
-    evaluation taken is earlier. The others (a redelivered or late message, a second Beat's) are skipped,
-    or they would bring back an alert a later evaluation resolved."""
-    ids = [rule.pk for rule in rules if rule.pk is not None]
-    if not ids:
-        return set()
-    table = connection.ops.quote_name(AlertRule._meta.db_table)
-    moment = at(now)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one array parameter, not one placeholder per rule
-            cursor.execute(
-                f"UPDATE {table} SET last_evaluated_at = %s WHERE id = ANY(%s)"
-                " AND (last_evaluated_at IS NULL OR last_evaluated_at < %s) RETURNING id",
-                [moment, ids, moment],
-            )
-            return {row[0] for row in cursor.fetchall()}
-    taken: set[Any] = set()
-    newer = Q(last_evaluated_at__isnull=True) | Q(last_evaluated_at__lt=moment)
-    for offset in range(0, len(ids), 500):
-        chunk = ids[offset : offset + 500]
-        with transaction.atomic():
-            found = set(AlertRule.objects.filter(newer, pk__in=chunk).values_list("pk", flat=True))
-            AlertRule.objects.filter(pk__in=list(found)).update(last_evaluated_at=moment)
-        taken |= found
-    return taken
-
-
-def _evaluate(
-    rule: AlertRule, now: float, source: MetricSource, active: ActiveAlerts, *, taken: set[Any]
-) -> EvaluationReport:
+def _evaluate(rule: AlertRule, now: float, source: MetricSource, active: ActiveAlerts) -> EvaluationReport:
     compiled = compile_rule(rule)
     definition = compiled.definition
     report = EvaluationReport(rule.name)
@@ -189,9 +153,6 @@ def _evaluate(
         outcomes = promql_outcomes(source, definition.expr, definition.for_, now)
     else:
         return report  # a handler of received alerts: nothing to evaluate
-    if rule.pk not in taken:  # see take_evaluations
-        report.skipped = "an evaluation at this time or later was already taken"
-        return report
     report.series = len(outcomes)
     flap = compiled.flap
     seen: set[str] = set()
@@ -290,16 +251,15 @@ def _evaluate_batch(
     if isinstance(push, PushSource):
         push.prefetch()  # the samples are read while the active alerts are
     active = ActiveAlerts(rule.pk for rule in rules)
-    taken = take_evaluations(rules, now)
     results: list[EvaluationReport | dict[str, Any]] = []
     for rule in rules:
         try:
             if rule.source != SourceKind.PROMETHEUS:
-                results.append(_evaluate(rule, now, push, active, taken=taken))
+                results.append(_evaluate(rule, now, push, active))
             else:
                 source = rule_source(rule)
                 try:
-                    results.append(_evaluate(rule, now, source, active, taken=taken))
+                    results.append(_evaluate(rule, now, source, active))
                 finally:
                     close = getattr(source, "close", None)
                     if close is not None:
