@@ -173,7 +173,8 @@ def test_a_tick_through_a_worker_fires_once_however_often_delivered(engine: Any,
     reports = [result.get(timeout=30) for result in results]
     # Every message was processed (their results are in): exactly one took the evaluation.
     assert sorted(len(r["fired"]) for r in reports) == [0, 0, 1]
-    assert len(runs_of(f"alert.{name}")) == 1
+    # One run, direct or behind its approval (the worker may still hold the level it read a moment ago).
+    assert len(runs_of(f"alert.{name}")) + len(runs_of(f"alert.{name}.gated")) == 1
 
 
 @pytest.mark.usefixtures("engine")
