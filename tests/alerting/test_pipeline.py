@@ -380,3 +380,29 @@ def test_a_new_routing_document_regroups_the_alerts_already_firing(alerting_docu
     assert groups() == [{"alertname": name}] and moved == 0
     flush_all(now + 40)
     assert decisions(alert.fingerprint).count("notified") == 1  # same routes again: nothing moves
+
+
+def test_remediate_when_keeps_actions_on_the_services_a_rule_may_touch(level: Any) -> None:
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.rules import save_rule
+    from automation.errors import DefinitionError
+    from automation.models import AlertLog
+
+    level("autonomous")
+    name = unique("guarded")
+    handler(name, remediate_when=['service=~"checkout|search"'])
+    outside = received(name, service="billing")
+    inside = received(name, service="checkout")
+    assert receive(outside, time.time()).outcome == "fired"
+    assert receive(inside, time.time()).outcome == "fired"
+    assert "workflow_refused" in decisions(outside.fingerprint)
+    refused = AlertLog.objects.get(alert__fingerprint=outside.fingerprint, decision="workflow_refused")
+    assert "remediate_when" in refused.detail and "checkout|search" in refused.detail
+    assert "workflow_started" in decisions(inside.fingerprint)
+    assert len(runs_of(f"alert.{name}")) == 1  # only the alert on a service the rule may act on
+
+    with pytest.raises(DefinitionError) as caught:
+        save_rule(
+            {"name": unique("bad"), "actions": [{"type": "control.wait"}], "remediate_when": ["service"]}
+        )
+    assert any(field.startswith("remediate_when") for field, _ in caught.value.errors)
