@@ -153,10 +153,11 @@ def decide_pool_size(
     needed = workers_needed(backlog, rate, throughput, settings.drain_seconds)
     bounded = min(max(needed, settings.min_workers), settings.max_workers)
     drains = drain_time(backlog, bounded, rate, throughput)
+    pool = f"{bounded} worker{'' if bounded == 1 else 's'}"
     if drains == math.inf:
-        outlook = f"{bounded} workers never drain it"
+        outlook = f"{pool} never drain{'s' if bounded == 1 else ''} it"
     else:
-        outlook = f"{bounded} workers drain it in {_number(drains)} s"
+        outlook = f"{pool} drain{'s' if bounded == 1 else ''} it in {_number(drains)} s"
     outlook += f" (target {_number(settings.drain_seconds)} s)"
     if bounded != needed:
         outlook += f", {needed} needed, held to [{settings.min_workers}, {settings.max_workers}]"
