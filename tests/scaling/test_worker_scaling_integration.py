@@ -196,3 +196,51 @@ def test_scale_in_lets_the_departing_workers_finish_their_steps(
             tmp_path / "state" / worker_service_name(QUEUE) / f"replica-{replica['replica']}.log"
         ).read_text()
         assert "Warm shutdown" in log and "succeeded in" in log
+
+
+def test_a_scale_service_workflow_starts_and_stops_the_queue_workers(engine: Any, worker: Any) -> None:
+    """The path the scaling loop takes: an `infrastructure.scale_service` step run by the shared worker,
+    on the services file and state directory every worker reads (tests/conftest.py)."""
+    from automation import ActionDefinition, Priority, WorkflowDefinition
+    from automation.providers.local import LocalProvider
+    from tests.conftest import SERVICES_FILE
+
+    entries = worker_services([QUEUE], include=["tests.slow_actions"], grace_period=30, cwd=str(ROOT))
+    SERVICES_FILE.write_text(yaml.safe_dump({"services": entries}))
+    provider = LocalProvider(services_file=SERVICES_FILE)
+    service = worker_service_name(QUEUE)
+    try:
+        for replicas in (2, 0):
+            name = unique("scale-workers")
+            engine.register_workflow(
+                WorkflowDefinition(
+                    name=name,
+                    priority=Priority.CRITICAL,
+                    actions=[
+                        ActionDefinition(
+                            name="scale",
+                            action_type="infrastructure.scale_service",
+                            parameters={
+                                "service_name": service,
+                                "replicas": replicas,
+                                "wait_for_health": False,
+                            },
+                            timeout_seconds=60,  # a scale-in waits for the departing workers' warm shutdown
+                        )
+                    ],
+                )
+            )
+            run = engine.run_workflow(name).wait(90)
+            assert run.status == "succeeded", run.steps
+            output = run.step("scale").output
+            assert output["replicas"] == replicas
+            assert provider.status(service)["running_replicas"] == replicas
+            if replicas:
+                state = provider.state_dir() / service
+                for replica in range(replicas):
+                    log = state / f"replica-{replica}.log"
+                    wait_for(lambda log=log: log.exists() and " ready." in log.read_text(), timeout=60)
+            else:
+                assert [stopped["killed"] for stopped in output["stopped"]] == [False, False]
+    finally:
+        provider.stop(service, grace_period=10)
