@@ -1,12 +1,14 @@
 """What each worker counts per queue in the broker's Redis: tasks finished and the seconds spent on them.
 
 The queue reader (`automation/scaling/queues.py`) turns these counters into completions per second and
-per-worker throughput. One pipelined round trip per task, from the pool process that ran it; a failure
-to count never touches the task.
+per-worker throughput. Each pool process writes its counts on a connection of its own with replies
+switched off (`CLIENT REPLY OFF`): a count is one write to a socket (about 20 µs), never a round trip
+on the task's path. A failure to count never touches the task; the connection is opened again later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -24,27 +26,40 @@ BUSY_FIELD = "busy_seconds"
 # Start times of the tasks this process is running, by task id (a pool process runs one at a time, but
 # a thread pool runs several).
 _started: dict[str, float] = {}
-_client: tuple[int, Any] | None = None  # (pid, client): a forked pool process opens its own
+_connection: tuple[int, Any] | None = None  # (pid, connection): a forked pool process opens its own
 
 
 def queue_stats_key(queue: str) -> str:
     return QUEUE_STATS_KEY.format(queue=queue)
 
 
-def _broker_client() -> Any:
-    global _client
-    if _client is not None and _client[0] == os.getpid():
-        return _client[1]
+def _counting_connection() -> Any:
+    """This process's reply-less connection to the broker's Redis; None when the broker is not Redis."""
+    global _connection
+    if _connection is not None and _connection[0] == os.getpid():
+        return _connection[1]
     from django.conf import settings
 
     url = str(settings.CELERY_BROKER_URL)
-    client = None
+    connection: Any = None
     if url.startswith(("redis://", "rediss://")):
         import redis
 
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    _client = (os.getpid(), client)
-    return client
+        connection = redis.ConnectionPool.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2
+        ).make_connection()
+        connection.connect()
+        connection.send_command("CLIENT", "REPLY", "OFF")
+    _connection = (os.getpid(), connection)
+    return connection
+
+
+def _drop_connection() -> None:
+    global _connection
+    if _connection is not None and _connection[0] == os.getpid() and _connection[1] is not None:
+        with contextlib.suppress(Exception):
+            _connection[1].disconnect()
+    _connection = None
 
 
 def _queue_of(task: Any) -> str | None:
@@ -65,15 +80,18 @@ def _task_finished(task_id: str | None = None, task: Any = None, **_: Any) -> No
         return  # run eagerly, or outside a worker: no queue to count for
     busy = time.monotonic() - started
     try:
-        client = _broker_client()
-        if client is None:
+        connection = _counting_connection()
+        if connection is None:
             return
         key = queue_stats_key(queue)
-        client.pipeline(transaction=False).hincrby(key, COMPLETED_FIELD, 1).hincrbyfloat(
-            key, BUSY_FIELD, busy
-        ).execute()
+        connection.send_packed_command(
+            connection.pack_commands(
+                [("HINCRBY", key, COMPLETED_FIELD, 1), ("HINCRBYFLOAT", key, BUSY_FIELD, f"{busy:.6f}")]
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - a lost count costs the scaler one sample, never the task
         logger.debug("queue stats not counted for %s: %r", queue, exc)
+        _drop_connection()
 
 
 def install() -> None:

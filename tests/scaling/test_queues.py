@@ -17,7 +17,7 @@ from automation.scaling.queues import (
     read_queue_load,
     read_queue_loads,
 )
-from tests.conftest import REDIS_URL, require
+from tests.conftest import REDIS_URL, require, wait_for
 
 
 @pytest.fixture
@@ -102,12 +102,13 @@ def test_worker_counters_are_read_back(broker: Any, queue_name: str) -> None:
     for number in range(3):
         throughput._task_started(task_id=f"t{number}")
         throughput._task_finished(task_id=f"t{number}", task=task)
+        throughput._drop_connection()  # a broken connection is opened again by the next count
     eager = SimpleNamespace(request=SimpleNamespace(delivery_info=None))
     throughput._task_started(task_id="eager")
     throughput._task_finished(task_id="eager", task=eager)
-    load = read_queue_load(broker, queue_name)
-    assert load.completed == 3
-    assert 0 < load.busy_seconds < 1
+    # Counts are written without waiting for replies: they land a moment later.
+    wait_for(lambda: read_queue_load(broker, queue_name).completed == 3, timeout=5)
+    assert 0 < read_queue_load(broker, queue_name).busy_seconds < 1
 
 
 @pytest.mark.integration
