@@ -126,7 +126,8 @@ def read_queue_loads(
     for name in names:
         for key in keys.queue_lists(name):
             pipe.llen(key)
-        pipe.hmget(keys.key_prefix + queue_stats_key(name), [COMPLETED_FIELD, BUSY_FIELD])
+        # Written by the workers with a plain client: kombu's key prefix does not apply.
+        pipe.hmget(queue_stats_key(name), [COMPLETED_FIELD, BUSY_FIELD])
     # Every reserved message, once for all queues: one entry per message a worker holds (prefetch is 1
     # per process), so the hash stays as small as the fleet.
     pipe.hvals(keys.key_prefix + keys.unacked_key)
