@@ -11,7 +11,8 @@ of the `local` provider (automation/scaling/worker_services.py).
    reader, pool policy, provider) ticks every second; runs arrive at 10x that throughput for FLOOD
    seconds, after LEAD quiet seconds, and the window ends TAIL seconds after the flood.
 3. Fixed: as many workers as the autoscaled pool's peak, started (and ready) before the window; the
-   same arrivals over the same window; no controller.
+   same arrivals over the same window; no controller. Then again with the fewest workers that keep up
+   with the flood with 10% to spare (ceil(1.1 x 10) = 11), the cheaper fixed pool an operator might pick.
 
 Figures, each side: time from the flood's start to the first added worker (asked for, and consuming),
 peak backlog (waiting + in flight, sampled every 0.25 s), worker-seconds over the window (running
@@ -339,7 +340,7 @@ def episode(
     consuming = [at for replica, at in sampler.ready_at.items() if replica >= start_workers]
     waits = step_waits(runs)
     return Episode(
-        side="fixed" if fixed else "autoscaled",
+        side=f"fixed {fixed}" if fixed else "autoscaled",
         workers_at_start=start_workers,
         peak_workers=peak_workers,
         first_added_asked_s=first_asked,
@@ -405,12 +406,14 @@ def main() -> int:
             print(f"one worker: {throughput:.2f} steps/s; flooding at {rate:.1f}/s", flush=True)
             autoscaled = episode(engine, provider, client, plan, rate, fixed=None)
             print(f"autoscaled pool peaked at {autoscaled.peak_workers} workers", flush=True)
-            provider.scale(worker_service_name(QUEUE), replicas=0, wait_for_health=False)
-            fixed = episode(engine, provider, client, plan, rate, fixed=autoscaled.peak_workers)
+            episodes = [autoscaled]
+            sizes = sorted({autoscaled.peak_workers, math.ceil(1.1 * plan.multiple)}, reverse=True)
+            for size in sizes:
+                provider.scale(worker_service_name(QUEUE), replicas=0, wait_for_health=False)
+                episodes.append(episode(engine, provider, client, plan, rate, fixed=size))
         finally:
             provider.stop(worker_service_name(QUEUE), grace_period=30)
             client.close()
-    episodes = [autoscaled, fixed]
     if args.decisions:
         print("\n".join(autoscaled.decisions))
     print_table(throughput, rate, episodes)
