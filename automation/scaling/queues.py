@@ -3,8 +3,10 @@
 A reading (`QueueLoad`) is taken in one pipelined round trip, on the broker's clock:
 - `ready`: messages waiting, the LLEN of the queue's list and of its priority sub-lists, named as kombu's
   Redis transport names them (`QUEUE` for priority 0, `QUEUE<sep>N` for the other priority steps);
-- `reserved`: messages a worker took and has not acknowledged yet (running, prefetched, or waiting out a
-  countdown), counted from kombu's `unacked` hash by routing key;
+- `reserved`: messages a worker took and has not acknowledged yet (running or prefetched), counted from
+  kombu's `unacked` hash by routing key;
+- `scheduled`: messages a worker holds until their ETA (a retry's countdown, a parked `control.wait` or
+  approval): not load until due, so not in the backlog; once due they count as reserved (an arrival);
 - `completed` and `busy_seconds`: what the workers counted for this queue (`automation/fleet/throughput.py`).
 
 Between two readings every message is conserved: it is still in the backlog (ready + reserved) or it was
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kombu.transport.redis import PRIORITY_STEPS
@@ -74,6 +77,7 @@ class QueueLoad:
     reserved: int
     completed: int
     busy_seconds: float
+    scheduled: int = 0
 
     @property
     def backlog(self) -> int:
@@ -94,6 +98,7 @@ class QueueLoad:
                 reserved=int(document["reserved"]),
                 completed=int(document["completed"]),
                 busy_seconds=float(document["busy_seconds"]),
+                scheduled=int(document.get("scheduled", 0)),
             )
         except KeyError as exc:
             raise QueueLoadError([(str(exc.args[0]), "is required")]) from None
@@ -101,15 +106,26 @@ class QueueLoad:
             raise QueueLoadError([("reading", "holds a value of the wrong type")]) from None
 
 
-def _routing_key(value: bytes | str) -> str | None:
-    # kombu stores [payload, exchange, routing_key]; a value it cannot parse is somebody else's problem.
+def _unacked_entry(value: bytes | str, now: float) -> tuple[str, bool] | None:
+    """(routing key, due) of an `unacked` value: kombu stores [payload, exchange, routing key], and
+    Celery's payload headers carry the ETA of a message held until later. None for what is not that."""
     try:
         entry = json.loads(value)
     except ValueError:
         return None
-    if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], str):
-        return entry[2]
-    return None
+    if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], str)):
+        return None
+    headers = entry[0].get("headers") if isinstance(entry[0], dict) else None
+    eta = headers.get("eta") if isinstance(headers, dict) else None
+    if not isinstance(eta, str):
+        return entry[2], True
+    try:
+        moment = datetime.fromisoformat(eta)
+    except ValueError:
+        return entry[2], True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # Celery writes UTC (enable_utc)
+    return entry[2], moment.timestamp() <= now
 
 
 def read_queue_loads(
@@ -135,10 +151,12 @@ def read_queue_loads(
     seconds, micros = replies[0]
     at = float(seconds) + float(micros) / 1e6
     reserved: dict[str, int] = {}
+    scheduled: dict[str, int] = {}
     for value in replies[-1]:
-        routing_key = _routing_key(value)
-        if routing_key is not None:
-            reserved[routing_key] = reserved.get(routing_key, 0) + 1
+        entry = _unacked_entry(value, at)
+        if entry is not None:
+            counts = reserved if entry[1] else scheduled
+            counts[entry[0]] = counts.get(entry[0], 0) + 1
     loads = []
     position = 1
     for name in names:
@@ -154,6 +172,7 @@ def read_queue_loads(
                 reserved=reserved.get(name, 0),
                 completed=int(completed or 0),
                 busy_seconds=float(busy or 0.0),
+                scheduled=scheduled.get(name, 0),
             )
         )
     return loads

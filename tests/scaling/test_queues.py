@@ -95,6 +95,26 @@ def test_reserved_counts_messages_taken_and_not_acknowledged_per_queue(broker: A
 
 
 @pytest.mark.integration
+def test_messages_held_until_their_eta_are_scheduled_not_backlog(broker: Any, queue_name: str) -> None:
+    from kombu import Connection, Exchange, Queue
+
+    from automation.celery import app
+
+    # Celery's own messages: one due now, one with a countdown (as a retry or a parked wait sends it).
+    app.send_task("automation.scaling-test.noop", queue=queue_name)
+    app.send_task("automation.scaling-test.noop", queue=queue_name, countdown=600)
+    with Connection(REDIS_URL) as connection:
+        channel = connection.channel()
+        queue = Queue(queue_name, Exchange(queue_name, "direct"), routing_key=queue_name)
+        taken = [queue(channel).get(no_ack=False) for _ in range(2)]
+        assert all(message is not None for message in taken)
+        load = read_queue_load(broker, queue_name)
+        assert (load.ready, load.reserved, load.scheduled, load.backlog) == (0, 1, 1, 1)
+        for message in taken:
+            message.ack()
+
+
+@pytest.mark.integration
 def test_worker_counters_are_read_back(broker: Any, queue_name: str) -> None:
     from automation.fleet import throughput
 
