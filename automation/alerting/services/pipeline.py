@@ -27,8 +27,8 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from automation.alerting.choices import AlertState, Decision
-from automation.alerting.matchers import matches_all
 from automation.alerting.definitions import AlertingDocument, RuleDefinition
+from automation.alerting.matchers import matches_all
 from automation.alerting.remediation import alert_context, in_cooldown, is_gated, run_workflow_name
 from automation.alerting.routing import destinations
 from automation.alerting.services.alerts import at, firing_key, log, record_run
