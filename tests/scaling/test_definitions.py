@@ -62,7 +62,7 @@ def test_durations_read_as_text_or_seconds() -> None:
         ({"load": {"source": "prometheus", "metric": "x"}}, "load.query"),
         ({"load": {"query": "sum(rate(x[1m]))"}}, "load.query"),
         ({"load": {"metric": "bad name"}}, "load.metric"),
-        ({"load": {"metric": "x", "matchers": ["9service=\"x\""]}}, "load.matchers"),
+        ({"load": {"metric": "x", "matchers": ['9service="x"']}}, "load.matchers"),
         ({"name": "no spaces please"}, "name"),
         ({"replicas": 3}, "replicas"),
     ],
@@ -78,5 +78,7 @@ def test_where_prefixes_every_field() -> None:
 
 
 def test_a_per_replica_load_needs_no_capacity() -> None:
-    parsed = ScalingTargetDefinition.parse(target(capacity_per_replica=None, load={"metric": "cpu", "per_replica": True}))
+    parsed = ScalingTargetDefinition.parse(
+        target(capacity_per_replica=None, load={"metric": "cpu", "per_replica": True})
+    )
     assert parsed.capacity == 1.0

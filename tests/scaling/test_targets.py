@@ -40,7 +40,9 @@ def stored(*names: str) -> set[str]:
     from automation.models import ScalingTarget, Workflow
 
     found = set(ScalingTarget.objects.filter(name__in=names).values_list("name", flat=True))
-    workflows = set(Workflow.objects.filter(name__in=[f"scaling.{n}" for n in names]).values_list("name", flat=True))
+    workflows = set(
+        Workflow.objects.filter(name__in=[f"scaling.{n}" for n in names]).values_list("name", flat=True)
+    )
     assert workflows == {f"scaling.{n}" for n in found}  # a target and its workflow, or neither
     return found
 
@@ -52,7 +54,9 @@ def write(path: Path, document: Any) -> str:
 
 def test_apply_stores_the_targets_and_lists_them(tmp_path: Path) -> None:
     names = [unique("web"), unique("api")]
-    result = cli("scaling", "apply", "-f", write(tmp_path / "scaling.yml", {"targets": [target(n) for n in names]}))
+    result = cli(
+        "scaling", "apply", "-f", write(tmp_path / "scaling.yml", {"targets": [target(n) for n in names]})
+    )
     assert result.returncode == 0, result.stderr
     assert stored(*names) == set(names)
     listed = cli("scaling", "targets")
