@@ -171,3 +171,31 @@ def scaling_decisions(name: str, limit: int, as_json: bool) -> None:
         )
         for reason in decision["reasons"]:
             click.echo(f"    {reason}")
+
+
+@scaling_group.command("plot")
+@click.argument("name")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="default: NAME.png")
+@click.option("--limit", type=click.IntRange(1, MAX_DECISIONS), default=MAX_DECISIONS, show_default=True)
+def scaling_plot(name: str, output: str | None, limit: int) -> None:
+    """A PNG of the target's decision log: load, the forecast band, capacity and replicas over time."""
+    _setup()
+    from automation.scaling.decision_plot import plot_decisions
+    from automation.scaling.services.targets import get_target, target_definition
+
+    try:
+        target = get_target(name)
+    except AutomationError as exc:
+        _fail(exc)
+        return
+    newest = list(target.decisions.order_by("-at", "-id")[:limit])
+    if not newest:
+        raise InputProblem(f"scaling target '{name}' has no decisions yet")
+    definition = target_definition(target)
+    written = plot_decisions(
+        list(reversed(newest)),
+        output or f"{name}.png",
+        capacity=definition.capacity * definition.target_utilization,
+        title=f"{name}: {definition.service}, {definition.policy}, last {len(newest)} decisions",
+    )
+    click.echo(str(written))

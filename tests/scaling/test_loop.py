@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.alerting.test_alerting_cli import cli
 from tests.alerting.test_pipeline import runs_of
 from tests.alerting.test_rule_evaluation import push
 from tests.conftest import unique, wait_for
@@ -203,3 +206,35 @@ def test_the_beat_tick_twice_and_a_redelivered_batch_scale_a_real_service_once(l
     assert local_service.status("spotify-api")["running_replicas"] == 3
     [decision] = decisions(name)
     assert (decision.current_replicas, decision.desired_replicas, decision.action) == (1, 3, "scale_up")
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_the_decision_log_is_read_by_the_api_the_cli_and_the_plot(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    from automation.scaling.services.ticks import evaluate_targets
+
+    name, metric = unique("log"), unique("rps").replace("-", "_")
+    now = (time.time() // 60) * 60 + 30
+    ramp(metric, now)
+    store_target(name, metric, policy="hybrid")
+    for k in range(3):
+        push(metric, {"service": "web"}, [((now // 60) * 60 + 60 * k, 550.0 + 5 * k)])
+        evaluate_targets([name], now + 60 * k, INTERVAL)
+    answer = client.get(f"/api/v1/scaling/targets/{name}/decisions", params={"limit": 2})
+    assert answer.status_code == 200, answer.text
+    log = answer.json()["decisions"]
+    assert [d["at"] for d in log] == sorted(d["at"] for d in log) and len(log) == 2
+    assert log[-1]["forecast"]["lower"] <= log[-1]["forecast"]["upper"]
+    assert log[-1]["observed_load"] == 560.0
+    listed = client.get(f"/api/v1/scaling/targets/{name}").json()
+    assert listed["status"] == "active" and listed["last_decision"] == log[-1]
+    shown = cli("scaling", "decisions", name, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["decisions"][-2:] == log
+    text = cli("scaling", "decisions", name)
+    assert "forecast peak" in text.stdout and text.stdout.count("\n    ") >= 3
+    picture = cli("scaling", "plot", name, "-o", str(tmp_path / "log.png"))
+    assert picture.returncode == 0, picture.stderr
+    assert (tmp_path / "log.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "does not exist" in cli("scaling", "decisions", "no-such-target").stderr

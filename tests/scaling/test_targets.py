@@ -4,7 +4,6 @@ nothing; a stored target registers its scale workflow."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,9 @@ import yaml
 
 from tests.alerting.test_alerting_cli import cli, one_line_error
 from tests.api_server import ApiServer
-from tests.conftest import STATE_DIR, unique
+from tests.conftest import unique
 
 pytestmark = pytest.mark.usefixtures("engine")
-TOKEN = "scaling-t0ken"
 
 
 def target(name: str, **changes: Any) -> dict[str, Any]:
@@ -91,19 +89,6 @@ def test_a_name_given_twice_and_a_file_that_is_not_yaml_exit_2(tmp_path: Path) -
     (tmp_path / "broken.yml").write_text("targets: [\n")
     assert "not valid YAML" in one_line_error(cli("scaling", "apply", "-f", str(tmp_path / "broken.yml")))
     assert stored(name) == set()
-
-
-@pytest.fixture(scope="module")
-def server(engine: Any) -> Iterator[ApiServer]:
-    started = ApiServer(log_path=STATE_DIR / f"{unique('scaling-api')}.log", tokens=TOKEN, workers=1)
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def client(server: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20) as c:
-        yield c
 
 
 def test_the_api_puts_gets_lists_and_deletes_a_target(client: httpx.Client) -> None:
