@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from automation.alerting.definitions import NAME_PATTERN, Matchers, Seconds
 from automation.definitions.schema import definition_error
 from automation.errors import DefinitionError
+from automation.scaling.choices import PolicyKind
 
 #: Targets in one `scaling apply` file or one list answer.
 MAX_TARGETS = 1000
@@ -145,7 +146,7 @@ class ScalingTargetDefinition(_Model):
             )
         if self.forecast.model not in MODEL_NAMES:
             found.append(("forecast.model", f"unknown model; choose from {', '.join(MODEL_NAMES)}"))
-        if self.forecast.min_history > load.history:
+        if self.policy in PolicyKind.FORECASTING and self.forecast.min_history > load.history:
             found.append(("forecast.min_history", f"must be at most load.history ({load.history:g} s)"))
         if self.provider not in provider_names():
             found.append(("provider", f"unknown provider; known: {', '.join(provider_names())}"))

@@ -82,3 +82,9 @@ def test_a_per_replica_load_needs_no_capacity() -> None:
         target(capacity_per_replica=None, load={"metric": "cpu", "per_replica": True})
     )
     assert parsed.capacity == 1.0
+
+
+def test_the_forecast_history_rule_binds_forecasting_policies_only() -> None:
+    short = {"metric": "rps", "history": "10m"}
+    assert ScalingTargetDefinition.parse(target(policy="reactive", load=short)).load.history == 600.0
+    assert "forecast.min_history" in fields(target(policy="predictive", load=short))
