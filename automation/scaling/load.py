@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,25 +88,28 @@ def latest(series: Sequence[Series], *, since: float, aggregate: str) -> float:
     return float(max(values))
 
 
-def read_load(load: LoadQuery, now: float, *, history: float | None = None) -> LoadHistory:
-    """The load's history over `history` seconds (default: the query's own) and its latest value.
-    SourceError when the source cannot answer or is not configured."""
+def read_load(load: LoadQuery, now: float, *, since: float | None = None, source: Any = None) -> LoadHistory:
+    """The load's buckets from `since` (default: `now` - the query's history) to `now`, and its latest
+    value. A push load reads through `source` when given (a batch's shared `PushSource`). SourceError
+    when the source cannot answer or is not configured."""
     step = float(load.step)
-    start, count = grid(now, step, float(history if history is not None else load.history))
+    reach = float(load.history) if since is None else min(float(load.history), max(now - since, step))
+    start, count = grid(now, step, math.ceil(reach / step) * step)
     if load.source == LoadSource.PROMETHEUS:
         found = _prometheus(load, start, now, step)
     else:
-        found = _push(load, start, now)
+        found = _push(load, start, now, source)
     values = combine(found, start=start, step=step, count=count, aggregate=load.aggregate)
     observed = latest(found, since=now - 2 * step, aggregate=load.aggregate)
     return LoadHistory(start=start, step=step, values=values, observed=observed)
 
 
-def _push(load: LoadQuery, start: float, end: float) -> list[Series]:
+def _push(load: LoadQuery, start: float, end: float, source: Any) -> list[Series]:
     from automation.alerting.push import PushSource
 
     assert load.metric is not None  # checked by the definition
-    return list(PushSource().select(Selector(load.metric, tuple(load.matchers)), start, end))
+    reader = source if source is not None else PushSource()
+    return list(reader.select(Selector(load.metric, tuple(load.matchers)), start, end))
 
 
 def _prometheus(load: LoadQuery, start: float, end: float, step: float) -> list[Series]:

@@ -238,3 +238,30 @@ def test_the_decision_log_is_read_by_the_api_the_cli_and_the_plot(
     assert picture.returncode == 0, picture.stderr
     assert (tmp_path / "log.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "does not exist" in cli("scaling", "decisions", "no-such-target").stderr
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_fits_past_the_batch_budget_wait_and_the_stored_forecaster_goes_on() -> None:
+    from automation.models import ScalingTarget
+    from automation.scaling.services.loop import FitBudget, evaluate_target, refit_phase
+
+    name, metric = unique("budget"), unique("rps").replace("-", "_")
+    now = (time.time() // 60) * 60 + 30
+    ramp(metric, now)
+    store_target(name, metric, forecast={"min_history": "30m", "refit_every": "1h"})
+    target = ScalingTarget.objects.get(name=name)
+    spent = FitBudget(seconds=1.0, spent=1.0)
+    evaluate_target(target, now, INTERVAL, budget=spent)  # no forecaster yet and no fit time: reactive
+    [first] = decisions(name)
+    assert first.basis == "fallback"
+    assert first.reasons[1].startswith("forecast fit deferred to a later tick"), first.reasons
+    evaluate_target(target, now + 60, INTERVAL, budget=FitBudget(seconds=30.0))  # fitted
+    fitted_at = state(name).fitted_at
+    assert fitted_at is not None
+    later = now + 60 + 3600  # past the cadence, whatever the target's phase: due, but no fit time left
+    push(metric, {"service": "web"}, [((later // 60) * 60 - 60 * k, 600.0) for k in range(3)])
+    evaluate_target(target, later, INTERVAL, budget=spent)
+    last = decisions(name)[-1]
+    assert last.basis == "forecast" and state(name).fitted_at == fitted_at
+    assert "refit deferred to a later tick (this batch's fit time is spent)" in last.reasons
+    assert 0.75 <= refit_phase(name) < 1.0

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from django.db import transaction
 
 from automation.choices import RunStatus
 from automation.errors import AutomationError, SourceError
+from automation.forecasting.forecaster import Forecaster
 from automation.models import ScalingDecision, ScalingState, ScalingTarget, WorkflowRun
 from automation.scaling.choices import Action, Basis, PolicyKind
 from automation.scaling.control import Memory, Outcome, Situation, decide, span
@@ -28,6 +30,7 @@ from automation.scaling.fitting import (
     fit,
     forecast_path,
     horizon_steps,
+    last_point,
     restore,
     stored,
 )
@@ -67,6 +70,7 @@ class ForecasterUpdate:
 
     path: ForecastPath | None = None
     why_none: str = ""
+    note: str = ""  # said in the reasons, with a forecast (a deferred refit)
     document: dict[str, Any] | None = None  # the forecaster to store (None: leave it)
     clear: bool = False
     fitted: bool = False
@@ -74,23 +78,46 @@ class ForecasterUpdate:
     error: str | None = None  # a failed fit (stored with its time)
 
 
-def update_forecaster(
-    definition: ScalingTargetDefinition,
-    state: ScalingState,
-    history: LoadHistory,
-    now: float,
-    interval: float,
-) -> ForecasterUpdate:
-    """Continue the stored forecaster, or fit one when none fits this definition or its cadence is due.
-    A fit that fails or runs past `forecast.fit_timeout` leaves no forecaster: the decision is reactive
-    and says why; the fit is tried again after FIT_RETRY_SECONDS (or the refit cadence if shorter)."""
-    settings = definition.forecast
-    steps = horizon_steps(definition, interval)
-    have = history.known * history.step
-    if have < settings.min_history:
-        return ForecasterUpdate(
-            why_none=f"forecaster warming up ({span(have)} of history, needs {span(settings.min_history)})"
-        )
+@dataclass
+class FitBudget:
+    """Seconds a batch may spend fitting: refits due past it wait for a later tick (a stored forecaster
+    goes on meanwhile), so a cold start or a cadence shared by many targets does not overrun the tick."""
+
+    seconds: float
+    spent: float = 0.0
+
+    def allows(self) -> bool:
+        return self.spent < self.seconds
+
+
+@dataclass
+class Plan:
+    """Before reading: from when the load is needed, and whether this decision fits a forecaster."""
+
+    read_from: float
+    fit: bool = False
+    forecaster: Forecaster | None = None
+    #: Why there is no forecast, known before reading (a failed fit's retry wait, a deferred first fit).
+    blocked: str = ""
+    note: str = ""
+
+
+def refit_phase(name: str) -> float:
+    """A target's own fraction of a quarter of its refit cadence, in [0.75, 1): targets fitted in the
+    same tick (a cold start) refit spread over the last quarter of their cadence, not all at once."""
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).digest()
+    return 0.75 + 0.25 * int.from_bytes(digest[:4], "big") / 2**32
+
+
+def plan_forecast(
+    definition: ScalingTargetDefinition, state: ScalingState, now: float, budget: FitBudget
+) -> Plan:
+    """What the decision needs to read: the last two steps (reactive, or no forecast possible), the
+    points since the stored forecaster's last one (continued), or the whole history (a fit)."""
+    settings, step = definition.forecast, float(definition.load.step)
+    recent = now - 2 * step
+    if definition.policy not in PolicyKind.FORECASTING:
+        return Plan(read_from=recent)
     key = fitted_for(definition)
     forecaster = None
     if state.forecaster is not None and state.fitted_for == key:
@@ -100,19 +127,55 @@ def update_forecaster(
             logger.warning(
                 "scaling %s: stored forecaster unreadable (%s): fitting afresh", definition.name, exc
             )
+    continued = min(last_point(forecaster), recent) if forecaster is not None else recent
     fitted_at = _epoch(state.fitted_at)
-    due = forecaster is None or fitted_at is None or now - fitted_at >= settings.refit_every
-    if forecaster is not None and not due and not catch_up(forecaster, history):
-        due, forecaster = True, None
-    if due:
-        attempted = _epoch(state.fit_attempted_at)
-        retry = min(FIT_RETRY_SECONDS, settings.refit_every)
-        if state.fit_error and attempted is not None and now - attempted < retry and state.fitted_for == key:
-            return ForecasterUpdate(
-                why_none=f"forecast fit failed {span(now - attempted)} ago ({state.fit_error}); "
-                f"next try in {span(retry - (now - attempted))}",
-                clear=True,
+    cadence = settings.refit_every * refit_phase(definition.name)
+    if forecaster is not None and fitted_at is not None and now - fitted_at < cadence:
+        return Plan(read_from=continued, forecaster=forecaster)
+    attempted = _epoch(state.fit_attempted_at)
+    retry = min(FIT_RETRY_SECONDS, settings.refit_every)
+    if state.fit_error and attempted is not None and now - attempted < retry and state.fitted_for == key:
+        return Plan(
+            read_from=recent,
+            blocked=f"forecast fit failed {span(now - attempted)} ago ({state.fit_error}); "
+            f"next try in {span(retry - (now - attempted))}",
+        )
+    if not budget.allows():
+        if forecaster is not None:
+            return Plan(
+                read_from=continued,
+                forecaster=forecaster,
+                note="refit deferred to a later tick (this batch's fit time is spent)",
             )
+        return Plan(
+            read_from=recent, blocked="forecast fit deferred to a later tick (this batch's fit time is spent)"
+        )
+    return Plan(read_from=now - float(definition.load.history), fit=True)
+
+
+def update_forecaster(
+    definition: ScalingTargetDefinition,
+    plan: Plan,
+    history: LoadHistory,
+    interval: float,
+    budget: FitBudget,
+) -> ForecasterUpdate:
+    """Continue the stored forecaster, or fit one as planned. A fit that fails or runs past
+    `forecast.fit_timeout` leaves no forecaster: the decision is reactive and says why; the fit is tried
+    again after FIT_RETRY_SECONDS (or the refit cadence if shorter)."""
+    settings = definition.forecast
+    if plan.blocked:
+        return ForecasterUpdate(why_none=plan.blocked)
+    forecaster = plan.forecaster
+    update = ForecasterUpdate(note=plan.note)
+    if plan.fit:
+        have = history.known * history.step
+        if have < settings.min_history:
+            needs = span(settings.min_history)
+            return ForecasterUpdate(
+                why_none=f"forecaster warming up ({span(have)} of history, needs {needs})"
+            )
+        began = time.perf_counter()
         try:
             found = fit(definition, history, interval=interval)
         except FitTimeout:
@@ -122,13 +185,18 @@ def update_forecaster(
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
             logger.warning("scaling %s: forecast fit failed: %s", definition.name, error)
             return ForecasterUpdate(why_none=f"forecast fit failed ({error})", clear=True, error=error)
+        finally:
+            budget.spent += time.perf_counter() - began
         forecaster = found.forecaster
         update = ForecasterUpdate(fitted=True, fit_seconds=found.seconds)
-    else:
-        update = ForecasterUpdate()
-    assert forecaster is not None
+    elif forecaster is None:
+        return ForecasterUpdate()
+    elif not catch_up(forecaster, history):
+        return ForecasterUpdate(
+            why_none="the stored forecaster does not join the data: refit next tick", clear=True
+        )
     update.document = stored(forecaster)
-    update.path = forecast_path(forecaster, steps, settings.quantile)
+    update.path = forecast_path(forecaster, horizon_steps(definition, interval), settings.quantile)
     return update
 
 
@@ -150,20 +218,29 @@ def current_replicas(definition: ScalingTargetDefinition, state: ScalingState) -
         return fallback, fallback, f"provider could not answer ({str(exc)[:200]}): assuming {fallback}"
 
 
-def evaluate_target(target: ScalingTarget, now: float, interval: float) -> dict[str, Any]:
-    """Decide for `target` at `now`; the report of the decision (or why none was taken)."""
+def evaluate_target(
+    target: ScalingTarget,
+    now: float,
+    interval: float,
+    *,
+    budget: FitBudget | None = None,
+    source: Any = None,
+) -> dict[str, Any]:
+    """Decide for `target` at `now`; the report of the decision (or why none was taken). `budget` bounds
+    the fitting of a batch (default: half an interval for this target alone); a push load reads through
+    `source` when given (a batch's shared `PushSource`)."""
     definition = ScalingTargetDefinition.model_validate(target.document)
     slot = slot_of(now, interval)
     if ScalingDecision.objects.filter(target=target, slot=slot).exists():
         return {"target": target.name, "slot": slot, "skipped": "already decided in this slot"}
     state, _ = ScalingState.objects.get_or_create(target=target)
+    budget = budget if budget is not None else FitBudget(seconds=interval / 2)
+    plan = plan_forecast(definition, state, now, budget)
     try:
-        history = read_load(definition.load, now)
+        history = read_load(definition.load, now, since=plan.read_from, source=source)
     except SourceError as exc:
         return _record_error(target, definition, slot, now, f"load not read: {exc}")
-    update = ForecasterUpdate()
-    if definition.policy in PolicyKind.FORECASTING:
-        update = update_forecaster(definition, state, history, now, interval)
+    update = update_forecaster(definition, plan, history, interval, budget)
     with transaction.atomic():
         locked = ScalingState.objects.select_for_update().get(pk=target.pk)
         if ScalingDecision.objects.filter(target=target, slot=slot).exists():
@@ -184,7 +261,7 @@ def evaluate_target(target: ScalingTarget, now: float, interval: float) -> dict[
             no_forecast=update.why_none,
         )
         outcome = decide(definition, situation, memory)
-        reasons = ([note] if note else []) + outcome.reasons
+        reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
         run_id = None
         if outcome.action in Action.CHANGES:
             from automation.runs.dispatch import enqueue_run

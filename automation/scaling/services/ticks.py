@@ -16,6 +16,8 @@ logger = logging.getLogger("automation.scaling")
 
 #: Targets per batch: one message of the tick, decided by one worker process (a refit may take seconds).
 TARGETS_PER_BATCH = 20
+#: Share of the interval one batch may spend fitting forecasters (refits past it wait for a later tick).
+FIT_SHARE = 0.5
 
 
 def scaling_enabled() -> bool:
@@ -39,15 +41,20 @@ def evaluate_targets(
 ) -> list[dict[str, Any]]:
     """Decide for these enabled targets (all when None) at `now`; one target's failure is reported, not
     raised. Nothing when predictive scaling is off."""
-    from automation.scaling.services.loop import evaluate_target
+    from automation.alerting.push import PushSource
+    from automation.scaling.services.loop import FitBudget, evaluate_target
 
     if not scaling_enabled():
         return []
     every = float(interval if interval is not None else current_config().monitoring_interval)
+    # The batch's fits share half an interval (the rest of the tick reads and decides); its push loads
+    # share one source (a metric read by several targets is loaded once).
+    budget = FitBudget(seconds=every * FIT_SHARE)
+    source = PushSource()
     reports = []
     for target in enabled_targets(names):
         try:
-            reports.append(evaluate_target(target, now, every))
+            reports.append(evaluate_target(target, now, every, budget=budget, source=source))
         except Exception as exc:  # noqa: BLE001 - one target must not stop the others
             logger.exception("scaling: target %s failed", target.name)
             reports.append({"target": target.name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
