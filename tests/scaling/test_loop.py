@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,16 @@ INTERVAL = 60.0
 
 @pytest.fixture
 def predictive_scaling(engine: Any) -> Iterator[None]:
-    """AutomationConfig.enable_predictive_scaling on for one test (restored after)."""
+    """AutomationConfig.enable_predictive_scaling on for one test (restored after); the targets the test
+    stored are disabled after it, so no later tick (a worker's, another test's) acts on them."""
     from automation import AutomationConfig
     from automation.config.apply import apply_config
+    from automation.models import ScalingTarget
 
     original = engine.config
     apply_config(AutomationConfig(**{**original.model_dump(), "enable_predictive_scaling": True}))
     yield
+    ScalingTarget.objects.update(enabled=False)
     apply_config(original)
 
 
@@ -265,3 +269,20 @@ def test_fits_past_the_batch_budget_wait_and_the_stored_forecaster_goes_on() -> 
     assert last.basis == "forecast" and state(name).fitted_at == fitted_at
     assert "refit deferred to a later tick (this batch's fit time is spent)" in last.reasons
     assert 0.75 <= refit_phase(name) < 1.0
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_evaluate_once_decides_for_every_enabled_target_in_the_foreground() -> None:
+    from automation.models import ScalingTarget
+
+    ScalingTarget.objects.update(enabled=False)  # only this test's target
+    name, metric = unique("once"), unique("rps").replace("-", "_")
+    ramp(metric, time.time())
+    store_target(name, metric)
+    result = cli("scaling", "evaluate", "--once", "--json")
+    assert result.returncode == 0, result.stderr
+    [report] = json.loads(result.stdout)
+    assert report["target"] == name and report["action"] == "scale_up" and report["run_id"]
+    assert [d.run_id for d in decisions(name)] == [uuid.UUID(report["run_id"])]
+    text = cli("scaling", "evaluate", "--once")  # the same slot, unless the minute turned meanwhile
+    assert text.returncode == 0 and text.stdout.startswith(f"{name}: ")
