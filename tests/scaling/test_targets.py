@@ -127,3 +127,17 @@ def test_bad_api_input_is_422_naming_the_field_and_stores_nothing(client: httpx.
 
 def test_the_api_needs_the_token(server: ApiServer) -> None:
     assert httpx.get(f"{server.url}/api/v1/scaling/targets").status_code == 401
+
+
+def test_the_engine_registers_a_target_from_python_or_names_the_bad_field(engine: Any) -> None:
+    from automation.errors import DefinitionError
+
+    name = unique("py")
+    assert engine.register_scaling_target(target(name)) == name
+    assert stored(name) == {name}
+    bad = unique("pybad")
+    with pytest.raises(DefinitionError) as caught:
+        engine.register_scaling_target(target(bad, scale_in={"cooldown": "forever"}))
+    assert [path for path, _ in caught.value.errors] == ["scale_in.cooldown"]
+    assert stored(bad) == set()
+    assert engine.evaluate_scaling() == {}  # predictive scaling is off: nothing decided
