@@ -286,3 +286,20 @@ def test_evaluate_once_decides_for_every_enabled_target_in_the_foreground() -> N
     assert [d.run_id for d in decisions(name)] == [uuid.UUID(report["run_id"])]
     text = cli("scaling", "evaluate", "--once")  # the same slot, unless the minute turned meanwhile
     assert text.returncode == 0 and text.stdout.startswith(f"{name}: ")
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_a_scale_run_the_engine_refuses_is_an_error_decision_that_changes_nothing() -> None:
+    from automation.models import Workflow
+    from automation.scaling.services.ticks import evaluate_targets
+
+    name, metric = unique("refused"), unique("rps").replace("-", "_")
+    now = time.time()
+    ramp(metric, now)
+    store_target(name, metric)
+    Workflow.objects.filter(name=f"scaling.{name}").delete()  # its scale workflow gone
+    [report] = evaluate_targets([name], now, INTERVAL)
+    assert report["action"] == "error" and report["run_id"] is None
+    assert report["desired"] == report["current"]
+    assert report["reasons"][-1].startswith("scale run not started: workflow "), report["reasons"]
+    assert state(name).last_change_at is None and state(name).requested_replicas is None

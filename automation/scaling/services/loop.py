@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -266,13 +266,25 @@ def evaluate_target(
         if outcome.action in Action.CHANGES:
             from automation.runs.dispatch import enqueue_run
 
-            run, _ = enqueue_run(
-                workflow_name(target.name),
-                {"replicas": outcome.desired},
-                idempotency_key=run_key(target.name, slot),
-            )
-            run_id = run.id
-            reasons.append(f"scale run {run.id} started: {current} -> {outcome.desired} replicas")
+            try:
+                with transaction.atomic():
+                    run, _ = enqueue_run(
+                        workflow_name(target.name),
+                        {"replicas": outcome.desired},
+                        idempotency_key=run_key(target.name, slot),
+                    )
+            except AutomationError as exc:  # its workflow gone, the engine refusing: logged, nothing changed
+                reasons.append(f"scale run not started: {str(exc)[:300]}")
+                # the guards' clocks stay as they were: nothing changed (the reactive window moves on)
+                kept = replace(
+                    outcome.memory,
+                    last_scale_up_at=memory.last_scale_up_at,
+                    last_change_at=memory.last_change_at,
+                )
+                outcome = replace(outcome, action=Action.ERROR, desired=current, memory=kept)
+            else:
+                run_id = run.id
+                reasons.append(f"scale run {run.id} started: {current} -> {outcome.desired} replicas")
         decision = _decision(
             target, definition, slot, now, history, update, outcome, current, reasons, run_id
         )
