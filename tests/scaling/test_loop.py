@@ -90,7 +90,7 @@ def test_nothing_is_decided_while_predictive_scaling_is_off() -> None:
     from tasks.scaling import evaluate
 
     name, metric = unique("off"), unique("rps").replace("-", "_")
-    now = time.time()
+    now = (time.time() // 60) * 60 + 30  # mid-slot
     ramp(metric, now)
     store_target(name, metric)
     assert evaluate_all(now) == []
@@ -104,13 +104,14 @@ def test_two_ticks_in_one_slot_decide_once_and_start_one_run() -> None:
     from automation.scaling.services.ticks import evaluate_targets
 
     name, metric = unique("twice"), unique("rps").replace("-", "_")
-    now = time.time()
+    now = (time.time() // 60) * 60 + 30  # mid-slot
     ramp(metric, now)
     store_target(name, metric)
     first = evaluate_targets([name], now, INTERVAL)
-    again = evaluate_targets([name], now + 1, INTERVAL)  # a second Beat, a moment later in the same slot
+    again = evaluate_targets([name], now + 20, INTERVAL)  # a second Beat, a moment later in the same slot
     redelivered = evaluate_targets([name], now, INTERVAL)
     assert first[0]["action"] == "scale_up", first
+    assert "skipped" in again[0] and "skipped" in redelivered[0], (again, redelivered)
     assert again[0]["skipped"] == redelivered[0]["skipped"] == "already decided in this slot"
     [decision] = decisions(name)
     [run] = runs_of(f"scaling.{name}")
@@ -148,7 +149,7 @@ def test_a_slow_fit_falls_back_to_reactive_and_says_so() -> None:
     from automation.scaling.services.ticks import evaluate_targets
 
     name, metric = unique("slow"), unique("rps").replace("-", "_")
-    now = time.time()
+    now = (time.time() // 60) * 60 + 30  # mid-slot
     ramp(metric, now)
     store_target(name, metric, forecast={"min_history": "30m", "fit_timeout": 0.000001})
     [report] = evaluate_targets([name], now, INTERVAL)
@@ -173,7 +174,7 @@ def test_a_failing_fit_falls_back_to_reactive_and_says_so(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(loop, "fit", broken)
     name, metric = unique("broken"), unique("rps").replace("-", "_")
-    now = time.time()
+    now = (time.time() // 60) * 60 + 30  # mid-slot
     ramp(metric, now)
     store_target(name, metric)
     evaluate_targets([name], now, INTERVAL)
@@ -189,7 +190,7 @@ def test_the_beat_tick_twice_and_a_redelivered_batch_scale_a_real_service_once(l
     from automation.models import WorkflowRun
 
     name, metric = unique("spotify"), unique("rps").replace("-", "_")
-    now = time.time()
+    now = (time.time() // 60) * 60 + 30  # mid-slot
     ramp(metric, now)
     store_target(name, metric, service="spotify-api", provider="local", max_replicas=3)
     # The worker reads the config a few seconds late: the tick is sent (same time, same slot) until the
@@ -294,7 +295,7 @@ def test_a_scale_run_the_engine_refuses_is_an_error_decision_that_changes_nothin
     from automation.scaling.services.ticks import evaluate_targets
 
     name, metric = unique("refused"), unique("rps").replace("-", "_")
-    now = time.time()
+    now = (time.time() // 60) * 60 + 30  # mid-slot
     ramp(metric, now)
     store_target(name, metric)
     Workflow.objects.filter(name=f"scaling.{name}").delete()  # its scale workflow gone
