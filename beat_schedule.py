@@ -24,6 +24,7 @@ MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
     "automation-settle-lost-steps",
     "automation-alerting-evaluate",
+    "automation-scaling-evaluate",
 )
 
 
@@ -47,6 +48,12 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
         },
         "automation-alerting-evaluate": {
             "task": "automation.alerting.evaluate",
+            "schedule": every,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
+        },
+        # Sends nothing while AutomationConfig.enable_predictive_scaling is off.
+        "automation-scaling-evaluate": {
+            "task": "automation.scaling.evaluate",
             "schedule": every,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
         },

@@ -44,11 +44,11 @@ SETS_UP_ITSELF = frozenset({"rules"})
 
 
 class _Commands(click.Group):
-    """Loads the forecasting commands (pandas, statsmodels) only when they are asked for."""
+    """Loads the forecasting and scaling commands (pandas, statsmodels) only when they are asked for."""
 
     lazy = {
         "forecast": ("automation.cli.forecast", "forecast_command"),
-        "scaling": ("automation.cli.forecast", "scaling_group"),
+        "scaling": ("automation.scaling.cli", "scaling_group"),
         "capacity": ("automation.cli.capacity", "capacity_group"),
     }
 
