@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/scaling/targets", scaling.targets),
     path("api/v1/scaling/targets/<str:name>", scaling.target_detail),
     path("api/v1/scaling/targets/<str:name>/decisions", scaling.target_decisions),
+    path("api/v1/capacity", scaling.capacity),
 ]
 
 handler400 = "automation.api.errors.bad_request"

@@ -1,6 +1,6 @@
-"""CLI: `automation capacity plan`: per target, the forecast peak over a horizon, the replicas it needs,
-the headroom, and right-sizing advice; `--html` writes the offline report. `--trace` plans one recorded
-trace (with the target's numbers given as options) without the database."""
+"""CLI: `automation capacity plan`: per stored scaling target, the forecast peak over a horizon, the
+replicas it needs, the headroom, and right-sizing advice; `--html` writes the offline report. `--trace`
+plans one recorded trace (with the target's numbers given as options) without the database."""
 
 from __future__ import annotations
 
@@ -142,4 +142,15 @@ def _param(ctx: click.Context, name: str) -> click.Parameter:
 
 
 def _stored_plans(settings: CapacitySettings) -> list[CapacityPlan]:
-    raise click.UsageError("no stored scaling targets to plan yet: give --trace FILE")
+    """The plans of the stored scaling targets (the database is set up here: `--trace` needs none)."""
+    from automation.bootstrap import setup
+
+    setup()
+    from automation.scaling.services.capacity import plan_targets
+
+    plans = plan_targets(settings)
+    if not plans:
+        click.echo(
+            "no scaling targets stored (automation scaling apply -f scaling.yml), nothing to plan", err=True
+        )
+    return plans

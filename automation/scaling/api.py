@@ -1,4 +1,5 @@
-"""HTTP views of the scaling domain: targets (list, get, put, delete) and each target's decision log.
+"""HTTP views of the scaling domain: targets (list, get, put, delete), each target's decision log, and the
+capacity plan of all targets.
 Thin: the definitions check the input, the services change the state (bearer token and errors as every
 view: `automation.api.views.api_view`)."""
 
@@ -70,3 +71,28 @@ def target_decisions(request: HttpRequest, name: str) -> JsonResponse:
     if not 1 <= limit <= MAX_DECISIONS:
         raise InvalidFieldsError([("limit", f"must be a whole number from 1 to {MAX_DECISIONS}")])
     return JsonResponse(decisions_json(get_target(name), limit))
+
+
+@require_http_methods(["GET"])
+@api_view
+def capacity(request: HttpRequest) -> JsonResponse:
+    """`automation capacity plan --json` over HTTP: `?horizon=30d&level=0.95`."""
+    from automation.forecasting.durations import parse_duration
+    from automation.forecasting.errors import DurationError, ForecastingError
+    from automation.scaling.capacity import CapacitySettings
+    from automation.scaling.services.capacity import plan_targets
+
+    try:
+        horizon = parse_duration(request.GET.get("horizon", "30d"))
+    except DurationError as exc:
+        raise InvalidFieldsError([("horizon", exc.reason)]) from None
+    try:
+        level = float(request.GET.get("level", "0.95"))
+    except ValueError:
+        raise InvalidFieldsError([("level", "must be a number between 0.5 and 1")]) from None
+    try:
+        settings = CapacitySettings(horizon=horizon, level=level)
+    except ForecastingError as exc:
+        option = str(getattr(exc, "option", "horizon"))
+        raise InvalidFieldsError([(option, str(getattr(exc, "reason", exc)))]) from None
+    return JsonResponse({"targets": [plan.to_dict() for plan in plan_targets(settings)]})

@@ -64,6 +64,33 @@ SCALING_SCHEMAS: dict[str, Any] = {
         },
         "required": ["enabled", "targets"],
     },
+    "CapacityPlanList": {
+        "type": "object",
+        "description": "One plan per stored scaling target, by name (`automation capacity plan --json`)",
+        "properties": {
+            "targets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "target": {"type": "string"},
+                        "verdict": {
+                            "type": "string",
+                            "enum": ["ok", "will_hit_max", "over_provisioned", "no_data"],
+                        },
+                        "expected_peak_upper": _NUMBER_OR_NULL,
+                        "expected_peak_at": {"type": ["string", "null"]},
+                        "replicas_needed": {"type": "integer"},
+                        "headroom": _NUMBER_OR_NULL,
+                        "advice": {"type": "array", "items": {"type": "string"}},
+                        "notes": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "required": ["target", "verdict", "replicas_needed", "advice", "notes"],
+                },
+            }
+        },
+        "required": ["targets"],
+    },
     "ScalingDecisionLog": {
         "type": "object",
         "properties": {
@@ -123,6 +150,33 @@ def scaling_paths(responses: Any, body: Any, errors_only: Any) -> dict[str, Any]
                 "parameters": [name],
                 "responses": {"204": {"description": "Deleted"}, **errors_only(401, 404, 422)},
             },
+        },
+        "/api/v1/capacity": {
+            "get": {
+                "operationId": "getCapacityPlan",
+                "summary": "Per scaling target: the forecast peak over the horizon and when, replicas "
+                "needed, headroom under max_replicas, right-sizing advice",
+                "parameters": [
+                    {
+                        "name": "horizon",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "default": "30d"},
+                    },
+                    {
+                        "name": "level",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "number",
+                            "exclusiveMinimum": 0.5,
+                            "exclusiveMaximum": 1,
+                            "default": 0.95,
+                        },
+                    },
+                ],
+                "responses": responses(200, "CapacityPlanList", 401, 422),
+            }
         },
         "/api/v1/scaling/targets/{name}/decisions": {
             "get": {
