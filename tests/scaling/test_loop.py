@@ -304,3 +304,28 @@ def test_a_scale_run_the_engine_refuses_is_an_error_decision_that_changes_nothin
     assert report["desired"] == report["current"]
     assert report["reasons"][-1].startswith("scale run not started: workflow "), report["reasons"]
     assert state(name).last_change_at is None and state(name).requested_replicas is None
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_a_tick_fits_its_share_of_the_cadence_and_defers_the_rest() -> None:
+    from automation.scaling.services.loop import FitBudget, fits_for_batch
+    from automation.scaling.services.ticks import evaluate_targets
+
+    assert fits_for_batch(20, 60.0, 3600.0) == 1 and fits_for_batch(500, 60.0, 3600.0) == 17
+    assert fits_for_batch(3, 60.0, 60.0) == 6
+    budget = FitBudget(seconds=30.0, fits=1)
+    assert budget.allows()
+    budget.charge(0.5)
+    assert not budget.allows()  # one fit done: the count, not the seconds, stops the next
+
+    metric = unique("rps").replace("-", "_")
+    now = (time.time() // 60) * 60 + 30
+    ramp(metric, now)
+    names = [unique("share") for _ in range(3)]
+    for name in names:
+        store_target(name, metric)
+    evaluate_targets(names, now, INTERVAL)  # 3 targets x 60 s / 1 h, twice: one fit this tick
+    fitted = [name for name in names if state(name).forecaster is not None]
+    assert len(fitted) == 1
+    waiting = [d for name in names if name not in fitted for d in decisions(name)]
+    assert waiting and all("deferred" in " ".join(d.reasons) for d in waiting)

@@ -80,14 +80,33 @@ class ForecasterUpdate:
 
 @dataclass
 class FitBudget:
-    """Seconds a batch may spend fitting: refits due past it wait for a later tick (a stored forecaster
-    goes on meanwhile), so a cold start or a cadence shared by many targets does not overrun the tick."""
+    """Seconds, and fits, a batch may spend fitting: refits due past either wait for a later tick (a
+    stored forecaster goes on meanwhile), so a cold start or a cadence shared by many targets does not
+    overrun the tick. The seconds bound one batch; the count bounds the whole tick, every batch getting
+    its share (`fits_for_batch`), since batches run side by side on the workers."""
 
     seconds: float
     spent: float = 0.0
+    fits: int | None = None
+    done: int = 0
 
     def allows(self) -> bool:
-        return self.spent < self.seconds
+        return self.spent < self.seconds and (self.fits is None or self.done < self.fits)
+
+    def charge(self, seconds: float) -> None:
+        self.spent += seconds
+        self.done += 1
+
+
+#: Fits a tick allows, as a multiple of the steady rate (targets x interval / refit cadence): room for
+#: failed fits retried and cadences that bunch up; a cold start fits everything within half a cadence.
+FIT_RATE_HEADROOM = 2.0
+
+
+def fits_for_batch(batch: int, interval: float, refit_every: float) -> int:
+    """The fits a batch of `batch` targets may do in one tick: its share of twice the steady rate, at
+    least one (so every batch makes progress)."""
+    return max(1, math.ceil(FIT_RATE_HEADROOM * batch * interval / max(refit_every, interval)))
 
 
 @dataclass
@@ -186,7 +205,7 @@ def update_forecaster(
             logger.warning("scaling %s: forecast fit failed: %s", definition.name, error)
             return ForecasterUpdate(why_none=f"forecast fit failed ({error})", clear=True, error=error)
         finally:
-            budget.spent += time.perf_counter() - began
+            budget.charge(time.perf_counter() - began)
         forecaster = found.forecaster
         update = ForecasterUpdate(fitted=True, fit_seconds=found.seconds)
     elif forecaster is None:

@@ -42,17 +42,21 @@ def evaluate_targets(
     """Decide for these enabled targets (all when None) at `now`; one target's failure is reported, not
     raised. Nothing when predictive scaling is off."""
     from automation.alerting.push import PushSource
-    from automation.scaling.services.loop import FitBudget, evaluate_target
+    from automation.scaling.services.loop import FitBudget, evaluate_target, fits_for_batch
+    from automation.scaling.services.targets import target_definition
 
     if not scaling_enabled():
         return []
     every = float(interval if interval is not None else current_config().monitoring_interval)
-    # The batch's fits share half an interval (the rest of the tick reads and decides); its push loads
-    # share one source (a metric read by several targets is loaded once).
-    budget = FitBudget(seconds=every * FIT_SHARE)
+    targets = enabled_targets(names)
+    # The batch's fits share half an interval and its share of the tick's fits (the rest of the tick
+    # reads and decides); its push loads share one source (a metric read by several targets is loaded
+    # once).
+    cadence = min((target_definition(t).forecast.refit_every for t in targets), default=3600.0)
+    budget = FitBudget(seconds=every * FIT_SHARE, fits=fits_for_batch(len(targets), every, cadence))
     source = PushSource()
     reports = []
-    for target in enabled_targets(names):
+    for target in targets:
         try:
             reports.append(evaluate_target(target, now, every, budget=budget, source=source))
         except Exception as exc:  # noqa: BLE001 - one target must not stop the others
