@@ -29,6 +29,13 @@ class _Model(BaseModel):
     )
 
 
+#: Points of history one fit reads (a week at one minute is 10,080), and the most Prometheus answers per
+#: series in one range query; steps one forecast covers.
+MAX_HISTORY_POINTS = 50_000
+PROMETHEUS_POINTS = 11_000
+MAX_HORIZON_POINTS = 10_000
+
+
 class LoadQuery(_Model):
     """The load of a target: a PromQL query on the Prometheus source of the alerting document, or a metric
     of the engine's push store (its series matching `matchers`), combined by `aggregate`, read at `step`.
@@ -142,6 +149,26 @@ class ScalingTargetDefinition(_Model):
                     "lead_time",
                     f"must be at least provisioning_delay ({self.provisioning_delay:g} s): replicas "
                     "started for the forecast would be ready after the load they are for",
+                )
+            )
+        points = load.history / load.step
+        limit = PROMETHEUS_POINTS if load.source == "prometheus" else MAX_HISTORY_POINTS
+        if points > limit:
+            found.append(
+                (
+                    "load.step",
+                    f"load.history / load.step is {points:,.0f} points; at most {limit:,}"
+                    + (" (Prometheus answers no more per series)" if load.source == "prometheus" else "")
+                    + ": a longer step or a shorter history",
+                )
+            )
+        reach = max(self.lead, self.provisioning_delay)
+        if reach / load.step > MAX_HORIZON_POINTS:
+            found.append(
+                (
+                    "lead_time" if self.lead_time is not None else "provisioning_delay",
+                    f"the forecast would cover {reach / load.step:,.0f} steps of load.step; at most "
+                    f"{MAX_HORIZON_POINTS:,}",
                 )
             )
         if self.forecast.model not in MODEL_NAMES:

@@ -88,3 +88,23 @@ def test_the_forecast_history_rule_binds_forecasting_policies_only() -> None:
     short = {"metric": "rps", "history": "10m"}
     assert ScalingTargetDefinition.parse(target(policy="reactive", load=short)).load.history == 600.0
     assert "forecast.min_history" in fields(target(policy="predictive", load=short))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"load": {"source": "prometheus", "query": "up", "step": 30, "history": "7d"}}, "load.step"),
+        ({"load": {"metric": "rps", "step": 1, "history": "90d"}}, "load.step"),
+        ({"provisioning_delay": "30d", "load": {"metric": "rps", "step": 60}}, "provisioning_delay"),
+    ],
+)
+def test_histories_and_horizons_too_large_to_read_or_forecast_are_refused(
+    changes: dict[str, object], field: str
+) -> None:
+    from automation.errors import DefinitionError
+    from automation.scaling.definitions import ScalingTargetDefinition
+
+    document = {"name": "big", "service": "api", "provider": "stub", "capacity_per_replica": 10, **changes}
+    with pytest.raises(DefinitionError) as caught:
+        ScalingTargetDefinition.parse(document)
+    assert field in [path for path, _ in caught.value.errors], caught.value.errors
