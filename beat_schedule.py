@@ -67,6 +67,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "schedule": 3600.0,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": 3600.0},
         },
+        "automation-scaling-purge-decisions": {
+            "task": "automation.scaling.purge_decisions",
+            "schedule": 3600.0,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": 3600.0},
+        },
     }
 
 

@@ -40,3 +40,11 @@ def evaluate_targets(
     every = float(interval) if isinstance(interval, int | float) and interval > 0 else None
     reports = run([str(name) for name in names], at, every)
     return {"targets": len(reports), "reports": reports}
+
+
+@app.task(name="automation.scaling.purge_decisions")
+def purge_decisions() -> int:
+    """Drop the decisions older than the log's retention (hourly, from Beat); returns how many."""
+    from automation.scaling.services.retention import purge_decisions as purge
+
+    return purge(time.time())

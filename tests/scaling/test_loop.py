@@ -329,3 +329,28 @@ def test_a_tick_fits_its_share_of_the_cadence_and_defers_the_rest() -> None:
     assert len(fitted) == 1
     waiting = [d for name in names if name not in fitted for d in decisions(name)]
     assert waiting and all("deferred" in " ".join(d.reasons) for d in waiting)
+
+
+def test_decisions_past_the_retention_are_purged() -> None:
+    from automation.scaling.services.retention import DECISION_SECONDS, purge_decisions
+    from automation.scaling.services.ticks import evaluate_targets
+
+    metric, name = unique("rps").replace("-", "_"), unique("old")
+    now = (time.time() // 60) * 60 + 30
+    ramp(metric, now)
+    store_target(name, metric, policy="reactive")
+    from automation import AutomationConfig
+    from automation.config import current_config
+    from automation.config.apply import apply_config
+
+    original = current_config()
+    apply_config(AutomationConfig(**{**original.model_dump(), "enable_predictive_scaling": True}))
+    try:
+        evaluate_targets([name], now - DECISION_SECONDS - 120, INTERVAL)
+        evaluate_targets([name], now, INTERVAL)
+    finally:
+        apply_config(original)
+    assert len(decisions(name)) == 2
+    assert purge_decisions(now) >= 1
+    (kept,) = decisions(name)
+    assert kept.at.timestamp() == pytest.approx(now)
