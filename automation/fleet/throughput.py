@@ -27,6 +27,9 @@ BUSY_FIELD = "busy_seconds"
 # a thread pool runs several).
 _started: dict[str, float] = {}
 _connection: tuple[int, Any] | None = None  # (pid, connection): a forked pool process opens its own
+#: After a failed count, counting waits this long before connecting again.
+RETRY_AFTER = 30.0
+_retry_at = 0.0
 
 
 def queue_stats_key(queue: str) -> str:
@@ -40,22 +43,32 @@ def _counting_connection() -> Any:
         return _connection[1]
     from django.conf import settings
 
+    if time.monotonic() < _retry_at:
+        return None  # the broker failed us a moment ago: no connect timeout on every task meanwhile
     url = str(settings.CELERY_BROKER_URL)
     connection: Any = None
     if url.startswith(("redis://", "rediss://")):
         import redis
 
         connection = redis.ConnectionPool.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2
+            url, socket_timeout=0.5, socket_connect_timeout=0.2
         ).make_connection()
         connection.connect()
         connection.send_command("CLIENT", "REPLY", "OFF")
+        # Replies off means nothing comes back, not even to PING: anything that does (CLIENT denied by an
+        # ACL, a proxy) would pile up unread on the broker, so such a broker gets no counts.
+        connection.send_command("PING")
+        if connection.can_read(timeout=0.05):
+            connection.disconnect()
+            logger.warning("queue stats disabled: the broker does not accept CLIENT REPLY OFF")
+            connection = None
     _connection = (os.getpid(), connection)
     return connection
 
 
 def _drop_connection() -> None:
-    global _connection
+    global _connection, _retry_at
+    _retry_at = time.monotonic() + RETRY_AFTER
     if _connection is not None and _connection[0] == os.getpid() and _connection[1] is not None:
         with contextlib.suppress(Exception):
             _connection[1].disconnect()

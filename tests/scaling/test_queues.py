@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -122,13 +123,21 @@ def test_worker_counters_are_read_back(broker: Any, queue_name: str) -> None:
     for number in range(3):
         throughput._task_started(task_id=f"t{number}")
         throughput._task_finished(task_id=f"t{number}", task=task)
-        throughput._drop_connection()  # a broken connection is opened again by the next count
+        throughput._drop_connection()  # a broken connection is opened again by a later count...
+        throughput._retry_at = 0.0  # ...once the retry wait is over
     eager = SimpleNamespace(request=SimpleNamespace(delivery_info=None))
     throughput._task_started(task_id="eager")
     throughput._task_finished(task_id="eager", task=eager)
     # Counts are written without waiting for replies: they land a moment later.
     wait_for(lambda: read_queue_load(broker, queue_name).completed == 3, timeout=5)
     assert 0 < read_queue_load(broker, queue_name).busy_seconds < 1
+    # Right after a failure, counts are skipped (no connect attempt on every task of a broker that is down)
+    throughput._drop_connection()
+    throughput._task_started(task_id="t9")
+    throughput._task_finished(task_id="t9", task=task)
+    time.sleep(0.2)
+    assert read_queue_load(broker, queue_name).completed == 3
+    throughput._retry_at = 0.0
 
 
 @pytest.mark.integration
