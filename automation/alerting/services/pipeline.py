@@ -28,8 +28,13 @@ from django.db.models import F, Q
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import AlertingDocument, RuleDefinition
-from automation.alerting.matchers import matches_all
-from automation.alerting.remediation import alert_context, in_cooldown, is_gated, run_workflow_name
+from automation.alerting.remediation import (
+    alert_context,
+    in_cooldown,
+    is_gated,
+    outside_remediate_when,
+    run_workflow_name,
+)
 from automation.alerting.routing import destinations
 from automation.alerting.services.alerts import at, firing_key, log, record_run
 from automation.alerting.services.config import apply_document, current_document
@@ -150,10 +155,9 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
     if not rule.actions and rule.workflow is None:
         return None
     key = firing_key(alert)
-    if rule.remediate_when and not matches_all(rule.remediate_when, alert.labels):
-        shown = ", ".join(str(m) for m in rule.remediate_when)
-        detail = f"labels outside the rule's remediate_when ({shown}): notify only"
-        log(alert, Decision.WORKFLOW_REFUSED, now, detail=detail, once_key=f"refused:{key}")
+    outside = outside_remediate_when(rule, alert.labels)
+    if outside is not None:
+        log(alert, Decision.WORKFLOW_REFUSED, now, detail=outside, once_key=f"refused:{key}")
         return None
     last_run = alert.last_run_at.timestamp() if alert.last_run_at is not None else None
     if in_cooldown(last_run, now, rule.cooldown_period):
