@@ -205,6 +205,10 @@ def plan_capacity(
         )
     if applies:
         frame, model, calibrated = _forecast(peaks, steps, settings)
+        if not np.isfinite(frame["upper"].to_numpy()).any():
+            applies = False
+            notes.append(f"model {model} gave no finite forecast: the plan holds the observed peak")
+    if applies:
         notes.append(
             f"model {model} chosen by backtest {format_duration(settings.backtest_horizon)} ahead; "
             f"interval calibrated {format_duration(calibrated * settings.resolution)} ahead, "

@@ -76,8 +76,8 @@ def _handled(alert: Alert, moment: Any) -> None:
     alert.handled_for = moment
 
 
-def _route(alert: Alert, now: float) -> None:
-    document = current_document()
+def _route(alert: Alert, now: float, document: AlertingDocument | None = None) -> None:
+    document = document or current_document()
     found = destinations(document.route.build(), dict(alert.labels))
     if not found:
         started = alert.fired_at.timestamp() if alert.fired_at else 0.0
@@ -97,15 +97,15 @@ def apply_routing(raw: Any, now: float) -> tuple[AlertingDocument, int]:
     nothing); returns the document and how many alerts changed groups. See `reroute`."""
     with transaction.atomic():
         document = apply_document(raw)
-        return document, reroute(now)
+        return document, reroute(now, document)
 
 
-def reroute(now: float) -> int:
+def reroute(now: float, document: AlertingDocument | None = None) -> int:
     """Every firing alert joins the groups its labels route to under the current routes and leaves those
     it no longer routes to (Alertmanager re-dispatches its alerts on a reload the same way): a new route
     or receiver takes effect for alerts already firing, not only for the next ones. A group an alert
     joins waits its group_wait as a new group does. Returns the alerts whose groups changed."""
-    tree = current_document().route.build()
+    tree = (document or current_document()).route.build()
     changed = 0
     firing = Alert.objects.filter(state=AlertState.FIRING).prefetch_related("groups").order_by("pk")
     for alert in firing.iterator(chunk_size=500):
@@ -118,7 +118,7 @@ def reroute(now: float) -> int:
         for found in joining:
             join(alert, found, now)
         if not wanted and held:
-            _route(alert, now)  # logs no_route once
+            _route(alert, now, document)  # logs no_route once
         changed += bool(leaving or joining)
     return changed
 

@@ -3,6 +3,7 @@ loop reads it, over the load's `history`), planned by `automation.scaling.capaci
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -15,6 +16,8 @@ from automation.scaling.load import read_load
 from automation.scaling.services.targets import target_definition
 
 __all__ = ["plan_targets"]
+
+logger = logging.getLogger("automation.scaling")
 
 
 def plan_targets(settings: CapacitySettings, *, now: float | None = None) -> list[CapacityPlan]:
@@ -43,7 +46,12 @@ def plan_targets(settings: CapacitySettings, *, now: float | None = None) -> lis
         except AutomationError as exc:
             problem = f"the load could not be read: {str(exc)[:300]}"
             series = pd.Series([np.nan], index=pd.to_datetime([at], unit="s"))
-        plan = plan_capacity(spec, series, settings)
+        try:
+            plan = plan_capacity(spec, series, settings)
+        except Exception as exc:  # noqa: BLE001 - one target's plan must not take the others down
+            logger.exception("capacity: planning %s failed", definition.name)
+            problem = f"the plan failed: {type(exc).__name__}: {str(exc)[:300]}"
+            plan = plan_capacity(spec, series.iloc[:0], settings)
         if problem:
             plan.notes.insert(0, problem)
         plans.append(plan)

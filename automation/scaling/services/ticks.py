@@ -31,6 +31,17 @@ def enabled_targets(names: Sequence[str] | None = None) -> list[ScalingTarget]:
     return list(rows)
 
 
+def _refit_every(target: ScalingTarget) -> float:
+    """The target's refit cadence; a stored document that no longer validates counts as hourly here (its
+    own evaluation reports the error, alone)."""
+    from automation.scaling.services.targets import target_definition
+
+    try:
+        return float(target_definition(target).forecast.refit_every)
+    except Exception:  # noqa: BLE001 - one bad document must not fail the batch
+        return 3600.0
+
+
 def tick_batches(names: Sequence[str], size: int = TARGETS_PER_BATCH) -> list[list[str]]:
     ordered = sorted(names)
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
@@ -43,8 +54,6 @@ def evaluate_targets(
     raised. Nothing when predictive scaling is off."""
     from automation.alerting.push import PushSource
     from automation.scaling.services.loop import FitBudget, evaluate_target, fits_for_batch
-    from automation.scaling.services.targets import target_definition
-
     if not scaling_enabled():
         return []
     every = float(interval if interval is not None else current_config().monitoring_interval)
@@ -52,7 +61,7 @@ def evaluate_targets(
     # The batch's fits share half an interval and its share of the tick's fits (the rest of the tick
     # reads and decides); its push loads share one source (a metric read by several targets is loaded
     # once).
-    cadence = min((target_definition(t).forecast.refit_every for t in targets), default=3600.0)
+    cadence = min((_refit_every(t) for t in targets), default=3600.0)
     budget = FitBudget(seconds=every * FIT_SHARE, fits=fits_for_batch(len(targets), every, cadence))
     source = PushSource()
     reports = []
