@@ -3,13 +3,15 @@
 A scenario: a layered service graph (10-50 services, each calling 1-3 services of deeper layers), one
 injected root failure that travels to dependents (each edge carries it with a per-scenario probability,
 after 15-150 s), one latency-like metric per watched service (daily cycle, noise; a failing service's
-metric steps up by 2-10 sigma, some ramping over minutes), alerts that fire 1-10 minutes after a failure
+metric steps up by 2-9 sigma, some ramping over minutes), alerts that fire 1-10 minutes after a failure
 (rules with `for`, scrapes) or not at all, noise alerts and blips on healthy services, a deploy on the
 root before the failure half the time, and unrelated changes elsewhere. Everything is drawn from one seed.
 
 What makes it hard, on purpose: alert order often disagrees with failure order; the root's own alert is
 missing in about one case in seven; about one service in ten has no metric (an unwatched root can only
-be named from its dependents); deploys happen on healthy services too.
+be named from its dependents); deploys happen on healthy services too; the root's metric step is drawn
+from the same range as its victims' (2-9 sigma); and the ranking is given the graph as declared, with a
+tenth of the true edges missing and a few false ones added.
 """
 
 from __future__ import annotations
@@ -41,9 +43,13 @@ class Scenario:
     end: pd.Timestamp
     traits: list[str] = field(default_factory=list)
 
+    #: The graph as declared by its operators: the true one with some edges missing and some extra.
+    declared: dict[str, list[str]] = field(default_factory=dict)
+
     @property
     def graph(self) -> ServiceGraph:
-        return ServiceGraph(self.depends_on)
+        """The declared graph: what the ranking is given (the failure travelled the true one)."""
+        return ServiceGraph(self.declared or self.depends_on)
 
 
 def _graph(rng: np.random.Generator, size: int) -> dict[str, list[str]]:
@@ -113,7 +119,8 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
         minutes = (index - day0).total_seconds().to_numpy() / 60
         if service in failed:
             at = (failed[service] - day0).total_seconds() / 60
-            size_sigmas = float(rng.uniform(4, 10) if service == root else rng.uniform(2, 8))
+            size_sigmas = float(rng.uniform(2, 9))  # the root's step is no larger than its victims'
+
             ramp = float(rng.uniform(0, 5)) if rng.random() < 0.4 else 0.0
             rise = np.clip((minutes - at) / ramp, 0, 1) if ramp else (minutes >= at).astype(float)
             values = values + size_sigmas * sd * rise
@@ -141,6 +148,14 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
         service = str(rng.choice(services))
         at_time = onset + pd.Timedelta(minutes=float(rng.uniform(-60, 30)))
         changes.append(Change(service, at_time, "deploy", f"{service} routine"))
+    # What operators declared is not the truth: a tenth of the edges missing, a few that are not there.
+    declared = {s: [d for d in deps if rng.random() >= 0.1] for s, deps in depends_on.items()}
+    for _ in range(max(1, size // 10)):
+        a, b = rng.choice(services, size=2, replace=False).tolist()
+        if b not in declared[a] and a not in ServiceGraph(declared).upstream(b):
+            declared[a].append(b)
+    if any(set(declared[s]) != set(depends_on[s]) for s in services):
+        traits.append("graph inexact")
     if len(failed) == 1:
         traits.append("no cascade")
     if noisy:
@@ -148,6 +163,7 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
     return Scenario(
         seed=seed,
         depends_on=depends_on,
+        declared=declared,
         root=root,
         failed=failed,
         alerts=sorted(alerts, key=lambda a: a.started_at),
