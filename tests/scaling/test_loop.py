@@ -354,3 +354,26 @@ def test_decisions_past_the_retention_are_purged() -> None:
     assert purge_decisions(now) >= 1
     (kept,) = decisions(name)
     assert kept.at.timestamp() == pytest.approx(now)
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_no_second_scale_run_while_one_is_going() -> None:
+    from automation.models import WorkflowRun
+    from automation.scaling.services.ticks import evaluate_targets
+
+    name, metric = unique("going"), unique("rps").replace("-", "_")
+    now = (time.time() // 60) * 60 + 30
+    ramp(metric, now)
+    store_target(name, metric, policy="reactive")
+    first = evaluate_targets([name], now, INTERVAL)
+    assert first[0]["action"] == "scale_up", first
+    [run] = runs_of(f"scaling.{name}")
+    WorkflowRun.objects.filter(id=run.id).update(status="running")  # the provider is still at it
+    push(metric, {"service": "web"}, [((now // 60) * 60 + 60, 1900.0)])
+    second = evaluate_targets([name], now + 60, INTERVAL)
+    assert second[0]["action"] == "hold", second
+    assert any("still going; no second run" in reason for reason in decisions(name)[-1].reasons)
+    assert len(runs_of(f"scaling.{name}")) == 1
+    WorkflowRun.objects.filter(id=run.id).update(status="succeeded")
+    third = evaluate_targets([name], now + 120, INTERVAL)
+    assert third[0]["action"] == "scale_up" and len(runs_of(f"scaling.{name}")) == 2, third

@@ -237,6 +237,13 @@ def current_replicas(definition: ScalingTargetDefinition, state: ScalingState) -
         return fallback, fallback, f"provider could not answer ({str(exc)[:200]}): assuming {fallback}"
 
 
+def _run_active(state: ScalingState) -> bool:
+    if state.last_run_id is None:
+        return False
+    status = WorkflowRun.objects.filter(id=state.last_run_id).values_list("status", flat=True).first()
+    return status in RunStatus.ACTIVE
+
+
 def evaluate_target(
     target: ScalingTarget,
     now: float,
@@ -281,6 +288,20 @@ def evaluate_target(
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
+        if outcome.action in Action.CHANGES and _run_active(locked):
+            # A provider sets an absolute count: a second run finishing before the first would leave
+            # the older count. The next tick decides again once this run is done.
+            reasons.append(f"held: scale run {locked.last_run_id} still going; no second run meanwhile")
+            outcome = replace(
+                outcome,
+                action=Action.HOLD,
+                desired=current,
+                memory=replace(
+                    outcome.memory,
+                    last_scale_up_at=memory.last_scale_up_at,
+                    last_change_at=memory.last_change_at,
+                ),
+            )
         run_id = None
         if outcome.action in Action.CHANGES:
             from automation.runs.dispatch import enqueue_run
