@@ -102,7 +102,7 @@ def test_backtest_text_output_for_reactive(ramp_trace: Path) -> None:
         (["--provisioning-delay", "soon"], "'--provisioning-delay'"),
         (["--policy", "magic"], "'--policy'"),
         (["--capacity-per-replica", "0"], "'--capacity-per-replica'"),
-        (["--decision-interval", "7m"], "decision_interval"),
+        (["--decision-interval", "45s"], "decision_interval"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(ramp_trace: Path, extra: list[str], words: str) -> None:

@@ -47,6 +47,7 @@ def test_scaling_public_names() -> None:
             "CostPoint",
             "Decision",
             "DecisionContext",
+            "ForecastTape",
             "HybridPolicy",
             "PredictivePolicy",
             "PredictiveSettings",

@@ -204,7 +204,7 @@ def scaling_group() -> None:
     "--decision-interval",
     default=None,
     callback=_duration,
-    help="How often the policy decides (default: every trace step).",
+    help="How often the policy decides: 15s, 20s, 30s or whole minutes (default: 1m, or the step if finer).",
 )
 @click.option("--min-replicas", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--max-replicas", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -300,7 +300,7 @@ def backtest_command(
         "capacity_per_replica": capacity_per_replica,
         "provisioning_delay": format_duration(provisioning_delay),
         "lead_time": format_duration(lead_time),
-        "decision_interval": format_duration(decision_interval or trace.step),
+        "decision_interval": summary["policy"]["decision_interval"],
         "step": format_duration(trace.step),
     }
     if plot_path is not None:

@@ -15,6 +15,7 @@ from automation.scaling.comparison import (
 from automation.scaling.policies import (
     Decision,
     DecisionContext,
+    ForecastTape,
     HybridPolicy,
     PredictivePolicy,
     PredictiveSettings,
@@ -33,6 +34,7 @@ __all__ = [
     "CostPoint",
     "Decision",
     "DecisionContext",
+    "ForecastTape",
     "HybridPolicy",
     "PredictivePolicy",
     "PredictiveSettings",
