@@ -42,12 +42,16 @@ def test_forecasting_public_names() -> None:
 def test_scaling_public_names() -> None:
     assert sorted(scaling.__all__) == sorted(
         [
+            "POLICY_QUANTILES",
             "REACTIVE_TARGETS",
             "CostMatch",
             "CostPoint",
             "Decision",
             "DecisionContext",
             "ForecastTape",
+            "FrontierComparison",
+            "FrontierMatch",
+            "FrontierReport",
             "HybridPolicy",
             "PredictivePolicy",
             "PredictiveSettings",
@@ -56,12 +60,15 @@ def test_scaling_public_names() -> None:
             "ScalingPolicy",
             "SimulationResult",
             "SimulationSettings",
+            "capacity_at_percentile",
             "cost_match",
             "make_policy",
+            "match_frontiers",
             "policy_names",
             "reactive_under_at",
             "register_policy",
             "simulate",
+            "sweep_frontier",
         ]
     )
     assert all(hasattr(scaling, name) for name in scaling.__all__)

@@ -1,4 +1,5 @@
-"""Scaling policies (reactive HPA, predictive, hybrid), the trace-replay simulator and cost matching.
+"""Scaling policies (reactive HPA, predictive, hybrid), the trace-replay simulator and the frontier
+comparison.
 
 Plotting lives in `automation.scaling.plot` so importing this package does not load matplotlib.
 """
@@ -6,11 +7,18 @@ Plotting lives in `automation.scaling.plot` so importing this package does not l
 from __future__ import annotations
 
 from automation.scaling.comparison import (
+    POLICY_QUANTILES,
     REACTIVE_TARGETS,
     CostMatch,
     CostPoint,
+    FrontierComparison,
+    FrontierMatch,
+    FrontierReport,
+    capacity_at_percentile,
     cost_match,
+    match_frontiers,
     reactive_under_at,
+    sweep_frontier,
 )
 from automation.scaling.policies import (
     Decision,
@@ -29,12 +37,16 @@ from automation.scaling.policies import (
 from automation.scaling.simulator import SimulationResult, SimulationSettings, simulate
 
 __all__ = [
+    "POLICY_QUANTILES",
     "REACTIVE_TARGETS",
     "CostMatch",
     "CostPoint",
     "Decision",
     "DecisionContext",
     "ForecastTape",
+    "FrontierComparison",
+    "FrontierMatch",
+    "FrontierReport",
     "HybridPolicy",
     "PredictivePolicy",
     "PredictiveSettings",
@@ -43,10 +55,13 @@ __all__ = [
     "ScalingPolicy",
     "SimulationResult",
     "SimulationSettings",
+    "capacity_at_percentile",
     "cost_match",
     "make_policy",
+    "match_frontiers",
     "policy_names",
     "reactive_under_at",
     "register_policy",
     "simulate",
+    "sweep_frontier",
 ]
