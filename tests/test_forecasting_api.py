@@ -9,7 +9,9 @@ import automation.scaling as scaling
 def test_forecasting_public_names() -> None:
     assert sorted(forecasting.__all__) == sorted(
         [
+            "BASELINE_NAMES",
             "MODEL_NAMES",
+            "BaselineComparison",
             "BatchJob",
             "DurationError",
             "Evaluation",
@@ -24,6 +26,7 @@ def test_forecasting_public_names() -> None:
             "evaluate_forecaster",
             "fit_forecaster",
             "forecast_many",
+            "day_block_interval",
             "format_duration",
             "has_daily_cycle",
             "load_trace",
@@ -33,6 +36,7 @@ def test_forecasting_public_names() -> None:
             "mean_absolute_scaled_error",
             "model_from_dict",
             "parse_duration",
+            "relative_mae",
             "trace_from_series",
         ]
     )

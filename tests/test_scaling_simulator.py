@@ -156,7 +156,7 @@ def test_predictive_anticipates_daily_ramps_that_reactive_chases(tmp_path: Path)
     assert predictive.replica_hours < reactive.replica_hours
     # with 2-5 days of history a seasonal model still carries ~sigma/sqrt(days) noise in its season, so it
     # beats seasonal naive (MASE 1) by less than the 1/sqrt(2) of a perfectly known season
-    assert 0.7 < predictive.mase < 0.95 and predictive.mape < 5
+    assert 0.7 < predictive.relative_mae < 0.95 and predictive.mape < 5
     hybrid = simulate(trace, make_policy("hybrid"), settings=common)
     assert hybrid.under_provisioned_minutes <= predictive.under_provisioned_minutes
     assert hybrid.replica_hours >= predictive.replica_hours
@@ -168,7 +168,7 @@ def test_predictive_anticipates_daily_ramps_that_reactive_chases(tmp_path: Path)
         "over_provisioning_ratio",
         "scale_actions",
         "mape",
-        "mase",
+        "relative_mae",
         "model",
     }
 

@@ -98,7 +98,7 @@ outage_option = click.option(
     type=click.Choice(MODEL_NAMES),
     default="auto",
     show_default=True,
-    help="Model family; auto picks by rolling-origin backtest (MASE).",
+    help="Model family; auto picks by rolling-origin backtest (MAE relative to seasonal naive).",
 )
 @click.option(
     "--coverage",
@@ -140,8 +140,8 @@ def forecast_command(
             "trace": str(trace_path),
             "model": forecaster.model_name,
             "model_detail": forecaster.model.name,
-            "mase": _number(forecaster.mase),
-            "backtest_mase": {name: _number(score) for name, score in forecaster.scores.items()},
+            "relative_mae": _number(forecaster.relative_mae),
+            "backtest_relative_mae": {name: _number(score) for name, score in forecaster.scores.items()},
             "step": format_duration(trace.step),
             "horizon": format_duration(horizon),
             "coverage": coverage,
@@ -155,7 +155,8 @@ def forecast_command(
         return
     click.echo(f"trace      {trace_path} ({len(trace.load)} steps of {format_duration(trace.step)})")
     click.echo(
-        f"model      {forecaster.model_name} [{forecaster.model.name}], backtest MASE {forecaster.mase:.3f}"
+        f"model      {forecaster.model_name} [{forecaster.model.name}], backtest MAE / seasonal naive's "
+        f"{forecaster.relative_mae:.3f}"
     )
     for note in notes:
         click.echo(f"note       {note}")
@@ -327,7 +328,7 @@ def backtest_command(
         "over_provisioning_ratio",
         "scale_actions",
         "mape",
-        "mase",
+        "relative_mae",
         "model",
         "models",
         "scored_minutes",

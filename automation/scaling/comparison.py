@@ -162,11 +162,13 @@ def sweep_frontier(
     policy_interval: pd.Timedelta | None = None,
     limits: ScalingLimits | None = None,
     refit_every: pd.Timedelta = pd.Timedelta(days=1),
+    tape: ForecastTape | None = None,
 ) -> FrontierReport:
     """Run reactive at every target (deciding every `reactive_interval`) and the policy at every quantile
     (deciding every `policy_interval`, default 1 minute) on `trace`. A policy with a reactive part
     (`hybrid`: its floor) is swept over targets x quantiles, `predictive` over quantiles at target 0.7
-    (its warm-up fallback). The forecaster is fitted once (see `ForecastTape`)."""
+    (its warm-up fallback). The forecaster is fitted once (see `ForecastTape`; pass one to share it with
+    other sweeps of the same trace, e.g. at another capacity, when its levels cover `quantiles`)."""
     reactive_settings = replace(settings, decision_interval=reactive_interval)
     policy_settings = replace(settings, decision_interval=policy_interval)
     runs: list[SimulationResult] = []
@@ -180,7 +182,7 @@ def sweep_frontier(
         runs.append(result)
         reactive_points.append(_point(f"reactive@{target:g}", result, target=target))
     policy_targets = tuple(targets) if policy == "hybrid" else (FIXED_TARGET,)
-    tape = ForecastTape(levels=tuple(sorted(set(quantiles))))
+    tape = tape or ForecastTape(levels=tuple(sorted(set(quantiles))))
     policy_points = []
     for quantile in quantiles:
         for target in policy_targets:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from automation.forecasting.durations import format_duration
 from automation.forecasting.errors import ForecastConfigError
-from automation.forecasting.metrics import mean_absolute_percentage_error, mean_absolute_scaled_error
+from automation.forecasting.metrics import mean_absolute_percentage_error, relative_mae
 from automation.forecasting.models import SeasonalNaiveModel
 from automation.forecasting.seasonality import DAY, steps_per
 from automation.forecasting.traces import Trace
@@ -54,7 +54,8 @@ class SimulationSettings:
 @dataclass(kw_only=True)
 class SimulationResult:
     """Scores over the scored steps, plus the per-step timeline for plotting; `model` is the family fitted
-    most often and `models` counts every fit."""
+    most often and `models` counts every fit. `relative_mae`: the MAE of the forecasts the policy
+    provisioned for over seasonal naive's on the same targets."""
 
     trace: str
     policy: dict[str, Any]
@@ -63,12 +64,17 @@ class SimulationResult:
     over_provisioning_ratio: float
     scale_actions: int
     mape: float
-    mase: float
+    relative_mae: float
     model: str
     models: dict[str, int]
     scored_minutes: float
     timeline: pd.DataFrame = field(repr=False)
     notes: tuple[str, ...] = ()
+
+    @property
+    def mase(self) -> float:
+        """The former name of `relative_mae`."""
+        return self.relative_mae
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready scores (NaN becomes None)."""
@@ -86,7 +92,7 @@ class SimulationResult:
             "over_provisioning_ratio": clean(self.over_provisioning_ratio),
             "scale_actions": self.scale_actions,
             "mape": clean(self.mape),
-            "mase": clean(self.mase),
+            "relative_mae": clean(self.relative_mae),
             "model": self.model,
             "models": dict(self.models),
             "scored_minutes": clean(self.scored_minutes),
@@ -289,7 +295,7 @@ def simulate(
         mape=mean_absolute_percentage_error(values[forecast_known], mean_track[forecast_known])
         if forecast_known.any()
         else math.nan,
-        mase=mean_absolute_scaled_error(
+        relative_mae=relative_mae(
             values[forecast_known], mean_track[forecast_known], baseline_track[forecast_known]
         )
         if forecast_known.any()
