@@ -76,6 +76,7 @@ def test_backtest_json_and_plot(ramp_trace: Path, tmp_path: Path) -> None:
     ):
         assert key in payload
     assert payload["replica_hours"] > 0 and payload["policy"]["policy"] == "hybrid"
+    assert payload["forecastability"]["applicable"] and payload["forecastability"]["daily_cycle"]
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -94,6 +95,19 @@ def test_backtest_text_output_for_reactive(ramp_trace: Path) -> None:
     result = CliRunner().invoke(scaling_group, args)
     assert result.exit_code == 0, result.output
     assert "under_provisioned_minutes" in result.stdout and "none (reactive)" in result.stdout
+    assert "forecasting applicable     yes" in result.stdout
+
+
+def test_backtest_says_when_forecasting_cannot_help(flat_trace: Path) -> None:
+    args = ["backtest", "--trace", str(flat_trace), "--policy", "hybrid", "--capacity-per-replica", "50"]
+    result = CliRunner().invoke(scaling_group, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert not payload["forecastability"]["applicable"]
+    assert payload["forecastability"]["reasons"][0].startswith("no daily cycle")
+    assert any("the reactive policy is the safer choice" in note for note in payload["notes"])
+    text = CliRunner().invoke(scaling_group, args)
+    assert "forecasting applicable     no — no daily cycle" in text.stdout
 
 
 @pytest.mark.parametrize(
@@ -168,6 +182,7 @@ def test_frontier_through_the_entry_point_reports_both_curves_per_trace(
                     / match["reactive"]["under_provisioned_minutes"],
                     abs=1e-3,
                 )
+    assert [t["forecastability"]["applicable"] for t in payload["traces"]] == [True, False]
     ramp = payload["traces"][0]
     assert ramp["matched"] >= 1 and ramp["worst_ratio"] >= ramp["median_ratio"]
     assert plot.read_bytes()[:4] == b"\x89PNG"

@@ -10,6 +10,7 @@ def test_forecasting_public_names() -> None:
     assert sorted(forecasting.__all__) == sorted(
         [
             "BASELINE_NAMES",
+            "Applicability",
             "MODEL_NAMES",
             "BaselineComparison",
             "BatchJob",
@@ -26,6 +27,7 @@ def test_forecasting_public_names() -> None:
             "evaluate_forecaster",
             "fit_forecaster",
             "forecast_many",
+            "assess_forecastability",
             "day_block_interval",
             "format_duration",
             "has_daily_cycle",
@@ -64,6 +66,7 @@ def test_scaling_public_names() -> None:
             "ScalingPolicy",
             "SimulationResult",
             "SimulationSettings",
+            "TrustSettings",
             "capacity_at_percentile",
             "cost_match",
             "make_policy",

@@ -15,7 +15,9 @@ from automation.forecasting import (
     day_block_interval,
     evaluate_forecaster,
     load_trace,
+    trace_from_series,
 )
+from automation.forecasting.applicability import assess_forecastability
 from automation.forecasting.baselines import (
     drift_forecast,
     fit_auto_ets,
@@ -89,3 +91,31 @@ def test_rolling_evaluation_against_every_baseline_with_intervals() -> None:
     assert 0.5 < evaluation.upper_hit_rate <= 1.0 and evaluation.upper_level == 0.95
     with pytest.raises(ForecastConfigError, match="baselines"):
         evaluate_forecaster(trace, horizon=HOUR, baselines=("oracle",))
+
+
+def daily(days: int, *, level: float = 100.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(days * 288)
+    cycle = level * (1 + 0.5 * np.sin(2 * np.pi * t / 288))
+    return cycle + np.random.default_rng(seed).normal(0, level * 0.03, len(t))
+
+
+def test_forecastability_wants_a_daily_cycle_and_no_level_shift() -> None:
+    step = pd.Timedelta(minutes=5)
+    seasonal = assess_forecastability(trace_from_series(daily(21), step=step))
+    assert seasonal.applicable and seasonal.daily_cycle and seasonal.reasons == ()
+    noise = np.random.default_rng(1).normal(100, 10, 288 * 21)
+    flat = assess_forecastability(trace_from_series(noise, step=step))
+    assert not flat.applicable and flat.reasons[0].startswith("no daily cycle (autocorrelation one day back")
+    shifted = np.r_[daily(10), daily(11, level=300.0, seed=2)]
+    index = pd.date_range("2024-03-01", periods=len(shifted), freq=step)
+    moved = assess_forecastability(trace_from_series(pd.Series(shifted, index=index), step=step))
+    assert moved.daily_cycle and not moved.applicable
+    assert [f"{t:%Y-%m-%d}" for t in moved.level_shifts] == ["2024-03-11"]
+    assert "level shift on 2024-03-11" in moved.reasons[0]
+
+
+def test_the_real_traces_with_a_daily_cycle_are_judged_applicable() -> None:
+    nab = DATA / "nab"
+    assert assess_forecastability(load_trace(nab / "realKnownCause" / "nyc_taxi.csv")).applicable
+    spiky = assess_forecastability(load_trace(nab / "realAWSCloudwatch" / "elb_request_count_8c0756.csv"))
+    assert not spiky.applicable and not spiky.daily_cycle

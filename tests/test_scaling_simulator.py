@@ -12,7 +12,10 @@ import pytest
 from automation.forecasting import ForecastConfigError, trace_from_series
 from automation.scaling import (
     CostPoint,
+    DecisionContext,
     ForecastTape,
+    HybridPolicy,
+    PredictivePolicy,
     ReactivePolicy,
     SimulationSettings,
     cost_match,
@@ -21,6 +24,7 @@ from automation.scaling import (
     simulate,
 )
 from automation.scaling.plot import plot_simulation
+from automation.scaling.policies import TrustSettings
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -157,9 +161,10 @@ def test_predictive_anticipates_daily_ramps_that_reactive_chases(tmp_path: Path)
     # with 2-5 days of history a seasonal model still carries ~sigma/sqrt(days) noise in its season, so it
     # beats seasonal naive (MASE 1) by less than the 1/sqrt(2) of a perfectly known season
     assert 0.7 < predictive.relative_mae < 0.95 and predictive.mape < 5
+    # the hybrid keeps reactive's recommendation as its floor: it costs at least as much, and misses less
     hybrid = simulate(trace, make_policy("hybrid"), settings=common)
-    assert hybrid.under_provisioned_minutes <= predictive.under_provisioned_minutes
-    assert hybrid.replica_hours >= predictive.replica_hours
+    assert hybrid.under_provisioned_minutes < reactive.under_provisioned_minutes
+    assert hybrid.replica_hours >= reactive.replica_hours
     written = plot_simulation(predictive, tmp_path / "plots" / "ramps.png")
     assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(predictive.summary()) >= {
@@ -205,3 +210,63 @@ def test_a_forecast_tape_replays_a_run_exactly_for_another_quantile() -> None:
     assert "deciding every 1m" in fresh.notes[1]
     with pytest.raises(ForecastConfigError, match="quantile"):
         simulate(trace, make_policy("predictive", quantile=0.9, tape=tape), settings=common)
+
+
+def test_an_untrusted_hybrid_is_the_reactive_policy_and_says_why() -> None:
+    step = pd.Timedelta(minutes=5)
+    trace = trace_from_series(daily_ramps(5, step=step, seed=4), step=step, name="ramps")
+    common = settings(capacity_per_replica=50.0, warmup=pd.Timedelta(days=2))
+    reactive = simulate(trace, ReactivePolicy(target_utilization=0.8), settings=common)
+    never = HybridPolicy(
+        reactive=ReactivePolicy(target_utilization=0.8),
+        predictive=PredictivePolicy(fallback=ReactivePolicy(target_utilization=0.8)),
+        trust=TrustSettings(min_checks=10**6),
+    )
+    untrusted = simulate(trace, never, settings=common)
+    assert untrusted.under_provisioned_minutes == reactive.under_provisioned_minutes
+    assert untrusted.replica_hours == pytest.approx(reactive.replica_hours)
+    assert not never.record().earned
+    last = pd.Timestamp(trace.load.index[-1]) + step
+    decision = never.decide(
+        DecisionContext(
+            time=last,
+            requested_replicas=5,
+            serving_replicas=5,
+            capacity_per_replica=50.0,
+            step=step,
+            decision_interval=MINUTE,
+            lead_time=pd.Timedelta(minutes=10),
+        )
+    )
+    assert decision.reason.startswith("forecast not trusted (") and "needed), reactive: " in decision.reason
+
+
+def test_a_hybrid_whose_forecast_has_earned_it_adds_capacity_over_the_reactive_floor() -> None:
+    step = pd.Timedelta(minutes=5)
+    trace = trace_from_series(daily_ramps(5, step=step, seed=4), step=step, name="ramps")
+    common = settings(capacity_per_replica=50.0, warmup=pd.Timedelta(days=2))
+    reactive = simulate(trace, ReactivePolicy(target_utilization=0.8), settings=common)
+    hybrid_policy = make_policy("hybrid", target_utilization=0.8, quantile=0.8)
+    hybrid = simulate(trace, hybrid_policy, settings=common)
+    assert isinstance(hybrid_policy, HybridPolicy)
+    record = hybrid_policy.record()
+    assert record.earned and record.hit_rate >= 0.8 and record.skill > 0
+    # the floor keeps everything reactive would hold; the forecast adds capacity ahead of the ramps
+    assert hybrid.replica_hours >= reactive.replica_hours
+    assert hybrid.under_provisioned_minutes < reactive.under_provisioned_minutes
+
+
+def test_the_forecast_record_needs_hits_at_the_nominal_level_and_skill() -> None:
+    hybrid = HybridPolicy(trust=TrustSettings(min_checks=4, z=0.0))
+    hybrid._checks.extend([(True, 1.0, 2.0)] * 3)
+    assert not hybrid.record().earned and "3 checks" in hybrid.record().why
+    hybrid._checks.append((False, 1.0, 2.0))  # 75% of a q0.95 bound
+    record = hybrid.record()
+    assert not record.earned and "q0.95 bound held 75.0% of 4 recent steps" in record.why
+    hybrid._checks.clear()
+    hybrid._checks.extend([(True, 3.0, 2.0)] * 4)  # always inside the bound, but worse than the mean
+    record = hybrid.record()
+    assert not record.earned and "no skill over the trailing one-hour mean (-0.50)" in record.why
+    hybrid._checks.clear()
+    hybrid._checks.extend([(True, 1.0, 2.0)] * 4)
+    assert hybrid.record().earned and hybrid.record().skill == pytest.approx(0.5)

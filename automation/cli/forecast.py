@@ -271,6 +271,7 @@ def backtest_command(
     progress: bool | None,
 ) -> None:
     """Replay a load trace through a scaling policy and score it."""
+    from automation.forecasting.applicability import assess_forecastability
     from automation.scaling.plot import plot_simulation
     from automation.scaling.policies import ScalingLimits, make_policy
     from automation.scaling.simulator import SimulationSettings, simulate
@@ -305,7 +306,15 @@ def backtest_command(
     if plot_path is not None:
         plot_simulation(result, plot_path)
     summary = result.summary()
+    forecastability = assess_forecastability(trace)
+    summary["forecastability"] = forecastability.summary()
     summary["notes"] = list(trace.notes) + summary["notes"]
+    if not forecastability.applicable and policy != "reactive":
+        summary["notes"].append(
+            "forecasting is unlikely to help this load: "
+            + "; ".join(forecastability.reasons)
+            + " — the reactive policy is the safer choice"
+        )
     summary["settings"] = {
         "capacity_per_replica": capacity_per_replica,
         "provisioning_delay": format_duration(provisioning_delay),
@@ -334,6 +343,8 @@ def backtest_command(
         "scored_minutes",
     ):
         click.echo(f"{key:<26} {summary[key]}")
+    verdict = "yes" if forecastability.applicable else "no — " + "; ".join(forecastability.reasons)
+    click.echo(f"{'forecasting applicable':<26} {verdict}")
     for note in summary["notes"]:
         click.echo(f"note                       {note}")
     if plot_path is not None:
@@ -447,6 +458,7 @@ def frontier_command(
 ) -> None:
     """Sweep the HPA over utilisation targets and a policy over forecast quantiles on each trace; match
     every reactive point that under-provisions with the policy's best point at no more replica-hours."""
+    from automation.forecasting.applicability import assess_forecastability
     from automation.scaling.comparison import capacity_at_percentile, sweep_frontier
     from automation.scaling.plot import plot_frontiers
     from automation.scaling.simulator import SimulationSettings, control_grid
@@ -486,15 +498,22 @@ def frontier_command(
         reports.append(report)
     if plot_path is not None:
         plot_frontiers(reports, plot_path)
-    payload: dict[str, Any] = {"traces": [report.summary() for report in reports]}
+    payload: dict[str, Any] = {
+        "traces": [
+            report.summary() | {"forecastability": assess_forecastability(trace).summary()}
+            for report, trace in zip(reports, traces, strict=True)
+        ]
+    }
     if plot_path is not None:
         payload["plot"] = str(plot_path)
     if as_json:
         click.echo(json.dumps(payload, default=_json_default))
         return
-    for report, path in zip(reports, trace_paths, strict=True):
-        summary = report.summary()
+    for summary, path in zip(payload["traces"], trace_paths, strict=True):
         click.echo(f"trace {path} — {policy} against reactive (HPA), frontier against frontier")
+        applicability = summary["forecastability"]
+        verdict = "yes" if applicability["applicable"] else "no — " + "; ".join(applicability["reasons"])
+        click.echo(f"  forecasting applicable: {verdict}")
         click.echo(
             f"  capacity per replica {summary['settings']['capacity_per_replica']:g}, "
             f"provisioning delay {format_duration(provisioning_delay)}, reactive every "

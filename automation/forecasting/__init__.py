@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from automation.forecasting.applicability import Applicability, assess_forecastability
 from automation.forecasting.baselines import BASELINE_NAMES, day_block_interval
 from automation.forecasting.batch import BatchJob, forecast_many
 from automation.forecasting.durations import format_duration, parse_duration
@@ -32,6 +33,7 @@ from automation.forecasting.traces import Trace, load_trace, mark_zero_outages, 
 
 __all__ = [
     "BASELINE_NAMES",
+    "Applicability",
     "MODEL_NAMES",
     "BaselineComparison",
     "BatchJob",
@@ -48,6 +50,7 @@ __all__ = [
     "evaluate_forecaster",
     "fit_forecaster",
     "forecast_many",
+    "assess_forecastability",
     "day_block_interval",
     "format_duration",
     "has_daily_cycle",

@@ -349,6 +349,11 @@ class PredictivePolicy(ScalingPolicy):
         self._cached: tuple[int, Forecast | None] | None = None
 
     @property
+    def partial_step(self) -> list[float]:
+        """The loads observed so far in the trace step in progress."""
+        return list(self._partial)
+
+    @property
     def replaying(self) -> bool:
         return self.tape is not None and self.tape.complete
 
@@ -424,7 +429,7 @@ class PredictivePolicy(ScalingPolicy):
             self.tape.models = dict(self.forecaster.stats.models)
             self.tape.complete = True
 
-    def _prediction(self, steps: int) -> Forecast | None:
+    def latest_forecast(self, steps: int) -> Forecast | None:
         """The latest forecast, computed once per completed step."""
         key = self.completed_steps
         if self._cached is not None and self._cached[0] == key:
@@ -451,7 +456,7 @@ class PredictivePolicy(ScalingPolicy):
         )
         if not self.replaying and (self.forecaster is None or self.horizon_steps < last):
             self._ensure_forecaster(context.time, context.step, last)
-        prediction = self._prediction(max(last, self.horizon_steps))
+        prediction = self.latest_forecast(max(last, self.horizon_steps))
         if prediction is None:
             return None
         upper = prediction.quantiles[self.settings.quantile]
@@ -502,8 +507,53 @@ class PredictivePolicy(ScalingPolicy):
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrustSettings:
+    """When the hybrid's forecast has earned the right to add capacity: over the last `window` of checks
+    (each a completed trace step against the forecast made a lead time before it), at least `min_checks`
+    checks; the share at or below the provisioned quantile q not below q (minus `slack`) by more than
+    sampling error, `z` binomial standard errors sqrt(q(1-q)/n) — a calibrated bound holds less than q
+    half the time, so `z = 0` would distrust a good forecast at random, while 1.64 distrusts one whose
+    shortfall is significant at 5%, one-sided; and an MAE below that of the trailing one-hour mean made
+    at the same time."""
+
+    window: pd.Timedelta = pd.Timedelta(days=1)
+    min_checks: int = 12
+    slack: float = 0.0
+    z: float = 1.64
+    trailing: pd.Timedelta = pd.Timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        if self.window <= pd.Timedelta(0):
+            raise ForecastConfigError("window", "must be positive")
+        if self.min_checks < 1:
+            raise ForecastConfigError("min_checks", "must be at least 1")
+        if not 0 <= self.slack < 0.5:
+            raise ForecastConfigError("slack", "must be in [0, 0.5)")
+        if not 0 <= self.z <= 5:
+            raise ForecastConfigError("z", "must be in [0, 5]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForecastRecord:
+    """The forecast's recent record on this series: checks, hit rate of its upper bound, and its skill
+    over the trailing mean (1 - its MAE / the trailing mean's)."""
+
+    checks: int
+    hit_rate: float
+    skill: float
+    earned: bool
+    why: str
+
+
 class HybridPolicy(ScalingPolicy):
-    """The larger of predictive and reactive, as AWS pairs predictive scaling with dynamic scaling."""
+    """Reactive at its target as a floor, plus forecast capacity only when the forecast has earned it.
+
+    The reactive (HPA) recommendation at the same target is always kept, so the hybrid holds at least what
+    the HPA would; the predictive need (its quantile over the lead-time window) is added on top only while
+    the forecast's recent record on this series is good (see `TrustSettings`): its upper bound has held
+    at least as often as its nominal level, and it beats the trailing one-hour mean. Otherwise the hybrid
+    is the reactive policy and its decision reason says why."""
 
     name = "hybrid"
 
@@ -513,10 +563,18 @@ class HybridPolicy(ScalingPolicy):
         predictive: PredictivePolicy | None = None,
         reactive: ReactivePolicy | None = None,
         limits: ScalingLimits | None = None,
+        trust: TrustSettings | None = None,
     ) -> None:
         super().__init__(limits=limits)
         self.reactive = reactive or ReactivePolicy()
         self.predictive = predictive or PredictivePolicy(fallback=ReactivePolicy())
+        self.trust = trust or TrustSettings()
+        self.step: pd.Timedelta | None = None
+        self.lead_steps = 0
+        self._seen_steps = 0
+        self._step_values: deque[float] = deque()
+        self._pending: dict[int, tuple[float, float, float]] = {}  # target step -> (upper, mean, trailing)
+        self._checks: deque[tuple[bool, float, float]] = deque()  # (hit, |error|, |trailing error|)
 
     def configure(
         self,
@@ -530,6 +588,11 @@ class HybridPolicy(ScalingPolicy):
         self.predictive.configure(
             start=start, step=step, lead_time=lead_time, decision_interval=decision_interval, tick=tick
         )
+        self._set_step(step, lead_time)
+
+    def _set_step(self, step: pd.Timedelta, lead_time: pd.Timedelta) -> None:
+        self.step = step
+        self.lead_steps = forecast_window(step=step, lead_time=lead_time, decision_interval=step)[0]
 
     def finish(self) -> None:
         self.predictive.finish()
@@ -539,25 +602,119 @@ class HybridPolicy(ScalingPolicy):
 
     def observe(self, time: pd.Timestamp, load: float) -> None:
         self.reactive.observe(time, load)
+        partial = self.predictive.partial_step
         self.predictive.observe(time, load)
+        completed = self.predictive.completed_steps
+        if completed == self._seen_steps or self.step is None:
+            return
+        self._seen_steps = completed
+        known = [v for v in [*partial, load] if not math.isnan(v)]
+        self._check_step(completed, float(np.mean(known)) if known else math.nan)
+
+    def _check_step(self, completed: int, value: float) -> None:
+        """Step number `completed` (1-based) has ended with `value`: score the forecast made for it, then
+        note what the newest forecast says about the step a lead time ahead."""
+        assert self.step is not None
+        trailing_steps = max(1, int(self.trust.trailing / self.step))
+        window_steps = max(1, int(self.trust.window / self.step))
+        made = self._pending.pop(completed, None)
+        if made is not None and not math.isnan(value):
+            upper, mean, trailing = made
+            if not math.isnan(trailing):
+                self._checks.append((value <= upper, abs(value - mean), abs(value - trailing)))
+                while len(self._checks) > window_steps:
+                    self._checks.popleft()
+        self._step_values.append(value)
+        while len(self._step_values) > trailing_steps:
+            self._step_values.popleft()
+        prediction = self.predictive.latest_forecast(max(self.lead_steps, self.predictive.horizon_steps))
+        if prediction is None:
+            return
+        known = [v for v in self._step_values if not math.isnan(v)]
+        trailing_mean = float(np.mean(known)) if known else math.nan
+        h = self.lead_steps
+        bound = prediction.quantiles[self.predictive.settings.quantile]
+        self._pending[completed + h] = (float(bound[h - 1]), float(prediction.mean[h - 1]), trailing_mean)
+
+    def record(self) -> ForecastRecord:
+        """The forecast's recent record and whether it has earned the right to add capacity."""
+        checks = len(self._checks)
+        quantile = self.predictive.settings.quantile
+        if checks < self.trust.min_checks:
+            return ForecastRecord(
+                checks=checks,
+                hit_rate=math.nan,
+                skill=math.nan,
+                earned=False,
+                why=f"{checks} checks of the forecast so far, {self.trust.min_checks} needed",
+            )
+        hit_rate = sum(1 for hit, _, _ in self._checks if hit) / checks
+        model_error = sum(e for _, e, _ in self._checks)
+        trailing_error = sum(e for _, _, e in self._checks)
+        skill = 1 - model_error / trailing_error if trailing_error > 0 else (0.0 if model_error else 1.0)
+        reasons = []
+        tolerance = self.trust.slack + self.trust.z * math.sqrt(quantile * (1 - quantile) / checks)
+        if hit_rate < quantile - tolerance:
+            reasons.append(
+                f"q{quantile:g} bound held {hit_rate:.1%} of {checks} recent steps, below "
+                f"{quantile - tolerance:.1%}"
+            )
+        if skill <= 0:
+            reasons.append(f"no skill over the trailing one-hour mean ({skill:+.2f})")
+        return ForecastRecord(
+            checks=checks,
+            hit_rate=hit_rate,
+            skill=skill,
+            earned=not reasons,
+            why="; ".join(reasons) or f"q{quantile:g} held {hit_rate:.1%}, skill {skill:+.2f}",
+        )
 
     def recommend(self, context: DecisionContext) -> Decision:
-        predicted = self.predictive.recommend(context)
-        reacted = self.reactive.recommend(context)
-        if reacted.desired > predicted.desired:
+        floor = self.reactive.recommend(context)
+        if self.step is None:
+            self._set_step(context.step, context.lead_time)
+        need = self.predictive.forecast_need(context)
+        if need is None:
+            return Decision(desired=floor.desired, reason=f"forecaster warming up, reactive: {floor.reason}")
+        needed, keep, prediction, window = need
+        record = self.record()
+        if not record.earned:
             return Decision(
-                desired=reacted.desired,
-                reason=f"reactive: {reacted.reason}",
-                forecast=predicted.forecast,
-                window=predicted.window,
+                desired=floor.desired,
+                reason=f"forecast not trusted ({record.why}), reactive: {floor.reason}",
+                forecast=prediction,
+                window=window,
             )
-        return predicted
+        current = context.requested_replicas
+        forecast_part = needed if needed >= current else min(current, max(needed, keep))
+        if floor.desired >= forecast_part:
+            return Decision(
+                desired=floor.desired,
+                reason=f"reactive floor: {floor.reason} (forecast q{self.predictive.settings.quantile:g} "
+                f"needs {needed})",
+                forecast=prediction,
+                window=window,
+            )
+        reason = (
+            f"forecast q{self.predictive.settings.quantile:g} needs {needed} over reactive {floor.desired}"
+        )
+        if forecast_part > needed:
+            reason += f", keeping {forecast_part} until new replicas could be ready"
+        return Decision(
+            desired=forecast_part, reason=f"{reason} ({record.why})", forecast=prediction, window=window
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
             "policy": self.name,
             "predictive": self.predictive.describe(),
             "reactive": self.reactive.describe(),
+            "trust": {
+                "window": str(self.trust.window),
+                "min_checks": self.trust.min_checks,
+                "slack": self.trust.slack,
+                "z": self.trust.z,
+            },
         }
 
 
