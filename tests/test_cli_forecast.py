@@ -164,7 +164,8 @@ def test_frontier_through_the_entry_point_reports_both_curves_per_trace(
 
     plot = tmp_path / "frontier.png"
     args = ["scaling", "frontier", "--trace", str(ramp_trace), "--trace", str(flat_trace)]
-    args += ["--targets", "0.7,0.8,0.9", "--quantiles", "0.8,0.95", "--plot", str(plot), "--json"]
+    args += ["--targets", "0.7,0.8,0.9", "--policy-targets", "0.7,0.8,0.9", "--quantiles", "0.8,0.95"]
+    args += ["--plot", str(plot), "--json"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -203,6 +204,7 @@ def test_frontier_text_output(ramp_trace: Path) -> None:
         (["--targets", "0.5,abc"], "'--targets'"),
         (["--targets", "1.5"], "'--targets'"),
         (["--quantiles", "1.0"], "'--quantiles'"),
+        (["--policy-targets", "0"], "'--policy-targets'"),
         (["--quantiles", "0.9,0.9"], "'--quantiles'"),
         (["--policy", "reactive"], "'--policy'"),
         (["--reactive-interval", "45s"], "'--reactive-interval'"),

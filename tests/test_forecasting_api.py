@@ -48,6 +48,7 @@ def test_forecasting_public_names() -> None:
 def test_scaling_public_names() -> None:
     assert sorted(scaling.__all__) == sorted(
         [
+            "HYBRID_TARGETS",
             "POLICY_QUANTILES",
             "REACTIVE_TARGETS",
             "CostMatch",

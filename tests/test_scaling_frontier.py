@@ -65,7 +65,12 @@ def test_sweep_on_nyc_taxi_runs_both_curves_and_fits_the_forecaster_once() -> No
         warmup=pd.Timedelta(days=4),
     )
     report = sweep_frontier(
-        trace, policy="hybrid", settings=settings, targets=(0.6, 0.9), quantiles=(0.8, 0.95)
+        trace,
+        policy="hybrid",
+        settings=settings,
+        targets=(0.6, 0.9),
+        policy_targets=(0.6, 0.9),
+        quantiles=(0.8, 0.95),
     )
     comparison = report.comparison
     assert len(comparison.reactive) == 2 and len(comparison.policy) == 4

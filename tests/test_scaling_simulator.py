@@ -258,15 +258,16 @@ def test_a_hybrid_whose_forecast_has_earned_it_adds_capacity_over_the_reactive_f
 
 def test_the_forecast_record_needs_hits_at_the_nominal_level_and_skill() -> None:
     hybrid = HybridPolicy(trust=TrustSettings(min_checks=4, z=0.0))
-    hybrid._checks.extend([(True, 1.0, 2.0)] * 3)
+    for check in [(True, 1.0, 2.0)] * 3:
+        hybrid._add_check(check, 1000)
     assert not hybrid.record().earned and "3 checks" in hybrid.record().why
-    hybrid._checks.append((False, 1.0, 2.0))  # 75% of a q0.95 bound
+    hybrid._add_check((False, 1.0, 2.0), 1000)  # 75% of a q0.95 bound
     record = hybrid.record()
     assert not record.earned and "q0.95 bound held 75.0% of 4 recent steps" in record.why
-    hybrid._checks.clear()
-    hybrid._checks.extend([(True, 3.0, 2.0)] * 4)  # always inside the bound, but worse than the mean
+    for check in [(True, 3.0, 2.0)] * 4:  # always inside the bound, but worse than the mean
+        hybrid._add_check(check, 4)
     record = hybrid.record()
     assert not record.earned and "no skill over the trailing one-hour mean (-0.50)" in record.why
-    hybrid._checks.clear()
-    hybrid._checks.extend([(True, 1.0, 2.0)] * 4)
+    for check in [(True, 1.0, 2.0)] * 4:
+        hybrid._add_check(check, 4)
     assert hybrid.record().earned and hybrid.record().skill == pytest.approx(0.5)

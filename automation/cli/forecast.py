@@ -31,6 +31,7 @@ PROGRESS_MIN_STEPS = 5000
 # the defaults of automation.scaling.comparison, repeated so `--help` does not import the simulator
 REACTIVE_TARGETS_DEFAULT = (0.5, 0.6, 0.7, 0.8, 0.9)
 POLICY_QUANTILES_DEFAULT = (0.8, 0.85, 0.9, 0.95, 0.99)
+HYBRID_TARGETS_DEFAULT = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> pd.Timedelta | None:
@@ -396,7 +397,14 @@ def _numbers(low: float, high: float, *, high_open: bool = False) -> Any:
     default=",".join(f"{t:g}" for t in REACTIVE_TARGETS_DEFAULT),
     show_default=True,
     callback=_numbers(0.05, 1.0),
-    help="Reactive (HPA) utilisation targets to sweep (hybrid: also its floor's).",
+    help="Reactive (HPA) utilisation targets to sweep.",
+)
+@click.option(
+    "--policy-targets",
+    default=",".join(f"{t:g}" for t in HYBRID_TARGETS_DEFAULT),
+    show_default=True,
+    callback=_numbers(0.05, 1.0),
+    help="Utilisation targets of the hybrid's reactive floor (ignored for predictive).",
 )
 @click.option(
     "--quantiles",
@@ -448,6 +456,7 @@ def frontier_command(
     policy: str,
     capacity_per_replica: float | None,
     targets: tuple[float, ...],
+    policy_targets: tuple[float, ...],
     quantiles: tuple[float, ...],
     provisioning_delay: pd.Timedelta,
     reactive_interval: pd.Timedelta,
@@ -489,6 +498,7 @@ def frontier_command(
                 policy=policy,
                 settings=settings,
                 targets=targets,
+                policy_targets=policy_targets,
                 quantiles=quantiles,
                 reactive_interval=reactive_interval,
                 policy_interval=decision_interval,

@@ -7,6 +7,7 @@ Plotting lives in `automation.scaling.plot` so importing this package does not l
 from __future__ import annotations
 
 from automation.scaling.comparison import (
+    HYBRID_TARGETS,
     POLICY_QUANTILES,
     REACTIVE_TARGETS,
     CostMatch,
@@ -38,6 +39,7 @@ from automation.scaling.policies import (
 from automation.scaling.simulator import SimulationResult, SimulationSettings, simulate
 
 __all__ = [
+    "HYBRID_TARGETS",
     "POLICY_QUANTILES",
     "REACTIVE_TARGETS",
     "CostMatch",

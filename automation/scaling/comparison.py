@@ -21,6 +21,10 @@ from automation.scaling.simulator import SimulationResult, SimulationSettings, s
 
 REACTIVE_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
 POLICY_QUANTILES = (0.8, 0.85, 0.9, 0.95, 0.99)
+# the hybrid's floor at the reactive targets costs a little more than reactive there (the forecast adds
+# capacity on top), so its floor is also swept half-way between them and just above: otherwise it could
+# only ever be matched with reactive points a whole 0.1 of target dearer
+HYBRID_TARGETS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 FIXED_TARGET = 0.7
 REACTIVE_INTERVAL = pd.Timedelta(seconds=15)  # the HPA's default sync period
 
@@ -158,6 +162,7 @@ def sweep_frontier(
     settings: SimulationSettings,
     targets: Sequence[float] = REACTIVE_TARGETS,
     quantiles: Sequence[float] = POLICY_QUANTILES,
+    policy_targets: Sequence[float] | None = None,
     reactive_interval: pd.Timedelta = REACTIVE_INTERVAL,
     policy_interval: pd.Timedelta | None = None,
     limits: ScalingLimits | None = None,
@@ -166,9 +171,10 @@ def sweep_frontier(
 ) -> FrontierReport:
     """Run reactive at every target (deciding every `reactive_interval`) and the policy at every quantile
     (deciding every `policy_interval`, default 1 minute) on `trace`. A policy with a reactive part
-    (`hybrid`: its floor) is swept over targets x quantiles, `predictive` over quantiles at target 0.7
-    (its warm-up fallback). The forecaster is fitted once (see `ForecastTape`; pass one to share it with
-    other sweeps of the same trace, e.g. at another capacity, when its levels cover `quantiles`)."""
+    (`hybrid`: its floor) is swept over `policy_targets` (default `HYBRID_TARGETS`) x quantiles,
+    `predictive` over quantiles at target 0.7 (its warm-up fallback). The forecaster is fitted once (see
+    `ForecastTape`; pass one to share it with other sweeps of the same trace, e.g. at another capacity,
+    when its levels cover `quantiles`)."""
     reactive_settings = replace(settings, decision_interval=reactive_interval)
     policy_settings = replace(settings, decision_interval=policy_interval)
     runs: list[SimulationResult] = []
@@ -181,7 +187,10 @@ def sweep_frontier(
         )
         runs.append(result)
         reactive_points.append(_point(f"reactive@{target:g}", result, target=target))
-    policy_targets = tuple(targets) if policy == "hybrid" else (FIXED_TARGET,)
+    if policy != "hybrid":
+        policy_targets = (FIXED_TARGET,)
+    elif policy_targets is None:
+        policy_targets = HYBRID_TARGETS
     tape = tape or ForecastTape(levels=tuple(sorted(set(quantiles))))
     policy_points = []
     for quantile in quantiles:
@@ -210,6 +219,7 @@ def sweep_frontier(
             "reactive_interval": str(reactive_interval),
             "policy_interval": str(policy_interval or "1 minute (or the trace step if finer)"),
             "targets": list(targets),
+            "policy_targets": list(policy_targets),
             "quantiles": list(quantiles),
         },
     )

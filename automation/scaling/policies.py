@@ -575,6 +575,9 @@ class HybridPolicy(ScalingPolicy):
         self._step_values: deque[float] = deque()
         self._pending: dict[int, tuple[float, float, float]] = {}  # target step -> (upper, mean, trailing)
         self._checks: deque[tuple[bool, float, float]] = deque()  # (hit, |error|, |trailing error|)
+        self._totals = [0, 0.0, 0.0]  # hits, sum |error|, sum |trailing error| over `_checks`
+        self._record: tuple[int, ForecastRecord] | None = None  # cached until the next check
+        self._added_checks = 0
 
     def configure(
         self,
@@ -621,9 +624,7 @@ class HybridPolicy(ScalingPolicy):
         if made is not None and not math.isnan(value):
             upper, mean, trailing = made
             if not math.isnan(trailing):
-                self._checks.append((value <= upper, abs(value - mean), abs(value - trailing)))
-                while len(self._checks) > window_steps:
-                    self._checks.popleft()
+                self._add_check((value <= upper, abs(value - mean), abs(value - trailing)), window_steps)
         self._step_values.append(value)
         while len(self._step_values) > trailing_steps:
             self._step_values.popleft()
@@ -636,8 +637,28 @@ class HybridPolicy(ScalingPolicy):
         bound = prediction.quantiles[self.predictive.settings.quantile]
         self._pending[completed + h] = (float(bound[h - 1]), float(prediction.mean[h - 1]), trailing_mean)
 
+    def _add_check(self, check: tuple[bool, float, float], window_steps: int) -> None:
+        self._checks.append(check)
+        self._added_checks += 1
+        self._totals[0] += int(check[0])
+        self._totals[1] += check[1]
+        self._totals[2] += check[2]
+        while len(self._checks) > window_steps:
+            hit, error, trailing_error = self._checks.popleft()
+            self._totals[0] -= int(hit)
+            self._totals[1] -= error
+            self._totals[2] -= trailing_error
+
     def record(self) -> ForecastRecord:
-        """The forecast's recent record and whether it has earned the right to add capacity."""
+        """The forecast's recent record and whether it has earned the right to add capacity (recomputed
+        only when a check is added)."""
+        if self._record is not None and self._record[0] == self._added_checks:
+            return self._record[1]
+        record = self._compute_record()
+        self._record = (self._added_checks, record)
+        return record
+
+    def _compute_record(self) -> ForecastRecord:
         checks = len(self._checks)
         quantile = self.predictive.settings.quantile
         if checks < self.trust.min_checks:
@@ -648,9 +669,8 @@ class HybridPolicy(ScalingPolicy):
                 earned=False,
                 why=f"{checks} checks of the forecast so far, {self.trust.min_checks} needed",
             )
-        hit_rate = sum(1 for hit, _, _ in self._checks if hit) / checks
-        model_error = sum(e for _, e, _ in self._checks)
-        trailing_error = sum(e for _, _, e in self._checks)
+        hit_rate = self._totals[0] / checks
+        model_error, trailing_error = self._totals[1], self._totals[2]
         skill = 1 - model_error / trailing_error if trailing_error > 0 else (0.0 if model_error else 1.0)
         reasons = []
         tolerance = self.trust.slack + self.trust.z * math.sqrt(quantile * (1 - quantile) / checks)
