@@ -78,6 +78,12 @@ interval_option = click.option(
     callback=_duration,
     help="Sampling interval (e.g. 5m): needed without timestamps; timestamped traces are resampled to it.",
 )
+warmup_option = click.option(
+    "--warmup",
+    default=None,
+    callback=_duration,
+    help="Excluded from the scores (default: a quarter of the trace, at most 7d).",
+)
 outage_option = click.option(
     "--zero-outage",
     default=None,
@@ -231,12 +237,7 @@ def scaling_group() -> None:
 @click.option(
     "--refit-every", default="1d", show_default=True, callback=_duration, help="Forecaster refit cadence."
 )
-@click.option(
-    "--warmup",
-    default=None,
-    callback=_duration,
-    help="Excluded from the scores (default: a quarter of the trace, at most 7d).",
-)
+@warmup_option
 @click.option(
     "--plot",
     "plot_path",
@@ -434,12 +435,7 @@ def _numbers(low: float, high: float, *, high_open: bool = False) -> Any:
     callback=_duration,
     help="How often the policy decides (the scaling loop's monitoring interval).",
 )
-@click.option(
-    "--warmup",
-    default=None,
-    callback=_duration,
-    help="Excluded from the scores (default: a quarter of the trace, at most 7d).",
-)
+@warmup_option
 @click.option(
     "--plot",
     "plot_path",
