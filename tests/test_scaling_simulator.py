@@ -226,6 +226,7 @@ def test_an_untrusted_hybrid_is_the_reactive_policy_and_says_why() -> None:
     assert untrusted.under_provisioned_minutes == reactive.under_provisioned_minutes
     assert untrusted.replica_hours == pytest.approx(reactive.replica_hours)
     assert not never.record().earned
+    assert set(untrusted.policy["decided_by"]) <= {"warming up", "not trusted"}
     last = pd.Timestamp(trace.load.index[-1]) + step
     decision = never.decide(
         DecisionContext(
@@ -251,6 +252,8 @@ def test_a_hybrid_whose_forecast_has_earned_it_adds_capacity_over_the_reactive_f
     assert isinstance(hybrid_policy, HybridPolicy)
     record = hybrid_policy.record()
     assert record.earned and record.hit_rate >= 0.8 and record.skill > 0
+    decided_by = hybrid.policy["decided_by"]
+    assert decided_by["forecast"] > 0 and decided_by["reactive floor"] > 0
     # the floor keeps everything reactive would hold; the forecast adds capacity ahead of the ramps
     assert hybrid.replica_hours >= reactive.replica_hours
     assert hybrid.under_provisioned_minutes < reactive.under_provisioned_minutes

@@ -578,6 +578,8 @@ class HybridPolicy(ScalingPolicy):
         self._totals = [0, 0.0, 0.0]  # hits, sum |error|, sum |trailing error| over `_checks`
         self._record: tuple[int, ForecastRecord] | None = None  # cached until the next check
         self._added_checks = 0
+        #: decisions by what set them: "warming up", "not trusted", "reactive floor", "forecast"
+        self.decided_by: dict[str, int] = {}
 
     def configure(
         self,
@@ -695,10 +697,12 @@ class HybridPolicy(ScalingPolicy):
             self._set_step(context.step, context.lead_time)
         need = self.predictive.forecast_need(context)
         if need is None:
+            self._count("warming up")
             return Decision(desired=floor.desired, reason=f"forecaster warming up, reactive: {floor.reason}")
         needed, keep, prediction, window = need
         record = self.record()
         if not record.earned:
+            self._count("not trusted")
             return Decision(
                 desired=floor.desired,
                 reason=f"forecast not trusted ({record.why}), reactive: {floor.reason}",
@@ -708,6 +712,7 @@ class HybridPolicy(ScalingPolicy):
         current = context.requested_replicas
         forecast_part = needed if needed >= current else min(current, max(needed, keep))
         if floor.desired >= forecast_part:
+            self._count("reactive floor")
             return Decision(
                 desired=floor.desired,
                 reason=f"reactive floor: {floor.reason} (forecast q{self.predictive.settings.quantile:g} "
@@ -715,6 +720,7 @@ class HybridPolicy(ScalingPolicy):
                 forecast=prediction,
                 window=window,
             )
+        self._count("forecast")
         reason = (
             f"forecast q{self.predictive.settings.quantile:g} needs {needed} over reactive {floor.desired}"
         )
@@ -724,11 +730,15 @@ class HybridPolicy(ScalingPolicy):
             desired=forecast_part, reason=f"{reason} ({record.why})", forecast=prediction, window=window
         )
 
+    def _count(self, what: str) -> None:
+        self.decided_by[what] = self.decided_by.get(what, 0) + 1
+
     def describe(self) -> dict[str, Any]:
         return {
             "policy": self.name,
             "predictive": self.predictive.describe(),
             "reactive": self.reactive.describe(),
+            "decided_by": dict(self.decided_by),
             "trust": {
                 "window": str(self.trust.window),
                 "min_checks": self.trust.min_checks,
