@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automation.forecasting.durations import format_duration
 from automation.forecasting.traces import Trace
 from automation.scaling.policies import ForecastTape, ScalingLimits, make_policy
 from automation.scaling.simulator import SimulationResult, SimulationSettings, simulate
@@ -215,9 +216,9 @@ def sweep_frontier(
         runs=runs,
         settings={
             "capacity_per_replica": round(settings.capacity_per_replica, 4),
-            "provisioning_delay": str(settings.provisioning_delay),
-            "reactive_interval": str(reactive_interval),
-            "policy_interval": str(policy_interval or "1 minute (or the trace step if finer)"),
+            "provisioning_delay": format_duration(settings.provisioning_delay),
+            "reactive_interval": format_duration(reactive_interval),
+            "policy_interval": format_duration(policy_interval) if policy_interval else "1m",
             "targets": list(targets),
             "policy_targets": list(policy_targets),
             "quantiles": list(quantiles),
