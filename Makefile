@@ -32,6 +32,9 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_anomaly.py
 	$(BIN)/python benchmarks/bench_alerting.py
+	$(BIN)/python benchmarks/bench_scaling_loop.py
+	$(BIN)/python benchmarks/bench_workers.py
+	$(BIN)/python benchmarks/bench_rca.py
 
 # Each drill starts its own Redis and PostgreSQL (not the shared services): see RELIABILITY.md.
 drills: $(STAMP)

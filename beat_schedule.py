@@ -24,6 +24,7 @@ MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
     "automation-settle-lost-steps",
     "automation-alerting-evaluate",
+    "automation-scaling-evaluate",
 )
 
 
@@ -50,6 +51,12 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "schedule": every,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
         },
+        # Sends nothing while AutomationConfig.enable_predictive_scaling is off.
+        "automation-scaling-evaluate": {
+            "task": "automation.scaling.evaluate",
+            "schedule": every,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
+        },
         "automation-alerting-flush-groups": {
             "task": "automation.alerting.flush_groups",
             "schedule": FLUSH_INTERVAL,
@@ -57,6 +64,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
         },
         "automation-alerting-purge-samples": {
             "task": "automation.alerting.purge_samples",
+            "schedule": 3600.0,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": 3600.0},
+        },
+        "automation-scaling-purge-decisions": {
+            "task": "automation.scaling.purge_decisions",
             "schedule": 3600.0,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": 3600.0},
         },

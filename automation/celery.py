@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 
 from automation.discovery import task_modules
-from automation.fleet import heartbeat
+from automation.fleet import heartbeat, throughput
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
 
@@ -30,3 +30,5 @@ app.conf.imports = task_modules()
 # Each worker heartbeats (so its steps are known to be alive), and its pool processes finish their step
 # when SIGTERM reaches the whole process group.
 heartbeat.install(app)
+# Each task finished is counted per queue in the broker's Redis, for the scaler of the engine's own workers.
+throughput.install()

@@ -16,6 +16,8 @@ import beat_schedule
 
 logger = logging.getLogger("automation.beat")
 
+#: Tasks that decide per time slot: Beat passes them the time it sent them (`now`).
+STAMPED_TASKS = frozenset({"automation.scaling.evaluate"})
 #: Fired slots are kept this long (the unique key is all that matters; old ones are pruned).
 SLOT_RETENTION = timedelta(days=1)
 
@@ -68,6 +70,10 @@ class AutomationScheduler(DatabaseScheduler):  # type: ignore[misc]
         if not claimed:
             logger.info("beat: %s already sent for this slot by another Beat", entry.name)
             return
+        if entry.task in STAMPED_TASKS:
+            # The send time, not the worker's clock when it takes the message: sends are a period apart,
+            # so two ticks never fall in one decision slot however late their messages are taken.
+            entry.kwargs = {**(entry.kwargs or {}), "now": time.time()}
         super().apply_entry(entry, producer=producer)
         self._sends += 1
         if self._sends % 500 == 1:

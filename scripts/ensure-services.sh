@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start Redis and PostgreSQL on loopback if they are not already answering (installing them if absent).
-# Install Prometheus and Alertmanager if their binaries are absent: the alerting tests start their own
+# Install Prometheus, Alertmanager and Chromium if their binaries are absent: the alerting tests start their own
 # instances on free ports, so the packages' own services (if the package starts them) are not used.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ up 5432 || command -v pg_ctlcluster >/dev/null || need_install+=(postgresql)
 need_bare=()  # without their recommends (node exporter, SNMP, smartmontools...): the tests need none
 command -v prometheus >/dev/null || need_bare+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_bare+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need_bare+=(chromium)  # the capacity report's screenshot test
 if ((${#need_install[@]} + ${#need_bare[@]})); then
   echo "installing ${need_install[*]} ${need_bare[*]}"
   apt-get update -qq

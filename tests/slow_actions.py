@@ -54,3 +54,28 @@ def crash(ctx: ActionContext, params: CrashParams) -> dict[str, Any]:
 
     os.kill(os.getpid(), signal.SIGKILL)
     return {}
+
+
+class TallyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    seconds: float = 0
+
+
+@action("testing.tally", params=TallyParams)
+def tally(ctx: ActionContext, params: TallyParams) -> dict[str, Any]:
+    """Counts each start and each finish of its (run, step) in the broker's Redis under `key`: a step
+    killed midway and run again shows two starts, whatever the engine's guard makes of its outcome."""
+    import os
+
+    import redis
+
+    client = redis.Redis.from_url(os.environ["AUTOMATION_BROKER_URL"])
+    member = f"{ctx.run_id}:{ctx.step}"
+    try:
+        client.hincrby(f"{params.key}:starts", member, 1)
+        time.sleep(params.seconds)
+        client.hincrby(f"{params.key}:finishes", member, 1)
+    finally:
+        client.close()
+    return {}

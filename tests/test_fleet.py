@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -96,8 +97,10 @@ def test_malformed_messages_are_set_aside_and_the_worker_goes_on(engine: Any, wo
     from automation import WorkflowDefinition
 
     engine.register_workflow(
-        WorkflowDefinition(name=name, actions=[ActionDefinition(name="a", action_type="control.wait",
-                                                                parameters={"seconds": 0})])
+        WorkflowDefinition(
+            name=name,
+            actions=[ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0})],
+        )
     )
     assert engine.run_workflow(name).wait(30).status == "succeeded"
 
@@ -114,13 +117,21 @@ def test_dead_letters_show_their_payload_with_secrets_masked(database: None) -> 
     assert shown["payload"]["body"]["inputs"]["service"] == "api"
     listed = subprocess.run(
         [sys.executable, "-m", "automation.cli.main", "dead-letters", "show", str(letter_id)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert listed.returncode == 0, listed.stderr
     assert "s3cr3t-value" not in listed.stdout and '"service": "api"' in listed.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "automation.cli.main", "dead-letters", "show", "999999999"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
@@ -164,9 +175,17 @@ def _node(
     _made_up.append(node_id)
     WorkerNode.objects.update_or_create(
         id=node_id,
-        defaults={"hostname": "h", "nodename": node_id, "executing": executing, "holding": holding,
-                  "seen_at": now - timedelta(seconds=seen_ago), "started_at": now, "stopped_at": None,
-                  "reaped_at": None, "fresh_since": now - timedelta(seconds=seen_ago + fresh_for)},
+        defaults={
+            "hostname": "h",
+            "nodename": node_id,
+            "executing": executing,
+            "holding": holding,
+            "seen_at": now - timedelta(seconds=seen_ago),
+            "started_at": now,
+            "stopped_at": None,
+            "reaped_at": None,
+            "fresh_since": now - timedelta(seconds=seen_ago + fresh_for),
+        },
     )
 
 
@@ -177,8 +196,9 @@ def test_a_step_executed_by_a_live_node_is_not_taken_over_and_a_dead_nodes_is(en
     from automation.models import StepRun
     from automation.runs import services
 
-    run = stored_run(engine, "takeover", ActionDefinition(name="a", action_type="control.wait",
-                                                          parameters={"seconds": 0}))
+    run = stored_run(
+        engine, "takeover", ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0})
+    )
     other = f"other-{uuid.uuid4().hex[:8]}"
     _node(NODE_ID, seen_ago=0)
     step = StepRun.objects.get(run_id=run.id, name="a")
@@ -203,8 +223,9 @@ def test_a_stale_node_judges_no_one(engine: Any) -> None:
     from automation.models import StepRun
     from automation.runs import services
 
-    run = stored_run(engine, "outage", ActionDefinition(name="a", action_type="control.wait",
-                                                        parameters={"seconds": 0}))
+    run = stored_run(
+        engine, "outage", ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0})
+    )
     other = f"other-{uuid.uuid4().hex[:8]}"
     _node(other, seen_ago=600)
     assert services.claim_step(run.id, "a", claim=claim(Claimant(other, 11))) is not None
@@ -225,8 +246,9 @@ def test_runs_whose_messages_a_dead_node_held_are_marked(engine: Any) -> None:
     from automation.runs import services
     from automation.runs.recovery import mark_runs_of_dead_nodes
 
-    run = stored_run(engine, "held", ActionDefinition(name="a_1", action_type="control.wait",
-                                                      parameters={"seconds": 0}))
+    run = stored_run(
+        engine, "held", ActionDefinition(name="a_1", action_type="control.wait", parameters={"seconds": 0})
+    )
     _node(NODE_ID, seen_ago=0)
     _node(f"dead-{uuid.uuid4().hex[:8]}", seen_ago=120, holding=f",{run.id}:a_1,not-a-step-id,")
     assert mark_runs_of_dead_nodes(timezone.now()) >= 1
@@ -244,7 +266,8 @@ def test_runs_of_a_dead_node_are_sent_again_as_a_new_generation(engine: Any, wor
     from automation.runs.recovery import mark_runs_of_dead_nodes, send_marked_runs
 
     run = stored_run(
-        engine, "orphan",
+        engine,
+        "orphan",
         ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0}),
         ActionDefinition(name="b", action_type="control.wait", parameters={"seconds": 0}),
     )
@@ -273,8 +296,11 @@ def test_a_message_of_an_older_generation_retires(engine: Any) -> None:
     from automation.runs import services
     from automation.runs.executor import settled_step
 
-    run = stored_run(engine, "generations", ActionDefinition(name="a", action_type="control.wait",
-                                                             parameters={"seconds": 0}))
+    run = stored_run(
+        engine,
+        "generations",
+        ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0}),
+    )
     WorkflowRun.objects.filter(id=run.id).update(generation=2)
     assert services.claim_step(run.id, "a", claim=claim(Claimant("n", 1), generation=1)) is None
     with pytest.raises(Ignore):
@@ -320,8 +346,9 @@ def test_a_message_the_broker_refuses_marks_its_run_for_the_recovery_job(engine:
     from automation.runs.recovery import send_marked_runs
     from tests.conftest import free_port
 
-    run = stored_run(engine, "refused", ActionDefinition(name="a", action_type="control.wait",
-                                                         parameters={"seconds": 0}))
+    run = stored_run(
+        engine, "refused", ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0})
+    )
     canvas = compile_workflow(stored_workflow(run.version_id).document, run_id=str(run.id), queue="default")
     closed = Connection(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=1)
     try:
@@ -341,8 +368,11 @@ def test_notes_with_nul_are_refused_through_python_too(engine: Any) -> None:
     from automation import InputError
     from automation.models import WorkflowRun
 
-    run = stored_run(engine, "nul-reason", ActionDefinition(name="a", action_type="control.wait",
-                                                            parameters={"seconds": 0}))
+    run = stored_run(
+        engine,
+        "nul-reason",
+        ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0}),
+    )
     with pytest.raises(InputError) as refused:
         engine.cancel_run(run.id, reason="bad\x00reason")
     assert refused.value.errors[0][0] == "reason"
@@ -356,8 +386,11 @@ def test_a_live_node_listing_a_similar_task_id_does_not_hold_a_step(engine: Any)
     from automation.models import StepRun
     from automation.runs import services
 
-    run = stored_run(engine, "underscore", ActionDefinition(name="a_b", action_type="control.wait",
-                                                            parameters={"seconds": 0}))
+    run = stored_run(
+        engine,
+        "underscore",
+        ActionDefinition(name="a_b", action_type="control.wait", parameters={"seconds": 0}),
+    )
     other = f"other-{uuid.uuid4().hex[:8]}"
     _node(NODE_ID, seen_ago=0)
     _node(other, seen_ago=0, executing=f",{run.id}:aXb,")  # `_` is LIKE's wildcard: must not match
@@ -373,8 +406,9 @@ def test_a_message_for_an_unknown_task_leaves_no_secret_in_the_log_or_the_api(wo
     from automation.models import DeadLetter
 
     before = DeadLetter.objects.count()
-    sent = app.send_task("automation.no_such_task", kwargs={"inputs": {"api_token": "s3cr3t-xyz"}},
-                         queue="celery")
+    sent = app.send_task(
+        "automation.no_such_task", kwargs={"inputs": {"api_token": "s3cr3t-xyz"}}, queue="celery"
+    )
     wait_for(lambda: DeadLetter.objects.count() > before, timeout=30)
     letter = DeadLetter.objects.order_by("-id").first()
     assert letter is not None and "unknown task" in letter.reason
@@ -391,9 +425,14 @@ def test_a_step_that_kills_its_worker_fails_once_its_attempts_are_spent(engine: 
     from automation import WorkflowDefinition
 
     name = unique("crash")
-    engine.register_workflow(WorkflowDefinition(name=name, actions=[
-        ActionDefinition(name="boom", action_type="testing.crash", parameters={}, retry_attempts=0),
-    ]))
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="boom", action_type="testing.crash", parameters={}, retry_attempts=0),
+            ],
+        )
+    )
     run = engine.run_workflow(name).wait(90)
     assert run.status == "failed", run.steps
     assert "worker died" in run.step("boom").error and run.step("boom").attempts == 2
@@ -410,13 +449,20 @@ def test_a_retry_carrying_its_output_records_it_without_acting_again(engine: Any
 
     peer = HttpPeer()
     try:
-        run = stored_run(engine, "carried", ActionDefinition(name="call", action_type="http.request",
-                                                             parameters={"url": f"{peer.url}/x"}))
+        run = stored_run(
+            engine,
+            "carried",
+            ActionDefinition(name="call", action_type="http.request", parameters={"url": f"{peer.url}/x"}),
+        )
         first = Claim(claimant=Claimant("gone", 1), token=uuid.uuid4().hex)
         assert services.claim_step(run.id, "call", claim=first) is not None  # acted, then the database failed
         task_id = StepRun.objects.get(run_id=run.id, name="call").task_id
-        app.send_task("automation.action.http.request", task_id=task_id, queue="default",
-                      kwargs={"prev": first.token, "done": {"status_code": 200, "carried": True}})
+        app.send_task(
+            "automation.action.http.request",
+            task_id=task_id,
+            queue="default",
+            kwargs={"prev": first.token, "done": {"status_code": 200, "carried": True}},
+        )
         wait_for(lambda: StepRun.objects.get(run_id=run.id, name="call").status == "succeeded", timeout=30)
         step = StepRun.objects.get(run_id=run.id, name="call")
         assert step.output == {"status_code": 200, "carried": True} and step.attempts == 1
@@ -433,8 +479,9 @@ def test_a_retry_whose_message_is_long_overdue_marks_its_run(engine: Any) -> Non
     from automation.runs import services
     from automation.runs.recovery import mark_overdue_parked_runs
 
-    run = stored_run(engine, "overdue", ActionDefinition(name="a", action_type="control.wait",
-                                                         parameters={"seconds": 0}))
+    run = stored_run(
+        engine, "overdue", ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0})
+    )
     claimed = services.claim_step(run.id, "a", claim=claim(Claimant("n", 1)))
     assert claimed is not None
     services.record_retry(claimed.id, error="boom", countdown=5)
@@ -465,3 +512,29 @@ def test_a_heartbeat_after_a_gap_starts_freshness_again(database: None) -> None:
     started = timezone.now()
     assert beat_once(Worker())
     assert WorkerNode.objects.get(id=NODE_ID).fresh_since >= started
+
+
+def test_beat_stamps_the_scaling_tick_with_its_send_time(database: None, monkeypatch: Any) -> None:
+    """The scaling loop decides per slot of the tick's time: Beat's send time, not the worker's clock when
+    it takes the message (two late messages must not fall in one slot and drop a tick)."""
+    from celery.schedules import schedule
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from automation.schedules import AutomationScheduler
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        DatabaseScheduler, "apply_entry", lambda self, entry, producer=None: sent.append(entry.kwargs)
+    )
+
+    class Entry:
+        def __init__(self, task: str) -> None:
+            self.name, self.task, self.kwargs = unique("stamp"), task, {}
+            self.schedule = schedule(timedelta(seconds=60))
+
+    scheduler = AutomationScheduler.__new__(AutomationScheduler)
+    before = time.time()
+    scheduler.apply_entry(Entry("automation.scaling.evaluate"))
+    scheduler.apply_entry(Entry("automation.alerting.evaluate"))
+    assert before <= sent[0]["now"] <= time.time()
+    assert "now" not in sent[1]  # other jobs keep their arguments

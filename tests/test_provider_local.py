@@ -428,3 +428,21 @@ def test_results_are_json_and_hold_no_secrets(make_provider: MakeProvider) -> No
     encoded = json.dumps(results)
     assert SECRET not in encoded
     assert SECRET not in "".join(p.read_text() for p in (provider.state_dir() / "api").rglob("*.json"))
+
+
+def test_scale_in_stops_departing_replicas_together_within_one_grace_period(
+    make_provider: MakeProvider,
+) -> None:
+    # Each replica takes 1.5 s to drain after SIGTERM: one after the other, three would take 4.5 s.
+    port = free_port_block(4)
+    provider = make_provider(api=echo_service(port, "--drain", "1.5", grace_period=10))
+    provider.scale("api", replicas=4)
+
+    began = time.monotonic()
+    result = provider.scale("api", replicas=1)
+    elapsed = time.monotonic() - began
+
+    assert [replica["replica"] for replica in result["stopped"]] == [3, 2, 1]
+    assert not any(replica["killed"] for replica in result["stopped"])
+    assert 1.5 <= elapsed < 3.5
+    assert provider.status("api")["running_replicas"] == 1

@@ -5,8 +5,8 @@
   blocks that start with `make` run in the repository as a fresh clone would (embedded: no database or
   broker URL). Every `curl` answer must match the `# STATUS {json}` comment under its command (`…` stands
   for any value), and every other `curl` call must succeed.
-- `python` blocks run in a fresh interpreter; `yaml` blocks must be valid definitions (workflows, or alert
-  rules under `rules:`), and one marked
+- `python` blocks run in a fresh interpreter; `yaml` blocks must be valid definitions (workflows, alert
+  rules under `rules:`, or scaling targets under `targets:`), and one marked
   `<!-- file: NAME -->` is saved as NAME in the scratch directory for the blocks after it.
 - A block marked `<!-- not-run: reason -->` is skipped, and listed as skipped with its reason.
 - `text` blocks are illustrations. Two addresses are replaced, the only changes made: the API's
@@ -197,6 +197,11 @@ def _yaml_block(block: Block, scene: Scene) -> None:
             rule = RuleDefinition.parse(raw, where=f"rules[{i}]")
             if rule.condition is not None:
                 parse_rule(rule.condition)
+    elif isinstance(document, dict) and "targets" in document:
+        from automation.scaling.definitions import ScalingTargetDefinition
+
+        for i, raw in enumerate(document["targets"]):
+            ScalingTargetDefinition.parse(raw, where=f"targets[{i}]")
     else:
         validate_definition(WorkflowDefinition.from_document(document))
     if block.marker and block.marker[0] == "file":

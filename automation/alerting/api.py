@@ -155,12 +155,13 @@ def silence_detail(request: HttpRequest, silence_id: str) -> JsonResponse:
 @json_body_view
 def alerting_document(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
     from automation.alerting.serializers import alerting_document_json
-    from automation.alerting.services.config import apply_document, current_document
+    from automation.alerting.services.config import current_document
+    from automation.alerting.services.pipeline import apply_routing
 
     if request.method == "GET":
         document = current_document()
     elif not request.body:
         raise BadRequest("the alerting document is required (PUT {} to go back to the defaults)")
     else:
-        document = apply_document(body)
+        document, _ = apply_routing(body, time.time())
     return JsonResponse(alerting_document_json(document))

@@ -35,7 +35,7 @@ from automation.alerting.grouping import GroupState, Member, due
 from automation.alerting.inhibition import FiringAlert, InhibitRule, inhibited_by
 from automation.alerting.lifecycle import observed_state, record_change, resolves
 from automation.alerting.matchers import alert_fingerprint
-from automation.alerting.remediation import in_cooldown, is_gated, run_workflow_name
+from automation.alerting.remediation import in_cooldown, is_gated, outside_remediate_when, run_workflow_name
 from automation.alerting.routing import Destination, Route, destinations
 from automation.alerting.rules import (
     AnomalyScorer,
@@ -388,6 +388,10 @@ class _Replay:
     def _remediate(self, alert: _Alert, now: float) -> None:
         rule = alert.rule
         if not rule.actions and rule.workflow is None:
+            return
+        outside = outside_remediate_when(rule, alert.labels)
+        if outside is not None:
+            self._log(alert, Decision.WORKFLOW_REFUSED, now, detail=outside)
             return
         if in_cooldown(alert.last_run_at, now, rule.cooldown_period):
             since = now - (alert.last_run_at or now)

@@ -66,14 +66,14 @@ def rules_apply(path: str) -> None:
     """Store the rules of a YAML file (`rules:` list; an `alerting:` section is applied too); all or none."""
     from django.db import transaction
 
-    from automation.alerting.services.config import apply_document
+    from automation.alerting.services.pipeline import apply_routing
     from automation.alerting.services.rules import save_rules
 
     document = _load(path)
     try:
         with transaction.atomic():
             if isinstance(document, dict) and "alerting" in document:
-                apply_document(document["alerting"])
+                apply_routing(document["alerting"], time.time())
             stored = save_rules(_rules_of(document, path))
     except AutomationError as exc:
         _fail(exc)
@@ -240,19 +240,19 @@ def alerting() -> None:
 @alerting.command("apply")
 @click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False))
 def alerting_apply(path: str) -> None:
-    from automation.alerting.services.config import apply_document
+    from automation.alerting.services.pipeline import apply_routing
 
     document = _load(path)
     if isinstance(document, dict) and "alerting" in document:
         document = document["alerting"]
     try:
-        applied = apply_document(document)
+        applied, rerouted = apply_routing(document, time.time())
     except AutomationError as exc:
         _fail(exc)
         return
     click.echo(
         f"alerting document applied: {len(applied.receivers)} receiver(s), "
-        f"{len(applied.inhibit_rules)} inhibition rule(s)"
+        f"{len(applied.inhibit_rules)} inhibition rule(s); {rerouted} firing alert(s) re-routed"
     )
 
 

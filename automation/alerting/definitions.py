@@ -168,6 +168,10 @@ class RuleDefinition(_Model):
     flap: Flap = Field(default_factory=Flap)
     actions: list[AlertAction] = Field(default_factory=list, max_length=50)
     workflow: WorkflowCall | None = None
+    #: The labels an alert must have for its remediation to start (its notification is sent regardless).
+    #: A received alert's labels are its sender's: a rule acting on `${alert.labels.service}` lists here
+    #: the services it may act on, so a mislabelled (or forged) alert cannot point the action elsewhere.
+    remediate_when: Matchers = ()
     description: str = ""
 
     @model_validator(mode="after")
@@ -184,6 +188,8 @@ class RuleDefinition(_Model):
             raise ValueError("`for` goes with `expr`; in a condition write `AND duration > 5m`")
         if self.actions and self.workflow is not None:
             raise ValueError("give `actions` or `workflow`, not both")
+        if self.remediate_when and not (self.actions or self.workflow):
+            raise ValueError("`remediate_when` needs `actions` or `workflow` to guard")
         return self
 
     @staticmethod

@@ -10,9 +10,11 @@ severity, starts_at}), so parameters may say `${alert.labels.service}` or `${ale
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from automation.alerting.definitions import RuleDefinition
+from automation.alerting.matchers import matches_all
 from automation.choices import AlertSeverity, AutomationLevel
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
 
@@ -20,6 +22,14 @@ APPROVAL_STEP = "approve"
 _STEP_CHARS = re.compile(r"[^A-Za-z0-9_\-]")
 #: Severities whose runs wait for an approval at level `semi_autonomous`.
 GATED_SEVERITIES = (AlertSeverity.HIGH.value, AlertSeverity.CRITICAL.value)
+
+
+def outside_remediate_when(rule: RuleDefinition, labels: Mapping[str, str]) -> str | None:
+    """Why an alert with these labels may not start the rule's remediation (its `remediate_when`), or None."""
+    if not rule.remediate_when or matches_all(rule.remediate_when, labels):
+        return None
+    shown = ", ".join(str(m) for m in rule.remediate_when)
+    return f"labels outside the rule's remediate_when ({shown}): notify only"
 
 
 def in_cooldown(last_run_at: float | None, now: float, cooldown: float) -> bool:

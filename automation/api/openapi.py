@@ -25,6 +25,7 @@ from automation.alerting.payloads import FINGERPRINT, FINGERPRINT_TEXT, STATUSES
 from automation.api.limits import MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_INPUTS_BYTES, TEXT_LIMITS
 from automation.choices import RunStatus
 from automation.definitions.schema import WorkflowDefinition
+from automation.scaling.openapi import SCALING_MODELS, SCALING_SCHEMAS, scaling_paths
 
 _REF = "#/components/schemas/{model}"
 
@@ -257,11 +258,12 @@ def _model_schemas(name: str, model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _component_schemas() -> dict[str, Any]:
-    merged: dict[str, Any] = {**_SCHEMAS, **ALERTING_SCHEMAS}
+    merged: dict[str, Any] = {**_SCHEMAS, **ALERTING_SCHEMAS, **SCALING_SCHEMAS}
     for name, model in (
         ("WorkflowDefinition", WorkflowDefinition),
         ("AlertRule", RuleDefinition),
         ("AlertingDocument", AlertingDocument),
+        *SCALING_MODELS,
     ):
         for key, schema in _model_schemas(name, model).items():
             if merged.setdefault(key, schema) != schema:
@@ -459,6 +461,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **alerting_paths(),
+            **scaling_paths(_responses, _body, _errors_only),
         },
     }
 

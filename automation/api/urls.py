@@ -6,6 +6,7 @@ from django.urls import path
 
 from automation.alerting import api as alerting
 from automation.api import fleet, views
+from automation.scaling import api as scaling
 
 urlpatterns = [
     path("healthz", views.healthz),
@@ -31,6 +32,10 @@ urlpatterns = [
     path("api/v1/silences", alerting.silences),
     path("api/v1/silences/<str:silence_id>", alerting.silence_detail),
     path("api/v1/alerting", alerting.alerting_document),
+    path("api/v1/scaling/targets", scaling.targets),
+    path("api/v1/scaling/targets/<str:name>", scaling.target_detail),
+    path("api/v1/scaling/targets/<str:name>/decisions", scaling.target_decisions),
+    path("api/v1/capacity", scaling.capacity),
 ]
 
 handler400 = "automation.api.errors.bad_request"

@@ -38,15 +38,19 @@ def _fail_on_errors(exc: AutomationError) -> None:
 
 
 #: Subcommands that work without the engine's database.
-WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling", "anomaly"})
+WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling", "anomaly", "capacity"})
 #: Groups that set the database up themselves, for those of their subcommands that need it.
 SETS_UP_ITSELF = frozenset({"rules"})
 
 
 class _Commands(click.Group):
-    """Loads the forecasting commands (pandas, statsmodels) only when they are asked for."""
+    """Loads the forecasting and scaling commands (pandas, statsmodels) only when they are asked for."""
 
-    lazy = {"forecast": "forecast_command", "scaling": "scaling_group"}
+    lazy = {
+        "forecast": ("automation.cli.forecast", "forecast_command"),
+        "scaling": ("automation.scaling.cli", "scaling_group"),
+        "capacity": ("automation.cli.capacity", "capacity_group"),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -55,8 +59,8 @@ class _Commands(click.Group):
         if name in self.lazy:
             import importlib
 
-            module = importlib.import_module("automation.cli.forecast")
-            command: click.Command = getattr(module, self.lazy[name])
+            module_name, attribute = self.lazy[name]
+            command: click.Command = getattr(importlib.import_module(module_name), attribute)
             return command
         return super().get_command(ctx, name)
 

@@ -14,6 +14,7 @@ from automation.models.config import EngineConfig
 from automation.models.definitions import Workflow, WorkflowVersion
 from automation.models.fleet import BeatSlot, BrokerEpoch, DeadLetter, WorkerNode
 from automation.models.runs import StepRun, WorkflowRun
+from automation.models.scaling import ScalingDecision, ScalingState, ScalingTarget
 
 __all__ = [
     "Alert",
@@ -28,6 +29,9 @@ __all__ = [
     "BrokerEpoch",
     "DeadLetter",
     "EngineConfig",
+    "ScalingDecision",
+    "ScalingState",
+    "ScalingTarget",
     "StepRun",
     "WorkerNode",
     "Workflow",

@@ -80,3 +80,26 @@ def test_the_engine_and_the_backtest_log_the_same_decisions() -> None:
     assert engine_log == replayed
     decided = {decision for _, decision in replayed}
     assert {"fired", "resolved", "flapping", "cooldown", "workflow_started", "notified"} <= decided
+
+
+def test_the_backtest_refuses_what_remediate_when_refuses() -> None:
+    source = MemorySource([cpu_series()])
+    start, end = nab_time("2014-02-26 00:00:00"), nab_time("2014-02-26 12:00:00")
+
+    def replay(matchers: list[str]) -> Any:
+        rule = RuleDefinition.parse(
+            {
+                "name": "guarded",
+                "condition": "value > 0.14",
+                "remediate_when": matchers,
+                "actions": [{"type": "control.wait", "parameters": {"seconds": 0}}],
+            }
+        )
+        return backtest(
+            [rule], source, start=start, end=end, interval=300.0, level=AutomationLevel.AUTONOMOUS
+        )
+
+    allowed, refused = replay(['trace=~"ec2_.*"']), replay(['trace="some-other-host"'])
+    assert [e for e in allowed.log if e.decision == "workflow_started"]
+    assert not [e for e in refused.log if e.decision == "workflow_started"]
+    assert any("remediate_when" in e.detail for e in refused.log if e.decision == "workflow_refused")

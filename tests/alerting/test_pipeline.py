@@ -342,3 +342,67 @@ def test_a_rule_starts_an_existing_workflow_with_inputs_from_the_alert(
         assert gate.inputs["call_inputs"] == {"service": "checkout"}
         assert runs_of(target) == [] and "approval_required" in decisions(alert.fingerprint)
         assert WorkflowRun.objects.filter(pk=gate.pk).exists()
+
+
+def test_a_new_routing_document_regroups_the_alerts_already_firing(alerting_document: Any) -> None:
+    from automation.alerting.services.groups import flush_all
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.pipeline import apply_routing
+    from automation.errors import DefinitionError
+    from automation.models import Alert
+
+    service, name = unique("svc"), unique("reroute")
+    timings = {"group_wait": "10s", "group_interval": "1m", "repeat_interval": "1h"}
+    alerting_document({"route": {"receiver": "log", "group_by": ["service"], **timings}})
+    now = time.time()
+    alert = received(name, service=service)
+    receive(alert, now)
+
+    def groups() -> list[dict[str, str]]:
+        stored = Alert.objects.get(fingerprint=alert.fingerprint)
+        return [dict(group.group_labels) for group in stored.groups.all()]
+
+    assert groups() == [{"service": service}]
+    with pytest.raises(DefinitionError):
+        apply_routing({"route": {"receiver": "nobody", "group_by": ["alertname"]}}, now + 1)
+    assert groups() == [{"service": service}]  # a refused document changes nothing
+
+    document, rerouted = apply_routing(
+        {"route": {"receiver": "log", "group_by": ["alertname"], **timings}}, now + 2
+    )
+    assert rerouted >= 1 and list(document.route.group_by) == ["alertname"]
+    assert groups() == [{"alertname": name}]  # left the old group, joined the new one
+    flush_all(now + 5)
+    assert decisions(alert.fingerprint).count("notified") == 0  # the new group waits its group_wait
+    flush_all(now + 13)
+    assert decisions(alert.fingerprint).count("notified") == 1
+    _, moved = apply_routing({"route": {"receiver": "log", "group_by": ["alertname"], **timings}}, now + 20)
+    assert groups() == [{"alertname": name}] and moved == 0
+    flush_all(now + 40)
+    assert decisions(alert.fingerprint).count("notified") == 1  # same routes again: nothing moves
+
+
+def test_remediate_when_keeps_actions_on_the_services_a_rule_may_touch(level: Any) -> None:
+    from automation.alerting.services.intake import receive
+    from automation.alerting.services.rules import save_rule
+    from automation.errors import DefinitionError
+    from automation.models import AlertLog
+
+    level("autonomous")
+    name = unique("guarded")
+    handler(name, remediate_when=['service=~"checkout|search"'])
+    outside = received(name, service="billing")
+    inside = received(name, service="checkout")
+    assert receive(outside, time.time()).outcome == "fired"
+    assert receive(inside, time.time()).outcome == "fired"
+    assert "workflow_refused" in decisions(outside.fingerprint)
+    refused = AlertLog.objects.get(alert__fingerprint=outside.fingerprint, decision="workflow_refused")
+    assert "remediate_when" in refused.detail and "checkout|search" in refused.detail
+    assert "workflow_started" in decisions(inside.fingerprint)
+    assert len(runs_of(f"alert.{name}")) == 1  # only the alert on a service the rule may act on
+
+    with pytest.raises(DefinitionError) as caught:
+        save_rule(
+            {"name": unique("bad"), "actions": [{"type": "control.wait"}], "remediate_when": ["service"]}
+        )
+    assert any(field.startswith("remediate_when") for field, _ in caught.value.errors)

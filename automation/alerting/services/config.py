@@ -33,7 +33,6 @@ def current_document() -> AlertingDocument:
 def apply_document(raw: Any) -> AlertingDocument:
     """Validate (DefinitionError naming the field: nothing stored), register the receivers' delivery
     workflows and store the document, in one transaction."""
-    global _cache
     document = AlertingDocument.parse(raw)
     with transaction.atomic():
         for index, receiver in enumerate(document.receivers):
@@ -44,8 +43,14 @@ def apply_document(raw: Any) -> AlertingDocument:
         AlertingConfig.objects.update_or_create(
             pk=1, defaults={"document": document.model_dump(mode="json", by_alias=True, exclude_none=True)}
         )
-    _cache = (time.monotonic(), document)
+        # Cached once stored for good: a caller's transaction that rolls back leaves the cache as it was.
+        transaction.on_commit(lambda: _remember(document))
     return document
+
+
+def _remember(document: AlertingDocument) -> None:
+    global _cache
+    _cache = (time.monotonic(), document)
 
 
 def register_receiver(receiver: ReceiverDefinition) -> None:

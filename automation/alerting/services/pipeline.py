@@ -27,11 +27,17 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from automation.alerting.choices import AlertState, Decision
-from automation.alerting.definitions import RuleDefinition
-from automation.alerting.remediation import alert_context, in_cooldown, is_gated, run_workflow_name
+from automation.alerting.definitions import AlertingDocument, RuleDefinition
+from automation.alerting.remediation import (
+    alert_context,
+    in_cooldown,
+    is_gated,
+    outside_remediate_when,
+    run_workflow_name,
+)
 from automation.alerting.routing import destinations
 from automation.alerting.services.alerts import at, firing_key, log, record_run
-from automation.alerting.services.config import current_document
+from automation.alerting.services.config import apply_document, current_document
 from automation.alerting.services.groups import join
 from automation.alerting.services.muting import Muting
 from automation.choices import AlertSeverity, AutomationLevel
@@ -70,8 +76,8 @@ def _handled(alert: Alert, moment: Any) -> None:
     alert.handled_for = moment
 
 
-def _route(alert: Alert, now: float) -> None:
-    document = current_document()
+def _route(alert: Alert, now: float, document: AlertingDocument | None = None) -> None:
+    document = document or current_document()
     found = destinations(document.route.build(), dict(alert.labels))
     if not found:
         started = alert.fired_at.timestamp() if alert.fired_at else 0.0
@@ -84,6 +90,37 @@ def _route(alert: Alert, now: float) -> None:
         return
     for destination in found:
         join(alert, destination, now)
+
+
+def apply_routing(raw: Any, now: float) -> tuple[AlertingDocument, int]:
+    """Apply a new alerting document and re-route the firing alerts under it, in one transaction (all or
+    nothing); returns the document and how many alerts changed groups. See `reroute`."""
+    with transaction.atomic():
+        document = apply_document(raw)
+        return document, reroute(now, document)
+
+
+def reroute(now: float, document: AlertingDocument | None = None) -> int:
+    """Every firing alert joins the groups its labels route to under the current routes and leaves those
+    it no longer routes to (Alertmanager re-dispatches its alerts on a reload the same way): a new route
+    or receiver takes effect for alerts already firing, not only for the next ones. A group an alert
+    joins waits its group_wait as a new group does. Returns the alerts whose groups changed."""
+    tree = (document or current_document()).route.build()
+    changed = 0
+    firing = Alert.objects.filter(state=AlertState.FIRING).prefetch_related("groups").order_by("pk")
+    for alert in firing.iterator(chunk_size=500):
+        wanted = {found.group_key: found for found in destinations(tree, dict(alert.labels))}
+        held = {group.key: group for group in alert.groups.all()}
+        leaving = [group for key, group in held.items() if key not in wanted]
+        joining = [found for key, found in wanted.items() if key not in held]
+        if leaving:
+            alert.groups.remove(*leaving)
+        for found in joining:
+            join(alert, found, now)
+        if not wanted and held:
+            _route(alert, now, document)  # logs no_route once
+        changed += bool(leaving or joining)
+    return changed
 
 
 def repair(now: float) -> int:
@@ -118,6 +155,10 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
     if not rule.actions and rule.workflow is None:
         return None
     key = firing_key(alert)
+    outside = outside_remediate_when(rule, alert.labels)
+    if outside is not None:
+        log(alert, Decision.WORKFLOW_REFUSED, now, detail=outside, once_key=f"refused:{key}")
+        return None
     last_run = alert.last_run_at.timestamp() if alert.last_run_at is not None else None
     if in_cooldown(last_run, now, rule.cooldown_period):
         since = now - (last_run or now)

@@ -26,7 +26,7 @@ from automation.providers.local.replicas import (
     running_replicas,
     spawn_and_record,
     start_missing,
-    stop_replica,
+    stop_replicas,
     wait_healthy,
 )
 from automation.providers.local.services_file import (
@@ -135,11 +135,10 @@ class LocalProvider(ServiceProvider):
             running = running_replicas(state)
             # Recorded first: a worker dying mid-scale leaves the target for `start` to converge on.
             state.save_desired_replicas(replicas)
-            stopped = [
-                stop_replica(spec, state, process, graceful=True, grace_period=None)
-                for index, process in sorted(running.items(), reverse=True)
-                if index >= replicas
+            departing = [
+                process for index, process in sorted(running.items(), reverse=True) if index >= replicas
             ]
+            stopped = stop_replicas(spec, state, departing, graceful=True, grace_period=None)
             started = start_missing(
                 spec, state, replicas, wait_for_health, health_timeout, base_dir=self.services_file.parent
             )
@@ -171,15 +170,14 @@ class LocalProvider(ServiceProvider):
         spec, state = self._resolve(service)
 
         def act() -> dict[str, Any]:
-            stopped = []
+            running = []
             for index in reversed(state.recorded_replicas()):
                 process = state.replica_process(index)
                 if process is not None and process.is_running():
-                    stopped.append(
-                        stop_replica(spec, state, process, graceful=True, grace_period=grace_period)
-                    )
+                    running.append(process)
                 else:
                     state.forget_replica(index)
+            stopped = stop_replicas(spec, state, running, graceful=True, grace_period=grace_period)
             return StopResult(
                 service=service, stopped=stopped, killed=any(replica.killed for replica in stopped)
             ).to_dict()

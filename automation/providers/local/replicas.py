@@ -4,6 +4,8 @@ health, start the missing, stop one, and report each replica's status.
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -86,6 +88,34 @@ def stop_replica(
     killed = process.terminate(graceful=graceful, grace_period=grace)
     state.forget_replica(process.replica)
     return StoppedReplica(replica=process.replica, port=process.port, pid=process.pid, killed=killed)
+
+
+def stop_replicas(
+    spec: ServiceSpec,
+    state: ServiceState,
+    processes: list[ReplicaProcess],
+    *,
+    graceful: bool,
+    grace_period: float | None,
+) -> list[StoppedReplica]:
+    """Terminate several replicas at once: SIGTERM to all first, then each waited for within the same
+    grace period, so stopping N replicas that each finish their work takes one grace period, not N."""
+    grace = spec.grace_period if grace_period is None else grace_period
+    if graceful:
+        for process in processes:
+            if process.is_running():
+                process.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    return [
+        stop_replica(
+            spec,
+            state,
+            process,
+            graceful=graceful,
+            grace_period=max(0.0, deadline - time.monotonic()),
+        )
+        for process in processes
+    ]
 
 
 def replica_statuses(spec: ServiceSpec, state: ServiceState, desired: int) -> list[ReplicaStatus]:

@@ -1,0 +1,217 @@
+"""Root-cause ranking for one incident: which service most likely started it, with the evidence.
+
+Three kinds of evidence, each stated in the candidate's `evidence` lines:
+- graph: how many of the affected services (alerting, or whose metric went wrong) the candidate is, or
+  lies upstream of (a failure travels from a dependency to its dependents), and whether a dependency of
+  its own went wrong first (then it is more likely a victim);
+- timing: when its trouble began (the metric's onset, else its first alert) against the others';
+- changes: a deploy, config change or workflow run on it shortly before its trouble began.
+
+Candidates are the affected services and their dependencies up to two hops (a root whose own alert never
+fired, or whose metric is not watched, can still be named from its dependents). The score is a fixed
+weighted sum, not learned: what each part contributes is visible and stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from automation.incidents.graph import ServiceGraph
+from automation.incidents.onset import Onset
+
+__all__ = ["AlertSignal", "Cause", "Change", "rank_causes"]
+
+WEIGHTS = {"coverage": 0.45, "earliest": 0.20, "change": 0.15, "strength": 0.20, "victim": -0.40}
+#: A candidate with no signal of its own (an unwatched root, or a healthy dependency) gets this share of
+#: its coverage: it is named only when nothing that went wrong explains as much.
+SILENT_SHARE = 0.5
+#: How long before a service's trouble a change on it counts as a suspect.
+CHANGE_LOOKBACK = pd.Timedelta(hours=1)
+#: Onsets closer than this are simultaneous (one scrape, one evaluation apart).
+TIE = pd.Timedelta(seconds=30)
+#: The longest a failure takes to reach a dependent: trouble upstream that began earlier explains nothing.
+PROPAGATION = pd.Timedelta(minutes=10)
+#: The longest a cascade goes on spreading after its root's trouble began.
+CASCADE_SPAN = pd.Timedelta(hours=1)
+#: Strength of a service known only by its alert (no metric, or no onset found in it).
+ALERT_STRENGTH = 0.5
+CANDIDATE_HOPS = 2
+
+
+@dataclass(frozen=True)
+class AlertSignal:
+    service: str
+    started_at: pd.Timestamp
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    service: str
+    at: pd.Timestamp
+    kind: str  # deploy, config, workflow_run, ...
+    detail: str = ""
+
+
+@dataclass
+class Cause:
+    service: str
+    score: float
+    began_at: pd.Timestamp | None
+    evidence: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "service": self.service,
+            "score": round(self.score, 4),
+            "began_at": None if self.began_at is None else self.began_at.isoformat(),
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class _Trouble:
+    began: pd.Timestamp
+    what: str
+    strength: float
+
+
+def _troubles(alerts: Iterable[AlertSignal], onsets: Mapping[str, Onset]) -> dict[str, _Trouble]:
+    """Per affected service: when its trouble began, what says so, and how strong it is (the metric's
+    onset wins over the alert: alerts fire after their `for`)."""
+    found: dict[str, _Trouble] = {}
+    for alert in alerts:
+        known = found.get(alert.service)
+        if known is None or alert.started_at < known.began:
+            found[alert.service] = _Trouble(
+                alert.started_at, f"alert {alert.name or 'firing'}", ALERT_STRENGTH
+            )
+    for service, onset in onsets.items():
+        what = f"metric onset ({onset.peak_sigmas:.1f} sigma, {onset.sustained:.0%} of the time since)"
+        strength = max(onset.strength, ALERT_STRENGTH if service in found else 0.0)
+        found[service] = _Trouble(onset.at, what, strength)
+    return found
+
+
+def rank_causes(
+    graph: ServiceGraph,
+    *,
+    alerts: Iterable[AlertSignal],
+    onsets: Mapping[str, Onset],
+    changes: Iterable[Change] = (),
+) -> list[Cause]:
+    """The candidates, best first (ties by earlier trouble, then name)."""
+    troubles = _troubles(
+        [a for a in alerts if a.service in graph], {s: o for s, o in onsets.items() if s in graph}
+    )
+    if not troubles:
+        return []
+    candidates = set(troubles)
+    for service in troubles:
+        candidates |= {s for s, hops in graph.upstream(service).items() if hops <= CANDIDATE_HOPS}
+    by_service: dict[str, list[Change]] = {}
+    for change in changes:
+        by_service.setdefault(change.service, []).append(change)
+    total = sum(t.strength for t in troubles.values()) or 1.0
+    causes = [_judge(graph, c, troubles, total, by_service) for c in sorted(candidates)]
+    first = min(t.began for t in troubles.values())
+    far = first + pd.Timedelta(days=3650)
+    causes.sort(key=lambda c: (-c.score, c.began_at if c.began_at is not None else far, c.service))
+    return causes
+
+
+def _explains(own: _Trouble | None, other: _Trouble) -> bool:
+    """Whether trouble that began at `own` can have caused `other` downstream (no signal: it may)."""
+    return own is None or own.began - TIE <= other.began <= own.began + CASCADE_SPAN
+
+
+def _shared_silent_dependency(
+    graph: ServiceGraph, service: str, own: _Trouble, troubles: Mapping[str, _Trouble]
+) -> tuple[str, int] | None:
+    """A dependency without a signal shared with at least two other affected services that got into
+    trouble about when this one did: siblings failing together point at what they share."""
+    best: tuple[str, int] | None = None
+    for dep, hops in graph.upstream(service).items():
+        if dep in troubles or hops > CANDIDATE_HOPS:
+            continue
+        siblings = sum(
+            1
+            for other in graph.downstream(dep)
+            if other != service
+            and other in troubles
+            and abs(troubles[other].began - own.began) <= PROPAGATION
+            and service not in graph.upstream(other)
+        )
+        if siblings >= 2 and (best is None or siblings > best[1]):
+            best = (dep, siblings)
+    return best
+
+
+def _judge(
+    graph: ServiceGraph,
+    service: str,
+    troubles: Mapping[str, _Trouble],
+    total: float,
+    changes: Mapping[str, list[Change]],
+) -> Cause:
+    evidence: list[str] = []
+    own = troubles.get(service)
+    below = graph.downstream(service)
+    explained = sorted(s for s in troubles if s != service and s in below and _explains(own, troubles[s]))
+    weight = sum(troubles[s].strength for s in explained) + (own.strength if own else 0.0)
+    coverage = weight / total
+    evidence.append(
+        f"graph: upstream of {len(explained)} of the {len(troubles)} affected services"
+        + (f" ({', '.join(explained)[:200]})" if explained else "")
+        + f"; {coverage:.0%} of the trouble by strength"
+    )
+    if own is None:
+        evidence.append("timing: no alert and no metric onset of its own")
+        score = WEIGHTS["coverage"] * coverage * SILENT_SHARE
+    else:
+        after = sum(1 for s in explained if troubles[s].began >= own.began - TIE)
+        earliest = (after + 1) / (len(explained) + 1)
+        score = (
+            WEIGHTS["coverage"] * coverage
+            + WEIGHTS["earliest"] * earliest
+            + WEIGHTS["strength"] * own.strength
+        )
+        evidence.append(
+            f"timing: {own.what} at {own.began:%H:%M:%S}; before {after} of the {len(explained)} it explains"
+        )
+    failing_deps = sorted(
+        dep
+        for dep in graph.upstream(service)
+        if dep in troubles
+        and troubles[dep].strength >= 0.3
+        and (own is None or own.began - PROPAGATION <= troubles[dep].began < own.began - TIE)
+    )
+    if failing_deps and own is not None:
+        score += WEIGHTS["victim"]
+        evidence.append(f"graph: depends on {', '.join(failing_deps[:5])}, in trouble shortly before it")
+    elif own is not None:
+        shared = _shared_silent_dependency(graph, service, own, troubles)
+        if shared is not None:
+            score += WEIGHTS["victim"] / 2
+            evidence.append(
+                f"graph: {shared[0]} (no signal of its own) is a dependency of this service and of "
+                f"{shared[1]} other affected services whose trouble began within "
+                f"{PROPAGATION.total_seconds() / 60:.0f} min of its own"
+            )
+    else:
+        hops = [below[s] for s in explained]
+        if hops:
+            score -= 0.01 * (sum(hops) / len(hops))  # the nearest common dependency first
+    reference = own.began if own is not None else min(t.began for t in troubles.values())
+    suspects = [c for c in changes.get(service, ()) if reference - CHANGE_LOOKBACK <= c.at <= reference + TIE]
+    if suspects:
+        latest = max(suspects, key=lambda c: c.at)
+        before = (reference - latest.at).total_seconds() / 60
+        score += WEIGHTS["change"]
+        evidence.append(
+            f"change: {latest.kind} {latest.detail}".rstrip() + f", {before:.0f} min before its trouble"
+        )
+    return Cause(service=service, score=score, began_at=own.began if own else None, evidence=evidence)

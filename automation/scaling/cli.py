@@ -1,0 +1,201 @@
+"""`automation scaling apply|targets|delete|evaluate|decisions`: scaling targets and the loop's decision
+log from a shell, beside `scaling backtest` (automation/cli/forecast.py, on files alone). Exit code 2 for
+bad input (one line per error), 1 for a refused operation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from automation.cli.forecast import scaling_group
+from automation.errors import AutomationError, InvalidFieldsError, NotFoundError
+from automation.scaling.limits import DEFAULT_DECISIONS, MAX_DECISIONS
+
+__all__ = ["scaling_group"]
+
+
+class InputProblem(click.ClickException):
+    exit_code = 2
+
+
+def _fail(exc: AutomationError) -> None:
+    if isinstance(exc, InvalidFieldsError):
+        raise InputProblem("; ".join(f"{path}: {reason}" for path, reason in exc.errors))
+    if isinstance(exc, NotFoundError):
+        raise InputProblem(str(exc))
+    raise click.ClickException(str(exc))
+
+
+def _setup() -> None:
+    from automation.bootstrap import setup
+
+    setup()
+
+
+def _load(path: str) -> Any:
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputProblem(f"{path}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise InputProblem(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def _targets_of(document: Any, path: str) -> list[Any]:
+    if isinstance(document, dict) and "targets" in document:
+        document = document["targets"]
+    if not isinstance(document, list):
+        raise InputProblem(f"{path}: expected a list of targets, or a mapping with `targets:`")
+    return document
+
+
+@scaling_group.command("apply")
+@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False))
+def scaling_apply(path: str) -> None:
+    """Store the scaling targets of a YAML file (`targets:` list); all or none."""
+    document = _load(path)
+    targets = _targets_of(document, path)
+    _setup()
+    from automation.scaling.services.targets import save_targets
+
+    try:
+        stored = save_targets(targets)
+    except AutomationError as exc:
+        _fail(exc)
+        return
+    for target in stored:
+        click.echo(f"scaling target {target.name} stored")
+
+
+@scaling_group.command("targets")
+@click.option("--json", "as_json", is_flag=True)
+def scaling_targets(as_json: bool) -> None:
+    """The scaling targets, each active or disabled (disabled: its own `enabled`, or predictive scaling
+    off in the config), with its last decision."""
+    _setup()
+    from automation.config import current_config
+    from automation.models import ScalingTarget
+    from automation.scaling.serializers import target_json
+
+    on = bool(current_config().enable_predictive_scaling)
+    shown = [target_json(t, on) for t in ScalingTarget.objects.order_by("name")]
+    if as_json:
+        click.echo(json.dumps({"enabled": on, "targets": shown}, indent=2))
+        return
+    if not on:
+        click.echo("predictive scaling is off (AutomationConfig.enable_predictive_scaling): no decisions")
+    for target in shown:
+        definition = target["definition"]
+        last = target["last_decision"]
+        tail = (
+            f"last: {last['action']} {last['current_replicas']}->{last['desired_replicas']}" if last else ""
+        )
+        click.echo(
+            f"{target['name']:<30} {target['status']:<9} {definition['policy']:<10} "
+            f"{definition['service']} "
+            f"[{definition.get('min_replicas', 1)}..{definition.get('max_replicas', 10)}] "
+            f"{tail}".rstrip()
+        )
+
+
+@scaling_group.command("delete")
+@click.argument("name")
+def scaling_delete(name: str) -> None:
+    """Delete a scaling target and its decision log."""
+    _setup()
+    from automation.scaling.services.targets import delete_target
+
+    try:
+        delete_target(name)
+    except AutomationError as exc:
+        _fail(exc)
+    click.echo(f"scaling target {name} deleted")
+
+
+@scaling_group.command("evaluate")
+@click.option("--once", is_flag=True, required=True, help="one tick in the foreground, then exit")
+@click.option("--json", "as_json", is_flag=True)
+def scaling_evaluate(once: bool, as_json: bool) -> None:
+    """Decide for every enabled target now (what Beat does every monitoring_interval)."""
+    _setup()
+    from automation.scaling.services.ticks import evaluate_all, scaling_enabled
+
+    if not scaling_enabled():
+        click.echo("predictive scaling is off (AutomationConfig.enable_predictive_scaling): nothing decided")
+        return
+    reports = evaluate_all()
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    for report in reports:
+        if "error" in report or "skipped" in report:
+            click.echo(f"{report['target']}: {report.get('error') or report.get('skipped')}")
+            continue
+        click.echo(
+            f"{report['target']}: {report['action']} {report['current']} -> {report['desired']}: "
+            + "; ".join(report["reasons"])
+        )
+
+
+@scaling_group.command("decisions")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, MAX_DECISIONS), default=DEFAULT_DECISIONS, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def scaling_decisions(name: str, limit: int, as_json: bool) -> None:
+    """A target's newest decisions, oldest first: load, forecast with its interval, replicas, reasons."""
+    _setup()
+    from automation.scaling.serializers import decisions_json
+    from automation.scaling.services.targets import get_target
+
+    try:
+        log = decisions_json(get_target(name), limit)
+    except AutomationError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(log, indent=2))
+        return
+    for decision in log["decisions"]:
+        load = decision["observed_load"]
+        forecast = decision["forecast"]
+        band = ""
+        if forecast is not None and forecast["upper"] is not None:
+            band = f" forecast {forecast['mean']:.4g} [{forecast['lower']:.4g}, {forecast['upper']:.4g}]"
+        click.echo(
+            f"{decision['at'][:19]} {decision['action']:<10} {decision['current_replicas']}->"
+            f"{decision['desired_replicas']} load {'-' if load is None else format(load, '.4g')}{band}"
+        )
+        for reason in decision["reasons"]:
+            click.echo(f"    {reason}")
+
+
+@scaling_group.command("plot")
+@click.argument("name")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="default: NAME.png")
+@click.option("--limit", type=click.IntRange(1, MAX_DECISIONS), default=MAX_DECISIONS, show_default=True)
+def scaling_plot(name: str, output: str | None, limit: int) -> None:
+    """A PNG of the target's decision log: load, the forecast band, capacity and replicas over time."""
+    _setup()
+    from automation.scaling.decision_plot import plot_decisions
+    from automation.scaling.services.targets import get_target, target_definition
+
+    try:
+        target = get_target(name)
+    except AutomationError as exc:
+        _fail(exc)
+        return
+    newest = list(target.decisions.order_by("-at", "-id")[:limit])
+    if not newest:
+        raise InputProblem(f"scaling target '{name}' has no decisions yet")
+    definition = target_definition(target)
+    written = plot_decisions(
+        list(reversed(newest)),
+        output or f"{name}.png",
+        capacity=definition.capacity * definition.target_utilization,
+        title=f"{name}: {definition.service}, {definition.policy}, last {len(newest)} decisions",
+    )
+    click.echo(str(written))

@@ -1,0 +1,201 @@
+"""What operators write: scaling targets (Python dict, YAML or JSON). Shapes are checked here, each error
+naming its field; the loop (`automation.scaling.services.loop`) reads the stored document back.
+
+Durations are seconds or text (`90s`, `5m`, `1h30m`), as in the alerting definitions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from automation.alerting.definitions import NAME_PATTERN, Matchers, Seconds
+from automation.definitions.schema import definition_error
+from automation.errors import DefinitionError
+from automation.scaling.choices import PolicyKind
+
+#: Targets in one `scaling apply` file or one list answer.
+MAX_TARGETS = 1000
+#: Longest PromQL query of a load.
+MAX_QUERY_LENGTH = 4000
+#: Metric names as the push store and Prometheus spell them.
+METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True
+    )
+
+
+#: Points of history one fit reads (a week at one minute is 10,080), and the most Prometheus answers per
+#: series in one range query; steps one forecast covers.
+MAX_HISTORY_POINTS = 50_000
+PROMETHEUS_POINTS = 11_000
+MAX_HORIZON_POINTS = 10_000
+
+
+class LoadQuery(_Model):
+    """The load of a target: a PromQL query on the Prometheus source of the alerting document, or a metric
+    of the engine's push store (its series matching `matchers`), combined by `aggregate`, read at `step`.
+
+    With `per_replica`, each series is one replica's utilisation as a fraction of one replica's capacity
+    (`capacity_per_replica` then defaults to 1; give 100 for percent): the load is their sum."""
+
+    source: Literal["push", "prometheus"] = "push"
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_LENGTH)
+    metric: str | None = Field(default=None, pattern=METRIC_PATTERN)
+    matchers: Matchers = ()
+    aggregate: Literal["sum", "avg", "max"] = "sum"
+    per_replica: bool = False
+    #: Resolution of the history the forecaster sees (one point per step).
+    step: Seconds = Field(default=60.0, ge=1, le=86_400)
+    #: History read for a fit (and kept by the forecaster).
+    history: Seconds = Field(default=7 * 86_400.0, ge=60, le=90 * 86_400)
+    unit: str = Field(default="", max_length=40)
+
+
+class ScaleIn(_Model):
+    """When replicas may be removed: never on a forecast alone (unless `on_forecast_alone`), at most
+    `max_percent` of them per decision (at least one), and not within `cooldown` of the last change."""
+
+    on_forecast_alone: bool = False
+    max_percent: float = Field(default=50.0, gt=0, le=100)
+    cooldown: Seconds = 300.0
+
+
+class ScaleUp(_Model):
+    """When replicas may be added: not within `cooldown` of the last scale-up, at most `max_step` at once."""
+
+    cooldown: Seconds = 0.0
+    max_step: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class ForecastSettings(_Model):
+    """The forecaster of a predictive or hybrid target: the quantile provisioned for, the model (`auto`:
+    chosen by backtest), how often it is refitted, how long a fit may take (longer: reactive, and said so),
+    and the history it waits for (reactive until then)."""
+
+    quantile: float = Field(default=0.95, ge=0.5, lt=1)
+    model: str = "auto"
+    refit_every: Seconds = Field(default=3600.0, ge=60)
+    fit_timeout: Seconds = Field(default=10.0, gt=0, le=600)
+    min_history: Seconds = Field(default=86_400.0, ge=0)
+
+
+class ScalingTargetDefinition(_Model):
+    """A service whose replicas the loop sets from its load. `lead_time` (default: the provisioning delay)
+    is how far ahead the forecast is read: replicas started now are ready after `provisioning_delay`."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    service: str = Field(min_length=1, max_length=200)
+    provider: str = Field(default="local", min_length=1, max_length=100)
+    load: LoadQuery
+    capacity_per_replica: float | None = Field(default=None, gt=0, le=1e15)
+    target_utilization: float = Field(default=0.8, gt=0, le=1)
+    min_replicas: int = Field(default=1, ge=0, le=10_000)
+    max_replicas: int = Field(default=10, ge=1, le=10_000)
+    policy: Literal["predictive", "reactive", "hybrid"] = "hybrid"
+    lead_time: Seconds | None = None
+    provisioning_delay: Seconds = 60.0
+    scale_in: ScaleIn = Field(default_factory=ScaleIn)
+    scale_up: ScaleUp = Field(default_factory=ScaleUp)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    enabled: bool = True
+    description: str = Field(default="", max_length=2000)
+
+    @staticmethod
+    def parse(document: Any, *, where: str = "") -> ScalingTargetDefinition:
+        """The definition, or a DefinitionError naming every field at fault (prefixed with `where`)."""
+        if not isinstance(document, dict):
+            raise DefinitionError([(where or "target", "expected a mapping")])
+        try:
+            parsed = ScalingTargetDefinition.model_validate(document)
+        except ValidationError as exc:
+            raise definition_error(exc, where) from None
+        problems = parsed.problems()
+        if problems:
+            prefix = f"{where}." if where else ""
+            raise DefinitionError([(prefix + path, reason) for path, reason in problems])
+        return parsed
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What the shapes do not say, each naming its field."""
+        from automation.forecasting.forecaster import MODEL_NAMES  # pandas: loaded only to check
+        from automation.providers import provider_names
+
+        found: list[tuple[str, str]] = []
+        load = self.load
+        if load.source == "prometheus":
+            if load.query is None:
+                found.append(("load.query", "a prometheus load needs a PromQL `query`"))
+            if load.metric is not None or load.matchers:
+                found.append(("load.metric", "give a PromQL `query` for prometheus; `metric` is for push"))
+        else:
+            if load.metric is None:
+                found.append(("load.metric", "a push load needs the `metric` to read"))
+            if load.query is not None:
+                found.append(("load.query", "`query` (PromQL) needs `source: prometheus`"))
+        if self.capacity_per_replica is None and not load.per_replica:
+            found.append(
+                ("capacity_per_replica", "give the load one replica serves, or `load.per_replica: true`")
+            )
+        if self.min_replicas > self.max_replicas:
+            found.append(("min_replicas", f"must be at most max_replicas ({self.max_replicas})"))
+        if self.lead_time is not None and self.lead_time < self.provisioning_delay:
+            found.append(
+                (
+                    "lead_time",
+                    f"must be at least provisioning_delay ({self.provisioning_delay:g} s): replicas "
+                    "started for the forecast would be ready after the load they are for",
+                )
+            )
+        points = load.history / load.step
+        limit = PROMETHEUS_POINTS if load.source == "prometheus" else MAX_HISTORY_POINTS
+        if points > limit:
+            found.append(
+                (
+                    "load.step",
+                    f"load.history / load.step is {points:,.0f} points; at most {limit:,}"
+                    + (" (Prometheus answers no more per series)" if load.source == "prometheus" else "")
+                    + ": a longer step or a shorter history",
+                )
+            )
+        reach = max(self.lead, self.provisioning_delay)
+        if reach / load.step > MAX_HORIZON_POINTS:
+            found.append(
+                (
+                    "lead_time" if self.lead_time is not None else "provisioning_delay",
+                    f"the forecast would cover {reach / load.step:,.0f} steps of load.step; at most "
+                    f"{MAX_HORIZON_POINTS:,}",
+                )
+            )
+        if self.forecast.model not in MODEL_NAMES:
+            found.append(("forecast.model", f"unknown model; choose from {', '.join(MODEL_NAMES)}"))
+        if self.policy in PolicyKind.FORECASTING and self.forecast.min_history > load.history:
+            found.append(("forecast.min_history", f"must be at most load.history ({load.history:g} s)"))
+        if self.provider not in provider_names():
+            found.append(("provider", f"unknown provider; known: {', '.join(provider_names())}"))
+        return found
+
+    @property
+    def capacity(self) -> float:
+        """Load one replica serves at full utilisation."""
+        return self.capacity_per_replica if self.capacity_per_replica is not None else 1.0
+
+    @property
+    def lead(self) -> float:
+        return self.lead_time if self.lead_time is not None else self.provisioning_delay
+
+    def as_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def state_key(self) -> dict[str, Any]:
+        """What a fitted forecaster depends on: a change of it starts the forecaster afresh."""
+        return {"load": self.load.model_dump(mode="json"), "forecast": self.forecast.model_dump(mode="json")}
+
+
+def workflow_name(target: str) -> str:
+    """The workflow each scale decision of `target` starts (registered when the target is stored)."""
+    return f"scaling.{target}"

@@ -1,0 +1,100 @@
+"""Scaling targets: validated, their scale workflow registered, then stored (all or none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from automation.config import current_config
+from automation.definitions.registry import register_definition
+from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
+from automation.errors import DefinitionError, NotFoundError
+from automation.models import ScalingState, ScalingTarget
+from automation.scaling.definitions import MAX_TARGETS, ScalingTargetDefinition, workflow_name
+
+
+def scale_workflow(definition: ScalingTargetDefinition) -> WorkflowDefinition:
+    """The one-step workflow each scale decision starts with its `replicas`."""
+    return WorkflowDefinition(
+        name=workflow_name(definition.name),
+        description=f"scale {definition.service} for scaling target {definition.name}",
+        inputs={"replicas": InputDefinition(type="integer", description="replicas to run")},
+        actions=[
+            ActionDefinition(
+                name="scale",
+                action_type="infrastructure.scale_service",
+                parameters={
+                    "service_name": definition.service,
+                    "provider": definition.provider,
+                    "replicas": "${replicas}",
+                },
+            )
+        ],
+    )
+
+
+def save_target(raw: ScalingTargetDefinition | dict[str, Any], *, where: str = "") -> ScalingTarget:
+    """Store a target (new, or a new definition of the same name) and register its scale workflow.
+    DefinitionError naming the field when anything is wrong: then nothing is stored."""
+    definition = (
+        raw if isinstance(raw, ScalingTargetDefinition) else ScalingTargetDefinition.parse(raw, where=where)
+    )
+    with transaction.atomic():
+        try:
+            register_definition(scale_workflow(definition), current_config())
+        except DefinitionError as exc:
+            prefix = f"{where}." if where else ""
+            raise DefinitionError([(f"{prefix}service", reason) for _, reason in exc.errors]) from None
+        target, _ = ScalingTarget.objects.update_or_create(
+            name=definition.name,
+            defaults={
+                "service": definition.service,
+                "provider": definition.provider,
+                "policy": definition.policy,
+                "document": definition.as_document(),
+                "enabled": definition.enabled,
+            },
+        )
+        ScalingState.objects.get_or_create(target=target)
+    return target
+
+
+def save_targets(raws: list[Any]) -> list[ScalingTarget]:
+    """Store several targets atomically: one bad target stores none. Every target's errors are reported
+    together, each naming `targets[i]...`; a name given twice is refused."""
+    if len(raws) > MAX_TARGETS:
+        raise DefinitionError([("targets", f"{len(raws)} targets; at most {MAX_TARGETS} in one document")])
+    errors: list[tuple[str, str]] = []
+    definitions: list[ScalingTargetDefinition] = []
+    for i, raw in enumerate(raws):
+        try:
+            definition = ScalingTargetDefinition.parse(raw, where=f"targets[{i}]")
+        except DefinitionError as exc:
+            errors.extend(exc.errors)
+            continue
+        if any(d.name == definition.name for d in definitions):
+            errors.append((f"targets[{i}].name", f"a second target named '{definition.name}'"))
+        definitions.append(definition)
+    if errors:
+        raise DefinitionError(errors)
+    with transaction.atomic():
+        return [save_target(d, where=f"targets[{i}]") for i, d in enumerate(definitions)]
+
+
+def delete_target(name: str) -> None:
+    """Delete a target, its state and its decision log (its scale workflow and runs stay)."""
+    deleted, _ = ScalingTarget.objects.filter(name=name).delete()
+    if not deleted:
+        raise NotFoundError(f"scaling target '{name[:200]}' does not exist")
+
+
+def target_definition(target: ScalingTarget) -> ScalingTargetDefinition:
+    return ScalingTargetDefinition.model_validate(target.document)
+
+
+def get_target(name: str) -> ScalingTarget:
+    target = ScalingTarget.objects.filter(name=name).first()
+    if target is None:
+        raise NotFoundError(f"scaling target '{name[:200]}' does not exist")
+    return target
