@@ -9,7 +9,10 @@ import automation.scaling as scaling
 def test_forecasting_public_names() -> None:
     assert sorted(forecasting.__all__) == sorted(
         [
+            "BASELINE_NAMES",
+            "Applicability",
             "MODEL_NAMES",
+            "BaselineComparison",
             "BatchJob",
             "DurationError",
             "Evaluation",
@@ -24,6 +27,8 @@ def test_forecasting_public_names() -> None:
             "evaluate_forecaster",
             "fit_forecaster",
             "forecast_many",
+            "assess_forecastability",
+            "day_block_interval",
             "format_duration",
             "has_daily_cycle",
             "load_trace",
@@ -33,6 +38,7 @@ def test_forecasting_public_names() -> None:
             "mean_absolute_scaled_error",
             "model_from_dict",
             "parse_duration",
+            "relative_mae",
             "trace_from_series",
         ]
     )
@@ -42,11 +48,17 @@ def test_forecasting_public_names() -> None:
 def test_scaling_public_names() -> None:
     assert sorted(scaling.__all__) == sorted(
         [
+            "HYBRID_TARGETS",
+            "POLICY_QUANTILES",
             "REACTIVE_TARGETS",
             "CostMatch",
             "CostPoint",
             "Decision",
             "DecisionContext",
+            "ForecastTape",
+            "FrontierComparison",
+            "FrontierMatch",
+            "FrontierReport",
             "HybridPolicy",
             "PredictivePolicy",
             "PredictiveSettings",
@@ -55,12 +67,16 @@ def test_scaling_public_names() -> None:
             "ScalingPolicy",
             "SimulationResult",
             "SimulationSettings",
+            "TrustSettings",
+            "capacity_at_percentile",
             "cost_match",
             "make_policy",
+            "match_frontiers",
             "policy_names",
             "reactive_under_at",
             "register_policy",
             "simulate",
+            "sweep_frontier",
         ]
     )
     assert all(hasattr(scaling, name) for name in scaling.__all__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -58,7 +60,25 @@ def test_hpa_scale_down_waits_for_the_five_minute_stabilisation_window() -> None
     for minute in range(1, 5):
         assert decide(policy, minute, 10.0, 6) == 6  # the recommendation of minute 0 still counts
     assert decide(policy, 5, 10.0, 6) == 2  # minute 0 has left the window
-    assert decide(policy, 6, 50.0, 2) == 10  # scale-up is immediate
+    assert decide(policy, 6, 50.0, 2) == 6  # scale-up is immediate, up to max(4 pods, 100%): 6 of 10
+
+
+def test_hpa_scale_up_rate_limit_is_max_of_4_pods_and_100_percent_per_15_seconds() -> None:
+    policy = ReactivePolicy(target_utilization=1.0)
+    second = pd.Timedelta(seconds=1)
+
+    def at(seconds: int, requested: int, serving: int) -> int:
+        policy.observe(T0 + seconds * second, 200.0)
+        when = replace(context(0, requested, serving), time=T0 + seconds * second)
+        return policy.decide(when).desired
+
+    assert at(0, 2, 2) == 6  # wants 20: max(2 + 4, 2 * 2)
+    assert at(10, 6, 2) == 6  # the +4 of 10 s ago is inside the 15 s period: the period started at 2
+    assert at(15, 6, 2) == 12  # it has left the period: max(6 + 4, 2 * 6)
+    assert at(30, 12, 2) == 20  # unready pods at 0%: 200 / 120 -> 20, under max(16, 24)
+    unlimited = ReactivePolicy(target_utilization=1.0, scale_up_rule=None)
+    unlimited.observe(T0, 200.0)
+    assert unlimited.decide(context(0, 2)).desired == 20
 
 
 def test_limits_bound_steps_range_and_cooldown() -> None:
@@ -95,6 +115,17 @@ def test_forecast_window_covers_lead_time_to_lead_plus_interval() -> None:
         3,
         5,
     )
+
+
+def test_forecast_window_late_in_a_step_reaches_further() -> None:
+    thirty = pd.Timedelta(minutes=30)
+    lead = pd.Timedelta(minutes=10)
+    # deciding every minute on a 30-minute trace: 25 minutes into the step, now + 10 min is in the next one
+    assert forecast_window(step=thirty, lead_time=lead, decision_interval=MINUTE) == (1, 1)
+    late = forecast_window(
+        step=thirty, lead_time=lead, decision_interval=MINUTE, elapsed=pd.Timedelta(minutes=25)
+    )
+    assert late == (2, 2)
 
 
 def test_registry_refuses_unknown_and_duplicate_names() -> None:

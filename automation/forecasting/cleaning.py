@@ -1,5 +1,8 @@
 """Make a history fit for model fitting: clip outliers to a rolling median band, fill short gaps by
 interpolation and long ones from the previous season, and say how much was changed.
+
+Outlier clipping is causal by default (trailing windows, earlier seasons only): a point is judged by what
+was known when it arrived, so a backtest over the cleaned history does not see past its origins.
 """
 
 from __future__ import annotations
@@ -25,19 +28,27 @@ class PreparedHistory:
 
 
 def clip_outliers(
-    values: np.ndarray, *, window: int, season_length: int = 1, threshold: float = 6.0
+    values: np.ndarray,
+    *,
+    window: int,
+    season_length: int = 1,
+    threshold: float = 6.0,
+    causal: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Hampel filter: a point further than `threshold` robust sigmas from the centred rolling median is
-    replaced by that median, unless it is also close to the same phase of the neighbouring seasons (an
-    hourly job's spike repeats and is signal, not an outlier). Returns the copy and the count replaced."""
+    """Hampel filter: a point further than `threshold` robust sigmas from the rolling median (trailing
+    window when `causal`, centred otherwise) is replaced by that median, unless it is also close to the
+    same phase of earlier seasons (and later ones when not causal): an hourly job's spike repeats and is
+    signal, not an outlier. Returns the copy and the count replaced."""
     series = pd.Series(np.asarray(values, dtype=float))
     window = max(3, window | 1)
-    median = series.rolling(window, center=True, min_periods=1).median()
-    outlier = _far_from(series, median, window, threshold) & series.notna().to_numpy()
+    median = series.rolling(window, center=not causal, min_periods=1).median()
+    outlier = _far_from(series, median, window, threshold, causal=causal) & series.notna().to_numpy()
+    if causal and season_length <= 1:
+        outlier &= False  # no earlier season to judge by: nothing is clipped
     if season_length > 1 and outlier.any():
         y = series.to_numpy()
         shifted = []
-        for k in (-3, -2, -1, 1, 2, 3):
+        for k in (1, 2, 3) if causal else (-3, -2, -1, 1, 2, 3):
             lagged = np.full(len(y), np.nan)
             shift = k * season_length
             if abs(shift) < len(y):
@@ -56,17 +67,28 @@ def clip_outliers(
         )
         # unusual for its phase: far from the same phase of nearby seasons, measured by their own spread
         seasonal_sigma = MAD_TO_SIGMA * np.maximum(np.nan_to_num(spread, nan=np.inf), 1e-9)
-        unusual = ~has_reference | (np.abs(y - np.nan_to_num(reference)) > threshold * seasonal_sigma)
+        far = np.abs(y - np.nan_to_num(reference)) > threshold * seasonal_sigma
+        # a trailing median cannot tell a spike from the start of a ramp: causally, a point is clipped
+        # only when earlier seasons show its phase is unusual
+        unusual = (has_reference & far) if causal else (~has_reference | far)
         outlier &= unusual
     cleaned = np.where(outlier, median.to_numpy(), series.to_numpy())
     return cleaned, int(outlier.sum())
 
 
-def _far_from(series: pd.Series, reference: pd.Series, window: int, threshold: float = 6.0) -> np.ndarray:
+def _far_from(
+    series: pd.Series, reference: pd.Series, window: int, threshold: float = 6.0, *, causal: bool = True
+) -> np.ndarray:
     deviation = (series - reference).abs()
-    mad = deviation.rolling(window, center=True, min_periods=1).median()
-    # an idle stretch has MAD 0: a floor from the whole series stops every wobble counting as an outlier
-    floor = max(float(np.nanmedian(deviation)) if deviation.notna().any() else 0.0, 1e-9)
+    mad = deviation.rolling(window, center=not causal, min_periods=1).median()
+    # an idle stretch has MAD 0: a floor from the series (so far, when causal) stops every wobble counting
+    # as an outlier
+    if causal:
+        floor_series = deviation.expanding(min_periods=1).median().fillna(0.0).to_numpy()
+        floor = np.maximum(floor_series, 1e-9)
+    else:
+        whole = float(np.nanmedian(deviation)) if deviation.notna().any() else 0.0
+        floor = np.full(len(deviation), max(whole, 1e-9))
     sigma = MAD_TO_SIGMA * np.maximum(mad.to_numpy(), floor)
     return np.asarray(deviation.to_numpy() > threshold * sigma)
 
@@ -96,9 +118,15 @@ def fill_gaps(values: np.ndarray, *, season_length: int, max_interpolate: int) -
 
 
 def prepare_history(
-    values: np.ndarray, *, season_length: int, outlier_threshold: float = 6.0, clip: bool = True
+    values: np.ndarray,
+    *,
+    season_length: int,
+    outlier_threshold: float = 6.0,
+    clip: bool = True,
+    causal: bool = True,
 ) -> PreparedHistory:
-    """Trim leading gaps, clip outliers, fill gaps; `notes` says what happened in plain words."""
+    """Trim leading gaps, clip outliers (causally by default, see `clip_outliers`), fill gaps; `notes`
+    says what happened in plain words."""
     y = np.asarray(values, dtype=float)
     known = np.flatnonzero(~np.isnan(y))
     notes: list[str] = []
@@ -119,7 +147,7 @@ def prepare_history(
     if clip:
         window = max(5, season_length // 24) if season_length > 1 else 9
         y, outliers = clip_outliers(
-            y, window=window, season_length=season_length, threshold=outlier_threshold
+            y, window=window, season_length=season_length, threshold=outlier_threshold, causal=causal
         )
         if outliers:
             notes.append(f"{outliers} outliers clipped to the rolling median for fitting")

@@ -86,7 +86,7 @@ class Forecaster:
         last_time: pd.Timestamp,
         residuals: ResidualQuantiles,
         clip_scale: float,
-        mase: float = math.nan,
+        relative_mae: float = math.nan,
         scores: dict[str, float] | None = None,
         skipped: tuple[str, ...] = (),
         notes: tuple[str, ...] = (),
@@ -98,13 +98,19 @@ class Forecaster:
         self.last_time = last_time
         self.residuals = residuals
         self.clip_scale = clip_scale
-        self.mase = mase
+        #: backtest MAE over seasonal naive's on the same targets (below 1: better than seasonal naive)
+        self.relative_mae = relative_mae
         self.scores = dict(scores or {})
         self.skipped = skipped
         self.notes = notes
         #: actual - forecast one step ahead over the fit's backtest, oldest first, in the series' units
         #: (the interval quantiles hold them scaled); only in memory: `to_dict` leaves it out
         self.one_step_errors = np.zeros(0) if one_step_errors is None else one_step_errors
+
+    @property
+    def mase(self) -> float:
+        """The former name of `relative_mae` (it was never Hyndman's MASE)."""
+        return self.relative_mae
 
     @property
     def description(self) -> str:
@@ -144,7 +150,7 @@ class Forecaster:
             "last_time": self.last_time.isoformat(),
             "residuals": self.residuals.to_dict(),
             "clip_scale": self.clip_scale,
-            "mase": None if math.isnan(self.mase) else self.mase,
+            "relative_mae": None if math.isnan(self.relative_mae) else self.relative_mae,
             "scores": {k: (None if math.isnan(v) else v) for k, v in self.scores.items()},
             "skipped": list(self.skipped),
             "notes": list(self.notes),
@@ -159,7 +165,7 @@ class Forecaster:
             last_time=pd.Timestamp(data["last_time"]),
             residuals=ResidualQuantiles.from_dict(data["residuals"]),
             clip_scale=float(data["clip_scale"]),
-            mase=math.nan if data["mase"] is None else float(data["mase"]),
+            relative_mae=_optional_float(data.get("relative_mae", data.get("mase"))),
             scores={k: (math.nan if v is None else float(v)) for k, v in data["scores"].items()},
             skipped=tuple(data.get("skipped", ())),
             notes=tuple(data["notes"]),
@@ -264,11 +270,15 @@ def fit_forecaster(
         residuals=residuals,
         clip_scale=clip_scale,
         one_step_errors=errors[~np.isnan(errors)],
-        mase=chosen.mase,
+        relative_mae=chosen.relative_mae,
         scores=selection.scores,
         skipped=tuple(skipped),
         notes=tuple(notes),
     )
+
+
+def _optional_float(value: object) -> float:
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _restrict(candidates: list[Candidate], model: str, split: int, notes: list[str]) -> list[Candidate]:

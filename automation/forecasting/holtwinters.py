@@ -66,6 +66,8 @@ class HoltWintersModel:
         self.trend = trend
         # seasons[0] is the factor for the next point, seasons[-1] the one just used
         self.seasons = [float(v) for v in seasons]
+        #: corrected AIC of the statsmodels fit (NaN when not fitted here), for automatic ETS choice
+        self.aicc = math.nan
 
     @property
     def name(self) -> str:
@@ -191,6 +193,8 @@ def fit_holt_winters(values: np.ndarray, *, spec: HoltWintersSpec) -> HoltWinter
         trend=get("initial_trend", 0.0) if spec.trend else 0.0,
         seasons=initial_seasons,
     )
+    aicc = getattr(fitted, "aicc", math.nan)
+    result.aicc = float(aicc) if aicc is not None and np.isfinite(aicc) else math.nan
     result.update(y)
     return result
 

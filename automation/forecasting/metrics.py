@@ -1,4 +1,4 @@
-"""Forecast error measures: MAE, MAPE and MASE relative to a baseline forecast of the same points."""
+"""Forecast error measures: MAE, MAPE, and MAE relative to a baseline forecast of the same points."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ def mean_absolute_percentage_error(actual: np.ndarray, forecast: np.ndarray) -> 
     return float(100 * np.abs((a[usable] - f[usable]) / a[usable]).mean()) if usable.any() else math.nan
 
 
-def mean_absolute_scaled_error(actual: np.ndarray, forecast: np.ndarray, baseline: np.ndarray) -> float:
+def relative_mae(actual: np.ndarray, forecast: np.ndarray, baseline: np.ndarray) -> float:
     """MAE of `forecast` divided by the MAE of `baseline` (e.g. seasonal naive) on the same points:
-    below 1 means the forecast beats the baseline out of sample."""
+    below 1 means the forecast beats the baseline out of sample. (Not Hyndman's MASE, which divides by
+    the in-sample MAE of the naive forecast.)"""
     a = np.asarray(actual, dtype=float)
     f, b = np.asarray(forecast, dtype=float), np.asarray(baseline, dtype=float)
     known = ~np.isnan(a) & ~np.isnan(f) & ~np.isnan(b)
@@ -31,3 +32,8 @@ def mean_absolute_scaled_error(actual: np.ndarray, forecast: np.ndarray, baselin
         return math.nan
     scale = np.abs(a[known] - b[known]).mean()
     return float(np.abs(a[known] - f[known]).mean() / scale) if scale > 0 else math.nan
+
+
+def mean_absolute_scaled_error(actual: np.ndarray, forecast: np.ndarray, baseline: np.ndarray) -> float:
+    """The former, inexact name of `relative_mae`; kept for callers."""
+    return relative_mae(actual, forecast, baseline)

@@ -1,6 +1,6 @@
 """Candidate models for a series and their rolling-origin backtest: each candidate is fitted once on the
 early part of the history, then rolled forward over the rest, forecasting from every origin; the lowest
-MASE (MAE relative to seasonal naive on the same points) wins.
+MAE relative to seasonal naive on the same points wins.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Backtest:
     actual: np.ndarray
     target: np.ndarray
     mae: float = math.nan
-    mase: float = math.nan
+    relative_mae: float = math.nan
 
 
 @dataclass(kw_only=True)
@@ -226,7 +226,8 @@ def select_model(
     horizon: int,
     origin_every: int,
 ) -> Selection:
-    """Backtest every candidate with enough history; the lowest MASE against the first baseline wins."""
+    """Backtest every candidate with enough history; the lowest MAE relative to the first baseline (seasonal
+    naive) wins."""
     if not candidates:
         raise ForecastConfigError("model", "no candidate model to select from")
     results: list[Backtest] = []
@@ -256,15 +257,15 @@ def select_model(
         known = ~np.isnan(result.actual) & ~np.isnan(baseline.forecast) & ~np.isnan(result.forecast)
         scale = np.abs(result.actual[known] - baseline.forecast[known]).mean() if known.any() else math.nan
         error = np.abs(result.actual[known] - result.forecast[known]).mean() if known.any() else math.nan
-        result.mase = float(error / scale) if scale and scale > 0 else math.nan
+        result.relative_mae = float(error / scale) if scale and scale > 0 else math.nan
     scored = [r for r in results if not math.isnan(r.mae)]
-    by_mase = all(not math.isnan(r.mase) for r in scored)
+    relative = all(not math.isnan(r.relative_mae) for r in scored)
     # stable sort: among equal scores the earlier (simpler) candidate wins
-    ranked = sorted(scored, key=lambda r: r.mase if by_mase else r.mae)
+    ranked = sorted(scored, key=lambda r: r.relative_mae if relative else r.mae)
     chosen = ranked[0] if ranked else results[0]
     return Selection(
         chosen=chosen,
-        scores={r.name: r.mase for r in results},
+        scores={r.name: r.relative_mae for r in results},
         results={r.name: r for r in results},
         skipped=skipped,
     )

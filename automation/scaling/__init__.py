@@ -1,5 +1,6 @@
-"""Scaling: the policies (reactive HPA, predictive, hybrid), the trace-replay simulator and cost matching
-(pure, on pandas), and the domain that acts on them: targets, the forecasting loop, its decision log.
+"""Scaling: the policies (reactive HPA, predictive, hybrid), the trace-replay simulator and the frontier
+comparison (pure, on pandas), and the domain that acts on them: targets, the forecasting loop, its
+decision log.
 
 The policy names below load on first use (PEP 562), so the domain's leaf modules (`choices`,
 `definitions`) and the models importing them do not load pandas. Plotting lives in
@@ -13,21 +14,31 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from automation.scaling.comparison import (
+        HYBRID_TARGETS,
+        POLICY_QUANTILES,
         REACTIVE_TARGETS,
         CostMatch,
         CostPoint,
+        FrontierComparison,
+        FrontierMatch,
+        FrontierReport,
+        capacity_at_percentile,
         cost_match,
+        match_frontiers,
         reactive_under_at,
+        sweep_frontier,
     )
     from automation.scaling.policies import (
         Decision,
         DecisionContext,
+        ForecastTape,
         HybridPolicy,
         PredictivePolicy,
         PredictiveSettings,
         ReactivePolicy,
         ScalingLimits,
         ScalingPolicy,
+        TrustSettings,
         make_policy,
         policy_names,
         register_policy,
@@ -35,16 +46,32 @@ if TYPE_CHECKING:
     from automation.scaling.simulator import SimulationResult, SimulationSettings, simulate
 
 _HOMES = {
-    "comparison": ("REACTIVE_TARGETS", "CostMatch", "CostPoint", "cost_match", "reactive_under_at"),
+    "comparison": (
+        "HYBRID_TARGETS",
+        "POLICY_QUANTILES",
+        "REACTIVE_TARGETS",
+        "CostMatch",
+        "CostPoint",
+        "FrontierComparison",
+        "FrontierMatch",
+        "FrontierReport",
+        "capacity_at_percentile",
+        "cost_match",
+        "match_frontiers",
+        "reactive_under_at",
+        "sweep_frontier",
+    ),
     "policies": (
         "Decision",
         "DecisionContext",
+        "ForecastTape",
         "HybridPolicy",
         "PredictivePolicy",
         "PredictiveSettings",
         "ReactivePolicy",
         "ScalingLimits",
         "ScalingPolicy",
+        "TrustSettings",
         "make_policy",
         "policy_names",
         "register_policy",
@@ -64,11 +91,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "HYBRID_TARGETS",
+    "POLICY_QUANTILES",
     "REACTIVE_TARGETS",
     "CostMatch",
     "CostPoint",
     "Decision",
     "DecisionContext",
+    "ForecastTape",
+    "FrontierComparison",
+    "FrontierMatch",
+    "FrontierReport",
     "HybridPolicy",
     "PredictivePolicy",
     "PredictiveSettings",
@@ -77,10 +110,14 @@ __all__ = [
     "ScalingPolicy",
     "SimulationResult",
     "SimulationSettings",
+    "TrustSettings",
+    "capacity_at_percentile",
     "cost_match",
     "make_policy",
+    "match_frontiers",
     "policy_names",
     "reactive_under_at",
     "register_policy",
     "simulate",
+    "sweep_frontier",
 ]

@@ -18,6 +18,22 @@ from automation.forecasting.forecaster import Forecast, ForecasterSettings, Roll
 
 HPA_TOLERANCE = 0.1
 HPA_SCALE_DOWN_WINDOW = pd.Timedelta(minutes=5)
+HPA_SYNC_PERIOD = pd.Timedelta(seconds=15)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleUpRule:
+    """The HPA's default scale-up behaviour: per `period`, add at most the larger of `pods` and `percent`%
+    of the count at the period's start (`selectPolicy: Max`)."""
+
+    pods: int = 4
+    percent: float = 100.0
+    period: pd.Timedelta = HPA_SYNC_PERIOD
+
+    def limit(self, period_start_replicas: int) -> int:
+        by_pods = period_start_replicas + self.pods
+        by_percent = math.ceil(period_start_replicas * (1 + self.percent / 100) - 1e-9)
+        return max(by_pods, by_percent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +99,25 @@ class ScalingPolicy:
         self.limits = limits or ScalingLimits()
         self._clock = _ActionClock()
 
+    def configure(
+        self,
+        *,
+        start: pd.Timestamp,
+        step: pd.Timedelta,
+        lead_time: pd.Timedelta,
+        decision_interval: pd.Timedelta,
+        tick: pd.Timedelta | None = None,
+    ) -> None:
+        """Called by the simulator before the first observation: the trace's step, the grid the policy
+        observes on (`tick`, by default the step) and its decision cadence."""
+
+    def finish(self) -> None:
+        """Called by the simulator after the last observation."""
+
+    def model_counts(self) -> dict[str, int]:
+        """How many times each forecasting model family was fitted (none for a reactive policy)."""
+        return {}
+
     def observe(self, time: pd.Timestamp, load: float) -> None:
         """A new measurement (NaN when the metric is missing)."""
 
@@ -120,8 +155,12 @@ def _within(last: pd.Timestamp | None, cooldown: pd.Timedelta, now: pd.Timestamp
 
 class ReactivePolicy(ScalingPolicy):
     """The Kubernetes HPA on a utilisation target: desired = ceil(ready * utilisation / target), no change
-    within the 10% tolerance, unready pods counted at 0% when scaling up, scale-up applied at once and
-    scale-down to the highest recommendation of the last five minutes (the default stabilisation)."""
+    within the 10% tolerance, unready pods counted at 0% when scaling up, scale-down to the highest
+    recommendation of the last five minutes (the default stabilisation), and scale-up limited per 15 s to
+    max(4 pods, 100%) of the count at the period's start (the default `behavior.scaleUp` policies).
+
+    The rate limit reads the scale-ups from the requested counts it is shown, so it also holds when the
+    policy is a fallback or a floor inside another one."""
 
     name = "reactive"
 
@@ -131,6 +170,7 @@ class ReactivePolicy(ScalingPolicy):
         target_utilization: float = 0.7,
         tolerance: float = HPA_TOLERANCE,
         scale_down_window: pd.Timedelta = HPA_SCALE_DOWN_WINDOW,
+        scale_up_rule: ScaleUpRule | None = ScaleUpRule(),
         limits: ScalingLimits | None = None,
     ) -> None:
         super().__init__(limits=limits)
@@ -139,8 +179,11 @@ class ReactivePolicy(ScalingPolicy):
         self.target_utilization = target_utilization
         self.tolerance = tolerance
         self.scale_down_window = scale_down_window
+        self.scale_up_rule = scale_up_rule
         self.latest_load = math.nan
         self.recommendations: deque[tuple[pd.Timestamp, int]] = deque()
+        self._last_seen: tuple[pd.Timestamp, int] | None = None
+        self._scale_ups: deque[tuple[pd.Timestamp, int]] = deque()
 
     def observe(self, time: pd.Timestamp, load: float) -> None:
         self.latest_load = load
@@ -164,8 +207,24 @@ class ReactivePolicy(ScalingPolicy):
         proposal = math.ceil(new_ratio * (ready + unready) - 1e-9)
         return max(proposal, current), f"utilisation ratio {new_ratio:.2f} (unready pods at 0%)"
 
+    def _scale_up_limit(self, context: DecisionContext) -> int | None:
+        """Most replicas the rate limit allows now: scale-ups are read off the requested counts seen at
+        successive decisions (an increase happened at the previous decision)."""
+        rule = self.scale_up_rule
+        current = context.requested_replicas
+        if self._last_seen is not None and current > self._last_seen[1]:
+            self._scale_ups.append((self._last_seen[0], current - self._last_seen[1]))
+        self._last_seen = (context.time, current)
+        if rule is None:
+            return None
+        while self._scale_ups and self._scale_ups[0][0] <= context.time - rule.period:
+            self._scale_ups.popleft()
+        added = sum(count for _, count in self._scale_ups)
+        return rule.limit(max(0, current - added))
+
     def recommend(self, context: DecisionContext) -> Decision:
         proposal, reason = self.raw_recommendation(context)
+        limit = self._scale_up_limit(context)
         cutoff = context.time - self.scale_down_window
         while self.recommendations and self.recommendations[0][0] <= cutoff:
             self.recommendations.popleft()
@@ -177,6 +236,9 @@ class ReactivePolicy(ScalingPolicy):
             desired = min(context.requested_replicas, stabilised)
             if desired != proposal:
                 reason += f"; scale-down stabilised at {desired}"
+        if limit is not None and desired > max(limit, context.requested_replicas):
+            desired = max(limit, context.requested_replicas)
+            reason += f"; scale-up rate-limited to {desired}"
         return Decision(desired=desired, reason=reason)
 
     def describe(self) -> dict[str, Any]:
@@ -185,6 +247,13 @@ class ReactivePolicy(ScalingPolicy):
             "target_utilization": self.target_utilization,
             "tolerance": self.tolerance,
             "scale_down_window": str(self.scale_down_window),
+            "scale_up_rule": None
+            if self.scale_up_rule is None
+            else {
+                "pods": self.scale_up_rule.pods,
+                "percent": self.scale_up_rule.percent,
+                "period": str(self.scale_up_rule.period),
+            },
         }
 
 
@@ -204,12 +273,58 @@ class PredictiveSettings:
             raise ForecastConfigError("quantile", "must be in [0.5, 1)")
 
 
+@dataclass(kw_only=True)
+class ForecastTape:
+    """Forecasts of one trace, recorded by the first run (one per completed trace step, at every level of a
+    sweep) and replayed by later runs with the same trace, forecaster settings and horizon. The forecaster
+    sees only the load, never a policy's decisions, so its forecasts do not depend on the quantile or the
+    utilisation target; a sweep fits once instead of once per point."""
+
+    levels: tuple[float, ...]
+    horizon: int = 0
+    means: list[np.ndarray | None] = field(default_factory=list)
+    quantiles: list[np.ndarray | None] = field(default_factory=list)
+    times: list[pd.Timestamp] = field(default_factory=list)
+    model_names: list[str] = field(default_factory=list)
+    models: dict[str, int] = field(default_factory=dict)
+    step: pd.Timedelta | None = None
+    complete: bool = False
+
+    def record(self, forecast: Forecast | None, *, last_time: pd.Timestamp, model: str) -> None:
+        self.times.append(last_time)
+        self.model_names.append(model)
+        if forecast is None:
+            self.means.append(None)
+            self.quantiles.append(None)
+            return
+        self.means.append(forecast.mean)
+        self.quantiles.append(np.vstack([forecast.quantiles[level] for level in self.levels]))
+
+    def replay(self, index: int, steps: int, level: float) -> Forecast | None:
+        """The forecast made after `index + 1` completed steps (None while the forecaster warmed up)."""
+        if level not in self.levels:
+            raise ForecastConfigError("quantile", f"{level} is not on the tape (levels {self.levels})")
+        mean = self.means[index] if index < len(self.means) else None
+        quantiles = self.quantiles[index]
+        if mean is None or quantiles is None or self.step is None:
+            return None
+        row = quantiles[self.levels.index(level)]
+        times = pd.date_range(self.times[index] + self.step, periods=steps, freq=self.step)
+        return Forecast(
+            index=times, mean=mean[:steps], quantiles={level: row[:steps]}, model=self.model_names[index]
+        )
+
+
 class PredictivePolicy(ScalingPolicy):
     """desired = ceil(q-quantile of forecast load over [now + lead, now + lead + interval] / capacity).
 
     Removing replicas is immediate but re-adding one takes the provisioning delay, so a scale-down also
     keeps what the forecast needs until then (the whole of [now, now + lead + interval]). Until the
-    forecaster has enough history it behaves like `reactive` and says so in the reason."""
+    forecaster has enough history it behaves like `reactive` and says so in the reason.
+
+    The forecaster works at the trace's step; the policy may observe and decide on a finer grid (`tick`,
+    set by `configure`): ticks are averaged into steps for the forecaster, and each decision reads the
+    latest forecast over the window as seen from its own time within the current step."""
 
     name = "predictive"
 
@@ -219,12 +334,28 @@ class PredictivePolicy(ScalingPolicy):
         settings: PredictiveSettings | None = None,
         fallback: ReactivePolicy | None = None,
         limits: ScalingLimits | None = None,
+        tape: ForecastTape | None = None,
     ) -> None:
         super().__init__(limits=limits)
         self.settings = settings or PredictiveSettings()
         self.fallback = fallback or ReactivePolicy()
         self.forecaster: RollingForecaster | None = None
         self.horizon_steps = 0
+        self.tape = tape
+        self.tick: pd.Timedelta | None = None
+        self.ticks_per_step = 1
+        self.completed_steps = 0
+        self._partial: list[float] = []
+        self._cached: tuple[int, Forecast | None] | None = None
+
+    @property
+    def partial_step(self) -> list[float]:
+        """The loads observed so far in the trace step in progress."""
+        return list(self._partial)
+
+    @property
+    def replaying(self) -> bool:
+        return self.tape is not None and self.tape.complete
 
     def _ensure_forecaster(self, time: pd.Timestamp, step: pd.Timedelta, horizon: int) -> RollingForecaster:
         if self.forecaster is None or self.horizon_steps < horizon:
@@ -247,47 +378,127 @@ class PredictivePolicy(ScalingPolicy):
         step: pd.Timedelta,
         lead_time: pd.Timedelta,
         decision_interval: pd.Timedelta,
+        tick: pd.Timedelta | None = None,
     ) -> None:
-        """Called by the simulator before the first observation: sizes the forecast horizon."""
-        _, last = forecast_window(step=step, lead_time=lead_time, decision_interval=decision_interval)
-        self._ensure_forecaster(start, step, last)
+        """Called by the simulator before the first observation: the grid it observes on (`tick`, by
+        default the step) and the forecast horizon, which must cover a decision late in a step."""
+        tick = tick or step
+        self.tick = tick
+        self.ticks_per_step = max(1, int(round(step / tick)))
+        _, last = forecast_window(
+            step=step, lead_time=lead_time, decision_interval=decision_interval, elapsed=step - tick
+        )
+        tape = self.tape
+        if tape is not None:
+            if tape.complete and tape.horizon != last:
+                raise ForecastConfigError(
+                    "tape", f"recorded with a {tape.horizon}-step horizon, this run needs {last}"
+                )
+            if self.settings.quantile not in tape.levels:
+                raise ForecastConfigError("quantile", f"{self.settings.quantile} is not on the tape")
+            if not tape.complete:
+                tape.horizon, tape.step = last, step
+        if not self.replaying:
+            self._ensure_forecaster(start, step, last)
+        self.horizon_steps = last
 
     def observe(self, time: pd.Timestamp, load: float) -> None:
         self.fallback.observe(time, load)
-        if self.forecaster is not None:
-            self.forecaster.observe(load)
-
-    def recommend(self, context: DecisionContext) -> Decision:
-        first, last = forecast_window(
-            step=context.step, lead_time=context.lead_time, decision_interval=context.decision_interval
-        )
-        forecaster = self._ensure_forecaster(context.time, context.step, last)
-        fallback = self.fallback.recommend(context)
-        prediction = forecaster.forecast(last, levels=(self.settings.quantile,))
-        if prediction is None:
-            return Decision(
-                desired=fallback.desired, reason=f"forecaster warming up, reactive: {fallback.reason}"
+        self._partial.append(load)
+        if len(self._partial) < self.ticks_per_step:
+            return
+        known = [v for v in self._partial if not math.isnan(v)]
+        value = float(np.mean(known)) if known else math.nan
+        self._partial.clear()
+        self.completed_steps += 1
+        if self.replaying or self.forecaster is None:
+            return
+        self.forecaster.observe(value)
+        tape = self.tape
+        if tape is not None:
+            forecast = self.forecaster.forecast(tape.horizon, levels=tape.levels)
+            tape.record(
+                forecast,
+                last_time=self.forecaster.last_time,
+                model=self.forecaster.chosen_model or "none",
             )
+
+    def finish(self) -> None:
+        """Called by the simulator after the last observation: a recording tape is complete."""
+        if self.tape is not None and not self.tape.complete and self.forecaster is not None:
+            self.tape.models = dict(self.forecaster.stats.models)
+            self.tape.complete = True
+
+    def latest_forecast(self, steps: int) -> Forecast | None:
+        """The latest forecast, computed once per completed step."""
+        key = self.completed_steps
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        level = self.settings.quantile
+        if self.replaying:
+            assert self.tape is not None
+            prediction = self.tape.replay(key - 1, steps, level) if key else None
+        else:
+            assert self.forecaster is not None
+            prediction = self.forecaster.forecast(steps, levels=(level,))
+        self._cached = (key, prediction)
+        return prediction
+
+    def forecast_need(self, context: DecisionContext) -> tuple[int, int, Forecast, tuple[int, int]] | None:
+        """(replicas the window needs, replicas to keep until new ones could be ready, the forecast, the
+        window in steps after the last completed one), or None while the forecaster warms up."""
+        elapsed = (self.tick or context.step) * len(self._partial)
+        first, last = forecast_window(
+            step=context.step,
+            lead_time=context.lead_time,
+            decision_interval=context.decision_interval,
+            elapsed=elapsed,
+        )
+        if not self.replaying and (self.forecaster is None or self.horizon_steps < last):
+            self._ensure_forecaster(context.time, context.step, last)
+        prediction = self.latest_forecast(max(last, self.horizon_steps))
+        if prediction is None:
+            return None
         upper = prediction.quantiles[self.settings.quantile]
         capacity = context.capacity_per_replica
         needed = math.ceil(float(np.max(upper[first - 1 : last])) / capacity - 1e-9)
-        current = context.requested_replicas
-        if needed >= current:
-            return Decision(
-                desired=needed,
-                reason=f"forecast q{self.settings.quantile:g} needs {needed}",
-                forecast=prediction,
-                window=(first, last),
-            )
         keep = math.ceil(float(np.max(upper[:last])) / capacity - 1e-9)
-        desired = min(current, max(needed, keep))
+        return needed, keep, prediction, (first, last)
+
+    def recommend(self, context: DecisionContext) -> Decision:
+        fallback = self.fallback.recommend(context)
+        need = self.forecast_need(context)
+        if need is None:
+            return Decision(
+                desired=fallback.desired, reason=f"forecaster warming up, reactive: {fallback.reason}"
+            )
+        needed, keep, prediction, window = need
+        current = context.requested_replicas
         reason = f"forecast q{self.settings.quantile:g} needs {needed}"
+        if needed >= current:
+            return Decision(desired=needed, reason=reason, forecast=prediction, window=window)
+        desired = min(current, max(needed, keep))
         if desired > needed:
             reason += f", keeping {desired} until new replicas could be ready"
-        return Decision(desired=desired, reason=reason, forecast=prediction, window=(first, last))
+        return Decision(desired=desired, reason=reason, forecast=prediction, window=window)
+
+    def model_counts(self) -> dict[str, int]:
+        """How many times each model family was fitted (for a replayed tape: by the recording run)."""
+        if self.replaying:
+            assert self.tape is not None
+            counts = self.tape.models
+        elif self.forecaster is not None:
+            counts = self.forecaster.stats.models
+        else:
+            counts = {}
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
     def describe(self) -> dict[str, Any]:
-        model = self.forecaster.chosen_model if self.forecaster else None
+        if self.replaying:
+            assert self.tape is not None
+            model = self.tape.model_names[-1] if self.tape.model_names else None
+        else:
+            model = self.forecaster.chosen_model if self.forecaster else None
         return {
             "policy": self.name,
             "quantile": self.settings.quantile,
@@ -296,8 +507,53 @@ class PredictivePolicy(ScalingPolicy):
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrustSettings:
+    """When the hybrid's forecast has earned the right to add capacity: over the last `window` of checks
+    (each a completed trace step against the forecast made a lead time before it), at least `min_checks`
+    checks; the share at or below the provisioned quantile q not below q (minus `slack`) by more than
+    sampling error, `z` binomial standard errors sqrt(q(1-q)/n) — a calibrated bound holds less than q
+    half the time, so `z = 0` would distrust a good forecast at random, while 1.64 distrusts one whose
+    shortfall is significant at 5%, one-sided; and an MAE below that of the trailing one-hour mean made
+    at the same time."""
+
+    window: pd.Timedelta = pd.Timedelta(days=1)
+    min_checks: int = 12
+    slack: float = 0.0
+    z: float = 1.64
+    trailing: pd.Timedelta = pd.Timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        if self.window <= pd.Timedelta(0):
+            raise ForecastConfigError("window", "must be positive")
+        if self.min_checks < 1:
+            raise ForecastConfigError("min_checks", "must be at least 1")
+        if not 0 <= self.slack < 0.5:
+            raise ForecastConfigError("slack", "must be in [0, 0.5)")
+        if not 0 <= self.z <= 5:
+            raise ForecastConfigError("z", "must be in [0, 5]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForecastRecord:
+    """The forecast's recent record on this series: checks, hit rate of its upper bound, and its skill
+    over the trailing mean (1 - its MAE / the trailing mean's)."""
+
+    checks: int
+    hit_rate: float
+    skill: float
+    earned: bool
+    why: str
+
+
 class HybridPolicy(ScalingPolicy):
-    """The larger of predictive and reactive, as AWS pairs predictive scaling with dynamic scaling."""
+    """Reactive at its target as a floor, plus forecast capacity only when the forecast has earned it.
+
+    The reactive (HPA) recommendation at the same target is always kept, so the hybrid holds at least what
+    the HPA would; the predictive need (its quantile over the lead-time window) is added on top only while
+    the forecast's recent record on this series is good (see `TrustSettings`): its upper bound has held
+    at least as often as its nominal level, and it beats the trailing one-hour mean. Otherwise the hybrid
+    is the reactive policy and its decision reason says why."""
 
     name = "hybrid"
 
@@ -307,10 +563,23 @@ class HybridPolicy(ScalingPolicy):
         predictive: PredictivePolicy | None = None,
         reactive: ReactivePolicy | None = None,
         limits: ScalingLimits | None = None,
+        trust: TrustSettings | None = None,
     ) -> None:
         super().__init__(limits=limits)
         self.reactive = reactive or ReactivePolicy()
         self.predictive = predictive or PredictivePolicy(fallback=ReactivePolicy())
+        self.trust = trust or TrustSettings()
+        self.step: pd.Timedelta | None = None
+        self.lead_steps = 0
+        self._seen_steps = 0
+        self._step_values: deque[float] = deque()
+        self._pending: dict[int, tuple[float, float, float]] = {}  # target step -> (upper, mean, trailing)
+        self._checks: deque[tuple[bool, float, float]] = deque()  # (hit, |error|, |trailing error|)
+        self._totals = [0, 0.0, 0.0]  # hits, sum |error|, sum |trailing error| over `_checks`
+        self._record: tuple[int, ForecastRecord] | None = None  # cached until the next check
+        self._added_checks = 0
+        #: decisions by what set them: "warming up", "not trusted", "reactive floor", "forecast"
+        self.decided_by: dict[str, int] = {}
 
     def configure(
         self,
@@ -319,41 +588,177 @@ class HybridPolicy(ScalingPolicy):
         step: pd.Timedelta,
         lead_time: pd.Timedelta,
         decision_interval: pd.Timedelta,
+        tick: pd.Timedelta | None = None,
     ) -> None:
         self.predictive.configure(
-            start=start, step=step, lead_time=lead_time, decision_interval=decision_interval
+            start=start, step=step, lead_time=lead_time, decision_interval=decision_interval, tick=tick
         )
+        self._set_step(step, lead_time)
+
+    def _set_step(self, step: pd.Timedelta, lead_time: pd.Timedelta) -> None:
+        self.step = step
+        self.lead_steps = forecast_window(step=step, lead_time=lead_time, decision_interval=step)[0]
+
+    def finish(self) -> None:
+        self.predictive.finish()
+
+    def model_counts(self) -> dict[str, int]:
+        return self.predictive.model_counts()
 
     def observe(self, time: pd.Timestamp, load: float) -> None:
         self.reactive.observe(time, load)
+        partial = self.predictive.partial_step
         self.predictive.observe(time, load)
+        completed = self.predictive.completed_steps
+        if completed == self._seen_steps or self.step is None:
+            return
+        self._seen_steps = completed
+        known = [v for v in [*partial, load] if not math.isnan(v)]
+        self._check_step(completed, float(np.mean(known)) if known else math.nan)
+
+    def _check_step(self, completed: int, value: float) -> None:
+        """Step number `completed` (1-based) has ended with `value`: score the forecast made for it, then
+        note what the newest forecast says about the step a lead time ahead."""
+        assert self.step is not None
+        trailing_steps = max(1, int(self.trust.trailing / self.step))
+        window_steps = max(1, int(self.trust.window / self.step))
+        made = self._pending.pop(completed, None)
+        if made is not None and not math.isnan(value):
+            upper, mean, trailing = made
+            if not math.isnan(trailing):
+                self._add_check((value <= upper, abs(value - mean), abs(value - trailing)), window_steps)
+        self._step_values.append(value)
+        while len(self._step_values) > trailing_steps:
+            self._step_values.popleft()
+        prediction = self.predictive.latest_forecast(max(self.lead_steps, self.predictive.horizon_steps))
+        if prediction is None:
+            return
+        known = [v for v in self._step_values if not math.isnan(v)]
+        trailing_mean = float(np.mean(known)) if known else math.nan
+        h = self.lead_steps
+        bound = prediction.quantiles[self.predictive.settings.quantile]
+        self._pending[completed + h] = (float(bound[h - 1]), float(prediction.mean[h - 1]), trailing_mean)
+
+    def _add_check(self, check: tuple[bool, float, float], window_steps: int) -> None:
+        self._checks.append(check)
+        self._added_checks += 1
+        self._totals[0] += int(check[0])
+        self._totals[1] += check[1]
+        self._totals[2] += check[2]
+        while len(self._checks) > window_steps:
+            hit, error, trailing_error = self._checks.popleft()
+            self._totals[0] -= int(hit)
+            self._totals[1] -= error
+            self._totals[2] -= trailing_error
+
+    def record(self) -> ForecastRecord:
+        """The forecast's recent record and whether it has earned the right to add capacity (recomputed
+        only when a check is added)."""
+        if self._record is not None and self._record[0] == self._added_checks:
+            return self._record[1]
+        record = self._compute_record()
+        self._record = (self._added_checks, record)
+        return record
+
+    def _compute_record(self) -> ForecastRecord:
+        checks = len(self._checks)
+        quantile = self.predictive.settings.quantile
+        if checks < self.trust.min_checks:
+            return ForecastRecord(
+                checks=checks,
+                hit_rate=math.nan,
+                skill=math.nan,
+                earned=False,
+                why=f"{checks} checks of the forecast so far, {self.trust.min_checks} needed",
+            )
+        hit_rate = self._totals[0] / checks
+        model_error, trailing_error = self._totals[1], self._totals[2]
+        skill = 1 - model_error / trailing_error if trailing_error > 0 else (0.0 if model_error else 1.0)
+        reasons = []
+        tolerance = self.trust.slack + self.trust.z * math.sqrt(quantile * (1 - quantile) / checks)
+        if hit_rate < quantile - tolerance:
+            reasons.append(
+                f"q{quantile:g} bound held {hit_rate:.1%} of {checks} recent steps, below "
+                f"{quantile - tolerance:.1%}"
+            )
+        if skill <= 0:
+            reasons.append(f"no skill over the trailing one-hour mean ({skill:+.2f})")
+        return ForecastRecord(
+            checks=checks,
+            hit_rate=hit_rate,
+            skill=skill,
+            earned=not reasons,
+            why="; ".join(reasons) or f"q{quantile:g} held {hit_rate:.1%}, skill {skill:+.2f}",
+        )
 
     def recommend(self, context: DecisionContext) -> Decision:
-        predicted = self.predictive.recommend(context)
-        reacted = self.reactive.recommend(context)
-        if reacted.desired > predicted.desired:
+        floor = self.reactive.recommend(context)
+        if self.step is None:
+            self._set_step(context.step, context.lead_time)
+        need = self.predictive.forecast_need(context)
+        if need is None:
+            self._count("warming up")
+            return Decision(desired=floor.desired, reason=f"forecaster warming up, reactive: {floor.reason}")
+        needed, keep, prediction, window = need
+        record = self.record()
+        if not record.earned:
+            self._count("not trusted")
             return Decision(
-                desired=reacted.desired,
-                reason=f"reactive: {reacted.reason}",
-                forecast=predicted.forecast,
-                window=predicted.window,
+                desired=floor.desired,
+                reason=f"forecast not trusted ({record.why}), reactive: {floor.reason}",
+                forecast=prediction,
+                window=window,
             )
-        return predicted
+        current = context.requested_replicas
+        forecast_part = needed if needed >= current else min(current, max(needed, keep))
+        if floor.desired >= forecast_part:
+            self._count("reactive floor")
+            return Decision(
+                desired=floor.desired,
+                reason=f"reactive floor: {floor.reason} (forecast q{self.predictive.settings.quantile:g} "
+                f"needs {needed})",
+                forecast=prediction,
+                window=window,
+            )
+        self._count("forecast")
+        reason = (
+            f"forecast q{self.predictive.settings.quantile:g} needs {needed} over reactive {floor.desired}"
+        )
+        if forecast_part > needed:
+            reason += f", keeping {forecast_part} until new replicas could be ready"
+        return Decision(
+            desired=forecast_part, reason=f"{reason} ({record.why})", forecast=prediction, window=window
+        )
+
+    def _count(self, what: str) -> None:
+        self.decided_by[what] = self.decided_by.get(what, 0) + 1
 
     def describe(self) -> dict[str, Any]:
         return {
             "policy": self.name,
             "predictive": self.predictive.describe(),
             "reactive": self.reactive.describe(),
+            "decided_by": dict(self.decided_by),
+            "trust": {
+                "window": str(self.trust.window),
+                "min_checks": self.trust.min_checks,
+                "slack": self.trust.slack,
+                "z": self.trust.z,
+            },
         }
 
 
 def forecast_window(
-    *, step: pd.Timedelta, lead_time: pd.Timedelta, decision_interval: pd.Timedelta
+    *,
+    step: pd.Timedelta,
+    lead_time: pd.Timedelta,
+    decision_interval: pd.Timedelta,
+    elapsed: pd.Timedelta = pd.Timedelta(0),
 ) -> tuple[int, int]:
-    """Steps ahead (1 = the step starting now) overlapping [now + lead, now + lead + interval)."""
-    first = int(math.floor(lead_time / step + 1e-9)) + 1
-    last = max(first, int(math.ceil((lead_time + decision_interval) / step - 1e-9)))
+    """Steps ahead of the last completed step (1 = the step in progress, of which `elapsed` has passed)
+    overlapping [now + lead, now + lead + interval)."""
+    first = int(math.floor((elapsed + lead_time) / step + 1e-9)) + 1
+    last = max(first, int(math.ceil((elapsed + lead_time + decision_interval) / step - 1e-9)))
     return first, last
 
 
@@ -380,8 +785,10 @@ def make_policy(
     limits: ScalingLimits | None = None,
     forecaster: ForecasterSettings | None = None,
     refit_every: pd.Timedelta = pd.Timedelta(days=1),
+    tape: ForecastTape | None = None,
 ) -> ScalingPolicy:
-    """Build a registered policy with the common options; unknown names are an error."""
+    """Build a registered policy with the common options; unknown names are an error. `tape` shares one
+    trace's forecasts across the runs of a sweep (see `ForecastTape`)."""
     if name not in _POLICIES:
         raise ForecastConfigError(
             "policy", f"unknown policy {name!r}; choose from {', '.join(policy_names())}"
@@ -392,6 +799,7 @@ def make_policy(
         limits=limits,
         forecaster=forecaster or ForecasterSettings(),
         refit_every=refit_every,
+        tape=tape,
     )
 
 
@@ -412,11 +820,13 @@ def _predictive(
     limits: ScalingLimits | None,
     forecaster: ForecasterSettings,
     refit_every: pd.Timedelta,
+    tape: ForecastTape | None = None,
 ) -> ScalingPolicy:
     return PredictivePolicy(
         settings=_predictive_settings(quantile, forecaster, refit_every),
         fallback=ReactivePolicy(target_utilization=target_utilization),
         limits=limits,
+        tape=tape,
     )
 
 
@@ -427,10 +837,12 @@ def _hybrid(
     limits: ScalingLimits | None,
     forecaster: ForecasterSettings,
     refit_every: pd.Timedelta,
+    tape: ForecastTape | None = None,
 ) -> ScalingPolicy:
     predictive = PredictivePolicy(
         settings=_predictive_settings(quantile, forecaster, refit_every),
         fallback=ReactivePolicy(target_utilization=target_utilization),
+        tape=tape,
     )
     return HybridPolicy(
         predictive=predictive, reactive=ReactivePolicy(target_utilization=target_utilization), limits=limits

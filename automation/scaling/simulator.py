@@ -8,6 +8,7 @@ under-provisioned, and those steps are left out of replica-hours and of the idle
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,21 +18,24 @@ from tqdm import tqdm
 
 from automation.forecasting.durations import format_duration
 from automation.forecasting.errors import ForecastConfigError
-from automation.forecasting.metrics import mean_absolute_percentage_error, mean_absolute_scaled_error
+from automation.forecasting.metrics import mean_absolute_percentage_error, relative_mae
 from automation.forecasting.models import SeasonalNaiveModel
 from automation.forecasting.seasonality import DAY, steps_per
 from automation.forecasting.traces import Trace
-from automation.scaling.policies import DecisionContext, HybridPolicy, PredictivePolicy, ScalingPolicy
+from automation.scaling.policies import DecisionContext, ScalingPolicy
 
 HOUR = pd.Timedelta(hours=1)
 MINUTE = pd.Timedelta(minutes=1)
+FINE_STEP = MINUTE
+MIN_DECISION_INTERVAL_SECONDS = 15
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimulationSettings:
     """Fleet physics and scoring: capacity of one replica, how long a new one takes to serve, how often
-    the policy decides (default: every trace step), the lead time the forecast looks ahead, and the
-    warm-up excluded from the scores (default: a quarter of the trace, at most 7 days)."""
+    the policy decides (default: every minute, or every trace step if finer), the lead time the forecast
+    looks ahead, and the warm-up excluded from the scores (default: a quarter of the trace, at most 7
+    days)."""
 
     capacity_per_replica: float
     provisioning_delay: pd.Timedelta = pd.Timedelta(minutes=10)
@@ -50,7 +54,8 @@ class SimulationSettings:
 @dataclass(kw_only=True)
 class SimulationResult:
     """Scores over the scored steps, plus the per-step timeline for plotting; `model` is the family fitted
-    most often and `models` counts every fit."""
+    most often and `models` counts every fit. `relative_mae`: the MAE of the forecasts the policy
+    provisioned for over seasonal naive's on the same targets."""
 
     trace: str
     policy: dict[str, Any]
@@ -59,12 +64,17 @@ class SimulationResult:
     over_provisioning_ratio: float
     scale_actions: int
     mape: float
-    mase: float
+    relative_mae: float
     model: str
     models: dict[str, int]
     scored_minutes: float
     timeline: pd.DataFrame = field(repr=False)
     notes: tuple[str, ...] = ()
+
+    @property
+    def mase(self) -> float:
+        """The former name of `relative_mae`."""
+        return self.relative_mae
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready scores (NaN becomes None)."""
@@ -82,7 +92,7 @@ class SimulationResult:
             "over_provisioning_ratio": clean(self.over_provisioning_ratio),
             "scale_actions": self.scale_actions,
             "mape": clean(self.mape),
-            "mase": clean(self.mase),
+            "relative_mae": clean(self.relative_mae),
             "model": self.model,
             "models": dict(self.models),
             "scored_minutes": clean(self.scored_minutes),
@@ -95,6 +105,32 @@ def default_warmup(trace: Trace) -> pd.Timedelta:
     return min(pd.Timedelta(days=7), span / 4).floor("min")
 
 
+def control_grid(
+    step: pd.Timedelta, decision_interval: pd.Timedelta | None
+) -> tuple[pd.Timedelta, pd.Timedelta]:
+    """(tick, decision interval): the grid the control loop runs on — the trace held to 1-minute steps, or
+    its own step if finer, refined to the decision cadence — and the cadence (default: one tick of the
+    1-minute grid). A cadence must be a whole number of minutes or divide a minute (15 s, 20 s, 30 s)."""
+    step_seconds = step.total_seconds()
+    if step_seconds < 1 or abs(step_seconds - round(step_seconds)) > 1e-6:
+        raise ForecastConfigError("step", f"the trace step must be a whole number of seconds (got {step})")
+    step_s = int(round(step_seconds))
+    fine_s = min(step_s, int(FINE_STEP.total_seconds()))
+    interval = decision_interval if decision_interval is not None else pd.Timedelta(seconds=fine_s)
+    interval_seconds = interval.total_seconds()
+    interval_s = int(round(interval_seconds))
+    if (
+        abs(interval_seconds - interval_s) > 1e-6
+        or interval_s < MIN_DECISION_INTERVAL_SECONDS
+        or (interval_s % 60 and 60 % interval_s)
+    ):
+        raise ForecastConfigError(
+            "decision_interval", f"must be 15 s, 20 s, 30 s or a whole number of minutes (got {interval})"
+        )
+    tick_s = math.gcd(math.gcd(step_s, fine_s), interval_s)
+    return pd.Timedelta(seconds=tick_s), interval
+
+
 def simulate(
     trace: Trace,
     policy: ScalingPolicy,
@@ -102,49 +138,61 @@ def simulate(
     settings: SimulationSettings,
     progress: bool = False,
 ) -> SimulationResult:
-    """Run `policy` over `trace`; each step the policy first observes nothing newer than the previous step."""
+    """Run `policy` over `trace` on the fine control grid (see `control_grid`): the load is held within
+    each trace step, replicas start serving the moment their delay has passed, and every decision sees
+    loads up to the previous tick only."""
     step = trace.step
-    interval = settings.decision_interval or step
-    every = int(round(interval / step))
-    if every < 1 or abs(every * step - interval) > pd.Timedelta(seconds=1):
-        raise ForecastConfigError("decision_interval", f"must be a whole multiple of the trace step ({step})")
+    tick, interval = control_grid(step, settings.decision_interval)
+    tick_s = int(round(tick.total_seconds()))
+    per_step = int(round(step / tick))
+    every = int(round(interval / tick))
     lead = settings.lead_time if settings.lead_time is not None else settings.provisioning_delay
     values = trace.load.to_numpy(dtype=float)
     times = trace.load.index
     capacity = settings.capacity_per_replica
     start = pd.Timestamp(times[0])
-    if isinstance(policy, PredictivePolicy | HybridPolicy):
-        policy.configure(start=start, step=step, lead_time=lead, decision_interval=interval)
+    policy.configure(start=start, step=step, lead_time=lead, decision_interval=interval, tick=tick)
     first_known = values[~np.isnan(values)][0] if (~np.isnan(values)).any() else 0.0
     replicas = settings.initial_replicas or max(1, math.ceil(first_known / capacity / 0.7 - 1e-9))
     replicas = int(np.clip(replicas, policy.limits.min_replicas, policy.limits.max_replicas))
     serving = replicas
-    pending: list[pd.Timestamp] = []  # ready times of replicas still provisioning, oldest first
+    pending: deque[list[int]] = deque()  # [ready at (seconds from start), count], oldest first
+    pending_count = 0
     warmup = settings.warmup if settings.warmup is not None else default_warmup(trace)
     scored_from = start + warmup
-    step_minutes = step / MINUTE
+    scored_from_s = warmup.total_seconds()
+    tick_minutes = tick / MINUTE
     n = len(values)
-    requested_track = np.zeros(n)
-    serving_track = np.zeros(n)
+    requested_sum = np.zeros(n)
+    serving_sum = np.zeros(n)
     under_track = np.zeros(n)
     mean_track = np.full(n, np.nan)
     upper_track = np.full(n, np.nan)
     baseline_track = np.full(n, np.nan)
     season = max(1, steps_per(DAY, step))
     baseline_model = SeasonalNaiveModel(season_length=season, history=np.zeros(0))
+    baseline_cache: tuple[int, np.ndarray] | None = None
     actions = 0
-    delay = settings.provisioning_delay
+    delay_s = settings.provisioning_delay.total_seconds()
+    tick_times = pd.date_range(start, periods=n * per_step, freq=tick)
     for i in tqdm(
-        range(n), disable=not progress, desc=f"{policy.name} on {trace.name}", unit="step", mininterval=1.0
+        range(n * per_step),
+        disable=not progress,
+        desc=f"{policy.name} on {trace.name}",
+        unit="tick",
+        mininterval=1.0,
     ):
-        now = pd.Timestamp(times[i])
-        ready = sum(1 for t in pending if t <= now)
-        serving += ready
-        del pending[:ready]
+        t = i * tick_s
+        b = i // per_step
+        while pending and pending[0][0] <= t:
+            serving += pending[0][1]
+            pending_count -= pending[0][1]
+            pending.popleft()
+        now = tick_times[i]
         if i > 0 and i % every == 0:
             context = DecisionContext(
                 time=now,
-                requested_replicas=serving + len(pending),
+                requested_replicas=serving + pending_count,
                 serving_replicas=serving,
                 capacity_per_replica=capacity,
                 step=step,
@@ -154,46 +202,69 @@ def simulate(
             decision = policy.decide(context)
             change = decision.desired - context.requested_replicas
             if change > 0:
-                pending.extend([now + delay] * change)
-                if delay == pd.Timedelta(0):
+                if delay_s <= 0:
                     serving += change
-                    pending.clear()
+                else:
+                    pending.append([int(math.ceil(t + delay_s)), change])
+                    pending_count += change
             elif change < 0:
-                cancelled = min(-change, len(pending))
-                del pending[len(pending) - cancelled :]
-                serving -= -change - cancelled
-            if change:
-                actions += int(now >= scored_from)
+                remove = -change
+                while remove and pending:  # cancel the newest provisioning replicas first
+                    cancelled = min(remove, pending[-1][1])
+                    pending[-1][1] -= cancelled
+                    pending_count -= cancelled
+                    remove -= cancelled
+                    if not pending[-1][1]:
+                        pending.pop()
+                serving -= remove
+            if change and t >= scored_from_s:
+                actions += 1
             if decision.forecast is not None and decision.window is not None:
                 first, last = decision.window
-                targets = np.arange(i + first - 1, min(n, i + last))
-                offsets = targets - i
+                origin = b - 1  # the last completed step
+                targets = np.arange(origin + first, min(n, origin + last + 1))
+                offsets = targets - origin - 1
                 mean_track[targets] = decision.forecast.mean[offsets]
                 upper_track[targets] = next(iter(decision.forecast.quantiles.values()))[offsets]
-                baseline_track[targets] = baseline_model.forecast(last)[offsets]
-        load = values[i]
-        requested_track[i] = serving + len(pending)
-        # capacity within the step: replicas becoming ready mid-step serve only the rest of it
-        step_end = now + step
-        within = [t for t in pending if t < step_end]
-        serving_track[i] = serving + sum((step_end - t) / step for t in within)
-        if not math.isnan(load):
-            segments = [(now, serving)] + [(t, serving + k + 1) for k, t in enumerate(within)]
-            under = 0.0
-            for k, (begin, count) in enumerate(segments):
-                end = segments[k + 1][0] if k + 1 < len(segments) else step_end
-                if load > count * capacity * (1 + 1e-9):
-                    under += (end - begin) / MINUTE
-            under_track[i] = under
+                if baseline_cache is None or baseline_cache[0] != b or len(baseline_cache[1]) < last:
+                    baseline_cache = (b, baseline_model.forecast(max(last, 1)))
+                baseline_track[targets] = baseline_cache[1][offsets]
+        load = values[b]
+        requested_sum[b] += serving + pending_count
+        end = t + tick_s
+        if pending and pending[0][0] < end:
+            # replicas becoming ready mid-tick serve only the rest of it
+            segments = [(t, serving)]
+            count = serving
+            for ready_at, added in pending:
+                if ready_at >= end:
+                    break
+                count += added
+                segments.append((ready_at, count))
+            bounds = [begin for begin, _ in segments[1:]] + [end]
+            spans = list(zip(segments, bounds, strict=True))
+            serving_sum[b] += sum(c * (stop - begin) for (begin, c), stop in spans) / tick_s
+            if not math.isnan(load):
+                under_track[b] += sum(
+                    (stop - begin) / 60 for (begin, c), stop in spans if load > c * capacity * (1 + 1e-9)
+                )
+        else:
+            serving_sum[b] += serving
+            if load > serving * capacity * (1 + 1e-9):  # False for NaN
+                under_track[b] += tick_minutes
         policy.observe(now, load)
-        baseline_model.update(np.array([load]))
+        if (i + 1) % per_step == 0:
+            baseline_model.update(np.array([load]))
+    policy.finish()
+    requested_track = requested_sum / per_step
+    serving_track = serving_sum / per_step
     scored = (times >= scored_from) & ~np.isnan(values)
     load_scored = values[scored]
     capacity_scored = serving_track[scored] * capacity
     mean_load = float(load_scored.mean()) if len(load_scored) else math.nan
     idle = np.maximum(capacity_scored - load_scored, 0.0)
     forecast_known = scored & ~np.isnan(mean_track)
-    models = _model_counts(policy)
+    models = policy.model_counts()
     model = next(iter(models), "none (reactive)")
     timeline = pd.DataFrame(
         {
@@ -210,11 +281,13 @@ def simulate(
     missing = int(np.isnan(values).sum())
     notes = [
         f"scores exclude the first {format_duration(warmup)} (warm-up) and {missing} steps without load "
-        "(gaps, outages: the policy holds, nothing is scored)"
+        "(gaps, outages: the policy holds, nothing is scored)",
+        f"control loop on a {format_duration(tick)} grid (load held within each "
+        f"{format_duration(step)} step), deciding every {format_duration(interval)}",
     ]
     return SimulationResult(
         trace=trace.name,
-        policy=policy.describe(),
+        policy=policy.describe() | {"decision_interval": format_duration(interval)},
         under_provisioned_minutes=float(under_track[scored].sum()),
         replica_hours=float(requested_track[scored].sum() * step / HOUR),
         over_provisioning_ratio=float(idle.mean() / mean_load) if mean_load else math.nan,
@@ -222,22 +295,14 @@ def simulate(
         mape=mean_absolute_percentage_error(values[forecast_known], mean_track[forecast_known])
         if forecast_known.any()
         else math.nan,
-        mase=mean_absolute_scaled_error(
+        relative_mae=relative_mae(
             values[forecast_known], mean_track[forecast_known], baseline_track[forecast_known]
         )
         if forecast_known.any()
         else math.nan,
         model=model,
         models=models,
-        scored_minutes=float(scored.sum() * step_minutes),
+        scored_minutes=float(scored.sum() * step / MINUTE),
         timeline=timeline,
         notes=tuple(notes),
     )
-
-
-def _model_counts(policy: ScalingPolicy) -> dict[str, int]:
-    """How many times each model family was fitted over the run (warm-up included)."""
-    predictive = policy.predictive if isinstance(policy, HybridPolicy) else policy
-    if isinstance(predictive, PredictivePolicy) and predictive.forecaster is not None:
-        return dict(sorted(predictive.forecaster.stats.models.items(), key=lambda item: -item[1]))
-    return {}
