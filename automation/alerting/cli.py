@@ -11,40 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from automation.alerting.choices import AlertState
-from automation.errors import AutomationError, InvalidFieldsError, NotFoundError, StateError
-
-
-class InputProblem(click.ClickException):
-    exit_code = 2
-
-
-def _fail(exc: AutomationError) -> None:
-    if isinstance(exc, InvalidFieldsError):
-        raise InputProblem("; ".join(f"{path}: {reason}" for path, reason in exc.errors))
-    if isinstance(exc, NotFoundError):
-        raise InputProblem(str(exc))
-    raise click.ClickException(str(exc))
-
-
-def _load(path: str) -> Any:
-    try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputProblem(f"{path}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise InputProblem(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-
-
-def _rules_of(document: Any, path: str) -> list[Any]:
-    if isinstance(document, dict) and "rules" in document:
-        document = document["rules"]
-    if not isinstance(document, list):
-        raise InputProblem(f"{path}: expected a list of rules, or a mapping with `rules:`")
-    return document
-
+from automation.cli.inputs import InputProblem, fail, items_of, load_yaml
+from automation.errors import AutomationError, StateError
 
 #: `automation rules` subcommands that need no database (the others set it up first).
 WITHOUT_DATABASE = frozenset({"backtest"})
@@ -69,14 +39,14 @@ def rules_apply(path: str) -> None:
     from automation.alerting.services.pipeline import apply_routing
     from automation.alerting.services.rules import save_rules
 
-    document = _load(path)
+    document = load_yaml(path)
     try:
         with transaction.atomic():
             if isinstance(document, dict) and "alerting" in document:
                 apply_routing(document["alerting"], time.time())
-            stored = save_rules(_rules_of(document, path))
+            stored = save_rules(items_of(document, "rules", path))
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     for rule in stored:
         click.echo(f"rule {rule.name} stored")
@@ -198,7 +168,7 @@ def silences_add(
             now=now,
         )
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo(str(silence.id))
 
@@ -228,7 +198,7 @@ def silences_expire(silence_id: str) -> None:
     except StateError as exc:
         raise click.ClickException(str(exc)) from None
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(f"silence {silence_id} expired")
 
 
@@ -242,13 +212,13 @@ def alerting() -> None:
 def alerting_apply(path: str) -> None:
     from automation.alerting.services.pipeline import apply_routing
 
-    document = _load(path)
+    document = load_yaml(path)
     if isinstance(document, dict) and "alerting" in document:
         document = document["alerting"]
     try:
         applied, rerouted = apply_routing(document, time.time())
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo(
         f"alerting document applied: {len(applied.receivers)} receiver(s), "
@@ -334,8 +304,8 @@ def rules_backtest(
     from automation.alerting.sources.memory import MemorySource
     from automation.choices import AutomationLevel
 
-    document = _load(path)
-    items = _rules_of(document, path)
+    document = load_yaml(path)
+    items = items_of(document, "rules", path)
     try:
         definitions = [RuleDefinition.parse(item, where=f"rules[{i}]") for i, item in enumerate(items)]
         alerting_document = (
@@ -344,7 +314,7 @@ def rules_backtest(
             else AlertingDocument()
         )
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     step = _duration_option(interval, "--interval")
     points = _points(trace_path, column, step)
@@ -358,7 +328,7 @@ def rules_backtest(
         try:
             key, windows = windows_for(read_windows(labels_path), trace_path)
         except AutomationError as exc:
-            _fail(exc)
+            fail(exc)
             return
     times = _epoch(points)
     series = trace_series(times, points.values, metric=name, labels={"trace": points.name})
@@ -377,7 +347,7 @@ def rules_backtest(
             level=AutomationLevel(level),
         )
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     scored = (
         {

@@ -5,29 +5,15 @@ bad input (one line per error), 1 for a refused operation."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
 from automation.cli.forecast import scaling_group
-from automation.errors import AutomationError, InvalidFieldsError, NotFoundError
+from automation.cli.inputs import InputProblem, fail, items_of, load_yaml
+from automation.errors import AutomationError
 from automation.scaling.limits import DEFAULT_DECISIONS, MAX_DECISIONS
 
 __all__ = ["scaling_group"]
-
-
-class InputProblem(click.ClickException):
-    exit_code = 2
-
-
-def _fail(exc: AutomationError) -> None:
-    if isinstance(exc, InvalidFieldsError):
-        raise InputProblem("; ".join(f"{path}: {reason}" for path, reason in exc.errors))
-    if isinstance(exc, NotFoundError):
-        raise InputProblem(str(exc))
-    raise click.ClickException(str(exc))
 
 
 def _setup() -> None:
@@ -36,36 +22,19 @@ def _setup() -> None:
     setup()
 
 
-def _load(path: str) -> Any:
-    try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputProblem(f"{path}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise InputProblem(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-
-
-def _targets_of(document: Any, path: str) -> list[Any]:
-    if isinstance(document, dict) and "targets" in document:
-        document = document["targets"]
-    if not isinstance(document, list):
-        raise InputProblem(f"{path}: expected a list of targets, or a mapping with `targets:`")
-    return document
-
-
 @scaling_group.command("apply")
 @click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False))
 def scaling_apply(path: str) -> None:
     """Store the scaling targets of a YAML file (`targets:` list); all or none."""
-    document = _load(path)
-    targets = _targets_of(document, path)
+    document = load_yaml(path)
+    targets = items_of(document, "targets", path)
     _setup()
     from automation.scaling.services.targets import save_targets
 
     try:
         stored = save_targets(targets)
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     for target in stored:
         click.echo(f"scaling target {target.name} stored")
@@ -112,7 +81,7 @@ def scaling_delete(name: str) -> None:
     try:
         delete_target(name)
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(f"scaling target {name} deleted")
 
 
@@ -154,7 +123,7 @@ def scaling_decisions(name: str, limit: int, as_json: bool) -> None:
     try:
         log = decisions_json(get_target(name), limit)
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         click.echo(json.dumps(log, indent=2))
@@ -186,7 +155,7 @@ def scaling_plot(name: str, output: str | None, limit: int) -> None:
     try:
         target = get_target(name)
     except AutomationError as exc:
-        _fail(exc)
+        fail(exc)
         return
     newest = list(target.decisions.order_by("-at", "-id")[:limit])
     if not newest:
