@@ -70,10 +70,13 @@ class Fit:
     seconds: float
 
 
-def fit(definition: ScalingTargetDefinition, history: LoadHistory, *, interval: float) -> Fit:
-    """Fit a forecaster to the history within `forecast.fit_timeout`: FitTimeout past it (interrupted
-    where a signal can, else judged when it returns), the forecaster's own error when it cannot fit."""
-    limit = float(definition.forecast.fit_timeout)
+def fit(
+    definition: ScalingTargetDefinition, history: LoadHistory, *, interval: float, limit: float | None = None
+) -> Fit:
+    """Fit a forecaster to the history within `limit` (default `forecast.fit_timeout`): FitTimeout past it
+    (interrupted where a signal can, else judged when it returns), the forecaster's own error when it
+    cannot fit."""
+    limit = float(definition.forecast.fit_timeout) if limit is None else limit
     settings = ForecasterSettings(
         model=definition.forecast.model, max_history=pd.Timedelta(seconds=float(definition.load.history))
     )

@@ -381,3 +381,19 @@ def test_no_second_scale_run_while_one_is_going(engine: Any) -> None:
     assert second[0]["action"] == "hold", second
     assert any("still going; no second run" in reason for reason in decisions(name)[-1].reasons)
     assert len(runs_of(f"scaling.{name}")) == 1
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_a_fit_cut_by_the_batch_time_is_deferred_not_an_error() -> None:
+    from automation.models import ScalingTarget
+    from automation.scaling.services.loop import FitBudget, evaluate_target
+
+    name, metric = unique("cut"), unique("rps").replace("-", "_")
+    now = (time.time() // 60) * 60 + 30
+    ramp(metric, now)
+    store_target(name, metric)
+    target = ScalingTarget.objects.get(name=name)
+    evaluate_target(target, now, INTERVAL, budget=FitBudget(seconds=1e-6))  # nearly no fit time left
+    (decision,) = decisions(name)
+    assert any("deferred" in reason for reason in decision.reasons), decision.reasons
+    assert state(name).forecaster is None and not state(name).fit_error  # tried again next tick, no wait

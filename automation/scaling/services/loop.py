@@ -195,9 +195,16 @@ def update_forecaster(
                 why_none=f"forecaster warming up ({span(have)} of history, needs {needs})"
             )
         began = time.perf_counter()
+        # Within the target's own limit and what is left of the batch's fit time: one long fit must not
+        # hold the rest of the batch past its tick.
+        allowed = min(float(settings.fit_timeout), max(budget.seconds - budget.spent, 0.001))
         try:
-            found = fit(definition, history, interval=interval)
+            found = fit(definition, history, interval=interval, limit=allowed)
         except FitTimeout:
+            if allowed < settings.fit_timeout:
+                return ForecasterUpdate(
+                    why_none="forecast fit deferred to a later tick (this batch's fit time ran out during it)"
+                )
             error = f"ran past fit_timeout {settings.fit_timeout:g} s"
             return ForecasterUpdate(why_none=f"forecast fit {error}", clear=True, error=error)
         except Exception as exc:  # noqa: BLE001 - any failure of a fit falls back to reactive, and says so

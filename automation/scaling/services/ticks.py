@@ -54,6 +54,7 @@ def evaluate_targets(
     raised. Nothing when predictive scaling is off."""
     from automation.alerting.push import PushSource
     from automation.scaling.services.loop import FitBudget, evaluate_target, fits_for_batch
+
     if not scaling_enabled():
         return []
     every = float(interval if interval is not None else current_config().monitoring_interval)
