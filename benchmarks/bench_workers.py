@@ -34,12 +34,9 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,10 +45,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_SERVER = os.environ.get("AUTOMATION_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("AUTOMATION_BENCH_REDIS", "redis://127.0.0.1:6379/6")
-BENCH_DB = f"automation_bench_workers_{os.getpid()}"
-STATE_DIR = Path(tempfile.mkdtemp(prefix="automation-bench-workers-"))
+from benchmarks import bench_engine  # noqa: E402 - after the path is set
+
+# The engine benchmark's database, broker and state directory (AUTOMATION_BENCH_PG, AUTOMATION_BENCH_REDIS)
+REDIS_URL = bench_engine.REDIS_URL
+STATE_DIR = bench_engine.STATE_DIR
+configure_environment = bench_engine.configure_environment
+benchmark_database = bench_engine.benchmark_database
 RESULTS = ROOT / "benchmarks" / "results" / "workers.json"
 QUEUE = "low"
 SAMPLE_SECONDS = 0.25
@@ -70,46 +70,6 @@ class Plan:
 
 FULL = Plan(step_seconds=0.5, multiple=10, lead=10, flood=120, tail=60, calibration_steps=40, max_workers=16)
 QUICK = Plan(step_seconds=0.5, multiple=10, lead=3, flood=15, tail=25, calibration_steps=12, max_workers=16)
-
-
-def configure_environment() -> None:
-    os.environ["DATABASE_URL"] = f"{PG_SERVER}/{BENCH_DB}"
-    os.environ["AUTOMATION_BROKER_URL"] = REDIS_URL
-    os.environ["AUTOMATION_VISIBILITY_TIMEOUT"] = "3600"
-    os.environ["AUTOMATION_STATE_DIR"] = str(STATE_DIR / "state")
-    os.environ["AUTOMATION_HOME"] = str(ROOT)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "automation.settings"
-    for name in ("AUTOMATION_RESULT_BACKEND", "AUTOMATION_REDIS_URL", "AUTOMATION_DEBUG"):
-        os.environ.pop(name, None)
-
-
-@contextmanager
-def benchmark_database() -> Iterator[None]:
-    import psycopg2
-    import redis
-
-    admin = psycopg2.connect(f"{PG_SERVER}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        cur.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    broker = redis.Redis.from_url(REDIS_URL)
-    broker.flushdb()
-    try:
-        from automation.bootstrap import migrate, setup
-
-        setup()
-        migrate(verbosity=0)
-        yield
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.close()
-        broker.flushdb()
-        broker.close()
 
 
 def make_provider() -> Any:
@@ -388,7 +348,7 @@ def main() -> int:
     loadavg = [round(v, 2) for v in os.getloadavg()]
     if loadavg[0] > 1.0:
         print(f"warning: load average {loadavg} before starting: figures will be noisy", flush=True)
-    print(f"database {BENCH_DB}, broker {REDIS_URL}, worker logs in {STATE_DIR}", flush=True)
+    print(f"database {bench_engine.BENCH_DB}, broker {REDIS_URL}, worker logs in {STATE_DIR}", flush=True)
     import redis
 
     import tests.slow_actions  # noqa: F401 - registers testing.tally in this process
