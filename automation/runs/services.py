@@ -23,7 +23,7 @@ from automation.delivery import step_task_id
 from automation.errors import ForbiddenError, InputError, NotFoundError, StateError
 from automation.models import StepRun, WorkflowRun
 from automation.runs.claims import Claim
-from automation.runs.sql import db_value, from_json, in_list, run_statements
+from automation.runs.sql import db_value, from_json, in_list, retry_deadlocks, run_statements
 
 ACTIVE = RunStatus.ACTIVE
 TERMINAL = RunStatus.TERMINAL
@@ -331,6 +331,7 @@ def record_retry(step_id: int, *, error: str, countdown: float) -> None:
     )
 
 
+@retry_deadlocks
 def fail_step(step_id: int, *, run_id: Any, error: str) -> bool:
     """Fail a step and its run; the run's steps that have not started are skipped."""
     now = _now()
@@ -373,7 +374,7 @@ def _check_text(**fields: str) -> None:
         raise InputError(errors)
 
 
-
+@retry_deadlocks
 def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> WorkflowRun:
     """Cancel a run: its unfinished steps are marked cancelled; the caller revokes their messages."""
     _check_text(reason=reason)
@@ -394,6 +395,7 @@ def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> Workflow
     return run
 
 
+@retry_deadlocks
 def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment: str = "") -> StepRun:
     """Record an approver's decision on a `control.approval` step that is waiting for one."""
     _check_text(by=by, comment=comment)

@@ -14,19 +14,33 @@ embedded store is for demos and development.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import random
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Field
-from psycopg2.errors import DuplicatePreparedStatement, FeatureNotSupported, InvalidSqlStatementName
+from psycopg2.errors import (
+    DeadlockDetected,
+    DuplicatePreparedStatement,
+    FeatureNotSupported,
+    InvalidSqlStatementName,
+    SerializationFailure,
+)
 
 Row = tuple[Any, ...]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Times a transition PostgreSQL aborted to break a deadlock is run again before the error is raised.
+DEADLOCK_RETRIES = 3
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -125,3 +139,27 @@ def run_statements(statements: Sequence[str], params: dict[str, Any], *, durable
             cursor.execute(statement, {k: v for k, v in params.items() if f"%({k})s" in statement})
             rows = list(cursor.fetchall()) if cursor.description else []
     return rows
+
+
+def retry_deadlocks(func: Callable[P, T]) -> Callable[P, T]:
+    """Run a transition again when PostgreSQL aborted it to break a deadlock (or a serialization failure).
+
+    Transitions started from outside (a cancel, an approval) lock a run before its steps, a worker's
+    completion a step before its run: when they meet, PostgreSQL aborts one of them, and the aborted
+    one is whole work still to do. Inside a caller's transaction nothing is retried (that transaction
+    is already lost).
+    """
+
+    @functools.wraps(func)
+    def retried(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                transient = isinstance(exc.__cause__, DeadlockDetected | SerializationFailure)
+                if not transient or attempt == DEADLOCK_RETRIES or connection.in_atomic_block:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return retried
