@@ -1,9 +1,13 @@
 """What each worker counts per queue in the broker's Redis: tasks finished and the seconds spent on them.
 
 The queue reader (`automation/scaling/queues.py`) turns these counters into completions per second and
-per-worker throughput. Each pool process writes its counts on a connection of its own with replies
-switched off (`CLIENT REPLY OFF`): a count is one write to a socket (about 20 µs), never a round trip
-on the task's path. A failure to count never touches the task; the connection is opened again later.
+per-worker throughput. Each pool process adds its counts up in memory and writes them at most once per
+`FLUSH_EVERY` (and when it stops), on a connection of its own with replies switched off
+(`CLIENT REPLY OFF`): never a round trip on the task's path, and under load one write per second
+instead of one per task (a write wakes redis-server, which on a small host takes the core a task
+needed). A process that goes idle keeps at most its last second of counts until its next task: the
+reader's rates lag that much when a queue drains, never when it fills. A failure to count never touches
+the task; the counts wait and the connection is opened again later.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 
 logger = logging.getLogger("automation.fleet")
 
@@ -30,6 +34,11 @@ _connection: tuple[int, Any] | None = None  # (pid, connection): a forked pool p
 #: After a failed count, counting waits this long before connecting again.
 RETRY_AFTER = 30.0
 _retry_at = 0.0
+#: A process writes what it counted at most this often (seconds).
+FLUSH_EVERY = 1.0
+# Counted and not yet written: queue -> [tasks finished, busy seconds].
+_pending: dict[str, list[float]] = {}
+_flushed_at = 0.0
 
 
 def queue_stats_key(queue: str) -> str:
@@ -91,22 +100,43 @@ def _task_finished(task_id: str | None = None, task: Any = None, **_: Any) -> No
     queue = _queue_of(task)
     if started is None or queue is None:
         return  # run eagerly, or outside a worker: no queue to count for
-    busy = time.monotonic() - started
+    now = time.monotonic()
+    counts = _pending.setdefault(queue, [0, 0.0])
+    counts[0] += 1
+    counts[1] += now - started
+    if now - _flushed_at >= FLUSH_EVERY:
+        flush(now)
+
+
+def flush(now: float | None = None) -> None:
+    """Write what this process counted since its last write (kept for later when the broker fails)."""
+    global _flushed_at
+    _flushed_at = time.monotonic() if now is None else now
+    if not _pending:
+        return
     try:
         connection = _counting_connection()
         if connection is None:
             return
-        key = queue_stats_key(queue)
-        connection.send_packed_command(
-            connection.pack_commands(
-                [("HINCRBY", key, COMPLETED_FIELD, 1), ("HINCRBYFLOAT", key, BUSY_FIELD, f"{busy:.6f}")]
-            )
-        )
-    except Exception as exc:  # noqa: BLE001 - a lost count costs the scaler one sample, never the task
-        logger.debug("queue stats not counted for %s: %r", queue, exc)
+        commands = []
+        for queue, (completed, busy) in _pending.items():
+            key = queue_stats_key(queue)
+            commands += [
+                ("HINCRBY", key, COMPLETED_FIELD, int(completed)),
+                ("HINCRBYFLOAT", key, BUSY_FIELD, f"{busy:.6f}"),
+            ]
+        connection.send_packed_command(connection.pack_commands(commands))
+        _pending.clear()
+    except Exception as exc:  # noqa: BLE001 - a late count costs the scaler a sample, never the task
+        logger.debug("queue stats not written: %r", exc)
         _drop_connection()
+
+
+def _process_stopping(**_: Any) -> None:
+    flush()
 
 
 def install() -> None:
     task_prerun.connect(_task_started, weak=False)
     task_postrun.connect(_task_finished, weak=False)
+    worker_process_shutdown.connect(_process_stopping, weak=False)

@@ -120,24 +120,33 @@ def test_worker_counters_are_read_back(broker: Any, queue_name: str) -> None:
     from automation.fleet import throughput
 
     task = SimpleNamespace(request=SimpleNamespace(delivery_info={"routing_key": queue_name}))
-    for number in range(3):
-        throughput._task_started(task_id=f"t{number}")
-        throughput._task_finished(task_id=f"t{number}", task=task)
-        throughput._drop_connection()  # a broken connection is opened again by a later count...
-        throughput._retry_at = 0.0  # ...once the retry wait is over
-    eager = SimpleNamespace(request=SimpleNamespace(delivery_info=None))
-    throughput._task_started(task_id="eager")
-    throughput._task_finished(task_id="eager", task=eager)
+
+    def count(task_id: str, on: Any = task) -> None:
+        throughput._task_started(task_id=task_id)
+        throughput._task_finished(task_id=task_id, task=on)
+
+    throughput._flushed_at = 0.0
+    count("t0")  # the first count after a quiet second is written at once...
+    wait_for(lambda: read_queue_load(broker, queue_name).completed == 1, timeout=5)
+    count("t1")  # ...the next ones within the second wait for the process's next write
+    count("t2")
+    count("eager", SimpleNamespace(request=SimpleNamespace(delivery_info=None)))  # no queue: not counted
+    time.sleep(0.2)
+    assert read_queue_load(broker, queue_name).completed == 1
+    throughput.flush()  # as at the process's next write, or its shutdown
     # Counts are written without waiting for replies: they land a moment later.
     wait_for(lambda: read_queue_load(broker, queue_name).completed == 3, timeout=5)
     assert 0 < read_queue_load(broker, queue_name).busy_seconds < 1
-    # Right after a failure, counts are skipped (no connect attempt on every task of a broker that is down)
+    # Right after a failure, nothing is written (no connect attempt on every task of a broker that is
+    # down), and what was counted meanwhile is kept for the write after the retry wait.
     throughput._drop_connection()
-    throughput._task_started(task_id="t9")
-    throughput._task_finished(task_id="t9", task=task)
+    count("t9")
+    throughput.flush()
     time.sleep(0.2)
     assert read_queue_load(broker, queue_name).completed == 3
     throughput._retry_at = 0.0
+    throughput.flush()
+    wait_for(lambda: read_queue_load(broker, queue_name).completed == 4, timeout=5)
 
 
 @pytest.mark.integration
