@@ -44,6 +44,8 @@ class ScalingState(models.Model):
     last_change_at = models.DateTimeField(null=True, blank=True)
     #: The reactive policy's recent recommendations [(epoch s, replicas)], for its scale-down window.
     recommendations = models.JSONField(default=list)
+    #: The forecast's recent record on this target (automation/scaling/trust.py), a few hundred bytes.
+    trust = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
 
 

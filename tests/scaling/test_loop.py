@@ -238,7 +238,7 @@ def test_the_decision_log_is_read_by_the_api_the_cli_and_the_plot(
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["decisions"][-2:] == log
     text = cli("scaling", "decisions", name)
-    assert "forecast peak" in text.stdout and text.stdout.count("\n    ") >= 3
+    assert "forecast not trusted (0 checks" in text.stdout and text.stdout.count("\n    ") >= 3
     picture = cli("scaling", "plot", name, "-o", str(tmp_path / "log.png"))
     assert picture.returncode == 0, picture.stderr
     assert (tmp_path / "log.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,9 @@
 """Scaling ahead of load, end to end: a service whose load rises at the same time every day. The loop has
-seen the rise on the days before; before today's rise begins (the load still needs one replica, and the
-reactive policy would hold), a tick through a real worker decides from the forecast, starts the scale
-workflow, and the real local service runs the replicas the rise needs before the rise arrives."""
+seen the rise on the days before, and its ticks of the last two hours have checked its forecast against
+what came (the hybrid adds forecast capacity only once the forecast has earned it); before today's rise
+begins (the load still needs one replica, and the reactive policy would hold), a tick through a real
+worker decides from the forecast, starts the scale workflow, and the real local service runs the
+replicas the rise needs before the rise arrives."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def daily_load(at: float, rise_at: float) -> float:
     """The load at `at` of a day whose rise begins at `rise_at` (mod one day): quiet, a 20-minute ramp,
     an hour at the peak, a 20-minute ramp down, with a small deterministic ripple."""
     since = (at - rise_at) % DAY
-    ripple = 5.0 * math.sin(at / 600.0)
+    ripple = 5.0 * math.sin(2 * math.pi * since / 3600.0)  # the same each day
     if since < RISE_LENGTH:
         return QUIET + (PEAK - QUIET) * since / RISE_LENGTH + ripple
     if since < RISE_LENGTH + 3600:
@@ -74,14 +76,25 @@ def test_a_rise_seen_on_the_days_before_is_met_by_replicas_started_before_it(
         lead_time="45m",
         forecast={"min_history": "30h", "refit_every": "1h", "fit_timeout": "60s"},
     )
+    local_service.scale("spotify-api", replicas=1)  # an earlier test may have left it scaled
     assert local_service.status("spotify-api")["running_replicas"] == 1
+    # The loop's ticks from two hours to half an hour ago (in this process: the services the worker runs),
+    # each checking the forecast made a lead time before against the load that came.
+    from automation.scaling.services.ticks import evaluate_targets
+
+    for minute in range(120, 30, -1):
+        evaluate_targets([name], now - 60 * minute, 60.0)
+    before = decisions(name)
+    assert len(before) == 90 and all(d.action == "hold" for d in before)
+    assert "forecast not trusted" in " ".join(before[0].reasons)  # no record yet
+    assert "held 100.0%" in " ".join(before[-1].reasons), before[-1].reasons  # earned since
     # The Beat tick, through a real worker (sent until the worker has seen predictive scaling on).
     wait_for(
         lambda: app.send_task("automation.scaling.evaluate", (now,), queue="critical").get(timeout=60) >= 1,
         timeout=90,
     )
-    wait_for(lambda: len(decisions(name)) == 1, timeout=90)  # the tick's batch, on the worker
-    [decision] = decisions(name)
+    wait_for(lambda: len(decisions(name)) == 91, timeout=90)  # the tick's batch, on the worker
+    decision = decisions(name)[-1]
     # Today's rise has not begun: the load needs one replica, which is what a reactive policy keeps.
     assert decision.observed_load is not None and decision.observed_load < 200
     assert (decision.current_replicas, decision.action, decision.basis) == (1, "scale_up", "forecast")

@@ -20,6 +20,7 @@ from automation.choices import RunStatus
 from automation.errors import AutomationError, SourceError
 from automation.forecasting.forecaster import Forecaster
 from automation.models import ScalingDecision, ScalingState, ScalingTarget, WorkflowRun
+from automation.scaling import trust
 from automation.scaling.choices import Action, Basis, PolicyKind
 from automation.scaling.control import Memory, Outcome, Situation, decide, span
 from automation.scaling.definitions import ScalingTargetDefinition, workflow_name
@@ -35,9 +36,12 @@ from automation.scaling.fitting import (
     stored,
 )
 from automation.scaling.load import LoadHistory, read_load
+from automation.scaling.policies import TrustSettings
 
 logger = logging.getLogger("automation.scaling")
 
+#: When a hybrid target's forecast has earned the right to add capacity: the simulator's defaults.
+TRUST = TrustSettings()
 #: After a failed fit, the next try waits this long (or the refit cadence, if shorter).
 FIT_RETRY_SECONDS = 600.0
 
@@ -284,6 +288,14 @@ def evaluate_target(
             last_change_at=_epoch(locked.last_change_at),
             recommendations=[(float(t), int(n)) for t, n in locked.recommendations],
         )
+        trusted = trust.update(
+            trust.TrustState.from_json(locked.trust, float(definition.load.step)),
+            history,
+            update.path,
+            now=now,
+            lead=definition.lead,
+            settings=TRUST,
+        )
         situation = Situation(
             now=now,
             interval=interval,
@@ -292,6 +304,9 @@ def evaluate_target(
             serving=serving,
             forecast=update.path,
             no_forecast=update.why_none,
+            trust=trust.record(trusted, definition.forecast.quantile, TRUST)
+            if definition.policy == PolicyKind.HYBRID
+            else None,
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
@@ -335,6 +350,7 @@ def evaluate_target(
         decision = _decision(
             target, definition, slot, now, history, update, outcome, current, reasons, run_id
         )
+        locked.trust = trusted.as_json()
         _remember(locked, key=fitted_for(definition), now=now, update=update, outcome=outcome, run_id=run_id)
     return _report(decision)
 
