@@ -98,7 +98,9 @@ def threshold_rule(service: str, severity: str) -> Any:
     from automation.alerting.services.rules import save_rule
 
     metric = unique(f"errors_{service.split('-')[0]}").replace("-", "_")
-    rule = save_rule({"name": unique(f"{service}_errors"), "condition": f"{metric} > 80", "severity": severity})
+    rule = save_rule(
+        {"name": unique(f"{service}_errors"), "condition": f"{metric} > 80", "severity": severity}
+    )
     return rule, metric
 
 
