@@ -262,3 +262,37 @@ def test_the_beat_job_resolves_a_quiet_incident_after_the_hold_time(
     later = time.time()
     receive(received(chain.db, starts=later), later)
     assert [i.status for i in incidents_of(chain.db)] == ["resolved", "triggered"]
+
+
+def test_steps_are_guarded_updates_taken_once(chain: Chain) -> None:
+    """Mitigating a triggered incident acknowledges it too; two people resolving at once resolve it once
+    (one event); a resolved incident is not acknowledged."""
+    from automation.alerting.services.intake import receive
+    from automation.errors import NotFoundError, StateError
+    from automation.incidents.services.transitions import acknowledge, mitigate, resolve
+
+    now = time.time()
+    receive(received(chain.web, starts=now), now)
+    (incident,) = incidents_of(chain.web)
+    taken = mitigate(incident.pk, by="gina", now=now + 1)
+    assert taken.changed and taken.incident.status == "mitigated"
+    assert (taken.incident.acknowledged_by, taken.incident.mitigated_by) == ("gina", "gina")
+    assert taken.incident.acknowledged_at == taken.incident.mitigated_at
+    assert not acknowledge(incident.pk, by="hal", now=now + 2).changed  # past it already
+
+    def close(who: str) -> bool:
+        try:
+            return resolve(incident.pk, by=who, now=time.time()).changed
+        finally:
+            close_thread_clients()
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(close, ["ivy", "jon", "kim", "lea"]))
+    assert sorted(outcomes) == [False, False, False, True]
+    incident.refresh_from_db()
+    assert kinds(incident).count("resolved") == 1
+    assert [actor for kind, actor, _ in timeline(incident) if kind == "resolved"] == [incident.resolved_by]
+    with pytest.raises(StateError, match="is resolved: it cannot be acknowledged"):
+        acknowledge(incident.pk, by="max", now=time.time())
+    with pytest.raises(NotFoundError):
+        resolve(2**62, by="max", now=time.time())
