@@ -19,6 +19,9 @@ RECOVERY_INTERVAL = float(os.environ.get("AUTOMATION_RECOVERY_INTERVAL", "10"))
 #: Notification groups are flushed this often: group_wait and group_interval are honoured to within it.
 FLUSH_INTERVAL = float(os.environ.get("AUTOMATION_ALERT_FLUSH_INTERVAL", "5"))
 
+#: Open incidents are checked this often for auto-resolve: the hold time is honoured to within it.
+INCIDENT_SWEEP_INTERVAL = float(os.environ.get("AUTOMATION_INCIDENT_SWEEP_INTERVAL", "15"))
+
 #: Names of the entries whose period follows `monitoring_interval`.
 MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
@@ -61,6 +64,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.alerting.flush_groups",
             "schedule": FLUSH_INTERVAL,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": FLUSH_INTERVAL},
+        },
+        "automation-incidents-auto-resolve": {
+            "task": "automation.incidents.auto_resolve",
+            "schedule": INCIDENT_SWEEP_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": INCIDENT_SWEEP_INTERVAL},
         },
         "automation-alerting-purge-samples": {
             "task": "automation.alerting.purge_samples",

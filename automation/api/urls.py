@@ -6,6 +6,7 @@ from django.urls import path
 
 from automation.alerting import api as alerting
 from automation.api import fleet, views
+from automation.incidents import api as incidents
 from automation.scaling import api as scaling
 
 urlpatterns = [
@@ -36,6 +37,12 @@ urlpatterns = [
     path("api/v1/scaling/targets/<str:name>", scaling.target_detail),
     path("api/v1/scaling/targets/<str:name>/decisions", scaling.target_decisions),
     path("api/v1/capacity", scaling.capacity),
+    path("api/v1/services", incidents.services),
+    path("api/v1/incidents", incidents.incidents),
+    path("api/v1/incidents/<str:incident_id>", incidents.incident_detail),
+    path("api/v1/incidents/<str:incident_id>/acknowledge", incidents.acknowledge),
+    path("api/v1/incidents/<str:incident_id>/mitigate", incidents.mitigate),
+    path("api/v1/incidents/<str:incident_id>/resolve", incidents.resolve),
 ]
 
 handler400 = "automation.api.errors.bad_request"

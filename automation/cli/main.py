@@ -361,6 +361,11 @@ from automation.alerting.cli import alerting, alerts, anomaly, rules, silences  
 for group in (rules, alerts, silences, alerting, anomaly):
     cli.add_command(group)
 
+from automation.incidents.cli import incidents, services  # noqa: E402
+
+cli.add_command(incidents)
+cli.add_command(services)
+
 
 def main() -> None:
     try:
