@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0008_scaling'),
+        ('automation', '0009_incidents'),
     ]
 
     operations = [
