@@ -8,6 +8,7 @@ from automation.alerting import api as alerting
 from automation.api import fleet, views
 from automation.incidents import api as incidents
 from automation.scaling import api as scaling
+from automation.timetables import api as timetables
 
 urlpatterns = [
     path("healthz", views.healthz),
@@ -43,6 +44,8 @@ urlpatterns = [
     path("api/v1/incidents/<str:incident_id>/acknowledge", incidents.acknowledge),
     path("api/v1/incidents/<str:incident_id>/mitigate", incidents.mitigate),
     path("api/v1/incidents/<str:incident_id>/resolve", incidents.resolve),
+    path("api/v1/schedules", timetables.schedules),
+    path("api/v1/schedules/<str:name>", timetables.schedule_detail),
 ]
 
 handler400 = "automation.api.errors.bad_request"

@@ -366,6 +366,10 @@ from automation.incidents.cli import incidents, services  # noqa: E402
 cli.add_command(incidents)
 cli.add_command(services)
 
+from automation.timetables.cli import schedule  # noqa: E402
+
+cli.add_command(schedule)
+
 
 def main() -> None:
     try:
