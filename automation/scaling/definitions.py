@@ -133,12 +133,24 @@ class WorkerPool(_Model):
     grace_period: Seconds | None = Field(default=None, ge=0)
 
 
+def _kind_requirements(schema: dict[str, Any]) -> None:
+    """In the JSON schema: `service` and `load` are required of a service target only (a celery target's
+    service follows from its queue, and it reads no metric load)."""
+    schema["required"] = [name for name in schema.get("required", []) if name not in ("service", "load")]
+    schema["description"] = (
+        str(schema.get("description", ""))
+        + "\n\n`service` and `load` are required unless `kind` is `celery`; `queue` is required if it is."
+    )
+
+
 class ScalingTargetDefinition(_Model):
     """A service whose replicas the loop sets from its load. `lead_time` (default: the provisioning delay)
     is how far ahead the forecast is read: replicas started now are ready after `provisioning_delay`.
 
     With `kind: celery`, the engine's own workers of `queue` (see the module's docstring): `service`
     and `policy` default to `celery-<queue>` and `reactive`, and the fields of a metric load are refused."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_requirements)
 
     kind: Literal["service", "celery"] = "service"
     name: str = Field(pattern=NAME_PATTERN)
