@@ -13,6 +13,10 @@ still needed for a rate, and consecutive ticks run on any worker, so the recent 
 memory (since when the backlog has been calm) and the last throughput measured are stored as JSON on the
 target's state row (`ScalingState.pool`, well under a kilobyte), as the forecaster is for a service.
 
+A scale-in run lasts until its departing workers have finished their steps (the `local` provider's warm
+shutdown, up to `pool.grace_period`); as for any target, no other run starts meanwhile, so a flood that
+begins during a scale-in is answered by the first tick after that run ends.
+
 The decision log keeps every change of workers and every decision unlike the last one logged, each with
 its reasons in words; a hold that repeats the last logged decision is logged at most once a
 `monitoring_interval` (`pooltrack.log_due`), so a quiet pool writes a row a minute, not twelve.
