@@ -2,9 +2,10 @@
 
 Recovery runs every `RECOVERY_INTERVAL` seconds whatever the config says: a worker's death or a lost
 message is repaired within seconds; the worker pools' scaling tick (`POOL_INTERVAL`) and the flush of
-notification groups have fixed periods too. The slower sweeps run every `AutomationConfig.monitoring_interval`
-seconds (the applied config wins over the default below); Beat notices changes made in the database
-without a restart, and only one Beat sends each slot however many run.
+notification groups have fixed periods too. The slower sweeps run every
+`AutomationConfig.monitoring_interval` seconds (the applied config wins over the default below); Beat
+notices changes made in the database without a restart, and only one Beat sends each slot however many
+run.
 """
 
 from __future__ import annotations
