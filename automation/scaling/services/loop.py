@@ -248,7 +248,8 @@ def current_replicas(definition: ScalingTargetDefinition, state: ScalingState) -
         return fallback, fallback, f"provider could not answer ({str(exc)[:200]}): assuming {fallback}"
 
 
-def _run_active(state: ScalingState) -> bool:
+def scale_run_active(state: ScalingState) -> bool:
+    """Whether the last scale run the target started is still going (then no second one starts)."""
     if state.last_run_id is None:
         return False
     status = WorkflowRun.objects.filter(id=state.last_run_id).values_list("status", flat=True).first()
@@ -310,7 +311,7 @@ def evaluate_target(
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
-        if outcome.action in Action.CHANGES and _run_active(locked):
+        if outcome.action in Action.CHANGES and scale_run_active(locked):
             # A provider sets an absolute count: a second run finishing before the first would leave
             # the older count. The next tick decides again once this run is done.
             reasons.append(f"held: scale run {locked.last_run_id} still going; no second run meanwhile")
