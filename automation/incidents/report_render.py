@@ -44,7 +44,8 @@ def render_text(report: dict[str, Any]) -> str:
         log = ", ".join(f"{k} {v}" for k, v in sorted(alert["notification_log"].items())) or "no log entries"
         lines.append(
             f"  {alert['name']} ({alert['service'] or '-'}, {alert['severity']}): "
-            f"fired {alert['fired_at'][:19]}, resolved {(alert['resolved_at'] or 'not yet')[:19]}; notifications: {log}"
+            f"fired {alert['fired_at'][:19]}, resolved {(alert['resolved_at'] or 'not yet')[:19]}; "
+            f"notifications: {log}"
         )
     lines += ["", "Actions"]
     for action in report["actions"] or [{"workflow": None}]:
