@@ -22,6 +22,9 @@ RECOVERY_INTERVAL = float(os.environ.get("AUTOMATION_RECOVERY_INTERVAL", "10"))
 #: Notification groups are flushed this often: group_wait and group_interval are honoured to within it.
 FLUSH_INTERVAL = float(os.environ.get("AUTOMATION_ALERT_FLUSH_INTERVAL", "5"))
 
+#: Forecasting targets due for tuning are looked for this often (each is tuned at most once a day).
+TUNE_INTERVAL = 3600.0
+
 #: Open incidents are checked this often for auto-resolve: the hold time is honoured to within it.
 INCIDENT_SWEEP_INTERVAL = float(os.environ.get("AUTOMATION_INCIDENT_SWEEP_INTERVAL", "15"))
 
@@ -62,6 +65,13 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.scaling.evaluate",
             "schedule": every,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
+        },
+        # Tuning of the forecasting targets on their own past: hourly, each target once a day at most;
+        # does nothing while AutomationConfig.enable_ml_optimization is off.
+        "automation-scaling-tune": {
+            "task": "automation.scaling.tune",
+            "schedule": TUNE_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": TUNE_INTERVAL},
         },
         # The engine's own worker pools (celery scaling targets): a flood is seen within seconds.
         "automation-scaling-pools": {

@@ -66,3 +66,12 @@ def purge_decisions() -> int:
     from automation.scaling.services.retention import purge_decisions as purge
 
     return purge(time.time())
+
+
+@app.task(name="automation.scaling.tune", acks_late=True)
+def tune(now: float | None = None) -> list[dict[str, Any]]:
+    """Tune the forecasting targets that are due (`AutomationConfig.enable_ml_optimization`; nothing
+    otherwise): each on its own recorded load, once a day or when its definition changed."""
+    from automation.scaling.services.tuning import tune_due
+
+    return tune_due(float(now) if isinstance(now, int | float) else None)

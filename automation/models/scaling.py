@@ -48,6 +48,9 @@ class ScalingState(models.Model):
     recommendations = models.JSONField(default=list)
     #: The forecast's recent record on this target (automation/scaling/trust.py), a few hundred bytes.
     trust = models.JSONField(default=dict)
+    #: The last tuning of its quantile and lead time (automation/scaling/tuning.py), used while
+    #: `enable_ml_optimization` is on and the definition is the one it was tuned for.
+    tuning = models.JSONField(default=dict)
     #: A celery target's pool track (automation/scaling/pooltrack.py): its queue's recent readings, the
     #: pool policy's memory, the last per-worker throughput measured.
     pool = models.JSONField(null=True, blank=True)

@@ -357,8 +357,11 @@ class ScalingTargetDefinition(_Model):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=unused)
 
     def state_key(self) -> dict[str, Any]:
-        """What a fitted forecaster depends on: a change of it starts the forecaster afresh."""
-        return {"load": self.load.model_dump(mode="json"), "forecast": self.forecast.model_dump(mode="json")}
+        """What a fitted forecaster depends on: a change of it starts the forecaster afresh. Not the
+        quantile: the bounds are read from the stored residuals at forecast time, so a tuned quantile
+        goes on with the same forecaster."""
+        forecast = self.forecast.model_dump(mode="json", exclude={"quantile"})
+        return {"load": self.load.model_dump(mode="json"), "forecast": forecast}
 
 
 def _misplaced_fields(document: dict[str, Any]) -> list[tuple[str, str]]:
