@@ -257,7 +257,12 @@ def local_service() -> Iterator[Any]:
     provider = get_provider("local", services_file=str(SERVICES_FILE))
     provider.start("spotify-api")
     yield provider
-    provider.stop("spotify-api", grace_period=1)
+    try:
+        # The next test starts from one replica (a test that scaled it would leave its count behind, and
+        # extra replicas take ports next to a port chosen free for one).
+        provider.scale("spotify-api", replicas=1, wait_for_health=False)
+    finally:
+        provider.stop("spotify-api", grace_period=1)
 
 
 def close_thread_clients() -> None:
