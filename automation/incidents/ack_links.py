@@ -1,7 +1,8 @@
 """Signed acknowledgement links, without I/O: a page carries `/api/v1/incidents/ID/ack?token=...`, one
 click acknowledges the incident as the person paged. The token is `EXPIRES.WHO.SIGNATURE` (base64url
 parts): an HMAC-SHA256 of the incident, the expiry and who, under a key derived from the server's secret.
-A token is judged in this order: its shape (422), its signature for this incident (403), its expiry (410).
+A token is judged in this order: its shape (InvalidFieldsError: 422), its signature for this incident
+(403), its expiry (410).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from automation.errors import AutomationError
+from automation.errors import AutomationError, InvalidFieldsError
 
 __all__ = ["AckLinkRefused", "ack_path", "sign", "verify"]
 
@@ -60,14 +61,14 @@ def sign(incident_id: int, who: str, *, expires: int, secret: str) -> str:
 def verify(token: str | None, incident_id: int, *, now: float, secret: str) -> str:
     """Who the token acknowledges `incident_id` as; AckLinkRefused saying what is wrong with it."""
     if not token:
-        raise AckLinkRefused("token: required (the link of a page)", status=422)
+        raise InvalidFieldsError([("token", "required: the token of a page's acknowledgement link")])
     parts = token.split(".")
     try:
         if len(token) > MAX_TOKEN or len(parts) != 3 or not parts[0].isdigit():
             raise ValueError
         expires, who, signature = int(parts[0]), _decode(parts[1]).decode(), _decode(parts[2])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise AckLinkRefused("token: malformed (expected the whole link of a page)", status=422) from None
+        raise InvalidFieldsError([("token", "malformed: expected the whole token of a page link")]) from None
     expected = _signature(secret, incident_id, expires, who)
     if not hmac.compare_digest(signature, expected):
         raise AckLinkRefused(

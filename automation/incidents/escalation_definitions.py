@@ -10,10 +10,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from automation.alerting.definitions import Seconds
 from automation.choices import AlertSeverity
@@ -33,6 +41,17 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: A time in a schedule: ISO 8601, a wall clock of the schedule's time zone unless it carries an offset.
+ScheduleTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "ISO 8601 date and time (2026-01-05T09:00): without an offset, a wall-clock time "
+            "of the schedule's time zone",
+        }
+    ),
+]
 #: Shortest turn of a rotation.
 MIN_ROTATION = 60.0
 #: Most passes over a policy's levels beyond the first.
@@ -76,9 +95,9 @@ class OnCallLayerDefinition(_Model):
 
     name: str = Field(pattern=NAME_PATTERN)
     users: tuple[str, ...] = Field(min_length=1, max_length=100)
-    start: datetime
+    start: ScheduleTime
     rotation: Seconds = Field(ge=MIN_ROTATION)
-    end: datetime | None = None
+    end: ScheduleTime | None = None
     restrict: LayerRestrictionDefinition | None = None
 
     def build(self, zone: ZoneInfo) -> oncall.Layer:
@@ -92,8 +111,8 @@ class OnCallOverrideDefinition(_Model):
     """`user` is on call from `start` to `end`, whatever the layers say."""
 
     user: str = Field(pattern=NAME_PATTERN)
-    start: datetime
-    end: datetime
+    start: ScheduleTime
+    end: ScheduleTime
 
     def build(self, zone: ZoneInfo) -> oncall.Override:
         return oncall.Override(self.user, _instant(self.start, zone), _instant(self.end, zone))
