@@ -10,7 +10,7 @@ import pytest
 
 from automation.alerting.receivers.alertmanager import AlertmanagerWebhookParams
 from automation.alerting.receivers.email import EmailParams
-from automation.errors import DefinitionError
+from automation.errors import DefinitionError, InvalidFieldsError
 from automation.incidents.ack_links import AckLinkRefused, sign, verify
 from automation.incidents.escalation import (
     Level,
@@ -304,8 +304,9 @@ def test_an_altered_token_or_one_for_another_incident_or_secret_is_refused() -> 
     "token", [None, "", "abc", "1.2", "x.YWxpY2U.c2ln", "1.@@@.c2ln", "1." + "a" * 500 + ".b"]
 )
 def test_a_malformed_token_is_refused_naming_it(token: str | None) -> None:
-    status, reason = refusal(token)
-    assert status == 422 and reason.startswith("token: ")
+    with pytest.raises(InvalidFieldsError) as refused:
+        verify(token, 42, now=1000.0, secret=SECRET)
+    assert [field for field, _ in refused.value.errors] == ["token"]
 
 
 # -- what a page says --------------------------------------------------------------------------------------

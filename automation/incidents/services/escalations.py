@@ -80,6 +80,9 @@ def tick(now: float, ids: Sequence[int] | None = None) -> dict[str, list[str]]:
 def advance(pk: int, now: float, document: EscalationDocument | None = None) -> list[str]:
     """Take the escalation's steps due at `now` (EscalationStep values); none when someone else holds
     its incident (the next tick comes back) or it is over."""
+    # Times are stored to the microsecond: `now` too, so a page due at the moment it was decided (a level
+    # that reached nobody) reads as due, not a rounding later.
+    now = at(now).timestamp()
     with transaction.atomic():
         incident_id = Escalation.objects.filter(pk=pk).values_list("incident_id", flat=True).first()
         if incident_id is None:
