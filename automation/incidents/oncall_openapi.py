@@ -10,6 +10,8 @@ from automation.incidents.choices import EscalationStatus
 from automation.incidents.escalation_definitions import EscalationDocument
 
 _REF = "#/components/schemas/{model}"
+#: What a token looks like (base64url parts): ASCII, so a link stays within a request line.
+TOKEN_PATTERN = r"^[0-9]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$"
 _TIME = {"type": "string", "format": "date-time"}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
@@ -120,8 +122,8 @@ def oncall_paths(responses: Any, body: Any, incident_id: dict[str, Any]) -> dict
                     incident_id,
                     query(
                         "token",
-                        {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN},
-                        "The page link's token",
+                        {"type": "string", "maxLength": MAX_TOKEN, "pattern": TOKEN_PATTERN},
+                        "The page link's token: EXPIRES.WHO.SIGNATURE",
                         required=True,
                     ),
                 ],
@@ -149,7 +151,11 @@ def oncall_paths(responses: Any, body: Any, incident_id: dict[str, Any]) -> dict
                 "parameter is refused",
                 "parameters": [
                     query("schedule", {"type": "string", "minLength": 1, "maxLength": 100}, "one schedule"),
-                    query("at", {"type": "string"}, "an ISO 8601 time (UTC unless it says) or epoch seconds"),
+                    query(
+                        "at",
+                        {"type": "string", "maxLength": 64},
+                        "an ISO 8601 time (UTC unless it says) or epoch seconds",
+                    ),
                 ],
                 "responses": responses(200, "OnCallList", 401, 404, 422),
             }
