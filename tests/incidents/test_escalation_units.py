@@ -371,3 +371,30 @@ def test_a_page_of_a_large_incident_stays_within_its_budget() -> None:
     content = page("https://x", alerts=500)
     assert len(content["payload"]["alerts"]) == 50 and content["payload"]["truncatedAlerts"] == 450
     assert content["text"].endswith("... and 450 more alert(s)")
+
+
+# -- the timing figure's arithmetic (benchmarks/bench_escalation.py) ---------------------------------------
+
+
+def test_the_timing_figure_counts_lost_doubled_on_time_and_late_pages() -> None:
+    from collections import Counter
+
+    from benchmarks.bench_escalation import Page, summarize
+
+    pages = [
+        Page(1, 0, due_at=100.0, paged_at=100.5, received_at=101.0),  # on time
+        Page(1, 1, due_at=110.0, paged_at=112.0, received_at=112.5),  # on time: one interval late
+        Page(2, 0, due_at=100.0, paged_at=100.1, received_at=None),  # stored, never delivered: lost
+        Page(2, 1, due_at=150.0, paged_at=158.0, received_at=170.0),  # due in the outage: late by it
+        Page(3, 0, due_at=300.0, paged_at=304.0, received_at=304.1),  # late for no reason
+    ]
+    timing = summarize(
+        pages,
+        expected=6,
+        received=Counter({(1, 0): 1, (1, 1): 2, (2, 1): 1, (3, 0): 1}),
+        interval=2.0,
+        outages=[(149.0, 157.0)],
+    )
+    assert (timing.stored, timing.lost, timing.doubled) == (5, 2, 1)
+    assert (timing.on_time, timing.late_in_outage, timing.late_otherwise) == (3, 1, 1)
+    assert (timing.lateness_max, timing.delivered_max) == (8.0, 20.0)
