@@ -32,6 +32,7 @@ from tests.incidents.escalation_setup import (
     stored_documents,
     webhook,
 )
+from tests.incidents.test_incidents_api import cli
 from tests.incidents.test_incidents_integration import kinds, received, timeline
 from tests.peers import HttpPeer
 
@@ -182,6 +183,8 @@ def test_levels_are_paged_in_turn_until_someone_acknowledges(peers: list[HttpPee
         == "nobody acknowledged level 1 of 2, pass 1 of 2 within 60 s: paging level 2 of 2, pass 1 of 2"
     )
     assert timeline(incident)[-1][1] == "bob"  # who stopped it
+    shown = cli("incidents", "show", str(incident.pk))
+    assert f"  escalation: policy {setup.name('policy')}, stopped, 2 page(s)\n" in shown.stdout, shown.stderr
 
     wait_for(lambda: all(status == "succeeded" for _, status in delivery_runs(incident)), timeout=60)
     assert [key for key, _ in delivery_runs(incident)] == [
