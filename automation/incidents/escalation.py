@@ -7,6 +7,9 @@ escalation starts (right after it opens). A match holds when each condition it g
 the services document), `min_severity` (the incident is at least that severe). A policy without `match`
 takes every incident: put it last.
 
+A running escalation keeps its policy's levels, timeouts and repeats as they were when it was chosen;
+users, schedules and receivers are read when each level is paged (whoever is on call then).
+
 The timers: a level is paged when due; the next level is due its `timeout` after that page (a level that
 reached nobody hands on at once). After the last level the policy starts over from the first, `repeat`
 times; the escalation is exhausted once the last page of the last pass has timed out.

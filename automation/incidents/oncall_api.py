@@ -53,10 +53,16 @@ def oncall(request: HttpRequest) -> JsonResponse:
     from automation.incidents.services.escalation_config import who_is_on_call
 
     _unknown_parameters(request, ONCALL_PARAMETERS)
-    moment = parse_at(request.GET.get("at"), time.time())
+    errors: list[tuple[str, str]] = []
     schedule = request.GET.get("schedule")
     if schedule is not None and not 0 < len(schedule) <= 100:
-        raise InvalidFieldsError([("schedule", "must be 1 to 100 characters")])
+        errors.append(("schedule", "must be 1 to 100 characters"))
+    try:
+        moment = parse_at(request.GET.get("at"), time.time())
+    except InvalidFieldsError as exc:
+        errors += exc.errors
+    if errors:
+        raise InvalidFieldsError(errors)
     return JsonResponse(on_call_json(datetime.fromtimestamp(moment, UTC), who_is_on_call(schedule, moment)))
 
 
