@@ -17,10 +17,11 @@ from automation.errors import AutomationError, InvalidFieldsError
 
 __all__ = ["AckLinkRefused", "ack_path", "sign", "verify"]
 
-#: Longest token taken (a longer one is not one of ours).
-MAX_TOKEN = 400
-#: Longest name a token carries.
-MAX_WHO = 200
+#: Longest name a token carries (users' and receivers' names are at most 100 characters).
+MAX_WHO = 100
+#: Longest token taken (ours are at most about 200 characters: 11 + 136 + 43 and two dots); the bound
+#: keeps a link, percent-encoded, within a request line.
+MAX_TOKEN = 300
 _PURPOSE = b"automation incident acknowledgement link v1"
 
 
