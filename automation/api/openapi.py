@@ -27,6 +27,7 @@ from automation.choices import RunStatus
 from automation.definitions.schema import WorkflowDefinition
 from automation.incidents.openapi import INCIDENTS_MODELS, INCIDENTS_SCHEMAS, incidents_paths
 from automation.scaling.openapi import SCALING_MODELS, SCALING_SCHEMAS, scaling_paths
+from automation.timetables.openapi import TIMETABLES_MODELS, TIMETABLES_SCHEMAS, timetables_paths
 
 _REF = "#/components/schemas/{model}"
 
@@ -259,13 +260,20 @@ def _model_schemas(name: str, model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _component_schemas() -> dict[str, Any]:
-    merged: dict[str, Any] = {**_SCHEMAS, **ALERTING_SCHEMAS, **SCALING_SCHEMAS, **INCIDENTS_SCHEMAS}
+    merged: dict[str, Any] = {
+        **_SCHEMAS,
+        **ALERTING_SCHEMAS,
+        **SCALING_SCHEMAS,
+        **INCIDENTS_SCHEMAS,
+        **TIMETABLES_SCHEMAS,
+    }
     for name, model in (
         ("WorkflowDefinition", WorkflowDefinition),
         ("AlertRule", RuleDefinition),
         ("AlertingDocument", AlertingDocument),
         *SCALING_MODELS,
         *INCIDENTS_MODELS,
+        *TIMETABLES_MODELS,
     ):
         for key, schema in _model_schemas(name, model).items():
             if merged.setdefault(key, schema) != schema:
@@ -465,6 +473,7 @@ def openapi_document() -> dict[str, Any]:
             **alerting_paths(),
             **scaling_paths(_responses, _body, _errors_only),
             **incidents_paths(_responses, _body, _errors_only),
+            **timetables_paths(_responses, _body, _errors_only),
         },
     }
 

@@ -9,6 +9,7 @@ from automation.api import fleet, views
 from automation.incidents import api as incidents
 from automation.incidents import oncall_api
 from automation.scaling import api as scaling
+from automation.timetables import api as timetables
 
 urlpatterns = [
     path("healthz", views.healthz),
@@ -47,6 +48,8 @@ urlpatterns = [
     path("api/v1/incidents/<str:incident_id>/ack", oncall_api.acknowledge_link),
     path("api/v1/escalation", oncall_api.escalation_document),
     path("api/v1/oncall", oncall_api.oncall),
+    path("api/v1/schedules", timetables.schedules),
+    path("api/v1/schedules/<str:name>", timetables.schedule_detail),
 ]
 
 handler400 = "automation.api.errors.bad_request"

@@ -368,6 +368,10 @@ cli.add_command(incidents)
 cli.add_command(services)
 cli.add_command(oncall)
 
+from automation.timetables.cli import schedule  # noqa: E402
+
+cli.add_command(schedule)
+
 
 def main() -> None:
     try:

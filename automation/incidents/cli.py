@@ -1,6 +1,6 @@
-"""`automation incidents list|show|ack|mitigate|resolve` and `automation services apply|show`: incidents
-and the dependency graph they correlate on, from a shell. Exit code 2 for bad input (one line per error),
-1 for a refused step (a resolved incident cannot be acknowledged)."""
+"""`automation incidents list|show|report|stats|ack|mitigate|resolve` and `automation services
+apply|show`: incidents and the dependency graph they correlate on, from a shell. Exit code 2 for bad
+input (one line per error), 1 for a refused step (a resolved incident cannot be acknowledged)."""
 
 from __future__ import annotations
 
@@ -126,6 +126,58 @@ def _step(incident_id: str, by: str | None, comment: str, take: Callable[..., An
 
 _BY = click.option("--by", default=None, help="who (default: your user name)")
 _COMMENT = click.option("--comment", default="", help="goes on the timeline")
+
+
+@incidents.command("report")
+@click.argument("incident_id")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the report as one self-contained HTML page.")
+@click.option("--json", "as_json", is_flag=True)
+def incidents_report(incident_id: str, html_path: str | None, as_json: bool) -> None:
+    """The post-incident report: timeline, time to acknowledge and resolve, alerts and their
+    notifications, actions and outcomes, candidate causes with their evidence."""
+    from pathlib import Path
+
+    from automation.incidents.report_render import render_html, render_text
+    from automation.incidents.services.queries import get_incident
+    from automation.incidents.services.reports import incident_report
+
+    try:
+        report = incident_report(get_incident(incident_id))
+    except AutomationError as exc:
+        fail(exc)
+        return
+    if html_path is not None:
+        Path(html_path).write_text(render_html(report), encoding="utf-8")
+    click.echo(json.dumps(report, indent=2) if as_json else render_text(report), nl=as_json)
+
+
+@incidents.command("stats")
+@click.option("--since", default="30d", show_default=True, help="opened since: 7d, 30d, or an ISO 8601 time")
+@click.option("--json", "as_json", is_flag=True)
+def incidents_stats(since: str, as_json: bool) -> None:
+    """MTTA and MTTR per service and severity over the incidents opened since then."""
+    from datetime import UTC, datetime
+
+    from automation.incidents.filters import parse_since
+    from automation.incidents.report_render import duration
+    from automation.incidents.services.reports import incident_stats
+
+    try:
+        start = parse_since(since, time.time())
+    except ValueError as exc:
+        raise InputProblem(f"--since: {exc}") from None
+    rows = incident_stats(datetime.fromtimestamp(start, tz=UTC))
+    if as_json:
+        moment = datetime.fromtimestamp(start, tz=UTC).isoformat()
+        click.echo(json.dumps({"since": moment, "rows": rows}, indent=2))
+        return
+    click.echo(f"{'service':<24}{'severity':<10}{'incidents':>10}{'MTTA':>10}{'MTTR':>10}")
+    for row in rows:
+        click.echo(
+            f"{row['service'][:23]:<24}{row['severity']:<10}{row['incidents']:>10}"
+            f"{duration(row['mtta_seconds']):>10}{duration(row['mttr_seconds']):>10}"
+        )
 
 
 @incidents.command("ack")

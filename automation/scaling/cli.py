@@ -24,6 +24,7 @@ from automation.cli.forecast import (
 )
 from automation.cli.inputs import InputProblem, fail, items_of, load_yaml
 from automation.errors import AutomationError
+from automation.scaling.choices import TargetKind
 from automation.scaling.limits import DEFAULT_DECISIONS, MAX_DECISIONS
 
 __all__ = ["scaling_group"]
@@ -174,10 +175,17 @@ def scaling_plot(name: str, output: str | None, limit: int) -> None:
     if not newest:
         raise InputProblem(f"scaling target '{name}' has no decisions yet")
     definition = target_definition(target)
+    pool = definition.worker_pool
+    # A worker pool's load is its backlog: one worker's share is what it drains within the drain target.
+    capacity = (
+        pool.fallback_throughput * pool.drain_seconds
+        if definition.kind == TargetKind.CELERY
+        else definition.capacity * definition.target_utilization
+    )
     written = plot_decisions(
         list(reversed(newest)),
         output or f"{name}.png",
-        capacity=definition.capacity * definition.target_utilization,
+        capacity=capacity,
         title=f"{name}: {definition.service}, {definition.policy}, last {len(newest)} decisions",
     )
     click.echo(str(written))

@@ -36,7 +36,7 @@ from automation.providers.base import (
     provider_names,
     register_provider,
 )
-from automation.scaling.choices import Action
+from automation.scaling.choices import Action, TargetKind
 from automation.scaling.definitions import ScalingTargetDefinition, workflow_name
 from automation.scaling.policies import (
     Decision,
@@ -312,7 +312,12 @@ def replay(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Scores of `trace` replayed through the loop for `definition` (and, with `compare`, through the
-    simulator's own policy of the same settings): the figures of `scaling backtest`."""
+    simulator's own policy of the same settings): the figures of `scaling backtest`. A celery target
+    has nothing to replay (its load is its queue, read live): DefinitionError naming `kind`."""
+    if definition.kind == TargetKind.CELERY:
+        raise DefinitionError(
+            [("kind", "a celery target's load is its queue, read live from the broker: no trace to replay")]
+        )
     settings = replay_settings(definition, decision_interval=decision_interval, warmup=warmup)
     policy = LoopPolicy(definition, keep=keep)
     with eager_workflows():

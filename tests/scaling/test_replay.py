@@ -112,3 +112,12 @@ def test_bad_input_is_refused_naming_the_field(tmp_path: Path, trace: Path) -> N
     bad = replay("-f", targets_file(tmp_path, min_replicas=-1), "--trace", trace)
     assert bad.returncode == 2 and "targets[0].min_replicas" in bad.stderr, bad.stderr
     assert not ScalingTarget.objects.filter(name__startswith="replay-").exists()
+
+
+def test_a_celery_target_has_no_trace_to_replay(trace: Path, tmp_path: Path) -> None:
+    from tests.alerting.test_alerting_cli import one_line_error
+
+    path = tmp_path / "pools.yml"
+    path.write_text(yaml.safe_dump({"targets": [{"kind": "celery", "name": "own-low", "queue": "low"}]}))
+    error = one_line_error(cli("scaling", "replay", "-f", str(path), "--trace", str(trace)))
+    assert error.startswith("kind: a celery target's load is its queue"), error

@@ -17,7 +17,7 @@ import pytest
 from tests.alerting.test_pipeline import runs_of
 from tests.alerting.test_rule_evaluation import push
 from tests.conftest import unique, wait_for
-from tests.scaling.test_loop import decisions, predictive_scaling, store_target  # noqa: F401 - a fixture
+from tests.scaling.test_loop import decisions, store_target
 
 pytestmark = pytest.mark.integration
 

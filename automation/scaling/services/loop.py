@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from automation.choices import RunStatus
+from automation.config import current_config
 from automation.errors import AutomationError, SourceError
 from automation.forecasting.forecaster import Forecaster
 from automation.models import ScalingDecision, ScalingState, ScalingTarget, WorkflowRun
@@ -37,6 +38,7 @@ from automation.scaling.fitting import (
 )
 from automation.scaling.load import LoadHistory, read_load
 from automation.scaling.policies import TrustSettings
+from automation.scaling.services.tuning import applied_tuning
 
 logger = logging.getLogger("automation.scaling")
 
@@ -248,7 +250,8 @@ def current_replicas(definition: ScalingTargetDefinition, state: ScalingState) -
         return fallback, fallback, f"provider could not answer ({str(exc)[:200]}): assuming {fallback}"
 
 
-def _run_active(state: ScalingState) -> bool:
+def scale_run_active(state: ScalingState) -> bool:
+    """Whether the last scale run the target started is still going (then no second one starts)."""
     if state.last_run_id is None:
         return False
     status = WorkflowRun.objects.filter(id=state.last_run_id).values_list("status", flat=True).first()
@@ -271,6 +274,9 @@ def evaluate_target(
     if ScalingDecision.objects.filter(target=target, slot=slot).exists():
         return {"target": target.name, "slot": slot, "skipped": "already decided in this slot"}
     state, _ = ScalingState.objects.get_or_create(target=target)
+    tuned = ""
+    if definition.policy != PolicyKind.REACTIVE and current_config().enable_ml_optimization:
+        definition, tuned = applied_tuning(definition, state.tuning)
     budget = budget if budget is not None else FitBudget(seconds=interval / 2)
     plan = plan_forecast(definition, state, now, budget)
     try:
@@ -310,7 +316,8 @@ def evaluate_target(
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
-        if outcome.action in Action.CHANGES and _run_active(locked):
+        reasons += [tuned] if tuned else []
+        if outcome.action in Action.CHANGES and scale_run_active(locked):
             # A provider sets an absolute count: a second run finishing before the first would leave
             # the older count. The next tick decides again once this run is done.
             reasons.append(f"held: scale run {locked.last_run_id} still going; no second run meanwhile")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0010_scaling_trust'),
+        ('automation', '0012_scaling_tuning'),
     ]
 
     operations = [
