@@ -28,6 +28,10 @@ TUNE_INTERVAL = 3600.0
 #: Open incidents are checked this often for auto-resolve: the hold time is honoured to within it.
 INCIDENT_SWEEP_INTERVAL = float(os.environ.get("AUTOMATION_INCIDENT_SWEEP_INTERVAL", "15"))
 
+#: Escalations are advanced this often: a level is paged within this of its due time (and when an incident
+#: opens, its first level at once: the tick is nudged).
+ESCALATION_INTERVAL = float(os.environ.get("AUTOMATION_ESCALATION_INTERVAL", "5"))
+
 #: Names of the entries whose period follows `monitoring_interval`.
 MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
@@ -88,6 +92,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.incidents.auto_resolve",
             "schedule": INCIDENT_SWEEP_INTERVAL,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": INCIDENT_SWEEP_INTERVAL},
+        },
+        "automation-incidents-escalate": {
+            "task": "automation.incidents.escalate",
+            "schedule": ESCALATION_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": ESCALATION_INTERVAL},
         },
         "automation-alerting-purge-samples": {
             "task": "automation.alerting.purge_samples",

@@ -107,6 +107,12 @@ CELERY_TIMEZONE = "UTC"
 # --- Engine defaults (an AutomationConfig given to AutomationEngine overrides them) ---
 AUTOMATION_API_TOKENS = [t for t in os.environ.get("AUTOMATION_API_TOKENS", "").split(",") if t]
 AUTOMATION_SERVICES_FILE = os.environ.get("AUTOMATION_SERVICES_FILE", "services.yml")
+# Incident pages: the API's public address (unset: a page names the incident by id, and its acknowledgement
+# link is a path), the secret its acknowledgement links are signed with (default: SECRET_KEY), and how long
+# such a link stays valid (seconds after the page was due).
+AUTOMATION_BASE_URL = os.environ.get("AUTOMATION_BASE_URL", "").rstrip("/")
+AUTOMATION_ACK_SECRET = os.environ.get("AUTOMATION_ACK_SECRET") or SECRET_KEY
+AUTOMATION_ACK_LINK_TTL = int(os.environ.get("AUTOMATION_ACK_LINK_TTL", str(24 * 3600)))
 # A run none of whose steps moved for this long (plus its longest action's time limit) is dispatched again.
 AUTOMATION_STALL_AFTER = int(os.environ.get("AUTOMATION_STALL_AFTER", "300"))
 

@@ -116,6 +116,7 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
 
     from automation.alerting.services.config import apply_document
     from automation.incidents.services.catalog import apply_services, current_services
+    from automation.incidents.services.escalation_config import apply_escalation, as_json, current_escalation
     from automation.models import AlertingConfig, IncidentAlert, WorkflowRun
     from automation.runs.control import cancel
 
@@ -141,6 +142,7 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
     rule = unique("st_rule")
     before = AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first() or {}
     services = current_services().model_dump()
+    escalation = as_json(current_escalation())
     fingerprints, silences = _alerting_fixtures(client, rule)
     incidents = list(
         IncidentAlert.objects.filter(fingerprint__in=fingerprints).values_list("incident_id", flat=True)
@@ -180,7 +182,8 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
         for run in WorkflowRun.objects.filter(ours, status__in=("pending", "running")):
             with contextlib.suppress(StateError):  # it may end on its own meanwhile
                 cancel(run.id, reason="schemathesis test over")
-        # Schemathesis replaced the alerting and services documents many times: the next tests find them
-        # as they were.
+        # Schemathesis replaced the alerting, services and escalation documents many times: the next tests
+        # find them as they were.
         apply_document(before)
         apply_services(services)
+        apply_escalation(escalation)

@@ -23,8 +23,8 @@ class IncidentStatus:
 
 
 class EventKind:
-    """What one row of an incident's timeline says happened. Later parts (notification, escalation,
-    remediation, verification) add their kinds here."""
+    """What one row of an incident's timeline says happened. Later parts (remediation, verification) add
+    their kinds here."""
 
     OPENED = "opened"  # the first alert opened it (detail: why no open incident took it)
     ALERT_JOINED = "alert_joined"  # one firing of an alert joined (detail: the correlation's reason)
@@ -34,6 +34,13 @@ class EventKind:
     MITIGATED = "mitigated"  # actor: who
     RESOLVED = "resolved"  # by someone (actor)
     AUTO_RESOLVED = "auto_resolved"  # every alert resolved and stayed resolved for the hold time
+    ESCALATION_STARTED = "escalation_started"  # a policy was chosen (detail: which, and why)
+    ESCALATION_UNMATCHED = "escalation_unmatched"  # policies are declared but none matches it
+    PAGED = "paged"  # one receiver paged (detail: level, pass, who and how; run_id: the delivery run)
+    PAGE_SKIPPED = "page_skipped"  # a target reached nobody (nobody on call, receiver gone, refused)
+    ESCALATED = "escalated"  # nobody acknowledged within the level's timeout: the next level is paged
+    ESCALATION_STOPPED = "escalation_stopped"  # acknowledged, mitigated or resolved (actor: by whom)
+    ESCALATION_EXHAUSTED = "escalation_exhausted"  # every level of every pass paged, nobody acknowledged
 
     ALL = (
         OPENED,
@@ -44,7 +51,52 @@ class EventKind:
         MITIGATED,
         RESOLVED,
         AUTO_RESOLVED,
+        ESCALATION_STARTED,
+        ESCALATION_UNMATCHED,
+        PAGED,
+        PAGE_SKIPPED,
+        ESCALATED,
+        ESCALATION_STOPPED,
+        ESCALATION_EXHAUSTED,
     )
     #: Events of a status change.
     TRANSITIONS = (ACKNOWLEDGED, MITIGATED, RESOLVED, AUTO_RESOLVED)
     CHOICES = [(s, s) for s in ALL]
+
+
+class EscalationStatus:
+    """Where an incident's escalation stands. `active` until the incident is acknowledged (or mitigated,
+    or resolved: `stopped`), every level of every pass was paged and timed out (`exhausted`), or no
+    policy matched it (`unmatched`). Nothing leaves a terminal status."""
+
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    EXHAUSTED = "exhausted"
+    UNMATCHED = "unmatched"
+
+    ALL = (ACTIVE, STOPPED, EXHAUSTED, UNMATCHED)
+    TERMINAL = (STOPPED, EXHAUSTED, UNMATCHED)
+    CHOICES = [(s, s) for s in ALL]
+
+
+class EscalationStep:
+    """What the escalation of one incident does at one moment (`automation.incidents.escalation.decide`)."""
+
+    WAIT = "wait"  # its next level is not due yet
+    CHOOSE = "choose"  # it has no policy yet: choose one, then page its first level
+    PAGE = "page"  # the level at its position is due
+    EXHAUST = "exhaust"  # past its last level and pass, and that level's timeout passed
+    STOP = "stop"  # the incident is no longer triggered: someone is on it
+
+    ALL = (WAIT, CHOOSE, PAGE, EXHAUST, STOP)
+
+
+class TargetKind:
+    """Who a level of an escalation policy pages: a receiver of the alerting document, a declared user
+    (through the receivers it lists), or whoever is on call for a schedule."""
+
+    RECEIVER = "receiver"
+    USER = "user"
+    SCHEDULE = "schedule"
+
+    ALL = (RECEIVER, USER, SCHEDULE)

@@ -78,6 +78,17 @@ def incidents_show(incident_id: str, as_json: bool) -> None:
     for step in ("acknowledged", "mitigated", "resolved"):
         if answer[f"{step}_at"]:
             click.echo(f"  {step} at {answer[f'{step}_at']} by {answer[f'{step}_by'] or 'the engine'}")
+    escalation = answer["escalation"]
+    if escalation is not None and escalation["policy"]:
+        following = (
+            f", level {escalation['next_level']} due {escalation['next_due_at']}"
+            if escalation["next_level"]
+            else ""
+        )
+        pages = len(escalation["pages"])
+        click.echo(
+            f"  escalation: policy {escalation['policy']}, {escalation['status']}, {pages} page(s){following}"
+        )
     click.echo("alerts:")
     for alert in answer["alerts"]:
         state = f"resolved {alert['resolved_at']}" if alert["resolved_at"] else "firing"

@@ -11,7 +11,7 @@ from automation.errors import InvalidFieldsError
 from automation.incidents.choices import IncidentStatus
 from automation.incidents.limits import DEFAULT_LISTED, MAX_LISTED
 
-__all__ = ["IncidentFilter", "STATUS_FILTERS", "parse_filter", "parse_since"]
+__all__ = ["IncidentFilter", "STATUS_FILTERS", "parse_at", "parse_filter", "parse_since"]
 
 #: What `status` accepts: a status, or `open` (any active one).
 STATUS_FILTERS = (*IncidentStatus.ALL, IncidentStatus.OPEN)
@@ -42,6 +42,31 @@ def parse_since(text: str, now: float) -> float:
     except ValueError:
         raise ValueError(f"{text[:40]!r} is neither a duration (30m, 24h, 7d) nor an ISO 8601 time") from None
     return max(0.0, (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+#: The latest moment `parse_at` takes (the last second of year 9999).
+LATEST = 253402300799.0
+
+
+def parse_at(text: str | None, now: float) -> float:
+    """A moment asked about (`oncall who --at`): an ISO 8601 time (UTC unless it says) or epoch seconds;
+    `now` when not given. InvalidFieldsError naming `at` otherwise."""
+    if text is None or not text.strip():
+        return now
+    cleaned = text.strip()
+    try:
+        moment = float(cleaned)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidFieldsError(
+                [("at", f"{text[:40]!r} is neither an ISO 8601 time nor epoch seconds")]
+            ) from None
+        moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    if not 0 <= moment <= LATEST:
+        raise InvalidFieldsError([("at", "must be a time from 1970 to 9999")])
+    return moment
 
 
 def parse_filter(

@@ -17,6 +17,7 @@ from automation.incidents.limits import (
     MAX_EVENTS,
     MAX_LISTED,
 )
+from automation.incidents.oncall_openapi import ONCALL_MODELS, ONCALL_SCHEMAS, oncall_paths
 from automation.incidents.services.queries import MAX_ID
 
 _REF = "#/components/schemas/{model}"
@@ -97,8 +98,12 @@ INCIDENTS_SCHEMAS: dict[str, Any] = {
             **_INCIDENT_PROPERTIES,
             "alerts": {"type": "array", "items": _ref("IncidentAlert"), "maxItems": MAX_ALERTS},
             "timeline": {"type": "array", "items": _ref("IncidentEvent"), "maxItems": MAX_EVENTS},
+            "escalation": {
+                "anyOf": [_ref("Escalation"), {"type": "null"}],
+                "description": "Its escalation (null: opened before escalation existed)",
+            },
         },
-        "required": [*_INCIDENT_REQUIRED, "alerts", "timeline"],
+        "required": [*_INCIDENT_REQUIRED, "alerts", "timeline", "escalation"],
     },
     "IncidentStep": {
         "type": "object",
@@ -118,10 +123,11 @@ INCIDENTS_SCHEMAS: dict[str, Any] = {
         },
         "required": [*_INCIDENT_REQUIRED, "changed"],
     },
+    **ONCALL_SCHEMAS,
 }
 
 #: Models whose JSON schema comes from pydantic.
-INCIDENTS_MODELS = (("ServicesDocument", ServicesDocument),)
+INCIDENTS_MODELS = (("ServicesDocument", ServicesDocument), *ONCALL_MODELS)
 
 
 def incidents_paths(responses: Any, body: Any, errors_only: Any) -> dict[str, Any]:
@@ -187,6 +193,7 @@ def incidents_paths(responses: Any, body: Any, errors_only: Any) -> dict[str, An
         "/api/v1/incidents/{incident_id}/resolve": step(
             "resolveIncident", "Resolve an incident, even with alerts still firing (again: no change)"
         ),
+        **oncall_paths(responses, body, incident_id),
         "/api/v1/services": {
             "get": {
                 "operationId": "getServices",

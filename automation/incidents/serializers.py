@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from automation.incidents.choices import EscalationStatus
 from automation.incidents.definitions import ServicesDocument
+from automation.incidents.escalation import Policy, Position
 from automation.incidents.limits import MAX_ALERTS, MAX_EVENTS
-from automation.models import Incident, IncidentAlert, IncidentEvent
+from automation.incidents.services.escalation_config import ScheduleOnCall
+from automation.models import Escalation, EscalationPage, Incident, IncidentAlert, IncidentEvent
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -70,6 +73,41 @@ def incident_detail_json(incident: Incident) -> dict[str, Any]:
         **incident_json(incident),
         "alerts": [firing_json(link) for link in firings],
         "timeline": [event_json(event) for event in events],
+        "escalation": escalation_json(Escalation.objects.filter(incident_id=incident.pk).first()),
+    }
+
+
+RECIPIENT_FIELDS = ("receiver", "who", "via", "run_id")
+
+
+def page_json(page: EscalationPage) -> dict[str, Any]:
+    return {
+        "level": page.level + 1,
+        "pass": page.round + 1,
+        "due_at": page.due_at.isoformat(),
+        "paged_at": page.paged_at.isoformat(),
+        "recipients": [{key: str(r.get(key, "")) for key in RECIPIENT_FIELDS} for r in page.recipients],
+        "skipped": [str(reason) for reason in page.skipped],
+    }
+
+
+def escalation_json(escalation: Escalation | None) -> dict[str, Any] | None:
+    """Where the incident's escalation stands: its policy, the next page (1-based level and pass) and when
+    it is due, and the pages sent (None: the incident opened before escalation existed)."""
+    if escalation is None:
+        return None
+    policy = Policy.from_json(escalation.plan) if escalation.policy else None
+    position = Position(escalation.level, escalation.round)
+    active = escalation.status == EscalationStatus.ACTIVE
+    following = active and policy is not None and position.level < len(policy.levels)
+    return {
+        "status": escalation.status,
+        "policy": escalation.policy or None,
+        "reason": escalation.reason,
+        "next_level": position.level + 1 if following else None,
+        "next_pass": position.round + 1 if following else None,
+        "next_due_at": _iso(escalation.next_due_at),
+        "pages": [page_json(page) for page in escalation.pages.order_by("round", "level")],
     }
 
 
@@ -84,4 +122,20 @@ def services_json(document: ServicesDocument) -> dict[str, Any]:
             }
             for service in document.services
         ]
+    }
+
+
+def on_call_json(at: datetime, found: list[ScheduleOnCall]) -> dict[str, Any]:
+    return {
+        "at": at.isoformat(),
+        "schedules": [
+            {
+                "schedule": entry.schedule,
+                "timezone": entry.timezone,
+                "user": entry.on_call.user if entry.on_call else None,
+                "source": entry.on_call.source if entry.on_call else None,
+                "until": _iso(entry.on_call.until) if entry.on_call else None,
+            }
+            for entry in found
+        ],
     }

@@ -14,7 +14,15 @@ from automation.models.alerting import (
 from automation.models.config import EngineConfig
 from automation.models.definitions import Workflow, WorkflowVersion
 from automation.models.fleet import BeatSlot, BrokerEpoch, DeadLetter, WorkerNode
-from automation.models.incidents import Incident, IncidentAlert, IncidentEvent, Service
+from automation.models.incidents import (
+    Escalation,
+    EscalationConfig,
+    EscalationPage,
+    Incident,
+    IncidentAlert,
+    IncidentEvent,
+    Service,
+)
 from automation.models.runs import StepRun, WorkflowRun
 from automation.models.scaling import ScalingDecision, ScalingState, ScalingTarget
 
@@ -31,6 +39,9 @@ __all__ = [
     "BrokerEpoch",
     "DeadLetter",
     "EngineConfig",
+    "Escalation",
+    "EscalationConfig",
+    "EscalationPage",
     "Incident",
     "IncidentAlert",
     "IncidentEvent",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from automation.incidents.choices import EventKind, IncidentStatus
+from automation.incidents.choices import EscalationStatus, EventKind, IncidentStatus
 from automation.models.alerting import SEVERITY_CHOICES, Alert
 
 
@@ -101,3 +101,57 @@ class IncidentEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["incident", "at"], name="incident_event_at")]
+
+
+class EscalationConfig(models.Model):
+    """A single row (pk=1): the escalation document (users, schedules, policies), as validated JSON."""
+
+    document = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Escalation(models.Model):
+    """The escalation of one incident, made when it opens: its policy (kept as it was when chosen), the
+    next page (`level` of pass `round`, 0-based; `level` past the last: none left) and when it is due."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="escalation")
+    status = models.CharField(
+        max_length=16, choices=EscalationStatus.CHOICES, default=EscalationStatus.ACTIVE
+    )
+    #: Empty until a policy is chosen (at the first due time).
+    policy = models.CharField(max_length=100, blank=True, default="")
+    #: The chosen policy's levels, timeouts and repeats (`automation.incidents.escalation.Policy`).
+    plan = models.JSONField(default=dict)
+    level = models.IntegerField(default=0)
+    round = models.IntegerField(default=0)
+    #: None once it is over.
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    #: Why the policy was chosen, or why it ended.
+    reason = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_due_at"], name="escalation_due")]
+
+    def __str__(self) -> str:
+        return f"escalation of incident {self.incident_id} ({self.status})"
+
+
+class EscalationPage(models.Model):
+    """One level of one pass, paged: at most once (the unique key), with whom it reached and how (the
+    receivers and their delivery runs) and which targets reached nobody."""
+
+    escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="pages")
+    level = models.IntegerField()
+    round = models.IntegerField()
+    due_at = models.DateTimeField()
+    paged_at = models.DateTimeField()
+    #: [{"receiver", "who", "via", "run_id"}]
+    recipients = models.JSONField(default=list)
+    skipped = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["escalation", "round", "level"], name="escalation_page_once")
+        ]

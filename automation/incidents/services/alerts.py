@@ -3,6 +3,7 @@ committed (automation/alerting/services/pipeline.py). Each firing of an alert (f
 start) joins one incident once: the pipeline may run again for the same transition (`repair`) and finds
 it joined. The decision is `automation.incidents.correlation`'s, taken under the locks of the alert's
 group keys (and of the graph, for a service in it), so concurrent alerts of one outage open one incident.
+An incident's escalation is made in the transaction that opens it (`services/escalations.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from automation.incidents.correlation import Correlation, OpenIncident, correlat
 from automation.incidents.graph import ServiceGraph
 from automation.incidents.lifecycle import highest_severity, more_severe
 from automation.incidents.services.catalog import current_graph
+from automation.incidents.services.escalations import begin
 from automation.incidents.services.locks import GRAPH, lock
 from automation.incidents.services.timeline import Event, at, record
 from automation.models import Alert, Incident, IncidentAlert
@@ -68,11 +70,14 @@ def alert_fired(alert: Alert, now: float, *, group_keys: Iterable[str], may_open
         if incident_id is not None:
             return int(incident_id)  # this firing joined already (the pipeline ran again)
         incident, found = _correlate(firing, keys, graph)
+        opened = incident is None
         if incident is None:
             if not may_open:
                 return None
             incident = _open(firing, now)
         _join(incident, firing, now, keys, found)
+        if opened:
+            begin(incident, now)
         return int(incident.pk)
 
 

@@ -50,3 +50,9 @@ def current_services() -> ServicesDocument:
 def current_graph() -> ServiceGraph:
     rows = Service.objects.values_list("name", "depends_on")
     return ServiceGraph({name: deps for name, deps in rows})
+
+
+def owners_of(services: list[str]) -> set[str]:
+    """The owners the services document gives these services."""
+    rows = Service.objects.filter(name__in=services).values_list("owners", flat=True)
+    return {str(owner) for owners in rows for owner in owners}
