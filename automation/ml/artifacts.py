@@ -28,14 +28,17 @@ DEFAULT_TRUSTED_TYPES = (
 )
 #: How pickle streams (protocol 2 to 5) and the compressed streams joblib writes begin.
 _PICKLE_MAGIC = tuple(bytes([0x80, protocol]) for protocol in range(2, 6))
+#: gzip, bz2, xz, lz4, raw lzma, joblib's old "ZF", and zlib at each compression level.
 _COMPRESSED_MAGIC = (
     b"\x1f\x8b",
     b"BZh",
     b"\xfd7zXZ",
     b"\x04\x22\x4d\x18",
+    b"]\x00\x00",
     b"ZF",
-    b"x\x9c",
     b"x\x01",
+    b"x^",
+    b"x\x9c",
     b"x\xda",
 )
 _ZIP_MAGIC = b"PK\x03\x04"

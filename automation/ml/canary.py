@@ -166,7 +166,7 @@ def judge(
     checks: Sequence[MetricCheck],
     samples: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
-    confidence: float = 0.95,
+    confidence: float = 0.98,
     pass_score: float = 95.0,
     marginal_score: float = 75.0,
     min_samples: int = 10,
