@@ -92,7 +92,9 @@ class LoadGenerator:
     def _spawn_senders(self) -> None:
         for port in self.ports():
             if port not in self._senders:
-                thread = threading.Thread(target=self._send_loop, args=(port,), name=f"load-{port}", daemon=True)
+                thread = threading.Thread(
+                    target=self._send_loop, args=(port,), name=f"load-{port}", daemon=True
+                )
                 self._senders[port] = thread
                 thread.start()
 
@@ -194,7 +196,9 @@ def main() -> None:
         time.sleep(args.seconds)
     finally:
         generator.stop()
-    print(f"pushed {generator.pushed} samples" + (f"; errors: {generator.errors}" if generator.errors else ""))
+    print(
+        f"pushed {generator.pushed} samples" + (f"; errors: {generator.errors}" if generator.errors else "")
+    )
 
 
 if __name__ == "__main__":

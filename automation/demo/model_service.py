@@ -51,7 +51,9 @@ class ModelHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/health":
-            self._json(200, {"pid": os.getpid(), "port": self.server.server_port, "version": self.server.version})
+            self._json(
+                200, {"pid": os.getpid(), "port": self.server.server_port, "version": self.server.version}
+            )
         elif self.path == "/metrics":
             body = generate_latest(self.server.registry)
             self._send(200, body, "text/plain; version=0.0.4")

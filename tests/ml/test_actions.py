@@ -183,3 +183,21 @@ def test_promote_and_rollback_act_only_on_their_verdicts() -> None:
         promote(context(), PromoteParams(**common, verdict="marginal", promote_on=["pass", "marginal"]))
     with pytest.raises(ProviderError, match="does not support releases"):
         rollback(context(), RollbackParams(**common))  # no verdict: acts
+
+
+def test_the_load_generator_pushes_what_the_push_api_reads(peer: Any) -> None:
+    import json
+
+    from automation.alerting.exposition import PushedSample, parse_pushed
+    from automation.demo.load_generator import http_push
+
+    sample = PushedSample(
+        "model_latency_seconds", {"service": "s", "version": "v2", "replica": "8500"}, 0.004, 1_700_000_000.5
+    )
+
+    http_push(f"{peer.url}/api/v1/metrics", token="t0k")([sample])
+
+    [request] = peer.received
+    assert (request.method, request.path) == ("POST", "/api/v1/metrics")
+    assert request.headers["Authorization"] == "Bearer t0k"
+    assert parse_pushed(json.dumps(request.body).encode(), "application/json", now=1_700_000_000) == [sample]

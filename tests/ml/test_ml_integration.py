@@ -224,6 +224,9 @@ def test_a_good_model_is_promoted(engine: Any, recommender: Recommender, ml_file
     }
     assert recommender.versions() == ["v2", "v2", "v2"]
     assert recommender.pids()[2] == canary_pid
+    # The canary's process served the live traffic and exports it per version.
+    exported = httpx.get(f"http://127.0.0.1:{recommender.port + 2}/metrics", trust_env=False).text
+    assert 'model_requests_total{version="v2"}' in exported
     assert all(step.attempts == 1 for step in run.steps), run.steps
 
 
