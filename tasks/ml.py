@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from automation.actions import ActionContext, Defer, action
-from automation.errors import ActionError, SourceError
+from automation.errors import SourceError
 from automation.ml.params import (
     CanaryAnalysisParams,
     DeployModelParams,
@@ -26,6 +26,10 @@ from automation.providers.base import ReleaseResult
 
 #: Longest single pause of a canary window (each below the broker visibility timeout).
 MAX_PAUSE = 60.0
+#: Reads of a metric source that fails (retryably) before the canary is judged a failure, and the pause
+#: after the first failure (growing by as much after each).
+SOURCE_TRIES = 4
+SOURCE_RETRY = 5.0
 RELEASE_FIELDS = tuple(field.name for field in dataclasses.fields(ReleaseResult))
 
 
@@ -150,7 +154,16 @@ def canary_analysis(ctx: ActionContext, params: CanaryAnalysisParams) -> dict[st
             if hasattr(source, "close"):
                 source.close()
     except SourceError as exc:
-        raise ActionError(str(exc), retryable=exc.retryable) from None
+        # A canary that cannot be judged is not promoted: after a few tries (parked, not attempts) the
+        # verdict is `fail`, and the rollback branch runs rather than leaving the canary in place.
+        failures = int(ctx.state.get("source_failures", 0)) + 1
+        if exc.retryable and failures < SOURCE_TRIES:
+            raise Defer(
+                SOURCE_RETRY * failures,
+                state={"started_at": started, "source_failures": failures},
+                reason=f"metric source: {exc}",
+            ) from None
+        return unjudged(params, start, end, f"the metric source could not be read: {exc}")
     judgement = judge(
         checks,
         {name: (sides[0], sides[1]) for name, sides in samples.items()},
@@ -161,6 +174,24 @@ def canary_analysis(ctx: ActionContext, params: CanaryAnalysisParams) -> dict[st
     )
     return {
         **judgement.to_dict(),
+        "baseline_version": params.baseline_version,
+        "canary_version": params.canary_version,
+        "window": {"start": start, "end": end, "source": params.source},
+    }
+
+
+def unjudged(params: CanaryAnalysisParams, start: float, end: float, reason: str) -> dict[str, Any]:
+    """The output of an analysis that could not read its metrics: a `fail` verdict, with the reason."""
+    from automation.ml.choices import Verdict
+
+    return {
+        "verdict": Verdict.FAIL,
+        "score": 0.0,
+        "reasons": [reason],
+        "metrics": [],
+        "confidence": params.confidence,
+        "pass_score": params.pass_score,
+        "marginal_score": params.marginal_score,
         "baseline_version": params.baseline_version,
         "canary_version": params.canary_version,
         "window": {"start": start, "end": end, "source": params.source},

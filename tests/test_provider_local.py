@@ -545,6 +545,23 @@ def test_rollback_puts_the_canary_replicas_back_on_the_stable_release(make_provi
         provider.promote("api", version="v2")
 
 
+def test_a_version_that_does_not_start_is_rolled_back(make_provider: MakeProvider) -> None:
+    port = free_port_block(3)
+    provider = make_provider(api=versioned(port))
+    pids = provider.start("api")["pids"]
+
+    # Its environment keeps the interpreter from starting: the canary replica exits at once.
+    with pytest.raises(ProviderError, match="did not start healthy, so it was rolled back") as failed:
+        provider.deploy("api", version="v2", env={"PYTHONHOME": "/nonexistent"}, percent=34)
+
+    assert (failed.value.field, failed.value.retryable) == ("version", False)
+    assert "replica-2.log" in str(failed.value)
+    status = provider.status("api")
+    assert (status["stable_version"], status["canary_version"]) == ("v1", None)
+    assert [r["pid"] for r in status["replicas"]][:2] == pids[:2]
+    assert messages(port) == ["v1", "v1", "v1"]
+
+
 def test_an_interrupted_deploy_is_finished_by_the_next_call(make_provider: MakeProvider) -> None:
     from automation.providers.local.releases import Canary, ReleasePlan, load_plan, release_env, save_plan
     from automation.providers.local.services_file import load_services_file

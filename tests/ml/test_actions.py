@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from automation.actions import ActionContext, Defer
-from automation.errors import ActionError
 from automation.ml.errors import ModelError
 from automation.ml.params import CanaryAnalysisParams, DeployModelParams, PromoteParams, RollbackParams
 from automation.providers import ProviderError
@@ -103,11 +102,27 @@ def test_the_analysis_reads_both_sides_from_the_push_store() -> None:
 
 
 @pytest.mark.usefixtures("database")
-def test_an_analysis_of_prometheus_without_one_configured_fails_for_good() -> None:
-    with pytest.raises(ActionError, match="sets no `prometheus.url`") as refused:
-        canary_analysis(context({"started_at": time.time() - 60}), analysis("svc", source="prometheus"))
+def test_a_canary_whose_metrics_cannot_be_read_fails_so_that_it_is_rolled_back() -> None:
+    from automation.alerting.services.config import apply_document
 
-    assert refused.value.retryable is False
+    started = time.time() - 60
+    output = canary_analysis(context({"started_at": started}), analysis("svc", source="prometheus"))
+
+    assert output["verdict"] == "fail" and output["metrics"] == []
+    assert "the alerting document sets no `prometheus.url`" in output["reasons"][0]
+    # A source that may answer later is asked again (the step parked, not an attempt), then judged failed.
+    apply_document({"prometheus": {"url": "http://127.0.0.1:9", "timeout": 1}})  # nothing listens there
+    try:
+        state: dict[str, Any] = {"started_at": started}
+        for failures in (1, 2, 3):
+            with pytest.raises(Defer) as parked:
+                canary_analysis(context(state), analysis("svc", source="prometheus"))
+            state = parked.value.state or {}
+            assert state["source_failures"] == failures and parked.value.countdown == 5.0 * failures
+        output = canary_analysis(context(state), analysis("svc", source="prometheus"))
+    finally:
+        apply_document({})
+    assert output["verdict"] == "fail" and "127.0.0.1:9" in output["reasons"][0]
 
 
 @pytest.fixture

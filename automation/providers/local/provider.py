@@ -242,7 +242,11 @@ class LocalProvider(ServiceProvider):
                     service=service,
                     field="version",
                 )
+            # What a version that does not start healthy is rolled back to (unknown when resuming a full
+            # deploy: the release it replaced is no longer recorded).
+            previous: ReleasePlan | None = ReleasePlan(plan.stable, recorded=plan.recorded)
             if plan.canary is None and percent >= 100:
+                previous = plan if plan.stable.digest != release.digest else None
                 plan = ReleasePlan(release, recorded=True)
             elif plan.canary is None:
                 plan = ReleasePlan(
@@ -250,7 +254,20 @@ class LocalProvider(ServiceProvider):
                 )
             # Recorded first: a worker dying mid-deploy leaves the plan for the retry to converge on.
             save_plan(state, plan)
-            return self._converge(spec, state, plan, "deploy", version, wait_for_health, health_timeout)
+            try:
+                return self._converge(spec, state, plan, "deploy", version, wait_for_health, health_timeout)
+            except ProviderError as exc:
+                if previous is None:
+                    raise
+                save_plan(state, previous)
+                self._converge(spec, state, previous, "rollback", version, wait_for_health, health_timeout)
+                raise ProviderError(
+                    f"version {version!r} of service '{service}' did not start healthy, so it was rolled "
+                    f"back: {exc}",
+                    retryable=False,
+                    service=service,
+                    field="version",
+                ) from None
 
         return self._operate(state, "deploy", idempotency_key, act)
 
