@@ -13,7 +13,16 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from automation.ml.choices import DATASET_SUFFIXES, METRICS, MODEL_SUFFIXES, PICKLE_SUFFIXES, Verdict
+from automation.ml.choices import (
+    DATASET_SUFFIXES,
+    METRICS,
+    MODEL_SUFFIXES,
+    PICKLE_SUFFIXES,
+    DatasetFormat,
+    ModelFormat,
+    Regression,
+    Verdict,
+)
 from automation.providers.local.services_file import VERSION_PATTERN
 from automation.templating import has_references
 
@@ -46,11 +55,17 @@ _NEVER_TRUSTED = (
 MAX_WINDOW = 86_400.0
 
 VerdictName = Literal["pass", "marginal", "fail"]
+RegressionName = Literal["increase", "decrease", "either"]
+ModelFormatName = Literal["skops", "onnx"]
+DatasetFormatName = Literal["csv", "parquet"]
 MetricName = Literal[
     "accuracy", "balanced_accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "r2"
 ]
 assert set(MetricName.__args__) == set(METRICS)  # type: ignore[attr-defined]
 assert set(VerdictName.__args__) == set(Verdict.ALL)  # type: ignore[attr-defined]
+assert set(RegressionName.__args__) == set(Regression.ALL)  # type: ignore[attr-defined]
+assert set(ModelFormatName.__args__) == set(ModelFormat.ALL)  # type: ignore[attr-defined]
+assert set(DatasetFormatName.__args__) == set(DatasetFormat.ALL)  # type: ignore[attr-defined]
 
 
 def _verdicts(names: tuple[str, ...]) -> list[VerdictName]:
@@ -94,8 +109,8 @@ class ValidateModelParams(_Params):
     #: Types a skops file may hold beyond the engine's own list (scikit-learn's tree internals).
     trusted_types: list[str] = Field(default_factory=list, max_length=100)
     #: Default: from the suffix (.skops, .onnx / .csv, .parquet).
-    model_format: Literal["skops", "onnx"] | None = Field(default=None, validate_default=True)
-    dataset_format: Literal["csv", "parquet"] | None = Field(default=None, validate_default=True)
+    model_format: ModelFormatName | None = Field(default=None, validate_default=True)
+    dataset_format: DatasetFormatName | None = Field(default=None, validate_default=True)
 
     _pickle = field_validator("model_path")(refuse_pickle_path)
 
@@ -177,7 +192,7 @@ class CanaryMetricParams(_Params):
     #: Labels this metric's series must have besides the analysis's own.
     labels: dict[str, str] = Field(default_factory=dict)
     #: Which change is a regression: `increase` (error rate, latency), `decrease` (a quality metric), either.
-    regression: Literal["increase", "decrease", "either"] = "increase"
+    regression: RegressionName = "increase"
     weight: float = Field(default=1.0, gt=0, le=1000)
     #: A critical metric that regresses (or has no data) fails the canary whatever the score.
     critical: bool = False

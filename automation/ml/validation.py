@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from automation.ml.artifacts import load_model
+from automation.ml.choices import ModelFormat
 from automation.ml.datasets import read_dataset
 from automation.ml.errors import ModelError
 from automation.ml.scores import FROM_PROBABILITIES, score
@@ -65,7 +66,7 @@ def validate_model(
         declared_format=dataset_format,
     )
     features: Any = dataset.features
-    if predictor.format == "onnx":
+    if predictor.format == ModelFormat.ONNX:
         features = dataset.numeric_features(field="validation_dataset")
     try:
         if metric in FROM_PROBABILITIES:
