@@ -75,7 +75,8 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
         "automation-scaling-tune": {
             "task": "automation.scaling.tune",
             "schedule": TUNE_INTERVAL,
-            "options": {"queue": MONITORING_QUEUE, "expire_seconds": TUNE_INTERVAL},
+            # minutes of fitting: never on the queue of the seconds-critical ticks (escalation, pools)
+            "options": {"queue": "low", "expire_seconds": TUNE_INTERVAL},
         },
         # The engine's own worker pools (celery scaling targets): a flood is seen within seconds.
         "automation-scaling-pools": {

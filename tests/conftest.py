@@ -39,6 +39,8 @@ os.environ.pop("AUTOMATION_API_TOKENS", None)
 # The local provider's services file: tests write it, workers re-read it on every call.
 SERVICES_FILE = STATE_DIR / "services.yml"
 os.environ["AUTOMATION_SERVICES_FILE"] = str(SERVICES_FILE)
+# A secret of the test deployment's own: acknowledgement links are off with the public development key.
+os.environ.setdefault("AUTOMATION_ACK_SECRET", f"test-ack-secret-{uuid.uuid4().hex}")
 ECHO_SERVICE = ROOT / "automation" / "demo" / "echo_service.py"
 
 

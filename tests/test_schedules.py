@@ -57,6 +57,7 @@ def test_a_schedule_needs_one_valid_timing_and_a_known_time_zone() -> None:
     assert field == "timezone" and "not a known IANA time zone" in reason
     [(field, _)] = _errors({"every": 60, "colour": "red"})
     assert field == "colour"
+    assert _errors({"every": 10.5}) == [("every", "`every` must be a whole number of seconds")]
 
 
 def _workflow(engine: Any) -> str:
@@ -114,6 +115,10 @@ def test_the_api_stores_replaces_and_deletes_a_schedule(engine: Any, client: htt
     assert replaced.status_code == 200 and replaced.json()["cron"] == "0 3 * * *"
     assert "every" not in replaced.json() and replaced.json()["inputs"] == {"who": "b"}
     assert name in [s["name"] for s in client.get("/api/v1/schedules").json()["schedules"]]
+    too_big = client.put(f"/api/v1/schedules/{name}", json={"workflow": workflow, "every": 60,
+                                                             "inputs": {"who": "x" * 70_000}})
+    assert too_big.status_code == 422 and "65536 bytes" in too_big.text
+    assert client.get(f"/api/v1/schedules/{name}").json()["inputs"] == {"who": "b"}  # nothing stored
     assert client.delete(f"/api/v1/schedules/{name}").status_code == 204
     assert client.get(f"/api/v1/schedules/{name}").status_code == 404
 
@@ -167,3 +172,28 @@ def test_two_beats_start_one_run_per_slot(engine: Any) -> None:
     assert slots == list(range(slots[0], slots[0] + len(slots))), slots  # every slot, none twice
     assert len(slots) <= elapsed / 10 + 2
     wait_for(lambda: not runs.exclude(status="succeeded").exists(), timeout=60)
+
+
+@pytest.mark.integration
+def test_secret_inputs_are_masked_and_never_travel_in_beats_messages(engine: Any) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from automation.timetables.services import delete_schedule, save_schedule
+
+    workflow = unique("secretive")
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=workflow,
+            inputs={"token": {"type": "string", "required": True, "secret": True}},
+            actions=[ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0})],
+        )
+    )
+    name = unique("masked")
+    save_schedule({"name": name, "workflow": workflow, "every": 60, "inputs": {"token": "hunter2-s3cret"}})
+    try:
+        assert "hunter2" not in PeriodicTask.objects.get(name=f"workflow:{name}").kwargs
+        shown = cli("schedule", "show", name)
+        assert shown.returncode == 0 and "hunter2" not in shown.stdout and '"token"' in shown.stdout
+        assert "hunter2" not in cli("schedule", "list", "--json").stdout
+    finally:
+        delete_schedule(name)

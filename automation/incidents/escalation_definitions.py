@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -42,8 +43,16 @@ CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: A time in a schedule: ISO 8601, a wall clock of the schedule's time zone unless it carries an offset.
+def _bounded(moment: datetime) -> datetime:
+    """Times far from now overflow the time-zone arithmetic of on-call resolution: 1971-9000 only."""
+    if not 1971 <= moment.year <= 9000:
+        raise ValueError("must be a time from 1971 to 9000 (leave `end` out for no end)")
+    return moment
+
+
 ScheduleTime = Annotated[
     datetime,
+    AfterValidator(_bounded),
     WithJsonSchema(
         {
             "type": "string",

@@ -45,7 +45,7 @@ def parse_since(text: str, now: float) -> float:
 
 
 #: The latest moment `parse_at` takes (the last second of year 9999).
-LATEST = 253402300799.0
+LATEST = 32503680000.0  # 3000-01-01: on-call times past it overflow the zone arithmetic
 
 
 def parse_at(text: str | None, now: float) -> float:
@@ -65,7 +65,7 @@ def parse_at(text: str | None, now: float) -> float:
             ) from None
         moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     if not 0 <= moment <= LATEST:
-        raise InvalidFieldsError([("at", "must be a time from 1970 to 9999")])
+        raise InvalidFieldsError([("at", "must be a time from 1970 to 2999")])
     return moment
 
 

@@ -5,12 +5,13 @@ input, the services change the state. The link needs no bearer token: its signat
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -66,20 +67,33 @@ def oncall(request: HttpRequest) -> JsonResponse:
     return JsonResponse(on_call_json(datetime.fromtimestamp(moment, UTC), who_is_on_call(schedule, moment)))
 
 
-@require_http_methods(["GET"])
-def acknowledge_link(request: HttpRequest, incident_id: str) -> JsonResponse:
-    """Acknowledge an incident from the link of a page, as the person it was sent to."""
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def acknowledge_link(request: HttpRequest, incident_id: str) -> HttpResponse:
+    """The link of a page. GET checks the token and shows what it would do, with a button; only POST
+    acknowledges the incident, as the person the page was sent to. A link scanner or a chat preview that
+    fetches the link changes nothing. The token may come in the query (the link) or the form body."""
     from automation.incidents.ack_links import AckLinkRefused, verify
     from automation.incidents.serializers import incident_json
     from automation.incidents.services.queries import get_incident
     from automation.incidents.services.queries import incident_id as parse_id
     from automation.incidents.services.transitions import acknowledge
 
+    if not settings.AUTOMATION_ACK_LINKS:
+        return JsonResponse(
+            {"error": "acknowledgement links are off: set AUTOMATION_ACK_SECRET (or AUTOMATION_SECRET_KEY)"},
+            status=503,
+        )
     try:
         _unknown_parameters(request, ("token",))
         number = parse_id(incident_id)
         now = time.time()
-        who = verify(request.GET.get("token"), number, now=now, secret=settings.AUTOMATION_ACK_SECRET)
+        token = request.POST.get("token") or request.GET.get("token")
+        who = verify(token, number, now=now, secret=settings.AUTOMATION_ACK_SECRET)
+        incident = get_incident(number)
+        if request.method == "GET":
+            page = _confirmation(incident_json(incident), who, str(token))
+            return HttpResponse(page, content_type="text/html; charset=utf-8")
         outcome = acknowledge(number, by=who, now=now, comment=LINK_COMMENT)
         return JsonResponse({**incident_json(get_incident(number)), "changed": outcome.changed})
     except InvalidFieldsError as exc:
@@ -90,3 +104,15 @@ def acknowledge_link(request: HttpRequest, incident_id: str) -> JsonResponse:
         return JsonResponse({"error": str(exc)}, status=404)
     except StateError as exc:
         return JsonResponse({"error": str(exc)}, status=409)
+
+
+def _confirmation(incident: dict[str, Any], who: str, token: str) -> str:
+    e = html.escape
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Acknowledge incident</title></head><body>"
+        f"<h1>Incident {incident['id']}: {e(incident['title'])}</h1>"
+        f"<p>{e(incident['status'])}, severity {e(incident['severity'])}.</p>"
+        "<form method='post'>"
+        f"<input type='hidden' name='token' value='{e(token, quote=True)}'>"
+        f"<button type='submit'>Acknowledge as {e(who)}</button></form></body></html>"
+    )

@@ -111,24 +111,45 @@ def oncall_paths(responses: Any, body: Any, incident_id: dict[str, Any]) -> dict
     link = responses(200, "IncidentStepResult", 404, 409, 422)
     link["403"] = _error("The token's signature does not match this incident (altered, or another's)")
     link["410"] = _error("The token has expired")
+    link["503"] = _error("Acknowledgement links are off: the deployment has no secret of its own")
+    confirm = {key: value for key, value in link.items() if key != "200"}
+    confirm["200"] = {
+        "description": "A page saying what the link would do, with a button that POSTs it",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    token_schema = {"type": "string", "maxLength": MAX_TOKEN, "pattern": TOKEN_PATTERN}
     return {
         "/api/v1/incidents/{incident_id}/ack": {
             "get": {
-                "operationId": "acknowledgeIncidentByLink",
-                "summary": "Acknowledge an incident from the signed link of a page, as the person it was "
-                "for (no bearer token: the signature is the credential)",
+                "operationId": "confirmIncidentAcknowledgement",
+                "summary": "Check the signed link of a page and show what it would do; changes nothing (link "
+                "scanners and chat previews fetch links)",
                 "security": [],
                 "parameters": [
                     incident_id,
-                    query(
-                        "token",
-                        {"type": "string", "maxLength": MAX_TOKEN, "pattern": TOKEN_PATTERN},
-                        "The page link's token: EXPIRES.WHO.SIGNATURE",
-                        required=True,
-                    ),
+                    query("token", token_schema, "The link's token: EXPIRES.WHO.SIGNATURE", required=True),
                 ],
+                "responses": confirm,
+            },
+            "post": {
+                "operationId": "acknowledgeIncidentByLink",
+                "summary": "Acknowledge an incident with the signed link of a page, as the person it was for "
+                "(no bearer token: the signature is the credential); the token in the query or the form",
+                "security": [],
+                "parameters": [
+                    incident_id,
+                    query("token", token_schema, "The link's token (or in the form body)"),
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"type": "object", "properties": {"token": token_schema}}
+                        }
+                    },
+                },
                 "responses": link,
-            }
+            },
         },
         "/api/v1/escalation": {
             "get": {

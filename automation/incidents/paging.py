@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -49,12 +49,28 @@ def incident_url(base_url: str, incident_id: int) -> str | None:
     return f"{base_url.rstrip('/')}/api/v1/incidents/{incident_id}" if base_url else None
 
 
+#: Longest label or annotation value a page carries (longer ones are cut, so one alert always fits).
+MAX_VALUE = 1000
+
+
+def _trimmed(alert: PageAlert) -> PageAlert:
+    def cut(values: dict[str, str]) -> dict[str, str]:
+        return {k[:200]: (v if len(v) <= MAX_VALUE else v[: MAX_VALUE - 1] + "…") for k, v in values.items()}
+
+    return replace(alert, labels=cut(alert.labels), annotations=cut(alert.annotations))
+
+
 def _carried(alerts: Sequence[PageAlert]) -> list[PageAlert]:
-    """Firing alerts first, then resolved ones, within the budget."""
+    """Firing alerts first, then resolved ones, within the budget; values cut to MAX_VALUE, and the first
+    alert's annotations dropped if they alone still exceed the budget (a page too big is sent to nobody)."""
     carried: list[PageAlert] = []
     used = 0
     for alert in sorted(alerts, key=lambda a: not a.firing):
+        alert = _trimmed(alert)
         size = len(json.dumps([alert.labels, alert.annotations])) + 200
+        if not carried and size > ALERT_BUDGET:
+            alert = replace(alert, annotations={})
+            size = len(json.dumps([alert.labels, alert.annotations])) + 200
         if carried and (used + size > ALERT_BUDGET or len(carried) >= MAX_ALERTS):
             break
         carried.append(alert)
@@ -95,7 +111,7 @@ def page_content(
         summary,
         f"For: {who}. Services: {services}. {len(firing)} of {len(alerts)} alert(s) firing.",
         f"Incident: {url or f'incident {incident.id}'}",
-        f"Acknowledge: {ack_url}",
+        *([f"Acknowledge: {ack_url}"] if ack_url else []),
         *(f"- {'firing' if a.firing else 'resolved'} {a.name} {_labels(a.labels)}" for a in carried),
     ]
     if len(carried) < len(alerts):

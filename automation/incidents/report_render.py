@@ -70,6 +70,9 @@ def timeline_png(report: dict[str, Any]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Alert and service names are labels here: a `$` in one must not be read as mathtext.
+    matplotlib.rcParams["text.parse_math"] = False
+
     alerts = report["alerts"]
     opened = datetime.fromisoformat(report["incident"]["opened_at"])
     times = [datetime.fromisoformat(e["at"]) for e in report["timeline"]] or [opened]

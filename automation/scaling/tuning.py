@@ -93,8 +93,7 @@ def tune(definition: ScalingTargetDefinition, trace: Trace) -> Tuning:
     own_quantile, own_lead = definition.forecast.quantile, float(definition.lead)
     if definition.policy == "reactive":
         raise ValueError("a reactive target has no forecast to tune")
-    if definition.capacity_per_replica is None:
-        raise ValueError("tuning needs capacity_per_replica")
+    capacity = float(definition.capacity)  # per replica (1 for a per-replica load)
     limits = ScalingLimits(
         min_replicas=definition.min_replicas,
         max_replicas=definition.max_replicas,
@@ -109,7 +108,7 @@ def tune(definition: ScalingTargetDefinition, trace: Trace) -> Tuning:
     for lead in leads:
         tape = ForecastTape(levels=quantiles)
         settings = SimulationSettings(
-            capacity_per_replica=float(definition.capacity_per_replica),
+            capacity_per_replica=capacity,
             provisioning_delay=delay,
             lead_time=pd.Timedelta(seconds=lead),
         )

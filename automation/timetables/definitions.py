@@ -40,6 +40,8 @@ class ScheduleDefinition(BaseModel):
             raise ValueError("give exactly one of `cron` and `every`")
         if self.cron is not None:
             cron_fields(self.cron)
+        if self.every is not None and float(self.every) != int(self.every):
+            raise ValueError("`every` must be a whole number of seconds")
         if self.timezone not in zoneinfo.available_timezones():
             raise ValueError(f"timezone '{self.timezone[:64]}' is not a known IANA time zone")
         return self
@@ -69,10 +71,9 @@ class ScheduleDefinition(BaseModel):
 
 
 def _field_of(message: str) -> str:
-    for name in ("cron", "timezone", "every"):
-        if name in message:
-            return name
-    return "cron"
+    if message.startswith(("`every`", "Value error, `every`")):
+        return "every"
+    return "timezone" if "time zone" in message else "cron"
 
 
 def cron_fields(expression: str) -> dict[str, str]:

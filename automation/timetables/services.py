@@ -29,6 +29,12 @@ def _check_workflow(definition: ScheduleDefinition) -> None:
     from automation.definitions.validation import resolve_inputs
     from automation.runs.dispatch import latest_version_ids
     from automation.runs.documents import stored_workflow
+    from automation.runs.intake import check_run_request
+
+    try:
+        check_run_request(definition.workflow, definition.inputs, None)  # sizes, NUL characters, types
+    except InvalidFieldsError as exc:
+        raise DefinitionError(list(exc.errors)) from None
 
     try:
         latest = latest_version_ids(definition.workflow, fresh=True)
@@ -48,12 +54,9 @@ def save_schedule(raw: ScheduleDefinition | dict[str, Any]) -> ScheduleDefinitio
 
     definition = raw if isinstance(raw, ScheduleDefinition) else ScheduleDefinition.parse(raw)
     _check_workflow(definition)
-    kwargs = {
-        "schedule": definition.name,
-        "workflow": definition.workflow,
-        "inputs": definition.inputs,
-        "period": definition.period,
-    }
+    # Only the name and the period travel in Beat's messages (Flower shows task arguments): the workflow
+    # and its inputs, secret ones included, are read from the stored definition when the slot fires.
+    kwargs = {"schedule": definition.name, "period": definition.period}
     with transaction.atomic():
         crontab = interval = None
         if definition.cron is not None:
@@ -112,6 +115,16 @@ def delete_schedule(name: str) -> None:
 
 def slot_key(schedule: str, slot: int) -> str:
     return f"schedule:{schedule}:{slot}"
+
+
+def fire_stored(schedule: str, period: float, now: float) -> str | None:
+    """The slot's run of the stored schedule `schedule` (None, logged, when it no longer exists)."""
+    row = _rows().filter(name=PREFIX + schedule).first()
+    if row is None:
+        logger.warning("schedule %s: no longer stored, nothing started", schedule)
+        return None
+    definition = definition_of(row)
+    return fire(schedule, definition.workflow, definition.inputs, period, now)
 
 
 def fire(schedule: str, workflow: str, inputs: dict[str, Any], period: float, now: float) -> str | None:

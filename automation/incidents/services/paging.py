@@ -8,6 +8,7 @@ before anything is sent, and each delivery run's idempotency key is `page:INCIDE
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,8 @@ from automation.runs.dispatch import enqueue_run
 
 #: The incident's alerts a page reads at most (the newest firings first).
 MAX_READ_ALERTS = 200
+
+logger = logging.getLogger("automation.incidents")
 
 
 def page_level(
@@ -82,7 +85,11 @@ def _reach(policy: Policy, position: Position, document: EscalationDocument, now
     schedules = {s.name: s for s in document.schedules}
 
     def holder(name: str) -> str | None:
-        found = on_call(schedules[name].build(), moment) if name in schedules else None
+        try:
+            found = on_call(schedules[name].build(), moment) if name in schedules else None
+        except (ArithmeticError, ValueError) as exc:  # one broken schedule must not silence a whole level
+            logger.error("escalation: schedule %s could not say who is on call: %r", name, exc)
+            return None
         return found.user if found else None
 
     return reach(
@@ -119,10 +126,12 @@ class _Content:
         self.url = incident_url(settings.AUTOMATION_BASE_URL, incident.pk)
 
     def build(self, recipient: Recipient, step: str, sequence: int) -> dict[str, Any]:
-        token = sign(
-            self.incident.id, recipient.who, expires=self.expires, secret=settings.AUTOMATION_ACK_SECRET
-        )
-        ack_url = f"{settings.AUTOMATION_BASE_URL}{ack_path(self.incident.id, token)}"
+        ack_url = ""  # without a secret of the deployment's own, a link would be forgeable: none is sent
+        if settings.AUTOMATION_ACK_LINKS:
+            token = sign(
+                self.incident.id, recipient.who, expires=self.expires, secret=settings.AUTOMATION_ACK_SECRET
+            )
+            ack_url = f"{settings.AUTOMATION_BASE_URL}{ack_path(self.incident.id, token)}"
         return page_content(
             self.incident,
             self.alerts,

@@ -242,6 +242,17 @@ class LocalProvider(ServiceProvider):
                     service=service,
                     field="version",
                 )
+            if plan.canary is not None and (
+                percent >= 100 or len(plan.canary.replicas) != max(1, round(desired * percent / 100))
+            ):
+                raise ProviderError(
+                    f"service '{service}' already runs version {plan.canary.release.version!r} as a canary "
+                    f"on {len(plan.canary.replicas)} replica(s), not as {percent:g}% asks: promote it to "
+                    "put it on every replica, or roll it back",
+                    retryable=False,
+                    service=service,
+                    field="percent",
+                )
             # What a version that does not start healthy is rolled back to (unknown when resuming a full
             # deploy: the release it replaced is no longer recorded).
             previous: ReleasePlan | None = ReleasePlan(plan.stable, recorded=plan.recorded)

@@ -76,7 +76,11 @@ def tune_target(target: ScalingTarget, now: float) -> dict[str, Any]:
         if not finite_history(trace):
             record["reason"] = "not tuned: less than 3 days of recorded load"
         else:
-            record.update(tune(definition, trace).as_json())
+            try:
+                record.update(tune(definition, trace).as_json())
+            except Exception as exc:  # noqa: BLE001 - one target's failure must not stop the others
+                logger.exception("scaling target %s: tuning failed", target.name)
+                record["reason"] = f"not tuned: {type(exc).__name__}: {str(exc)[:300]}"
     ScalingState.objects.filter(target=target).update(tuning=record)
     return record
 
