@@ -209,17 +209,14 @@ def _skipped(verdict: str | None, acts_on: list[str], operation: str) -> dict[st
     }
 
 
-@action(
-    "ml.promote",
-    params=PromoteParams,
-    outputs=("acted", "verdict", "reason (when not acted)", *RELEASE_FIELDS),
-)
-def promote(ctx: ActionContext, params: PromoteParams) -> dict[str, Any]:
-    """Make the canary the stable release on every replica (only on `promote_on` verdicts when given)."""
-    skipped = _skipped(params.verdict, list(params.promote_on), "promote")
+def _conclude(ctx: ActionContext, params: Any, acts_on: list[str], operation: str) -> dict[str, Any]:
+    """A conclusion step: the provider's promote or rollback when the verdict is one it acts on."""
+    skipped = _skipped(params.verdict, acts_on, operation)
     if skipped is not None:
         return skipped
-    result: dict[str, Any] = _provider(params.provider).promote(
+    provider = _provider(params.provider)
+    act = provider.promote if operation == "promote" else provider.rollback
+    result: dict[str, Any] = act(
         params.service_name,
         version=params.model_version,
         wait_for_health=params.wait_for_health,
@@ -227,6 +224,16 @@ def promote(ctx: ActionContext, params: PromoteParams) -> dict[str, Any]:
         idempotency_key=ctx.idempotency_key,
     )
     return {"acted": True, "verdict": params.verdict, **result}
+
+
+@action(
+    "ml.promote",
+    params=PromoteParams,
+    outputs=("acted", "verdict", "reason (when not acted)", *RELEASE_FIELDS),
+)
+def promote(ctx: ActionContext, params: PromoteParams) -> dict[str, Any]:
+    """Make the canary the stable release on every replica (only on `promote_on` verdicts when given)."""
+    return _conclude(ctx, params, list(params.promote_on), "promote")
 
 
 @action(
@@ -236,14 +243,4 @@ def promote(ctx: ActionContext, params: PromoteParams) -> dict[str, Any]:
 )
 def rollback(ctx: ActionContext, params: RollbackParams) -> dict[str, Any]:
     """Put the canary's replicas back on the stable release (only on `rollback_on` verdicts when given)."""
-    skipped = _skipped(params.verdict, list(params.rollback_on), "roll back")
-    if skipped is not None:
-        return skipped
-    result: dict[str, Any] = _provider(params.provider).rollback(
-        params.service_name,
-        version=params.model_version,
-        wait_for_health=params.wait_for_health,
-        health_timeout=params.health_timeout,
-        idempotency_key=ctx.idempotency_key,
-    )
-    return {"acted": True, "verdict": params.verdict, **result}
+    return _conclude(ctx, params, list(params.rollback_on), "roll back")
