@@ -24,8 +24,9 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 
 def serve(*, bind: str, workers: int) -> None:
-    # The access log names the path without its query: an acknowledgement link's token stays out of logs.
-    access = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+    # The access log names the path without its query, and no referer (a page's URL, query included): an
+    # acknowledgement link's token stays out of logs.
+    access = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(L)ss'
     _Server(
         {"bind": bind, "workers": workers, "accesslog": "-", "access_log_format": access, "timeout": 60}
     ).run()
