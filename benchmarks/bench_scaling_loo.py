@@ -63,8 +63,8 @@ from automation.scaling.crossval import (  # noqa: E402
 )
 from automation.scaling.policies import (  # noqa: E402
     ForecastTape,
-    PredictiveSettings,
     TrustSettings,
+    default_quantile,
     forecast_window,
 )
 from automation.scaling.simulator import SimulationSettings, control_grid  # noqa: E402
@@ -79,7 +79,7 @@ TARGET_RATIO = 0.5
 MINUTES = pd.Timedelta(minutes=1)
 # the code's defaults now, listed first so ties go to them
 CURRENT = HybridConfig(
-    quantile=PredictiveSettings().quantile, lead_time=PROVISIONING_DELAY, trust_z=TrustSettings().z
+    quantile=default_quantile("hybrid"), lead_time=PROVISIONING_DELAY, trust_z=TrustSettings().z
 )
 # A star around the defaults the hybrid had when this was written (q 0.95, lead = the 10-minute delay,
 # z 1.64), one knob at a time: quantile down and up, a longer lead, the strict trust gate (z = 0, the

@@ -17,6 +17,10 @@ import pandas as pd
 from automation.forecasting.errors import ForecastConfigError
 from automation.forecasting.forecaster import Forecast, ForecasterSettings, RollingForecaster
 
+#: The hybrid's default forecast quantile, chosen leave-one-trace-out over 20 traces (q 0.9, 0.95, 0.99;
+#: lead time 10 or 20 minutes; trust z 0 or 1.64) by `benchmarks/bench_scaling_loo.py`: picked in 19 of
+#: 20 folds, a weak preference (see docs/forecasting.md). The predictive policy keeps 0.95.
+HYBRID_QUANTILE = 0.99
 HPA_TOLERANCE = 0.1
 HPA_SCALE_DOWN_WINDOW = pd.Timedelta(minutes=5)
 HPA_SYNC_PERIOD = pd.Timedelta(seconds=15)
@@ -593,7 +597,9 @@ class HybridPolicy(ScalingPolicy):
     ) -> None:
         super().__init__(limits=limits)
         self.reactive = reactive or ReactivePolicy()
-        self.predictive = predictive or PredictivePolicy(fallback=ReactivePolicy())
+        self.predictive = predictive or PredictivePolicy(
+            settings=PredictiveSettings(quantile=HYBRID_QUANTILE), fallback=ReactivePolicy()
+        )
         self.trust = trust or TrustSettings()
         self.step: pd.Timedelta | None = None
         self.lead_steps = 0
@@ -808,29 +814,35 @@ def make_policy(
     name: str,
     *,
     target_utilization: float = 0.7,
-    quantile: float = 0.95,
+    quantile: float | None = None,
     limits: ScalingLimits | None = None,
     forecaster: ForecasterSettings | None = None,
     refit_every: pd.Timedelta = pd.Timedelta(days=1),
     tape: ForecastTape | None = None,
     trust: TrustSettings | None = None,
 ) -> ScalingPolicy:
-    """Build a registered policy with the common options; unknown names are an error. `tape` shares one
-    trace's forecasts across the runs of a sweep (see `ForecastTape`); `trust` is the hybrid's gate (see
-    `TrustSettings`; other policies ignore it)."""
+    """Build a registered policy with the common options; unknown names are an error. `quantile` defaults
+    to `default_quantile(name)`; `tape` shares one trace's forecasts across the runs of a sweep (see
+    `ForecastTape`); `trust` is the hybrid's gate (see `TrustSettings`; other policies ignore it)."""
     if name not in _POLICIES:
         raise ForecastConfigError(
             "policy", f"unknown policy {name!r}; choose from {', '.join(policy_names())}"
         )
     return _POLICIES[name](
         target_utilization=target_utilization,
-        quantile=quantile,
+        quantile=default_quantile(name) if quantile is None else quantile,
         limits=limits,
         forecaster=forecaster or ForecasterSettings(),
         refit_every=refit_every,
         tape=tape,
         trust=trust,
     )
+
+
+def default_quantile(policy: str) -> float:
+    """The forecast quantile a policy provisions for unless told: `HYBRID_QUANTILE` for the hybrid, the
+    predictive policy's own default (0.95) otherwise."""
+    return HYBRID_QUANTILE if policy == "hybrid" else PredictiveSettings().quantile
 
 
 def _reactive(*, target_utilization: float, limits: ScalingLimits | None, **_: Any) -> ScalingPolicy:

@@ -144,12 +144,12 @@ def test_a_tape_recorded_for_a_longer_lead_serves_a_shorter_one_not_a_longer(tax
     tape = ForecastTape(levels=(0.95,), horizon=3)
     long_lead = SimulationSettings(capacity_per_replica=capacity, lead_time=pd.Timedelta(minutes=40))
     short_lead = SimulationSettings(capacity_per_replica=capacity, lead_time=pd.Timedelta(minutes=10))
-    recorded = simulate(taxi, make_policy("hybrid", tape=tape), settings=short_lead)  # type: ignore[arg-type]
+    recorded = simulate(taxi, make_policy("hybrid", quantile=0.95, tape=tape), settings=short_lead)  # type: ignore[arg-type]
     assert tape.complete and tape.horizon == 3
-    replayed = simulate(taxi, make_policy("hybrid", tape=tape), settings=short_lead)  # type: ignore[arg-type]
+    replayed = simulate(taxi, make_policy("hybrid", quantile=0.95, tape=tape), settings=short_lead)  # type: ignore[arg-type]
     assert replayed.under_provisioned_minutes == recorded.under_provisioned_minutes
     assert replayed.replica_hours == recorded.replica_hours
-    simulate(taxi, make_policy("hybrid", tape=tape), settings=long_lead)  # type: ignore[arg-type]
+    simulate(taxi, make_policy("hybrid", quantile=0.95, tape=tape), settings=long_lead)  # type: ignore[arg-type]
     too_far = SimulationSettings(capacity_per_replica=capacity, lead_time=pd.Timedelta(hours=2))
     with pytest.raises(ForecastConfigError, match="3-step horizon"):
-        simulate(taxi, make_policy("hybrid", tape=tape), settings=too_far)  # type: ignore[arg-type]
+        simulate(taxi, make_policy("hybrid", quantile=0.95, tape=tape), settings=too_far)  # type: ignore[arg-type]
