@@ -9,9 +9,12 @@ trace's ratios are reported at that configuration, at p99.9 / 10, / 50 and / 100
 benchmarks/results/scaling_loo.json (every per-trace number, the configuration chosen per fold) and
 prints a table. One process, one BLAS thread.
 
-    python benchmarks/bench_scaling_loo.py [--quick]
+    python benchmarks/bench_scaling_loo.py [--quick] [--cadence-check]
 
 `--quick` runs the slices under tests/data with two configurations: a smoke test, not a figure.
+`--cadence-check` also reruns, on every trace where the held-out hybrid was worse than reactive at some
+matched point at p99.9/10, its fold's configuration deciding every 15 s (the HPA's cadence) instead of
+every minute, to tell how much of that harm is the slower loop.
 """
 
 from __future__ import annotations
@@ -175,21 +178,36 @@ def tape_for(trace: Trace, grid: tuple[HybridConfig, ...]) -> ForecastTape:
     return ForecastTape(levels=tuple(sorted({c.quantile for c in grid})), horizon=last)
 
 
-def hybrid_points(run: TraceRun, config: HybridConfig, divisor: int) -> FrontierComparison:
+def hybrid_points(
+    run: TraceRun, config: HybridConfig, divisor: int, interval: pd.Timedelta = DECISION_INTERVAL
+) -> FrontierComparison:
     points, _, _ = policy_curve(
         run.trace,
         policy="hybrid",
         settings=settings_for(run.trace, divisor, config),
         quantiles=(config.quantile,),
         policy_targets=HYBRID_TARGETS,
-        policy_interval=DECISION_INTERVAL,
+        policy_interval=interval,
         tape=run.tape,
         trust=config.trust(),
     )
-    run.hybrid[(config.label, divisor)] = points
     comparison = match_frontiers(run.reactive[divisor], points)
-    run.comparisons[(config.label, divisor)] = comparison
+    if interval == DECISION_INTERVAL:
+        run.hybrid[(config.label, divisor)] = points
+        run.comparisons[(config.label, divisor)] = comparison
     return comparison
+
+
+def cadence_check(run: TraceRun, config: HybridConfig) -> dict[str, Any] | None:
+    """The fold's configuration deciding every 15 s, where the 1-minute hybrid was worse than reactive at
+    some matched point at the first capacity (None elsewhere)."""
+    worst = run.comparisons[(config.label, DIVISORS[0])].worst_ratio
+    if math.isnan(worst) or worst <= 1.0:
+        return None
+    began = time.perf_counter()
+    summary = hybrid_points(run, config, DIVISORS[0], REACTIVE_INTERVAL).summary()
+    run.seconds += time.perf_counter() - began
+    return summary
 
 
 def prepare(path: Path, quick: bool) -> TraceRun:
@@ -258,6 +276,11 @@ def verdicts(summary: dict[str, Any], applicable: bool) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tests/data slices, two configurations")
+    parser.add_argument(
+        "--cadence-check",
+        action="store_true",
+        help="rerun the held-out hybrid every 15 s where it was worse than reactive (p99.9/10)",
+    )
     options = parser.parse_args()
     quick = options.quick
     began = time.perf_counter()
@@ -281,8 +304,16 @@ def main() -> int:
     folds = leave_one_out(losses, labels)
     for run in runs:
         second_pass(run, by_label[folds[run.name]])
+    cadence = {}
+    if options.cadence_check:
+        for run in runs:
+            found = cadence_check(run, by_label[folds[run.name]])
+            if found is not None:
+                cadence[run.name] = found
     overall = overall_choice(folds, losses, labels)
     report = build_report(runs, losses, folds, overall, grid, quick, began, cpu_began)
+    if options.cadence_check:
+        report["cadence_check_15s_at_p99.9/10"] = cadence
     target = QUICK_RESULTS if quick else RESULTS
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -413,6 +444,8 @@ def print_report(report: dict[str, Any]) -> None:
         star = "*" if row["applicable"] else " "
         cells = "".join(f" {_cell(row['held_out'][f'p99.9/{d}']):>17}" for d in DIVISORS)
         print(f"{star}{row['trace']:<35} {row['chosen_config']:<26}{cells}")
+    for name, summary in report.get("cadence_check_15s_at_p99.9/10", {}).items():
+        print(f"deciding every 15 s: {name} {_cell(summary)} at p99.9/10")
     print(
         f"\nconfiguration chosen in most folds: {report['overall_choice']} (current defaults: "
         f"{report['settings']['current_defaults']})"
