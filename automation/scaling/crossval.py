@@ -18,7 +18,7 @@ import pandas as pd
 from automation.forecasting.durations import format_duration
 from automation.forecasting.errors import ForecastConfigError
 from automation.scaling.comparison import FrontierComparison
-from automation.scaling.policies import TrustSettings
+from automation.scaling.policies import HYBRID_QUANTILE, TrustSettings
 
 RATIO_FLOOR = 0.05  # a policy point with no under-provisioned minute scores as 0.05x, not log(0)
 HARM_WEIGHT = 2.0  # a matched point worse than reactive costs twice its log-ratio
@@ -29,7 +29,7 @@ class HybridConfig:
     """The hybrid's defaults under test: the forecast quantile it provisions for, how far ahead it reads
     the forecast, and how strictly its forecast must have earned trust (`TrustSettings.z`)."""
 
-    quantile: float = 0.95
+    quantile: float = HYBRID_QUANTILE
     lead_time: pd.Timedelta = pd.Timedelta(minutes=10)
     trust_z: float = 1.64
 
