@@ -183,14 +183,16 @@ class AutomationEngine:
 
     def register_scaling_target(self, target: dict[str, Any]) -> str:
         """Store a scaling target (service, provider, load query, capacity, replica bounds, policy, lead
-        time, provisioning delay, scale-in rules) and register its scale workflow; DefinitionError naming
-        the field, and nothing stored, otherwise. Returns the target's name."""
+        time, provisioning delay, scale-in rules; or `kind: celery`, the engine's own workers of a
+        `queue`, with its `pool` settings) and register its scale workflow; DefinitionError naming the
+        field, and nothing stored, otherwise. Returns the target's name."""
         from automation.scaling.services.targets import save_target
 
         return save_target(target).name
 
     def evaluate_scaling(self, now: float | None = None) -> dict[str, dict[str, Any]]:
-        """One tick of the scaling loop in this process (what Beat runs on workers): by target name, its
+        """One tick of the scaling loops in this process (what Beat runs on workers: service targets in
+        their monitoring-interval slot, celery targets in their pool-tick slot): by target name, its
         decision (action, replicas, reasons, run). Empty while `enable_predictive_scaling` is off."""
         from automation.scaling.services.ticks import evaluate_all
 

@@ -17,7 +17,9 @@ import beat_schedule
 logger = logging.getLogger("automation.beat")
 
 #: Tasks that decide per time slot: Beat passes them the time it sent them (`now`).
-STAMPED_TASKS = frozenset({"automation.scaling.evaluate"})
+STAMPED_TASKS = frozenset(
+    {"automation.scaling.evaluate", "automation.scaling.evaluate_pools", "automation.schedules.run_workflow"}
+)
 #: Fired slots are kept this long (the unique key is all that matters; old ones are pruned).
 SLOT_RETENTION = timedelta(days=1)
 

@@ -17,7 +17,9 @@ from automation.delivery import DEFAULT_QUEUE, INTAKE_QUEUE, PRIORITY_QUEUE_NAME
 BASE_DIR = Path(os.environ.get("AUTOMATION_HOME", Path.cwd()))
 STATE_DIR = Path(os.environ.get("AUTOMATION_STATE_DIR", BASE_DIR / ".automation"))
 
-SECRET_KEY = os.environ.get("AUTOMATION_SECRET_KEY", "automation-insecure-dev-key")
+#: The development default, public in this repository: nothing that must be secret is signed with it.
+INSECURE_SECRET_KEY = "automation-insecure-dev-key"
+SECRET_KEY = os.environ.get("AUTOMATION_SECRET_KEY", INSECURE_SECRET_KEY)
 DEBUG = os.environ.get("AUTOMATION_DEBUG", "") == "1"
 ALLOWED_HOSTS = [h for h in os.environ.get("AUTOMATION_ALLOWED_HOSTS", "*").split(",") if h]
 USE_TZ = True
@@ -107,6 +109,15 @@ CELERY_TIMEZONE = "UTC"
 # --- Engine defaults (an AutomationConfig given to AutomationEngine overrides them) ---
 AUTOMATION_API_TOKENS = [t for t in os.environ.get("AUTOMATION_API_TOKENS", "").split(",") if t]
 AUTOMATION_SERVICES_FILE = os.environ.get("AUTOMATION_SERVICES_FILE", "services.yml")
+# Incident pages: the API's public address (unset: a page names the incident by id, and its acknowledgement
+# link is a path), the secret its acknowledgement links are signed with (default: SECRET_KEY), and how long
+# such a link stays valid (seconds after the page was due).
+AUTOMATION_BASE_URL = os.environ.get("AUTOMATION_BASE_URL", "").rstrip("/")
+AUTOMATION_ACK_SECRET = os.environ.get("AUTOMATION_ACK_SECRET") or SECRET_KEY
+#: Acknowledgement links are sent and honoured only with a secret of the deployment's own (anyone can sign
+#: with the public development key), or in debug mode.
+AUTOMATION_ACK_LINKS = AUTOMATION_ACK_SECRET != INSECURE_SECRET_KEY or DEBUG
+AUTOMATION_ACK_LINK_TTL = int(os.environ.get("AUTOMATION_ACK_LINK_TTL", str(24 * 3600)))
 # A run none of whose steps moved for this long (plus its longest action's time limit) is dispatched again.
 AUTOMATION_STALL_AFTER = int(os.environ.get("AUTOMATION_STALL_AFTER", "300"))
 

@@ -39,6 +39,8 @@ os.environ.pop("AUTOMATION_API_TOKENS", None)
 # The local provider's services file: tests write it, workers re-read it on every call.
 SERVICES_FILE = STATE_DIR / "services.yml"
 os.environ["AUTOMATION_SERVICES_FILE"] = str(SERVICES_FILE)
+# A secret of the test deployment's own: acknowledgement links are off with the public development key.
+os.environ.setdefault("AUTOMATION_ACK_SECRET", f"test-ack-secret-{uuid.uuid4().hex}")
 ECHO_SERVICE = ROOT / "automation" / "demo" / "echo_service.py"
 
 
@@ -257,7 +259,12 @@ def local_service() -> Iterator[Any]:
     provider = get_provider("local", services_file=str(SERVICES_FILE))
     provider.start("spotify-api")
     yield provider
-    provider.stop("spotify-api", grace_period=1)
+    try:
+        # The next test starts from one replica (a test that scaled it would leave its count behind, and
+        # extra replicas take ports next to a port chosen free for one).
+        provider.scale("spotify-api", replicas=1, wait_for_health=False)
+    finally:
+        provider.stop("spotify-api", grace_period=1)
 
 
 def close_thread_clients() -> None:

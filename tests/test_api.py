@@ -194,7 +194,7 @@ def test_openapi_document_lists_the_routes(api: httpx.Client) -> None:
 
 def test_metrics_endpoint(api: httpx.Client) -> None:
     text = api.get("/metrics").text
-    assert "automation_active_workflows" in text
+    assert "\nactive_workflows " in text and "workflow_executions_total{" in text
     assert "automation_workflow_runs{" in text
 
 

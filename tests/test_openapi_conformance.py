@@ -1,8 +1,8 @@
 """Schemathesis against a real `automation serve`: no server error, every answer as the OpenAPI document says.
 
 Operations get real identifiers some of the time (a registered workflow, live and finished runs, a step
-name, an alert rule, an alert's fingerprint, live and expired silences), so generated requests reach the
-engine's logic and not only its 404s.
+name, an alert rule, an alert's fingerprint, live and expired silences, the incident that alert opened), so
+generated requests reach the engine's logic and not only its 404s.
 """
 
 from __future__ import annotations
@@ -45,7 +45,14 @@ def _values(items: list[str]) -> str:
 
 
 def _config(
-    path: Path, *, workflow: str, runs: list[str], rule: str, fingerprints: list[str], silences: list[str]
+    path: Path,
+    *,
+    workflow: str,
+    runs: list[str],
+    rule: str,
+    fingerprints: list[str],
+    silences: list[str],
+    incidents: list[int],
 ) -> Path:
     path.write_text(f"""
 [dictionaries.workflows]
@@ -60,6 +67,8 @@ values = ["{rule}"]
 values = [{_values(fingerprints)}]
 [dictionaries.silences]
 values = [{_values(silences)}]
+[dictionaries.incidents]
+values = [{", ".join(str(i) for i in incidents)}]
 
 [parameters]
 "path.name" = {{ dictionary = "workflows", probability = 0.7 }}
@@ -67,6 +76,7 @@ values = [{_values(silences)}]
 "path.step" = {{ dictionary = "steps", probability = 0.7 }}
 "path.fingerprint" = {{ dictionary = "fingerprints", probability = 0.7 }}
 "path.silence_id" = {{ dictionary = "silences", probability = 0.7 }}
+"path.incident_id" = {{ dictionary = "incidents", probability = 0.7 }}
 
 [[operations]]
 include-path = "/api/v1/alert-rules/{{name}}"
@@ -105,7 +115,9 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
     from django.db.models import Q
 
     from automation.alerting.services.config import apply_document
-    from automation.models import AlertingConfig, WorkflowRun
+    from automation.incidents.services.catalog import apply_services, current_services
+    from automation.incidents.services.escalation_config import apply_escalation, as_json, current_escalation
+    from automation.models import AlertingConfig, IncidentAlert, WorkflowRun
     from automation.runs.control import cancel
 
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
@@ -129,7 +141,13 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
 
     rule = unique("st_rule")
     before = AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first() or {}
+    services = current_services().model_dump()
+    escalation = as_json(current_escalation())
     fingerprints, silences = _alerting_fixtures(client, rule)
+    incidents = list(
+        IncidentAlert.objects.filter(fingerprint__in=fingerprints).values_list("incident_id", flat=True)
+    )
+    assert incidents, "the alert opened an incident"
     config = _config(
         tmp_path / "schemathesis.toml",
         workflow=workflow,
@@ -137,6 +155,7 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
         rule=rule,
         fingerprints=fingerprints,
         silences=silences,
+        incidents=incidents,
     )
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run"]
     command += [f"{server.url}/api/v1/openapi.json", "--header", f"Authorization: Bearer {TOKEN}"]
@@ -163,5 +182,8 @@ def test_no_server_error_and_no_schema_violation(server: ApiServer, tmp_path: Pa
         for run in WorkflowRun.objects.filter(ours, status__in=("pending", "running")):
             with contextlib.suppress(StateError):  # it may end on its own meanwhile
                 cancel(run.id, reason="schemathesis test over")
-        # Schemathesis replaced the alerting document many times: the next tests find it as it was.
+        # Schemathesis replaced the alerting, services and escalation documents many times: the next tests
+        # find them as they were.
         apply_document(before)
+        apply_services(services)
+        apply_escalation(escalation)

@@ -79,6 +79,8 @@ def test_stalled_run_is_dispatched_again_by_the_monitoring_job(engine: Any, work
     from automation.runs.recovery import redispatch_stalled, send_marked_runs
     from tests.conftest import stored_run
 
+    # Runs other tests left unfinished are marked first: only this test's run is counted below.
+    redispatch_stalled()
     # An enqueuer that died after storing the run and before sending its canvas.
     run = stored_run(
         engine,

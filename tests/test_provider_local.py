@@ -109,8 +109,9 @@ def test_start_then_status_reports_healthy_replica(make_provider: MakeProvider) 
     status = provider.status("api")
     assert status["running_replicas"] == 1
     assert status["replicas"] == [
-        {"replica": 0, "port": port, "pid": replica["pid"], "running": True, "healthy": True}
+        {"replica": 0, "port": port, "pid": replica["pid"], "running": True, "healthy": True, "version": None}
     ]
+    assert (status["stable_version"], status["canary_version"]) == (None, None)
     assert provider.start("api")["started"] == []  # already running: nothing to do
 
 
@@ -446,3 +447,179 @@ def test_scale_in_stops_departing_replicas_together_within_one_grace_period(
     assert not any(replica["killed"] for replica in result["stopped"])
     assert 1.5 <= elapsed < 3.5
     assert provider.status("api")["running_replicas"] == 1
+
+
+# Releases: a version on a share of the replicas beside the stable one, then promoted or rolled back.
+
+
+def versioned(port: int, **overrides: Any) -> dict[str, Any]:
+    """Three echo replicas of version v1 that answer their version (the `{version}` placeholder)."""
+    return echo_service(
+        port, **{"replicas": 3, "version": "v1", "env": {"ECHO_MESSAGE": "{version}"}, **overrides}
+    )
+
+
+def messages(port: int, count: int = 3) -> list[str]:
+    return [health(port + i)["message"] for i in range(count)]
+
+
+def test_deploy_runs_the_canary_beside_the_stable_release(make_provider: MakeProvider) -> None:
+    port = free_port_block(3)
+    provider = make_provider(api=versioned(port))
+    pids = provider.start("api")["pids"]
+
+    deployed = provider.deploy("api", version="v2", env={"EXTRA": "x"}, percent=10, idempotency_key="d1")
+
+    # 10 % of 3 replicas is one: the highest index, replaced; the two others untouched.
+    assert deployed["canary_replicas"] == [2]
+    assert (deployed["stable_version"], deployed["canary_version"], deployed["version"]) == ("v1", "v2", "v2")
+    [replaced] = deployed["replicas"]
+    assert (replaced["replica"], replaced["old_pid"], replaced["healthy"]) == (2, pids[2], True)
+    assert messages(port) == ["v1", "v1", "v2"]
+    status = provider.status("api")
+    assert [r["version"] for r in status["replicas"]] == ["v1", "v1", "v2"]
+    assert [r["pid"] for r in status["replicas"]][:2] == pids[:2]
+    assert (status["stable_version"], status["canary_version"]) == ("v1", "v2")
+
+    # Redelivered: the recorded result, nothing replaced; another key converges on the same plan.
+    again = provider.deploy("api", version="v2", env={"EXTRA": "x"}, percent=10, idempotency_key="d1")
+    assert again == {**deployed, "deduplicated": True}
+    assert provider.deploy("api", version="v2", env={"EXTRA": "x"}, percent=10)["replicas"] == []
+    # A restart keeps each replica on its release.
+    provider.restart("api")
+    assert messages(port) == ["v1", "v1", "v2"]
+    # Another version while this canary runs is refused, naming the field.
+    with pytest.raises(ProviderError, match="already runs canary version 'v2'") as refused:
+        provider.deploy("api", version="v3", percent=10)
+    assert (refused.value.field, refused.value.retryable) == ("version", False)
+
+
+def test_promote_moves_every_replica_to_the_canary_and_keeps_the_canary_process(
+    make_provider: MakeProvider,
+) -> None:
+    port = free_port_block(3)
+    provider = make_provider(api=versioned(port))
+    provider.start("api")
+    canary_pid = provider.deploy("api", version="v2", percent=34)["replicas"][0]["pid"]
+
+    with pytest.raises(ProviderError, match="runs canary version 'v2', not 'v9'"):
+        provider.promote("api", version="v9")
+    promoted = provider.promote("api", version="v2", idempotency_key="p1")
+
+    assert [r["replica"] for r in promoted["replicas"]] == [0, 1]
+    assert (promoted["stable_version"], promoted["canary_version"], promoted["canary_replicas"]) == (
+        "v2",
+        None,
+        [],
+    )
+    assert messages(port) == ["v2", "v2", "v2"]
+    assert provider.status("api")["replicas"][2]["pid"] == canary_pid
+    assert provider.promote("api", version="v2", idempotency_key="p1")["deduplicated"] is True
+    # Promoted already: promoting it again changes nothing; rolling it back is refused.
+    assert provider.promote("api", version="v2")["replicas"] == []
+    with pytest.raises(ProviderError, match="was promoted"):
+        provider.rollback("api", version="v2")
+    # New replicas, and replicas started again, run the promoted release.
+    provider.scale("api", replicas=4)
+    provider.stop("api")
+    provider.start("api")
+    assert messages(port, 4) == ["v2"] * 4
+
+
+def test_rollback_puts_the_canary_replicas_back_on_the_stable_release(make_provider: MakeProvider) -> None:
+    port = free_port_block(3)
+    provider = make_provider(api=versioned(port))
+    pids = provider.start("api")["pids"]
+    provider.deploy("api", version="v2", percent=34)
+
+    rolled_back = provider.rollback("api", version="v2", idempotency_key="r1")
+
+    assert rolled_back["version"] == "v2"
+    assert (rolled_back["stable_version"], rolled_back["canary_version"]) == ("v1", None)
+    assert [r["replica"] for r in rolled_back["replicas"]] == [2]
+    assert messages(port) == ["v1", "v1", "v1"]
+    assert [r["pid"] for r in provider.status("api")["replicas"]][:2] == pids[:2]
+    # Nothing left to roll back: converged, nothing replaced; nothing to promote under that version.
+    assert provider.rollback("api")["replicas"] == []
+    with pytest.raises(ProviderError, match="no canary of version 'v2'"):
+        provider.promote("api", version="v2")
+
+
+def test_a_version_that_does_not_start_is_rolled_back(make_provider: MakeProvider) -> None:
+    port = free_port_block(3)
+    provider = make_provider(api=versioned(port))
+    pids = provider.start("api")["pids"]
+
+    # Its environment keeps the interpreter from starting: the canary replica exits at once.
+    with pytest.raises(ProviderError, match="did not start healthy, so it was rolled back") as failed:
+        provider.deploy("api", version="v2", env={"PYTHONHOME": "/nonexistent"}, percent=34)
+
+    assert (failed.value.field, failed.value.retryable) == ("version", False)
+    assert "replica-2.log" in str(failed.value)
+    status = provider.status("api")
+    assert (status["stable_version"], status["canary_version"]) == ("v1", None)
+    assert [r["pid"] for r in status["replicas"]][:2] == pids[:2]
+    assert messages(port) == ["v1", "v1", "v1"]
+
+
+def test_an_interrupted_deploy_is_finished_by_the_next_call(make_provider: MakeProvider) -> None:
+    from automation.providers.local.releases import Canary, ReleasePlan, load_plan, release_env, save_plan
+    from automation.providers.local.services_file import load_services_file
+    from automation.providers.local.state import ServiceState
+
+    port = free_port_block(3)
+    provider = make_provider(api=versioned(port))
+    provider.start("api")
+    # As a worker dying right after recording the plan leaves it: the plan says v2, the replicas run v1.
+    spec = load_services_file(provider.services_file).services["api"]
+    state = ServiceState(provider.state_dir(), "api")
+    save_plan(state, ReleasePlan(load_plan(spec, state).stable, Canary(release_env("v2", {}), (2,))))
+
+    resumed = provider.deploy("api", version="v2", percent=34)
+
+    assert [r["replica"] for r in resumed["replicas"]] == [2]
+    assert messages(port) == ["v1", "v1", "v2"]
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "reason"),
+    [
+        (lambda p: p.deploy("api", version="v 2"), "version", "version must be"),
+        (lambda p: p.deploy("api", version="v2", env={"BAD-NAME": "x"}), "env", "env names"),
+        (lambda p: p.deploy("api", version="v2", percent=0), "percent", "percent must be in"),
+        (lambda p: p.deploy("api", version="v2", percent=150), "percent", "percent must be in"),
+    ],
+)
+def test_bad_release_input_is_refused_naming_the_field(
+    make_provider: MakeProvider, call: Callable[[LocalProvider], Any], field: str, reason: str
+) -> None:
+    provider = make_provider(api=versioned(free_port_block(3)))
+
+    with pytest.raises(ProviderError, match=reason) as refused:
+        call(provider)
+
+    assert (refused.value.field, refused.value.retryable) == (field, False)
+    assert not (provider.state_dir() / "api" / "release.json").exists()
+
+
+def test_a_canary_needs_a_replica_left_on_the_stable_release(make_provider: MakeProvider) -> None:
+    port = free_port_block(1)
+    provider = make_provider(api=versioned(port, replicas=1))
+    provider.start("api")
+
+    with pytest.raises(ProviderError, match="would leave none on the stable release") as refused:
+        provider.deploy("api", version="v2", percent=10)
+
+    assert refused.value.field == "percent"
+    # To 100 %, the version becomes the stable release on every replica.
+    deployed = provider.deploy("api", version="v2", percent=100)
+    assert (deployed["stable_version"], deployed["canary_version"]) == ("v2", None)
+    assert messages(port, 1) == ["v2"]
+
+
+def test_the_stub_provider_refuses_releases() -> None:
+    from automation.providers import StubProvider
+
+    with pytest.raises(ProviderError, match="does not support releases") as refused:
+        StubProvider(services=["api"]).deploy("api", version="v2")
+    assert (refused.value.field, refused.value.retryable) == ("provider", False)

@@ -27,6 +27,7 @@ def test_public_surface_is_pinned() -> None:
         "LocalProvider",
         "ProviderError",
         "ProviderResult",
+        "ReleaseResult",
         "ReplicaRestart",
         "ReplicaStatus",
         "RestartResult",

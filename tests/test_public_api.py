@@ -168,16 +168,37 @@ def test_seed_examples_run_as_written() -> None:
     assert references == {".model_path": "model_path", ".validation_dataset": "validation_dataset"}
     assert (ml_action.timeout_seconds, ml_action.retry_attempts, ml_action.depends_on) == (None, None, None)
     assert WorkflowDefinition.from_document(ml_deployment_workflow.to_document()) == ml_deployment_workflow
-    # ...but there is no `ml.validate_model` action yet: registering it is refused on the field, and
-    # nothing is stored.
-    assert ml_action.resolved_type not in known_action_types()
+    # ...and registers: `ml.validate_model` is an action, its literal threshold checked at registration,
+    # the two `${...}` values required inputs of every run.
+    assert ml_action.resolved_type in known_action_types()
+    engine.workflow_manager.register_workflow(ml_deployment_workflow)
+    stored_ml = engine.workflow_manager.get_workflow("ml_model_deployment")
+    assert stored_ml.actions[0].action_type == "ml.validate_model"
+    assert stored_ml.actions[0].parameters == ml_action.parameters
+    from automation.runs.dispatch import latest_version
+
+    stored_inputs = latest_version("ml_model_deployment").definition["inputs"]
+    assert {name for name, spec in stored_inputs.items() if spec["required"]} == {
+        "model_path",
+        "validation_dataset",
+    }
+    # A threshold out of range is refused on its field, and nothing is stored.
+    out_of_range = ml_deployment_workflow.model_copy(
+        update={
+            "name": "ml_model_deployment_bad",
+            "actions": [
+                ml_action.model_copy(
+                    update={"parameters": {**ml_action.parameters, "acceptance_threshold": 92}}
+                )
+            ],
+        }
+    )
     with pytest.raises(DefinitionError) as refused:
-        engine.workflow_manager.register_workflow(ml_deployment_workflow)
-    assert [path for path, _ in refused.value.errors] == ["actions[0].action_type"]
-    assert f"unknown action type '{ml_action.resolved_type}'" in str(refused.value)
-    assert not Workflow.objects.filter(name=ml_deployment_workflow.name).exists()
+        engine.workflow_manager.register_workflow(out_of_range)
+    assert [path for path, _ in refused.value.errors] == ["actions[0].parameters.acceptance_threshold"]
+    assert not Workflow.objects.filter(name="ml_model_deployment_bad").exists()
     with pytest.raises(NotFoundError):
-        engine.workflow_manager.get_workflow(ml_deployment_workflow.name)
+        engine.workflow_manager.get_workflow("ml_model_deployment_bad")
 
 
 @pytest.mark.usefixtures("restore_config")

@@ -15,10 +15,10 @@ from tests.conftest import PG_SERVER, TEST_DB, stored_run
 pytestmark = pytest.mark.integration
 
 
-def _waiting_on_a_lock(cursor: Any, statement: str) -> bool:
+def _waiting_on_a_lock(cursor: Any, pid: int, statement: str) -> bool:
     cursor.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-        (statement + "%",),
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock' AND query LIKE %s",
+        (pid, statement + "%"),
     )
     return bool(cursor.fetchone()[0])
 
@@ -37,13 +37,20 @@ def test_a_cancel_aborted_to_break_a_deadlock_is_run_again(engine: Any) -> None:
     watcher = psycopg2.connect(f"{PG_SERVER}/{TEST_DB}")
     watcher.autocommit = True
     errors: list[BaseException] = []
+    from django.db import connection
+
+    with connection.cursor() as own:
+        own.execute("SELECT pg_backend_pid()")
+        cancel_pid = own.fetchone()[0]  # the connection the cancel below runs on
+    step_locked = threading.Event()
 
     def complete() -> None:
         try:
             with worker.cursor() as cur, watcher.cursor() as watch:
                 cur.execute("UPDATE automation_steprun SET touched_at = now() WHERE id = %s", (step_id,))
+                step_locked.set()
                 deadline = time.monotonic() + 20
-                while not _waiting_on_a_lock(watch, 'UPDATE "automation_steprun"'):
+                while not _waiting_on_a_lock(watch, cancel_pid, 'UPDATE "automation_steprun"'):
                     assert time.monotonic() < deadline, "the cancel never waited for the step"
                     time.sleep(0.02)
                 # The cancel holds the run and waits for the step: this closes the cycle.
@@ -52,9 +59,11 @@ def test_a_cancel_aborted_to_break_a_deadlock_is_run_again(engine: Any) -> None:
         except BaseException as exc:  # noqa: BLE001 - reported to the test below
             errors.append(exc)
             worker.rollback()
+            step_locked.set()
 
     thread = threading.Thread(target=complete)
     thread.start()
+    assert step_locked.wait(20), "the worker's side never locked the step"
     try:
         cancelled = services.cancel_run(run.id, reason="deadlock drill")
     finally:

@@ -25,7 +25,9 @@ from automation.alerting.payloads import FINGERPRINT, FINGERPRINT_TEXT, STATUSES
 from automation.api.limits import MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_INPUTS_BYTES, TEXT_LIMITS
 from automation.choices import RunStatus
 from automation.definitions.schema import WorkflowDefinition
+from automation.incidents.openapi import INCIDENTS_MODELS, INCIDENTS_SCHEMAS, incidents_paths
 from automation.scaling.openapi import SCALING_MODELS, SCALING_SCHEMAS, scaling_paths
+from automation.timetables.openapi import TIMETABLES_MODELS, TIMETABLES_SCHEMAS, timetables_paths
 
 _REF = "#/components/schemas/{model}"
 
@@ -222,7 +224,7 @@ _ERRORS = {
     400: "Malformed JSON, a body that is not an object, or a required body missing",
     401: "Missing or invalid bearer token (when tokens are configured)",
     403: "The caller is not one of the step's approvers",
-    404: "No such workflow, run, step, alert, alert rule, silence or route",
+    404: "No such workflow, run, step, alert, alert rule, silence, incident or route",
     409: "Not allowed in the current state",
     413: f"Request body larger than {MAX_BODY_BYTES} bytes",
     422: "Invalid field: each entry of `errors` names one",
@@ -258,12 +260,20 @@ def _model_schemas(name: str, model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _component_schemas() -> dict[str, Any]:
-    merged: dict[str, Any] = {**_SCHEMAS, **ALERTING_SCHEMAS, **SCALING_SCHEMAS}
+    merged: dict[str, Any] = {
+        **_SCHEMAS,
+        **ALERTING_SCHEMAS,
+        **SCALING_SCHEMAS,
+        **INCIDENTS_SCHEMAS,
+        **TIMETABLES_SCHEMAS,
+    }
     for name, model in (
         ("WorkflowDefinition", WorkflowDefinition),
         ("AlertRule", RuleDefinition),
         ("AlertingDocument", AlertingDocument),
         *SCALING_MODELS,
+        *INCIDENTS_MODELS,
+        *TIMETABLES_MODELS,
     ):
         for key, schema in _model_schemas(name, model).items():
             if merged.setdefault(key, schema) != schema:
@@ -462,6 +472,8 @@ def openapi_document() -> dict[str, Any]:
             },
             **alerting_paths(),
             **scaling_paths(_responses, _body, _errors_only),
+            **incidents_paths(_responses, _body, _errors_only),
+            **timetables_paths(_responses, _body, _errors_only),
         },
     }
 

@@ -6,7 +6,10 @@ from django.urls import path
 
 from automation.alerting import api as alerting
 from automation.api import fleet, views
+from automation.incidents import api as incidents
+from automation.incidents import oncall_api
 from automation.scaling import api as scaling
+from automation.timetables import api as timetables
 
 urlpatterns = [
     path("healthz", views.healthz),
@@ -36,6 +39,17 @@ urlpatterns = [
     path("api/v1/scaling/targets/<str:name>", scaling.target_detail),
     path("api/v1/scaling/targets/<str:name>/decisions", scaling.target_decisions),
     path("api/v1/capacity", scaling.capacity),
+    path("api/v1/services", incidents.services),
+    path("api/v1/incidents", incidents.incidents),
+    path("api/v1/incidents/<str:incident_id>", incidents.incident_detail),
+    path("api/v1/incidents/<str:incident_id>/acknowledge", incidents.acknowledge),
+    path("api/v1/incidents/<str:incident_id>/mitigate", incidents.mitigate),
+    path("api/v1/incidents/<str:incident_id>/resolve", incidents.resolve),
+    path("api/v1/incidents/<str:incident_id>/ack", oncall_api.acknowledge_link),
+    path("api/v1/escalation", oncall_api.escalation_document),
+    path("api/v1/oncall", oncall_api.oncall),
+    path("api/v1/schedules", timetables.schedules),
+    path("api/v1/schedules/<str:name>", timetables.schedule_detail),
 ]
 
 handler400 = "automation.api.errors.bad_request"

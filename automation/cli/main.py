@@ -361,6 +361,17 @@ from automation.alerting.cli import alerting, alerts, anomaly, rules, silences  
 for group in (rules, alerts, silences, alerting, anomaly):
     cli.add_command(group)
 
+from automation.incidents.cli import incidents, services  # noqa: E402
+from automation.incidents.oncall_cli import oncall  # noqa: E402
+
+cli.add_command(incidents)
+cli.add_command(services)
+cli.add_command(oncall)
+
+from automation.timetables.cli import schedule  # noqa: E402
+
+cli.add_command(schedule)
+
 
 def main() -> None:
     try:

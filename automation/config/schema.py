@@ -16,6 +16,9 @@ class AutomationConfig(BaseModel):
     - retry_attempts: default retries of an action (exponential backoff with jitter).
     - timeout_seconds: default hard time limit of an action.
     - monitoring_interval: period, in seconds, of the Beat monitoring jobs.
+    - incident_correlation_window: seconds within which alerts of services linked in the dependency
+      graph join one incident.
+    - incident_resolve_hold: seconds an incident's alerts must all stay resolved before it resolves.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
@@ -29,6 +32,8 @@ class AutomationConfig(BaseModel):
     enable_ml_optimization: bool = False
     retry_backoff_seconds: float = Field(default=2.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    incident_correlation_window: float = Field(default=300.0, ge=0, le=86_400)
+    incident_resolve_hold: float = Field(default=300.0, ge=0, le=7 * 86_400)
 
     def __init__(self, **data: object) -> None:
         try:

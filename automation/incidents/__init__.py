@@ -1,2 +1,4 @@
-"""Incidents: the service dependency graph, root-cause ranking (graph, timing, changes) and the generated
-cascading failures that measure it. Pure parts only so far: no models, no I/O."""
+"""Incidents: alerts correlated into incidents over the service dependency graph, their lifecycle and
+timeline; on-call schedules and escalation policies that page people until one acknowledges; root-cause
+ranking (graph, timing, changes) and the generated cascading failures that measure it. Models in
+automation/models/incidents.py; state changed only through automation.incidents.services."""

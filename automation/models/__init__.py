@@ -1,4 +1,5 @@
-"""Durable state of the engine: definitions and their versions, runs, steps, config, the fleet's records."""
+"""Durable state of the engine: definitions and their versions, runs, steps, config, the fleet's records,
+alerts, scaling targets, incidents."""
 
 from automation.models.alerting import (
     Alert,
@@ -13,6 +14,15 @@ from automation.models.alerting import (
 from automation.models.config import EngineConfig
 from automation.models.definitions import Workflow, WorkflowVersion
 from automation.models.fleet import BeatSlot, BrokerEpoch, DeadLetter, WorkerNode
+from automation.models.incidents import (
+    Escalation,
+    EscalationConfig,
+    EscalationPage,
+    Incident,
+    IncidentAlert,
+    IncidentEvent,
+    Service,
+)
 from automation.models.runs import StepRun, WorkflowRun
 from automation.models.scaling import ScalingDecision, ScalingState, ScalingTarget
 
@@ -29,6 +39,13 @@ __all__ = [
     "BrokerEpoch",
     "DeadLetter",
     "EngineConfig",
+    "Escalation",
+    "EscalationConfig",
+    "EscalationPage",
+    "Incident",
+    "IncidentAlert",
+    "IncidentEvent",
+    "Service",
     "ScalingDecision",
     "ScalingState",
     "ScalingTarget",

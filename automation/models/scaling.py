@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.db import models
 
-from automation.scaling.choices import Action, Basis, PolicyKind
+from automation.scaling.choices import Action, Basis, PolicyKind, TargetKind
 
 
 class ScalingTarget(models.Model):
-    """A service whose replicas the loop sets; `document` is its validated definition."""
+    """A service whose replicas the loop sets; `document` is its validated definition. `kind` says which
+    loop decides for it: the forecasting tick (`service`) or the worker pools' tick (`celery`)."""
 
     name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=TargetKind.CHOICES, default=TargetKind.SERVICE)
     service = models.CharField(max_length=200)
     provider = models.CharField(max_length=100)
     policy = models.CharField(max_length=16, choices=PolicyKind.CHOICES)
@@ -44,6 +46,14 @@ class ScalingState(models.Model):
     last_change_at = models.DateTimeField(null=True, blank=True)
     #: The reactive policy's recent recommendations [(epoch s, replicas)], for its scale-down window.
     recommendations = models.JSONField(default=list)
+    #: The forecast's recent record on this target (automation/scaling/trust.py), a few hundred bytes.
+    trust = models.JSONField(default=dict)
+    #: The last tuning of its quantile and lead time (automation/scaling/tuning.py), used while
+    #: `enable_ml_optimization` is on and the definition is the one it was tuned for.
+    tuning = models.JSONField(default=dict)
+    #: A celery target's pool track (automation/scaling/pooltrack.py): its queue's recent readings, the
+    #: pool policy's memory, the last per-worker throughput measured.
+    pool = models.JSONField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
 

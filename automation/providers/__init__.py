@@ -3,6 +3,7 @@
 from automation.providers.base import (
     ProviderError,
     ProviderResult,
+    ReleaseResult,
     ReplicaRestart,
     ReplicaStatus,
     RestartResult,
@@ -24,6 +25,7 @@ __all__ = [
     "LocalProvider",
     "ProviderError",
     "ProviderResult",
+    "ReleaseResult",
     "ReplicaRestart",
     "ReplicaStatus",
     "RestartResult",

@@ -104,6 +104,7 @@ class ReplicaStatus(ProviderResult):
     pid: int | None
     running: bool
     healthy: bool | None  # None when the service declares no health check
+    version: str | None = None  # the release version the replica runs, when the service has versions
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,22 @@ class ServiceStatus(ProviderResult):
     desired_replicas: int
     running_replicas: int
     replicas: list[ReplicaStatus]
+    stable_version: str | None = None
+    canary_version: str | None = None  # while a canary runs beside the stable release
+
+
+@dataclass(frozen=True)
+class ReleaseResult(ProviderResult):
+    """What `deploy`, `promote` or `rollback` did: the versions after it, and the replicas it replaced."""
+
+    service: str
+    operation: str
+    version: str | None  # the version acted on: deployed, promoted or rolled back
+    stable_version: str | None
+    canary_version: str | None
+    canary_replicas: list[int]  # indices running the canary after the call
+    replicas: list[ReplicaRestart]  # replicas this call replaced, one at a time
+    deduplicated: bool = False
 
 
 class ServiceProvider(ABC):
@@ -159,6 +176,56 @@ class ServiceProvider(ABC):
     @abstractmethod
     def stop(self, service: str, *, grace_period: float | None = None) -> dict[str, Any]:
         """Stop every replica (SIGTERM, then SIGKILL after the grace period)."""
+
+    # Releases: a version (with the environment that selects it) on a share of the replicas beside the
+    # stable one, then on all of them or on none. Optional: a provider without them refuses.
+
+    def deploy(
+        self,
+        service: str,
+        *,
+        version: str,
+        env: dict[str, str] | None = None,
+        percent: float = 100.0,
+        wait_for_health: bool = True,
+        health_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Run `version` on `percent` of the replicas as a canary beside the stable release (100: on all,
+        as the new stable release)."""
+        raise self._no_releases(service)
+
+    def promote(
+        self,
+        service: str,
+        *,
+        version: str | None = None,
+        wait_for_health: bool = True,
+        health_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Make the canary (`version`, when given, must be it) the stable release on every replica."""
+        raise self._no_releases(service)
+
+    def rollback(
+        self,
+        service: str,
+        *,
+        version: str | None = None,
+        wait_for_health: bool = True,
+        health_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Put the canary's replicas back on the stable release (`version`, if given, must be the canary)."""
+        raise self._no_releases(service)
+
+    def _no_releases(self, service: str) -> ProviderError:
+        return ProviderError(
+            f"service provider '{self.name}' does not support releases (deploy, promote, rollback)",
+            retryable=False,
+            service=service,
+            field="provider",
+        )
 
 
 ProviderClass = TypeVar("ProviderClass", bound=type[ServiceProvider])

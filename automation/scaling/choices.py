@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+class TargetKind:
+    """What a target scales: a service read through a metric query (`service`), or the engine's own Celery
+    workers of one queue, sized from the queue's backlog and arrivals read from the broker (`celery`)."""
+
+    SERVICE = "service"
+    CELERY = "celery"
+
+    ALL = (SERVICE, CELERY)
+    CHOICES = [(s, s) for s in ALL]
+
+
 class PolicyKind:
     """How a target's replicas are decided: from a forecast, from the observed load (the HPA algorithm),
     or the larger of the two."""

@@ -1,16 +1,30 @@
-"""`automation scaling apply|targets|delete|evaluate|decisions`: scaling targets and the loop's decision
-log from a shell, beside `scaling backtest` (automation/cli/forecast.py, on files alone). Exit code 2 for
-bad input (one line per error), 1 for a refused operation."""
+"""`automation scaling apply|targets|delete|evaluate|decisions|replay`: scaling targets and the loop's
+decision log from a shell, beside `scaling backtest` (automation/cli/forecast.py, on files alone). Exit
+code 2 for bad input (one line per error), 1 for a refused operation."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
+import pandas as pd
 
-from automation.cli.forecast import scaling_group
+from automation.cli.forecast import (
+    _duration,
+    _json_default,
+    _load,
+    _progress,
+    column_option,
+    interval_option,
+    outage_option,
+    scaling_group,
+    trace_option,
+    warmup_option,
+)
 from automation.cli.inputs import InputProblem, fail, items_of, load_yaml
 from automation.errors import AutomationError
+from automation.scaling.choices import TargetKind
 from automation.scaling.limits import DEFAULT_DECISIONS, MAX_DECISIONS
 
 __all__ = ["scaling_group"]
@@ -161,10 +175,98 @@ def scaling_plot(name: str, output: str | None, limit: int) -> None:
     if not newest:
         raise InputProblem(f"scaling target '{name}' has no decisions yet")
     definition = target_definition(target)
+    pool = definition.worker_pool
+    # A worker pool's load is its backlog: one worker's share is what it drains within the drain target.
+    capacity = (
+        pool.fallback_throughput * pool.drain_seconds
+        if definition.kind == TargetKind.CELERY
+        else definition.capacity * definition.target_utilization
+    )
     written = plot_decisions(
         list(reversed(newest)),
         output or f"{name}.png",
-        capacity=definition.capacity * definition.target_utilization,
+        capacity=capacity,
         title=f"{name}: {definition.service}, {definition.policy}, last {len(newest)} decisions",
     )
     click.echo(str(written))
+
+
+@scaling_group.command("replay")
+@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False))
+@click.option("--target", "target_name", default=None, help="Target of the file to replay.")
+@trace_option
+@column_option
+@interval_option
+@outage_option
+@click.option(
+    "--decision-interval",
+    default=None,
+    callback=_duration,
+    help="How often the loop decides: 15s, 20s, 30s or whole minutes (default: 1m, or the step if finer).",
+)
+@warmup_option
+@click.option("--compare", is_flag=True, help="Also run the simulator's own policy of the same settings.")
+@click.option("--keep", is_flag=True, help="Keep the replay copy and its decision log (deleted by default).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def scaling_replay(
+    path: str,
+    target_name: str | None,
+    trace_path: Path,
+    column: str | None,
+    interval: pd.Timedelta | None,
+    zero_outage: pd.Timedelta | None,
+    decision_interval: pd.Timedelta | None,
+    warmup: pd.Timedelta | None,
+    compare: bool,
+    keep: bool,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Replay a trace through the real loop (stored forecaster, guards, decision log, scale workflows
+    run in this process against a replayed fleet) on a simulated clock; the figures of `scaling backtest`."""
+    document = load_yaml(path)
+    targets = items_of(document, "targets", path)
+    trace = _load(trace_path, column, interval, zero_outage)
+    _setup()
+    from automation.scaling.definitions import ScalingTargetDefinition
+    from automation.scaling.replay import replay
+
+    try:
+        definitions = [ScalingTargetDefinition.parse(t, where=f"targets[{i}]") for i, t in enumerate(targets)]
+    except AutomationError as exc:
+        fail(exc)
+        return
+    names = [d.name for d in definitions]
+    if target_name is None and len(definitions) != 1:
+        raise InputProblem(f"--target: {path} has {len(definitions)} targets; name one ({', '.join(names)})")
+    chosen = [d for d in definitions if target_name in (None, d.name)]
+    if not chosen:
+        raise InputProblem(f"--target: no target '{target_name}' in {path} ({', '.join(names)})")
+    try:
+        answer = replay(
+            chosen[0],
+            trace,
+            decision_interval=decision_interval,
+            warmup=warmup,
+            keep=keep,
+            compare=compare,
+            progress=_progress(progress, len(trace.load)),
+        )
+    except AutomationError as exc:
+        fail(exc)
+        return
+    answer["notes"] = list(trace.notes) + answer["loop"].pop("notes", [])
+    if as_json:
+        click.echo(json.dumps(answer, default=_json_default))
+        return
+    sides = ["loop"] + (["simulator"] if compare else [])
+    step = answer["settings"]["step"]
+    click.echo(f"{'trace':<27}{trace_path} ({len(trace.load)} steps of {step})")
+    for side in sides:
+        click.echo(f"{side + ' policy':<27}{json.dumps(answer[side]['policy'], default=_json_default)}")
+    for key in ("under_provisioned_minutes", "replica_hours", "over_provisioning_ratio", "scale_actions"):
+        values = "  ".join(f"{str(answer[side][key]):>14}" for side in sides)
+        click.echo(f"{key:<27}{values}")
+    for note in answer["notes"]:
+        click.echo(f"note: {note}")

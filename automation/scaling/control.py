@@ -3,8 +3,10 @@ none), the replicas now and the target's memory, to the replicas wanted and ever
 
 The reactive part is the registered `reactive` policy (the HPA algorithm, its scale-down window restored
 from the target's memory); the predictive part reads the forecast over the window the new replicas will
-serve, as the `predictive` policy does; then the target's guards: replica bounds, scale-up cooldown and
-step, and the scale-in rules (never on a forecast alone unless allowed, at most N% per step, cooldown).
+serve, as the `predictive` policy does; the hybrid keeps the reactive recommendation as a floor and adds
+the forecast's only while its recent record on the target has earned it (as the simulator's hybrid);
+then the target's guards: replica bounds, scale-up cooldown and step, and the scale-in rules (never on a
+forecast alone unless allowed, at most N% per step, cooldown).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import pandas as pd
 from automation.scaling.choices import Action, Basis, PolicyKind
 from automation.scaling.definitions import ScalingTargetDefinition
 from automation.scaling.fitting import ForecastPath
-from automation.scaling.policies import DecisionContext, ReactivePolicy, ScalingLimits, make_policy
+from automation.scaling.policies import (
+    DecisionContext,
+    ForecastRecord,
+    ReactivePolicy,
+    ScalingLimits,
+    make_policy,
+)
 
 
 @dataclass(kw_only=True)
@@ -41,6 +49,9 @@ class Situation:
     forecast: ForecastPath | None
     #: Why a forecasting policy has no forecast ("forecaster warming up: ...", "forecast fit failed: ...").
     no_forecast: str = ""
+    #: The forecast's recent record on this target (`automation.scaling.trust`): a hybrid adds forecast
+    #: capacity only once it is earned. None: not judged (the predictive policy).
+    trust: ForecastRecord | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,9 +184,17 @@ def decide(definition: ScalingTargetDefinition, situation: Situation, memory: Me
     elif situation.forecast is None:
         desired, basis = reacted, Basis.FALLBACK
         reasons.append(f"{situation.no_forecast or 'no forecast'}: reactive: {why} ({observed})")
+    elif (
+        definition.policy == PolicyKind.HYBRID and situation.trust is not None and not situation.trust.earned
+    ):
+        _, _, peak = predictive(definition, situation, situation.forecast)  # logged, not acted on
+        desired, basis = reacted, Basis.FALLBACK
+        reasons.append(f"forecast not trusted ({situation.trust.why}): reactive: {why} ({observed})")
     else:
         desired, reason, peak = predictive(definition, situation, situation.forecast)
         basis = Basis.FORECAST
+        if definition.policy == PolicyKind.HYBRID and situation.trust is not None:
+            reason += f" ({situation.trust.why})"
         reasons.append(reason)
         if definition.policy == PolicyKind.HYBRID and reacted > desired:
             desired, basis = reacted, Basis.OBSERVED

@@ -576,6 +576,39 @@ class ForecastRecord:
     why: str
 
 
+def forecast_record(
+    *, hits: float, checks: int, error: float, trailing_error: float, quantile: float, trust: TrustSettings
+) -> ForecastRecord:
+    """Judge a forecast's record: `checks` recent steps, `hits` of them at or below its q bound, the sums
+    of its absolute errors and of the trailing mean's (shared by the simulator's hybrid and the loop's)."""
+    if checks < trust.min_checks:
+        return ForecastRecord(
+            checks=checks,
+            hit_rate=math.nan,
+            skill=math.nan,
+            earned=False,
+            why=f"{checks} checks of the forecast so far, {trust.min_checks} needed",
+        )
+    hit_rate = hits / checks
+    skill = 1 - error / trailing_error if trailing_error > 0 else (0.0 if error else 1.0)
+    reasons = []
+    tolerance = trust.slack + trust.z * math.sqrt(quantile * (1 - quantile) / checks)
+    if hit_rate < quantile - tolerance:
+        reasons.append(
+            f"q{quantile:g} bound held {hit_rate:.1%} of {checks} recent steps, "
+            f"below {quantile - tolerance:.1%}"
+        )
+    if skill <= 0:
+        reasons.append(f"no skill over the trailing one-hour mean ({skill:+.2f})")
+    return ForecastRecord(
+        checks=checks,
+        hit_rate=hit_rate,
+        skill=skill,
+        earned=not reasons,
+        why="; ".join(reasons) or f"q{quantile:g} held {hit_rate:.1%}, skill {skill:+.2f}",
+    )
+
+
 class HybridPolicy(ScalingPolicy):
     """Reactive at its target as a floor, plus forecast capacity only when the forecast has earned it.
 
@@ -693,34 +726,13 @@ class HybridPolicy(ScalingPolicy):
         return record
 
     def _compute_record(self) -> ForecastRecord:
-        checks = len(self._checks)
-        quantile = self.predictive.settings.quantile
-        if checks < self.trust.min_checks:
-            return ForecastRecord(
-                checks=checks,
-                hit_rate=math.nan,
-                skill=math.nan,
-                earned=False,
-                why=f"{checks} checks of the forecast so far, {self.trust.min_checks} needed",
-            )
-        hit_rate = self._totals[0] / checks
-        model_error, trailing_error = self._totals[1], self._totals[2]
-        skill = 1 - model_error / trailing_error if trailing_error > 0 else (0.0 if model_error else 1.0)
-        reasons = []
-        tolerance = self.trust.slack + self.trust.z * math.sqrt(quantile * (1 - quantile) / checks)
-        if hit_rate < quantile - tolerance:
-            reasons.append(
-                f"q{quantile:g} bound held {hit_rate:.1%} of {checks} recent steps, below "
-                f"{quantile - tolerance:.1%}"
-            )
-        if skill <= 0:
-            reasons.append(f"no skill over the trailing one-hour mean ({skill:+.2f})")
-        return ForecastRecord(
-            checks=checks,
-            hit_rate=hit_rate,
-            skill=skill,
-            earned=not reasons,
-            why="; ".join(reasons) or f"q{quantile:g} held {hit_rate:.1%}, skill {skill:+.2f}",
+        return forecast_record(
+            hits=self._totals[0],
+            checks=len(self._checks),
+            error=self._totals[1],
+            trailing_error=self._totals[2],
+            quantile=self.predictive.settings.quantile,
+            trust=self.trust,
         )
 
     def recommend(self, context: DecisionContext) -> Decision:

@@ -5,6 +5,10 @@ Scaling such a service is `infrastructure.scale_service` (or `LocalProvider.scal
 process starts Celery's warm shutdown (it stops consuming and lets the running step finish; pool
 processes ignore SIGTERM, `automation/fleet/heartbeat.py`) and SIGKILL comes only after the grace
 period, chosen longer than any step may run, so no step is killed midway.
+
+The scaling loop scales such a service with a run of its own (a `celery` scaling target): that run is a
+step too, bounded by the same longest time limit, so the warm shutdown it waits for must fit under it
+(`longest_scale_grace`, `scale_run_timeout`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from typing import Any
 
 from automation.delivery import longest_time_limit
 from automation.errors import InvalidFieldsError
-from automation.providers.local.services_file import ServiceSpec
+from automation.providers.local.services_file import ServiceSpec, load_services_file
 
 #: Prefix of the services that run the engine's workers: `celery-<queue>`.
 WORKER_SERVICE_PREFIX = "celery-"
 #: Seconds past the longest step a warm shutdown is given: restoring what the worker held, the last
 #: heartbeat, closing connections.
 SHUTDOWN_MARGIN = 30.0
+#: Seconds a scale run needs besides the warm shutdown it waits for: the service's lock, the new workers
+#: spawned.
+SCALE_RUN_MARGIN = 60.0
 
 
 class WorkerServiceError(InvalidFieldsError):
@@ -45,6 +52,39 @@ def worker_grace_period(longest_step_seconds: float | None = None) -> float:
     if not isinstance(longest_step_seconds, int | float) or not 0 <= longest_step_seconds < math.inf:
         raise WorkerServiceError([("longest_step_seconds", "must be a non-negative number")])
     return float(longest_step_seconds) + SHUTDOWN_MARGIN
+
+
+def _visibility_timeout() -> float:
+    from django.conf import settings
+
+    return float(settings.VISIBILITY_TIMEOUT)
+
+
+def longest_scale_grace(visibility_timeout: float | None = None) -> float:
+    """The longest warm shutdown a scale run can wait for: the run's step is bounded by the longest time
+    limit under the visibility timeout, less `SCALE_RUN_MARGIN` for the rest of its work."""
+    timeout = _visibility_timeout() if visibility_timeout is None else visibility_timeout
+    return max(0.0, longest_time_limit(timeout) - SCALE_RUN_MARGIN)
+
+
+def scale_run_timeout(grace_period: float | None, visibility_timeout: float | None = None) -> int:
+    """Timeout (whole seconds) of the step that scales a worker service whose departing workers are given
+    `grace_period` (None: the longest a scale run can wait for): the grace period and `SCALE_RUN_MARGIN`."""
+    grace = longest_scale_grace(visibility_timeout) if grace_period is None else grace_period
+    return math.ceil(grace + SCALE_RUN_MARGIN)
+
+
+def declared_grace_period(service: str) -> float | None:
+    """The grace period the `local` provider's services file (as found on this host) gives `service`;
+    None when the file cannot be read here or does not declare it."""
+    from automation.providers.base import ProviderError
+    from automation.providers.local import LocalProvider
+
+    try:
+        declared = load_services_file(LocalProvider().services_file).services.get(service)
+    except ProviderError:
+        return None
+    return declared.grace_period if declared is not None else None
 
 
 def worker_command(

@@ -108,3 +108,66 @@ def test_histories_and_horizons_too_large_to_read_or_forecast_are_refused(
     with pytest.raises(DefinitionError) as caught:
         ScalingTargetDefinition.parse(document)
     assert field in [path for path, _ in caught.value.errors], caught.value.errors
+
+
+def workers(**changes: Any) -> dict[str, Any]:
+    return {"kind": "celery", "name": "own-low", "queue": "low", **changes}
+
+
+def test_a_celery_target_takes_its_service_and_policy_from_its_kind_and_queue() -> None:
+    from automation.delivery import longest_time_limit
+
+    parsed = ScalingTargetDefinition.parse(workers(min_replicas=0, max_replicas=6))
+    assert (parsed.service, parsed.policy, parsed.provider) == ("celery-low", "reactive", "local")
+    settings = parsed.pool_settings()
+    assert (settings.min_workers, settings.max_workers, settings.drain_seconds) == (0, 6, 30.0)
+    document = parsed.as_document()
+    assert "load" not in document and "forecast" not in document and document["pool"]["rate_window"] == 5
+    assert ScalingTargetDefinition.parse(document) == parsed  # what is stored parses back the same
+    # Without a grace period, the scale run may wait as long as a step may run.
+    from django.conf import settings as django
+
+    assert parsed.scale_timeout == longest_time_limit(float(django.VISIBILITY_TIMEOUT))
+
+
+def test_a_celery_target_reads_its_pool_settings_and_outwaits_the_grace_period() -> None:
+    parsed = ScalingTargetDefinition.parse(
+        workers(
+            pool={"drain_seconds": "1m", "scale_in_cooldown": "2m", "grace_period": "5m", "rate_window": 3}
+        )
+    )
+    assert parsed.scale_timeout == 300 + 60
+    settings = parsed.pool_settings()
+    assert (settings.drain_seconds, settings.scale_in_cooldown) == (60.0, 120.0)
+    assert ScalingTargetDefinition.parse(target()).scale_timeout is None  # a service: the engine's default
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"queue": "has space"}, "queue"),
+        ({"queue": "-Q"}, "queue"),
+        ({"queue": "x" * 101}, "queue"),
+        ({"queue": None}, "queue"),
+        ({"queue": "critical"}, "queue"),  # the tick itself runs there
+        ({"min_replicas": 4, "max_replicas": 2}, "min_replicas"),
+        ({"service": "web-api"}, "service"),
+        ({"policy": "predictive"}, "policy"),
+        ({"pool": {"drain_seconds": 0}}, "pool.drain_seconds"),
+        ({"pool": {"max_scale_in_step": 0}}, "pool.max_scale_in_step"),
+        ({"pool": {"rate_window": "soon"}}, "pool.rate_window"),
+        ({"pool": {"grace_period": "30d"}}, "pool.grace_period"),  # past what a scale run may wait
+        ({"pool": {"spare": 1}}, "pool.spare"),
+        ({"load": {"metric": "rps"}}, "load"),  # a celery target's load is its queue
+        ({"capacity_per_replica": 5}, "capacity_per_replica"),
+        ({"forecast": {}}, "forecast"),
+        ({"kind": "lambda"}, "kind"),
+    ],
+)
+def test_a_bad_celery_field_is_named(changes: dict[str, Any], field: str) -> None:
+    assert field in fields(workers(**changes))
+
+
+def test_a_service_target_refuses_the_fields_of_a_worker_pool() -> None:
+    assert fields(target(queue="low", pool={})) == ["queue", "pool"]
+    assert "service" in fields({"name": "web", "load": {"metric": "rps"}, "capacity_per_replica": 1})

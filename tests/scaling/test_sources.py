@@ -12,7 +12,7 @@ import pytest
 from tests.alerting.conftest import exporter, prometheus_server  # noqa: F401 - fixtures
 from tests.alerting.test_prometheus_rules import scraped
 from tests.conftest import unique
-from tests.scaling.test_loop import INTERVAL, decisions, predictive_scaling  # noqa: F401 - fixture
+from tests.scaling.test_loop import INTERVAL, decisions
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("engine", "predictive_scaling")]
 

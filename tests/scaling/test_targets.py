@@ -141,3 +141,68 @@ def test_the_engine_registers_a_target_from_python_or_names_the_bad_field(engine
     assert [path for path, _ in caught.value.errors] == ["scale_in.cooldown"]
     assert stored(bad) == set()
     assert engine.evaluate_scaling() == {}  # predictive scaling is off: nothing decided
+
+
+def pool_target(name: str, **changes: Any) -> dict[str, Any]:
+    return {"kind": "celery", "name": name, "queue": "low", "min_replicas": 1, "max_replicas": 4, **changes}
+
+
+def test_a_celery_target_is_stored_through_the_api_with_its_scale_run_on_critical(
+    client: httpx.Client,
+) -> None:
+    from automation.models import ScalingTarget, Workflow
+
+    name = unique("own")
+    answer = client.put(f"/api/v1/scaling/targets/{name}", json=pool_target(name, pool={"grace_period": 40}))
+    assert answer.status_code == 200, answer.text
+    definition = answer.json()["definition"]
+    assert (definition["kind"], definition["service"], definition["policy"]) == (
+        "celery",
+        "celery-low",
+        "reactive",
+    )
+    assert "load" not in definition and definition["pool"]["grace_period"] == 40
+    assert ScalingTarget.objects.get(name=name).kind == "celery"
+    scale = Workflow.objects.get(name=f"scaling.{name}").versions.order_by("-version").first().definition
+    assert scale["priority"] == "critical" and scale["actions"][0]["timeout_seconds"] == 100
+
+
+def test_bad_celery_targets_are_refused_by_the_api_the_cli_and_python_storing_nothing(
+    client: httpx.Client, tmp_path: Path, engine: Any
+) -> None:
+    from automation.errors import DefinitionError
+
+    name = unique("own")
+    answer = client.put(
+        f"/api/v1/scaling/targets/{name}", json=pool_target(name, queue="low queue", max_replicas=0)
+    )
+    assert answer.status_code == 422, answer.text
+    assert {e["field"] for e in answer.json()["errors"]} == {"queue", "max_replicas"}
+    document = {"targets": [pool_target(name, load={"metric": "rps"}, pool={"scale_in_cooldown": -1})]}
+    error = one_line_error(cli("scaling", "apply", "-f", write(tmp_path / "pools.yml", document)))
+    assert "targets[0].load: not read by a celery target" in error
+    assert "targets[0].pool.scale_in_cooldown: " in error
+    with pytest.raises(DefinitionError) as caught:
+        engine.register_scaling_target(pool_target(name, queue="critical", policy="hybrid", min_replicas=9))
+    assert [path for path, _ in caught.value.errors] == ["min_replicas", "queue", "policy"]
+    assert stored(name) == set()
+
+
+def test_workers_declared_with_a_grace_period_the_scale_run_cannot_wait_for_are_refused(
+    engine: Any,
+) -> None:
+    """The services file on this host gives the workers longer to finish a step than the scale run waits:
+    the run would time out while a departing worker finishes its step."""
+    from automation.errors import DefinitionError
+    from automation.scaling.worker_services import worker_services
+    from tests.conftest import SERVICES_FILE
+
+    queue = unique("q").replace("-", "_")
+    SERVICES_FILE.write_text(yaml.safe_dump({"services": worker_services([queue], grace_period=600)}))
+    name = unique("own")
+    with pytest.raises(DefinitionError) as caught:
+        engine.register_scaling_target(pool_target(name, queue=queue, pool={"grace_period": 300}))
+    [(field, reason)] = caught.value.errors
+    assert field == "pool.grace_period" and "a grace period of 600 s" in reason, reason
+    assert stored(name) == set()
+    assert engine.register_scaling_target(pool_target(name, queue=queue, pool={"grace_period": 600})) == name

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from automation.scaling.pooltrack import pool_observation
 from automation.scaling.queues import QueueLoad
-from automation.scaling.worker_autoscaler import pool_observation
 
 
 def reading(at: float, backlog: int, completed: int = 0, busy: float = 0.0) -> QueueLoad:

@@ -1,5 +1,7 @@
 """The engine scales its own workers: a flooded queue, real `celery worker` processes started and stopped
-through the `local` provider by the queue reader and the pool policy, every step run exactly once."""
+through the `local` provider by the queue reader and the pool policy, every step run exactly once; by
+the in-process controller, and by a `celery` scaling target of the Beat loop, whose scale runs are
+`infrastructure.scale_service` workflows executed by the shared worker."""
 
 from __future__ import annotations
 
@@ -244,3 +246,137 @@ def test_a_scale_service_workflow_starts_and_stops_the_queue_workers(engine: Any
                 assert [stopped["killed"] for stopped in output["stopped"]] == [False, False]
     finally:
         provider.stop(service, grace_period=10)
+
+
+TICK = 1.0  # the pool tick's period in this test (Beat's POOL_INTERVAL is 5 s)
+
+
+@pytest.fixture
+def loop_pool() -> Iterator[Any]:
+    """The `celery-low` service in the services file every worker reads (tests/conftest.py), one worker
+    started, all stopped after: the shared worker's scale runs act on it."""
+    from automation.providers.local import LocalProvider
+    from tests.conftest import SERVICES_FILE
+
+    entries = worker_services([QUEUE], include=["tests.slow_actions"], grace_period=30, cwd=str(ROOT))
+    SERVICES_FILE.write_text(yaml.safe_dump({"services": entries}))
+    provider = LocalProvider(services_file=SERVICES_FILE)
+    logs = provider.state_dir() / worker_service_name(QUEUE)
+    for log in logs.glob("replica-*.log"):  # appended to by earlier tests' workers, all stopped by now
+        log.unlink()
+    start_workers(provider, provider.state_dir(), 1)
+    yield provider
+    provider.stop(worker_service_name(QUEUE), grace_period=10)
+
+
+@pytest.mark.usefixtures("worker", "predictive_scaling")
+def test_a_celery_target_of_the_beat_loop_scales_its_workers_under_a_flood_every_step_once(
+    engine: Any, loop_pool: Any
+) -> None:
+    import redis
+
+    from automation.choices import RunStatus
+    from automation.models import ScalingDecision, StepRun, WorkflowRun
+    from automation.scaling.queues import read_queue_load
+    from automation.scaling.services.targets import save_target
+    from tasks.scaling import evaluate_targets as pool_tick  # the Beat batch task, run in this process
+
+    name = unique("own-low")
+    save_target(
+        {
+            "kind": "celery",
+            "name": name,
+            "queue": QUEUE,
+            "min_replicas": 1,
+            "max_replicas": 5,
+            "pool": {
+                "drain_seconds": 10,
+                "scale_in_backlog": 2,
+                "scale_in_cooldown": 3,
+                "max_scale_in_step": 2,
+                "fallback_throughput": 1 / STEP_SECONDS,
+                "rate_window": 3,
+                "grace_period": 30,
+            },
+        }
+    )
+    tally = unique("tally")
+    workflow = tally_workflow(engine, tally, STEP_SECONDS)
+    client = redis.Redis.from_url(REDIS_URL)
+    service = worker_service_name(QUEUE)
+    runs: list[str] = []
+    stop = threading.Event()
+    flooder = threading.Thread(target=flood, args=(engine, workflow, runs, stop))
+    ticks: list[tuple[float, int, dict[str, Any]]] = []  # (seconds into the flood, backlog seen, report)
+    began = time.monotonic()
+    flooder.start()
+    try:
+        while time.monotonic() - began < 75:
+            tick_at = time.monotonic()
+            backlog = read_queue_load(client, QUEUE).backlog  # the test's own look at the queue
+            [report] = pool_tick([name], time.time(), TICK)["reports"]
+            ticks.append((tick_at - began, backlog, report))
+            settled = (
+                not flooder.is_alive()
+                and backlog == 0
+                and report.get("current") == report.get("desired") == 1
+                and loop_pool.status(service)["running_replicas"] == 1
+            )
+            if settled:
+                break
+            time.sleep(max(0.0, TICK - (time.monotonic() - tick_at)))
+    finally:
+        stop.set()
+        flooder.join()
+        client.close()
+    elapsed = time.monotonic() - began
+    timeline = "\n".join(
+        f"{at:5.1f}s backlog {backlog:3} {r.get('action')} {r.get('current')}->{r.get('desired')}: "
+        + "; ".join(r.get("reasons", [r.get("error") or r.get("skipped", "")]))
+        for at, backlog, r in ticks
+    )
+    print(timeline)  # shown with `pytest -s`: the loop's decisions as the policy explained them
+
+    # Workers were asked for early, while the backlog was small, and the backlog stayed bounded.
+    assert all("error" not in r for _, _, r in ticks), timeline
+    first_up = next((tick for tick in ticks if tick[2].get("action") == "scale_up"), None)
+    assert first_up is not None, timeline
+    assert first_up[0] < 5 and first_up[1] <= 15, timeline
+    assert max(r.get("desired", 0) for _, _, r in ticks) >= 3, timeline
+    assert max(backlog for _, backlog, _ in ticks) <= BACKLOG_BOUND, timeline
+    # After the flood they went away again.
+    assert ticks[-1][1] == 0 and ticks[-1][2]["desired"] == 1, timeline
+    assert loop_pool.status(service)["running_replicas"] == 1
+    assert elapsed < 80
+
+    # Every change is a logged decision with its reasons and one scale run of its own slot, on
+    # `critical`; no run started while another was going; departing workers were never killed.
+    changes = ScalingDecision.objects.filter(target__name=name, action__in=["scale_up", "scale_down"])
+    scale_runs = {run.id: run for run in WorkflowRun.objects.filter(workflow__name=f"scaling.{name}")}
+    assert {d.run_id for d in changes} == set(scale_runs), timeline
+    for decision in changes:
+        run = scale_runs[decision.run_id]
+        assert run.idempotency_key == f"scaling:{name}:{decision.slot}" and run.queue == "critical"
+        assert run.inputs == {"replicas": decision.desired_replicas} and decision.reasons
+    ordered = sorted(scale_runs.values(), key=lambda run: run.created_at)
+    for run in ordered:
+        run.refresh_from_db()
+    assert {run.status for run in ordered} == {RunStatus.SUCCEEDED}, timeline
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        assert earlier.finished_at <= later.created_at, "a second scale run started while one was going"
+    outputs = [StepRun.objects.get(run=run, name="scale").output for run in ordered]
+    stopped = [replica for output in outputs for replica in output["stopped"]]
+    assert stopped and not [replica for replica in stopped if replica["killed"]], outputs
+    assert any("scale in to" in reason for d in changes for reason in d.reasons)
+
+    # Every step ran exactly once: started once, finished once, recorded succeeded once.
+    assert len(runs) == int(FLOOD_RATE * FLOOD_SECONDS)
+    for run_id in runs:
+        engine.get_run(run_id).wait(30)
+    starts, finishes = tallies(tally)
+    assert set(starts) == {f"{run_id}:work" for run_id in runs} and set(starts.values()) == {1}
+    assert finishes == starts
+    steps = StepRun.objects.filter(run_id__in=runs)
+    assert steps.count() == len(runs)
+    assert set(steps.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    assert set(steps.values_list("attempts", flat=True)) == {1}

@@ -19,10 +19,12 @@ _CACHE_SECONDS = 5.0
 _cache: tuple[float, AlertingDocument] | None = None
 
 
-def current_document() -> AlertingDocument:
+def current_document(*, fresh: bool = False) -> AlertingDocument:
+    """The stored document, cached a few seconds (`fresh`: read now, e.g. to check a name the cached copy
+    does not hold)."""
     global _cache
     now = time.monotonic()
-    if _cache is not None and now - _cache[0] < _CACHE_SECONDS:
+    if not fresh and _cache is not None and now - _cache[0] < _CACHE_SECONDS:
         return _cache[1]
     stored = AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first()
     document = AlertingDocument.parse(stored) if stored else AlertingDocument()

@@ -12,7 +12,12 @@ what it lacks), each decision written to the notification log:
 6. routing and grouping: the alert joins the group of each receiver its labels route to, muted or not;
    groups are flushed by automation.alerting.services.groups (group_wait, group_interval,
    repeat_interval), which leaves muted alerts out of each notification, so an alert whose silence ends
-   or whose inhibiting alert resolves is notified then.
+   or whose inhibiting alert resolves is notified then;
+7. incidents: the firing joins the incident it correlates with (its group keys, or a linked service of
+   the dependency graph firing within the window), or opens one unless muted; a resolution is marked on
+   its incident (automation.incidents.services.alerts). After routing, in a transaction of its own: the
+   transition is committed by then, and a failure here leaves the transition unhandled, so `repair`
+   takes it up again (joining is idempotent per firing).
 
 A muted alert starts no workflow: an operator's silence during maintenance holds the automation too.
 Once the pipeline of a transition is done, the alert records it (`handled_for`); a transition whose
@@ -35,7 +40,7 @@ from automation.alerting.remediation import (
     outside_remediate_when,
     run_workflow_name,
 )
-from automation.alerting.routing import destinations
+from automation.alerting.routing import Destination, destinations
 from automation.alerting.services.alerts import at, firing_key, log, record_run
 from automation.alerting.services.config import apply_document, current_document
 from automation.alerting.services.groups import join
@@ -43,6 +48,7 @@ from automation.alerting.services.muting import Muting
 from automation.choices import AlertSeverity, AutomationLevel
 from automation.config import current_config
 from automation.errors import InvalidFieldsError, NotFoundError, StateError
+from automation.incidents.services.alerts import alert_fired, alert_resolved
 from automation.models import Alert
 from automation.templating import TemplateError, render
 
@@ -61,13 +67,15 @@ def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> Any:
         log(alert, muted[0], now, detail=muted[1], once_key=f"{muted[0]}:{key}")
     elif rule is not None:
         run = remediate(alert, now, rule)
-    _route(alert, now)
+    found = _route(alert, now)
+    alert_fired(alert, now, group_keys=[d.group_key for d in found], may_open=muted is None)
     _handled(alert, alert.fired_at)
     return run
 
 
 def on_resolved(alert: Alert, now: float) -> None:
     _route(alert, now)
+    alert_resolved(alert, now)
     _handled(alert, alert.resolved_at)
 
 
@@ -76,7 +84,8 @@ def _handled(alert: Alert, moment: Any) -> None:
     alert.handled_for = moment
 
 
-def _route(alert: Alert, now: float, document: AlertingDocument | None = None) -> None:
+def _route(alert: Alert, now: float, document: AlertingDocument | None = None) -> list[Destination]:
+    """The alert joins the group of each receiver its labels route to; returns those destinations."""
     document = document or current_document()
     found = destinations(document.route.build(), dict(alert.labels))
     if not found:
@@ -87,9 +96,9 @@ def _route(alert: Alert, now: float, document: AlertingDocument | None = None) -
             now,
             once_key=f"no_route:{alert.fingerprint}:{started:.3f}:{alert.state}",
         )
-        return
     for destination in found:
         join(alert, destination, now)
+    return found
 
 
 def apply_routing(raw: Any, now: float) -> tuple[AlertingDocument, int]:

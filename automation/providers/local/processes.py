@@ -63,6 +63,10 @@ class ReplicaProcess:
     start_time: int | None  # from /proc/PID/stat; None where /proc is missing
     port: int | None
     started_at: float
+    #: The release the replica was started with (its version, and the digest of version and environment);
+    #: None in records written before releases, which ran the declared command.
+    version: str | None = None
+    release: str | None = None
 
     def is_running(self) -> bool:
         child = _CHILDREN.get(self.pid)
@@ -118,22 +122,46 @@ class ReplicaProcess:
             os.killpg(self.pgid, signal.SIGKILL)
 
 
-def expand_template(template: str, *, port: int | None, replica: int) -> str:
+def expand_template(template: str, *, port: int | None, replica: int, version: str | None = None) -> str:
     return (
         template.replace("{python}", sys.executable)
         .replace("{port}", "" if port is None else str(port))
         .replace("{replica}", str(replica))
+        .replace("{version}", version or "")
     )
 
 
+@dataclass(frozen=True)
+class ReleaseEnv:
+    """What a replica of a release is started with beyond its spec: the version and extra environment."""
+
+    version: str | None
+    env: dict[str, str]
+    digest: str
+
+
 def spawn_replica(
-    spec: ServiceSpec, replica: int, *, service: str, base_dir: Path, log_path: Path
+    spec: ServiceSpec,
+    replica: int,
+    *,
+    service: str,
+    base_dir: Path,
+    log_path: Path,
+    release: ReleaseEnv | None = None,
 ) -> ReplicaProcess:
-    """Start one replica detached, output appended to `log_path`; the spec's `cwd` is under `base_dir`."""
+    """Start one replica detached, output appended to `log_path`; the spec's `cwd` is under `base_dir`.
+    A `release` adds its environment over the spec's and fills `{version}`."""
     port = spec.port_of(replica)
-    argv = [expand_template(part, port=port, replica=replica) for part in spec.command]
+    version = release.version if release is not None else spec.version
+    argv = [expand_template(part, port=port, replica=replica, version=version) for part in spec.command]
     env = dict(os.environ) if spec.inherit_env else {"PATH": os.environ.get("PATH", os.defpath)}
-    env.update({key: expand_template(value, port=port, replica=replica) for key, value in spec.env.items()})
+    declared = {**spec.env, **(release.env if release is not None else {})}
+    env.update(
+        {
+            key: expand_template(value, port=port, replica=replica, version=version)
+            for key, value in declared.items()
+        }
+    )
     cwd = base_dir / spec.cwd
     with open(log_path, "ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting replica {replica}\n".encode())
@@ -166,4 +194,6 @@ def spawn_replica(
         start_time=stat[1] if stat else None,
         port=port,
         started_at=time.time(),
+        version=version,
+        release=release.digest if release is not None else None,
     )

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from automation.providers.base import (
     ProviderError,
+    ReleaseResult,
     ReplicaRestart,
     RestartResult,
     ScaleResult,
@@ -21,6 +22,17 @@ from automation.providers.base import (
     register_provider,
 )
 from automation.providers.local.processes import reap_children
+from automation.providers.local.releases import (
+    Canary,
+    ReleasePlan,
+    canary_replicas,
+    check_percent,
+    check_release,
+    converge,
+    load_plan,
+    release_env,
+    save_plan,
+)
 from automation.providers.local.replicas import (
     replica_statuses,
     running_replicas,
@@ -190,11 +202,190 @@ class LocalProvider(ServiceProvider):
         reap_children()
         desired = state.desired_replicas(spec.replicas)
         replicas = replica_statuses(spec, state, desired)
+        plan = load_plan(spec, state)
         return ServiceStatus(
             service=service,
             desired_replicas=desired,
             running_replicas=sum(replica.running for replica in replicas),
             replicas=replicas,
+            stable_version=plan.stable.version,
+            canary_version=plan.canary.release.version if plan.canary is not None else None,
+        ).to_dict()
+
+    # -- releases
+
+    def deploy(
+        self,
+        service: str,
+        *,
+        version: str,
+        env: dict[str, str] | None = None,
+        percent: float = 100.0,
+        wait_for_health: bool = True,
+        health_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        env = {} if env is None else env
+        check_release(service, version, env)
+        check_percent(service, percent)
+        spec, state = self._resolve(service)
+        release = release_env(version, env)
+
+        def act() -> dict[str, Any]:
+            plan = load_plan(spec, state)
+            desired = state.desired_replicas(spec.replicas)
+            if plan.canary is not None and plan.canary.release.digest != release.digest:
+                raise ProviderError(
+                    f"service '{service}' already runs canary version {plan.canary.release.version!r}: "
+                    "promote it or roll it back first",
+                    retryable=False,
+                    service=service,
+                    field="version",
+                )
+            if plan.canary is not None and (
+                percent >= 100 or len(plan.canary.replicas) != max(1, round(desired * percent / 100))
+            ):
+                raise ProviderError(
+                    f"service '{service}' already runs version {plan.canary.release.version!r} as a canary "
+                    f"on {len(plan.canary.replicas)} replica(s), not as {percent:g}% asks: promote it to "
+                    "put it on every replica, or roll it back",
+                    retryable=False,
+                    service=service,
+                    field="percent",
+                )
+            # What a version that does not start healthy is rolled back to (unknown when resuming a full
+            # deploy: the release it replaced is no longer recorded).
+            previous: ReleasePlan | None = ReleasePlan(plan.stable, recorded=plan.recorded)
+            if plan.canary is None and percent >= 100:
+                previous = plan if plan.stable.digest != release.digest else None
+                plan = ReleasePlan(release, recorded=True)
+            elif plan.canary is None:
+                plan = ReleasePlan(
+                    plan.stable, Canary(release, canary_replicas(service, desired, percent)), plan.recorded
+                )
+            # Recorded first: a worker dying mid-deploy leaves the plan for the retry to converge on.
+            save_plan(state, plan)
+            try:
+                return self._converge(spec, state, plan, "deploy", version, wait_for_health, health_timeout)
+            except ProviderError as exc:
+                if previous is None:
+                    raise
+                save_plan(state, previous)
+                self._converge(spec, state, previous, "rollback", version, wait_for_health, health_timeout)
+                raise ProviderError(
+                    f"version {version!r} of service '{service}' did not start healthy, so it was rolled "
+                    f"back: {exc}",
+                    retryable=False,
+                    service=service,
+                    field="version",
+                ) from None
+
+        return self._operate(state, "deploy", idempotency_key, act)
+
+    def promote(
+        self,
+        service: str,
+        *,
+        version: str | None = None,
+        wait_for_health: bool = True,
+        health_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        spec, state = self._resolve(service)
+
+        def act() -> dict[str, Any]:
+            plan = load_plan(spec, state)
+            if plan.canary is None:
+                # Nothing to promote, unless it was promoted already (an interrupted call): converge.
+                if version is not None and plan.stable.version != version:
+                    raise ProviderError(
+                        f"service '{service}' runs no canary of version {version!r} to promote "
+                        f"(its stable version is {plan.stable.version!r})",
+                        retryable=False,
+                        service=service,
+                        field="version",
+                    )
+            else:
+                self._check_canary(service, plan, version)
+                plan = ReleasePlan(plan.canary.release, recorded=True)
+                save_plan(state, plan)
+            promoted = plan.stable.version
+            return self._converge(spec, state, plan, "promote", promoted, wait_for_health, health_timeout)
+
+        return self._operate(state, "promote", idempotency_key, act)
+
+    def rollback(
+        self,
+        service: str,
+        *,
+        version: str | None = None,
+        wait_for_health: bool = True,
+        health_timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        spec, state = self._resolve(service)
+
+        def act() -> dict[str, Any]:
+            plan = load_plan(spec, state)
+            rolled_back = version
+            if plan.canary is None:
+                if version is not None and plan.stable.version == version and plan.recorded:
+                    raise ProviderError(
+                        f"service '{service}' runs version {version!r} as its stable release: it was "
+                        "promoted, there is no canary to roll back",
+                        retryable=False,
+                        service=service,
+                        field="version",
+                    )
+            else:
+                self._check_canary(service, plan, version)
+                rolled_back = plan.canary.release.version
+                plan = ReleasePlan(plan.stable, recorded=plan.recorded)
+                save_plan(state, plan)
+            return self._converge(spec, state, plan, "rollback", rolled_back, wait_for_health, health_timeout)
+
+        return self._operate(state, "rollback", idempotency_key, act)
+
+    @staticmethod
+    def _check_canary(service: str, plan: ReleasePlan, version: str | None) -> None:
+        assert plan.canary is not None
+        if version is not None and plan.canary.release.version != version:
+            raise ProviderError(
+                f"service '{service}' runs canary version {plan.canary.release.version!r}, not {version!r}",
+                retryable=False,
+                service=service,
+                field="version",
+            )
+
+    def _converge(
+        self,
+        spec: ServiceSpec,
+        state: ServiceState,
+        plan: ReleasePlan,
+        operation: str,
+        version: str | None,
+        wait_for_health: bool,
+        health_timeout: float | None,
+    ) -> dict[str, Any]:
+        desired = state.desired_replicas(spec.replicas)
+        replaced = converge(
+            spec,
+            state,
+            plan,
+            desired,
+            wait_for_health=wait_for_health,
+            health_timeout=health_timeout,
+            base_dir=self.services_file.parent,
+        )
+        canary = plan.canary
+        return ReleaseResult(
+            service=state.service,
+            operation=operation,
+            version=version,
+            stable_version=plan.stable.version,
+            canary_version=canary.release.version if canary is not None else None,
+            canary_replicas=[i for i in canary.replicas if i < desired] if canary is not None else [],
+            replicas=replaced,
         ).to_dict()
 
     # -- internals

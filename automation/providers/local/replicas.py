@@ -12,7 +12,8 @@ import httpx
 
 from automation.providers.base import ReplicaStatus, StartedReplica, StoppedReplica
 from automation.providers.local.health import PROBE_TIMEOUT, await_health, probe_health
-from automation.providers.local.processes import ReplicaProcess, spawn_replica
+from automation.providers.local.processes import ReleaseEnv, ReplicaProcess, spawn_replica
+from automation.providers.local.releases import load_plan
 from automation.providers.local.services_file import ServiceSpec
 from automation.providers.local.state import ServiceState
 
@@ -28,11 +29,19 @@ def running_replicas(state: ServiceState) -> dict[int, ReplicaProcess]:
 
 
 def spawn_and_record(
-    spec: ServiceSpec, state: ServiceState, replica: int, *, base_dir: Path
+    spec: ServiceSpec, state: ServiceState, replica: int, *, base_dir: Path, release: ReleaseEnv | None = None
 ) -> ReplicaProcess:
-    """Start one replica and write its PID file."""
+    """Start one replica on its release (`release`, else the one the service's plan gives its index) and
+    write its PID file."""
+    if release is None:
+        release = load_plan(spec, state).release_for(replica)
     process = spawn_replica(
-        spec, replica, service=state.service, base_dir=base_dir, log_path=state.log_path(replica)
+        spec,
+        replica,
+        service=state.service,
+        base_dir=base_dir,
+        log_path=state.log_path(replica),
+        release=release,
     )
     state.save_replica(process)
     return process
@@ -135,6 +144,12 @@ def replica_statuses(spec: ServiceSpec, state: ServiceState, desired: int) -> li
                     pid=process.pid if running and process is not None else None,
                     running=running,
                     healthy=healthy,
+                    version=_version(spec, process) if running and process is not None else None,
                 )
             )
     return replicas
+
+
+def _version(spec: ServiceSpec, process: ReplicaProcess) -> str | None:
+    # A record from before releases has no version: it ran the declared command.
+    return process.version if process.release is not None else spec.version

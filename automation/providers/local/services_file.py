@@ -16,6 +16,9 @@ from automation.providers.base import ProviderError
 SERVICES_FILE_ENV = "AUTOMATION_SERVICES_FILE"
 DEFAULT_SERVICES_FILE = "services.yml"
 
+#: A release version: what `{version}` becomes in a command, and what a replica reports it runs.
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}$"
+
 _SERVICE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -47,6 +50,8 @@ class ServiceSpec(BaseModel):
     cwd: str = "."
     env: dict[str, str] = Field(default_factory=dict)
     inherit_env: bool = True
+    #: The version the declared command runs, until a release deploys another (`{version}` in templates).
+    version: str | None = Field(default=None, pattern=VERSION_PATTERN)
 
     @model_validator(mode="after")
     def _port_placeholder_needs_port(self) -> ServiceSpec:
@@ -88,6 +93,7 @@ _REASONS = {
     "missing": "is required",
     "extra_forbidden": "is not a known field",
     "too_short": "must not be empty",
+    "string_pattern_mismatch": "must be letters, digits, '.', '_', '+' or '-', from a letter or digit",
 }
 
 

@@ -23,7 +23,7 @@ STATE_DIR_ENV = "AUTOMATION_STATE_DIR"
 DEFAULT_STATE_DIR = ".automation/local"
 
 
-def _atomic_write_json(path: Path, document: Any) -> None:
+def atomic_write_json(path: Path, document: Any) -> None:
     """Write via a temporary file and rename, so a reader (or a crash) never sees half a file."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -38,7 +38,7 @@ def _atomic_write_json(path: Path, document: Any) -> None:
         raise
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
@@ -83,7 +83,7 @@ class ServiceState:
             os.close(fd)
 
     def replica_process(self, replica: int) -> ReplicaProcess | None:
-        record = _read_json(self.pid_path(replica))
+        record = read_json(self.pid_path(replica))
         try:
             return ReplicaProcess(**record) if isinstance(record, dict) else None
         except TypeError:
@@ -98,24 +98,24 @@ class ServiceState:
         return sorted(indices)
 
     def save_replica(self, process: ReplicaProcess) -> None:
-        _atomic_write_json(self.pid_path(process.replica), asdict(process))
+        atomic_write_json(self.pid_path(process.replica), asdict(process))
 
     def forget_replica(self, replica: int) -> None:
         self.pid_path(replica).unlink(missing_ok=True)
 
     def desired_replicas(self, declared: int) -> int:
-        record = _read_json(self.root / "desired.json")
+        record = read_json(self.root / "desired.json")
         replicas = record.get("replicas") if isinstance(record, dict) else None
         return replicas if isinstance(replicas, int) and replicas >= 0 else declared
 
     def save_desired_replicas(self, replicas: int) -> None:
-        _atomic_write_json(self.root / "desired.json", {"replicas": replicas, "updated_at": time.time()})
+        atomic_write_json(self.root / "desired.json", {"replicas": replicas, "updated_at": time.time()})
 
     def _idempotency_path(self, key: str) -> Path:
         return self.root / "idempotency" / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
 
     def recall(self, key: str, operation: str, ttl: float) -> dict[str, Any] | None:
-        record = _read_json(self._idempotency_path(key))
+        record = read_json(self._idempotency_path(key))
         if not isinstance(record, dict) or time.time() - record.get("recorded_at", 0) > ttl:
             return None
         if record.get("operation") != operation:
@@ -136,4 +136,4 @@ class ServiceState:
             with contextlib.suppress(FileNotFoundError):
                 if now - old.stat().st_mtime > ttl:
                     old.unlink()
-        _atomic_write_json(path, {"operation": operation, "recorded_at": now, "result": result})
+        atomic_write_json(path, {"operation": operation, "recorded_at": now, "result": result})

@@ -1,5 +1,6 @@
 """Capacity plans of the stored scaling targets: each target's load history read from its source (as the
-loop reads it, over the load's `history`), planned by `automation.scaling.capacity`. Reads only."""
+loop reads it, over the load's `history`), planned by `automation.scaling.capacity`. Reads only. Celery
+targets have no plan: their load is a queue read live from the broker, with no history to forecast."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from automation.errors import AutomationError
 from automation.models import ScalingState, ScalingTarget
 from automation.scaling.capacity import CapacityPlan, CapacitySettings, CapacitySpec, plan_capacity
+from automation.scaling.choices import TargetKind
 from automation.scaling.load import read_load
 from automation.scaling.services.targets import target_definition
 
@@ -21,12 +23,12 @@ logger = logging.getLogger("automation.scaling")
 
 
 def plan_targets(settings: CapacitySettings, *, now: float | None = None) -> list[CapacityPlan]:
-    """One plan per stored target (enabled or not), by name. A target whose source cannot answer gets a
-    plan without data that says why."""
+    """One plan per stored service target (enabled or not), by name. A target whose source cannot answer
+    gets a plan without data that says why."""
     at = time.time() if now is None else now
     plans = []
     states = {s.target_id: s for s in ScalingState.objects.all()}
-    for target in ScalingTarget.objects.order_by("name"):
+    for target in ScalingTarget.objects.exclude(kind=TargetKind.CELERY).order_by("name"):
         definition = target_definition(target)
         state = states.get(target.pk)
         spec = CapacitySpec(

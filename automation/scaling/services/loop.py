@@ -17,9 +17,11 @@ from typing import Any
 from django.db import transaction
 
 from automation.choices import RunStatus
+from automation.config import current_config
 from automation.errors import AutomationError, SourceError
 from automation.forecasting.forecaster import Forecaster
 from automation.models import ScalingDecision, ScalingState, ScalingTarget, WorkflowRun
+from automation.scaling import trust
 from automation.scaling.choices import Action, Basis, PolicyKind
 from automation.scaling.control import Memory, Outcome, Situation, decide, span
 from automation.scaling.definitions import ScalingTargetDefinition, workflow_name
@@ -35,9 +37,13 @@ from automation.scaling.fitting import (
     stored,
 )
 from automation.scaling.load import LoadHistory, read_load
+from automation.scaling.policies import TrustSettings
+from automation.scaling.services.tuning import applied_tuning
 
 logger = logging.getLogger("automation.scaling")
 
+#: When a hybrid target's forecast has earned the right to add capacity: the simulator's defaults.
+TRUST = TrustSettings()
 #: After a failed fit, the next try waits this long (or the refit cadence, if shorter).
 FIT_RETRY_SECONDS = 600.0
 
@@ -244,7 +250,8 @@ def current_replicas(definition: ScalingTargetDefinition, state: ScalingState) -
         return fallback, fallback, f"provider could not answer ({str(exc)[:200]}): assuming {fallback}"
 
 
-def _run_active(state: ScalingState) -> bool:
+def scale_run_active(state: ScalingState) -> bool:
+    """Whether the last scale run the target started is still going (then no second one starts)."""
     if state.last_run_id is None:
         return False
     status = WorkflowRun.objects.filter(id=state.last_run_id).values_list("status", flat=True).first()
@@ -267,6 +274,9 @@ def evaluate_target(
     if ScalingDecision.objects.filter(target=target, slot=slot).exists():
         return {"target": target.name, "slot": slot, "skipped": "already decided in this slot"}
     state, _ = ScalingState.objects.get_or_create(target=target)
+    tuned = ""
+    if definition.policy != PolicyKind.REACTIVE and current_config().enable_ml_optimization:
+        definition, tuned = applied_tuning(definition, state.tuning)
     budget = budget if budget is not None else FitBudget(seconds=interval / 2)
     plan = plan_forecast(definition, state, now, budget)
     try:
@@ -284,6 +294,14 @@ def evaluate_target(
             last_change_at=_epoch(locked.last_change_at),
             recommendations=[(float(t), int(n)) for t, n in locked.recommendations],
         )
+        trusted = trust.update(
+            trust.TrustState.from_json(locked.trust, float(definition.load.step)),
+            history,
+            update.path,
+            now=now,
+            lead=definition.lead,
+            settings=TRUST,
+        )
         situation = Situation(
             now=now,
             interval=interval,
@@ -292,10 +310,14 @@ def evaluate_target(
             serving=serving,
             forecast=update.path,
             no_forecast=update.why_none,
+            trust=trust.record(trusted, definition.forecast.quantile, TRUST)
+            if definition.policy == PolicyKind.HYBRID
+            else None,
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
-        if outcome.action in Action.CHANGES and _run_active(locked):
+        reasons += [tuned] if tuned else []
+        if outcome.action in Action.CHANGES and scale_run_active(locked):
             # A provider sets an absolute count: a second run finishing before the first would leave
             # the older count. The next tick decides again once this run is done.
             reasons.append(f"held: scale run {locked.last_run_id} still going; no second run meanwhile")
@@ -335,6 +357,7 @@ def evaluate_target(
         decision = _decision(
             target, definition, slot, now, history, update, outcome, current, reasons, run_id
         )
+        locked.trust = trusted.as_json()
         _remember(locked, key=fitted_for(definition), now=now, update=update, outcome=outcome, run_id=run_id)
     return _report(decision)
 

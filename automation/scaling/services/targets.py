@@ -1,4 +1,8 @@
-"""Scaling targets: validated, their scale workflow registered, then stored (all or none)."""
+"""Scaling targets: validated, their scale workflow registered, then stored (all or none).
+
+A `celery` target's scale workflow runs on the `critical` queue (never the queue it scales, which the
+definition refuses to be `critical`: a flooded queue must not delay its own scale-up), with a step
+timeout that outlasts the departing workers' warm shutdown (`ScalingTargetDefinition.scale_timeout`)."""
 
 from __future__ import annotations
 
@@ -6,20 +10,26 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.choices import Priority
 from automation.config import current_config
 from automation.definitions.registry import register_definition
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
 from automation.errors import DefinitionError, NotFoundError
 from automation.models import ScalingState, ScalingTarget
+from automation.scaling.choices import TargetKind
 from automation.scaling.definitions import MAX_TARGETS, ScalingTargetDefinition, workflow_name
+from automation.scaling.worker_services import SCALE_RUN_MARGIN, declared_grace_period
 
 
 def scale_workflow(definition: ScalingTargetDefinition) -> WorkflowDefinition:
     """The one-step workflow each scale decision starts with its `replicas`."""
+    workers = definition.kind == TargetKind.CELERY
     return WorkflowDefinition(
         name=workflow_name(definition.name),
         description=f"scale {definition.service} for scaling target {definition.name}",
         inputs={"replicas": InputDefinition(type="integer", description="replicas to run")},
+        # A worker pool's scale run goes to `critical`, ahead of the steps on the queue it scales.
+        priority=Priority.CRITICAL if workers else Priority.NORMAL,
         actions=[
             ActionDefinition(
                 name="scale",
@@ -29,9 +39,32 @@ def scale_workflow(definition: ScalingTargetDefinition) -> WorkflowDefinition:
                     "provider": definition.provider,
                     "replicas": "${replicas}",
                 },
+                timeout_seconds=definition.scale_timeout,
             )
         ],
     )
+
+
+def declared_service_problems(definition: ScalingTargetDefinition) -> list[tuple[str, str]]:
+    """A celery target on the `local` provider against its service as the services file on this host
+    declares it: a grace period longer than the scale run waits for would have the run time out while a
+    departing worker finishes its step. Nothing to say when the file is not readable here."""
+    if definition.kind != TargetKind.CELERY or definition.provider != "local":
+        return []
+    declared = declared_grace_period(definition.service)
+    allowed = (definition.scale_timeout or 0) - SCALE_RUN_MARGIN
+    if declared is None or declared <= allowed:
+        return []
+    field = "pool.grace_period" if definition.worker_pool.grace_period is not None else "service"
+    return [
+        (
+            field,
+            f"the services file gives '{definition.service}' a grace period of {declared:g} s; the scale "
+            f"run waits at most {allowed:g} s for departing workers: declare the service with "
+            f"grace_period at most {allowed:g} (worker_services(..., grace_period=...))"
+            + (" or raise pool.grace_period" if field == "pool.grace_period" else ""),
+        )
+    ]
 
 
 def save_target(raw: ScalingTargetDefinition | dict[str, Any], *, where: str = "") -> ScalingTarget:
@@ -40,15 +73,19 @@ def save_target(raw: ScalingTargetDefinition | dict[str, Any], *, where: str = "
     definition = (
         raw if isinstance(raw, ScalingTargetDefinition) else ScalingTargetDefinition.parse(raw, where=where)
     )
+    prefix = f"{where}." if where else ""
+    declared = declared_service_problems(definition)
+    if declared:
+        raise DefinitionError([(prefix + path, reason) for path, reason in declared])
     with transaction.atomic():
         try:
             register_definition(scale_workflow(definition), current_config())
         except DefinitionError as exc:
-            prefix = f"{where}." if where else ""
             raise DefinitionError([(f"{prefix}service", reason) for _, reason in exc.errors]) from None
         target, _ = ScalingTarget.objects.update_or_create(
             name=definition.name,
             defaults={
+                "kind": definition.kind,
                 "service": definition.service,
                 "provider": definition.provider,
                 "policy": definition.policy,
@@ -75,6 +112,9 @@ def save_targets(raws: list[Any]) -> list[ScalingTarget]:
             continue
         if any(d.name == definition.name for d in definitions):
             errors.append((f"targets[{i}].name", f"a second target named '{definition.name}'"))
+        errors.extend(
+            (f"targets[{i}].{path}", reason) for path, reason in declared_service_problems(definition)
+        )
         definitions.append(definition)
     if errors:
         raise DefinitionError(errors)

@@ -1,0 +1,121 @@
+"""HTTP views of the incidents domain: incidents (list, one with its alerts and timeline, acknowledge,
+mitigate, resolve) and the services document of the dependency graph. Thin: the filters and the
+document check the input, the services change the state (bearer token and errors as every view:
+`automation.api.views.api_view`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from automation.api.views import BadRequest, api_view, json_body_view
+from automation.errors import InvalidFieldsError
+from automation.incidents.limits import MAX_BY, MAX_COMMENT
+from automation.runs.intake import json_type
+
+#: Query parameters of the list.
+LIST_PARAMETERS = ("status", "service", "since", "limit")
+
+
+@require_http_methods(["GET"])
+@api_view
+def incidents(request: HttpRequest) -> JsonResponse:
+    from automation.incidents.filters import parse_filter
+    from automation.incidents.serializers import incident_json
+    from automation.incidents.services.queries import list_incidents
+
+    unknown = [(name, "unknown query parameter") for name in request.GET if name not in LIST_PARAMETERS]
+    if unknown:
+        raise InvalidFieldsError(unknown)
+    chosen = parse_filter(**{name: request.GET.get(name) for name in LIST_PARAMETERS}, now=time.time())
+    return JsonResponse({"incidents": [incident_json(i) for i in list_incidents(chosen)]})
+
+
+@require_http_methods(["GET"])
+@api_view
+def incident_detail(request: HttpRequest, incident_id: str) -> JsonResponse:
+    from automation.incidents.serializers import incident_detail_json
+    from automation.incidents.services.queries import get_incident
+
+    return JsonResponse(incident_detail_json(get_incident(incident_id)))
+
+
+def _step_fields(body: dict[str, Any]) -> tuple[str, str]:
+    """`by` (who, required) and `comment` (optional) of an operator's step; unknown fields are refused."""
+    errors = [(field, "unknown field") for field in body if field not in ("by", "comment")]
+    by, comment = body.get("by"), body.get("comment", "")
+    if by is None:
+        errors.append(("by", "required: who takes this step"))
+    elif not isinstance(by, str):
+        errors.append(("by", f"must be a string, not {json_type(by)}"))
+    elif not 0 < len(by.strip()) <= MAX_BY:
+        errors.append(("by", f"must be 1 to {MAX_BY} characters (got {len(by.strip())})"))
+    if not isinstance(comment, str):
+        errors.append(("comment", f"must be a string, not {json_type(comment)}"))
+    elif len(comment) > MAX_COMMENT:
+        errors.append(("comment", f"must be at most {MAX_COMMENT} characters (got {len(comment)})"))
+    if errors:
+        raise InvalidFieldsError(errors)
+    return str(by).strip(), str(comment)
+
+
+def _take(step: Callable[..., Any], body: dict[str, Any], incident_id: str) -> JsonResponse:
+    from automation.incidents.serializers import incident_json
+    from automation.incidents.services.queries import get_incident
+    from automation.incidents.services.queries import incident_id as parse_id
+
+    number = parse_id(incident_id)  # an id that cannot be one is a 404 before the body is judged
+    by, comment = _step_fields(body)
+    outcome = step(number, by=by, now=time.time(), comment=comment)
+    return JsonResponse({**incident_json(get_incident(number)), "changed": outcome.changed})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+@api_view
+@json_body_view
+def acknowledge(request: HttpRequest, body: dict[str, Any], incident_id: str) -> JsonResponse:
+    from automation.incidents.services.transitions import acknowledge as step
+
+    return _take(step, body, incident_id)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+@api_view
+@json_body_view
+def mitigate(request: HttpRequest, body: dict[str, Any], incident_id: str) -> JsonResponse:
+    from automation.incidents.services.transitions import mitigate as step
+
+    return _take(step, body, incident_id)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+@api_view
+@json_body_view
+def resolve(request: HttpRequest, body: dict[str, Any], incident_id: str) -> JsonResponse:
+    from automation.incidents.services.transitions import resolve as step
+
+    return _take(step, body, incident_id)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "PUT"])
+@api_view
+@json_body_view
+def services(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
+    """The services document of the dependency graph; PUT replaces it whole (all or none)."""
+    from automation.incidents.serializers import services_json
+    from automation.incidents.services.catalog import apply_services, current_services
+
+    if request.method == "GET":
+        return JsonResponse(services_json(current_services()))
+    if not request.body:
+        raise BadRequest('the services document is required (PUT {"services": []} to clear it)')
+    return JsonResponse(services_json(apply_services(body)))

@@ -1,0 +1,58 @@
+"""The service dependency graph, stored: the `services:` document replaces the stored services whole (all
+or none), and every correlation reads the graph from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from automation.incidents.definitions import ServiceDefinition, ServicesDocument
+from automation.incidents.graph import ServiceGraph
+from automation.incidents.services.locks import lock
+from automation.models import Service
+
+
+def apply_services(raw: Any) -> ServicesDocument:
+    """Validate `raw` (a `services:` document or its list) and store it in place of the stored one.
+    DefinitionError naming each field at fault: then nothing changes."""
+    document = ServicesDocument.parse(raw)
+    names = [service.name for service in document.services]
+    with transaction.atomic():
+        lock({"catalog"})  # two documents applied at once: one after the other, not interleaved
+        Service.objects.exclude(name__in=names).delete()
+        stored = {s.name: s for s in Service.objects.select_for_update().filter(name__in=names)}
+        for position, declared in enumerate(document.services):
+            row = stored.get(declared.name) or Service(name=declared.name)
+            row.depends_on = list(declared.depends_on)
+            row.owners = list(declared.owners)
+            row.description = declared.description
+            row.position = position
+            row.save()
+    return document
+
+
+def current_services() -> ServicesDocument:
+    """The stored document, in its declared order (it was valid when stored, so it is not checked again)."""
+    rows = Service.objects.order_by("position", "name").values_list(
+        "name", "depends_on", "owners", "description"
+    )
+    return ServicesDocument.model_construct(
+        services=tuple(
+            ServiceDefinition.model_construct(
+                name=name, depends_on=tuple(deps), owners=tuple(owners), description=description
+            )
+            for name, deps, owners, description in rows
+        )
+    )
+
+
+def current_graph() -> ServiceGraph:
+    rows = Service.objects.values_list("name", "depends_on")
+    return ServiceGraph({name: deps for name, deps in rows})
+
+
+def owners_of(services: list[str]) -> set[str]:
+    """The owners the services document gives these services."""
+    rows = Service.objects.filter(name__in=services).values_list("owners", flat=True)
+    return {str(owner) for owners in rows for owner in owners}

@@ -1,0 +1,111 @@
+"""What a post-incident report and the team figures are made of, read from the durable state: the
+incident, its timeline, its alerts with what the notification log decided for each, the workflow runs
+it started with their outcomes, and the ranked candidate causes (automation/incidents/rca.py, on the
+dependency graph and the alerts' timing). Read-only."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from automation.incidents.rca import AlertSignal, rank_causes
+from automation.incidents.serializers import event_json, firing_json, incident_json
+from automation.models import AlertLog, Incident, IncidentAlert, IncidentEvent, WorkflowRun
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
+def incident_report(incident: Incident) -> dict[str, Any]:
+    """The report of one incident as JSON-ready data (`render_text` and `render_html` lay it out)."""
+    from automation.incidents.services.catalog import current_graph
+
+    firings = list(IncidentAlert.objects.filter(incident=incident).order_by("fired_at", "id"))
+    events = list(IncidentEvent.objects.filter(incident=incident).order_by("at", "id"))
+    end = incident.resolved_at or max([e.at for e in events], default=incident.opened_at)
+    alert_ids = [f.alert_id for f in firings if f.alert_id is not None]
+    decisions: dict[int, Counter[str]] = {}
+    run_ids = {e.run_id for e in events if e.run_id is not None}
+    window = AlertLog.objects.filter(
+        alert_id__in=alert_ids,
+        at__gte=incident.opened_at - timedelta(hours=1),
+        at__lte=end + timedelta(hours=1),
+    )
+    for alert_id, decision, run_id in window.values_list("alert_id", "decision", "run_id"):
+        decisions.setdefault(alert_id, Counter())[decision] += 1
+        if run_id is not None:
+            run_ids.add(run_id)
+    alerts = []
+    for firing in firings:
+        shown = firing_json(firing)
+        shown["notification_log"] = dict(decisions.get(firing.alert_id or -1, Counter()))
+        alerts.append(shown)
+    actions = [
+        {
+            "run_id": str(run.id),
+            "workflow": run.workflow.name,
+            "status": run.status,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "error": run.error[:500],
+        }
+        for run in WorkflowRun.objects.filter(id__in=run_ids)
+        .select_related("workflow")
+        .order_by("created_at")
+    ]
+    graph = current_graph()
+    signals = [
+        AlertSignal(service=f.service, started_at=pd.Timestamp(f.fired_at), name=f.name)
+        for f in firings
+        if f.service
+    ]
+    causes = [cause.to_dict() for cause in rank_causes(graph, alerts=signals, onsets={})][:5]
+    notes = []
+    if not causes:
+        notes.append("no candidate cause: no alert of this incident names a service of the dependency graph")
+    return {
+        "incident": incident_json(incident),
+        "durations": {
+            "time_to_acknowledge_seconds": _seconds(incident.opened_at, incident.acknowledged_at),
+            "time_to_mitigate_seconds": _seconds(incident.opened_at, incident.mitigated_at),
+            "time_to_resolve_seconds": _seconds(incident.opened_at, incident.resolved_at),
+        },
+        "timeline": [event_json(event) for event in events],
+        "alerts": alerts,
+        "actions": actions,
+        "causes": causes,
+        "notes": notes,
+    }
+
+
+def incident_stats(since: datetime) -> list[dict[str, Any]]:
+    """MTTA and MTTR per service and severity over the incidents opened since `since` (an incident of
+    several services counts for each); means and medians in seconds, over those acknowledged or
+    resolved."""
+    groups: dict[tuple[str, str], list[Incident]] = {}
+    for incident in Incident.objects.filter(opened_at__gte=since).order_by("opened_at"):
+        for service in incident.services or ["(no service)"]:
+            groups.setdefault((service, incident.severity), []).append(incident)
+    rows = []
+    for (service, severity), incidents in sorted(groups.items()):
+        to_ack = [s for i in incidents if (s := _seconds(i.opened_at, i.acknowledged_at)) is not None]
+        to_resolve = [s for i in incidents if (s := _seconds(i.opened_at, i.resolved_at)) is not None]
+        rows.append(
+            {
+                "service": service,
+                "severity": severity,
+                "incidents": len(incidents),
+                "acknowledged": len(to_ack),
+                "resolved": len(to_resolve),
+                "mtta_seconds": statistics.fmean(to_ack) if to_ack else None,
+                "median_tta_seconds": statistics.median(to_ack) if to_ack else None,
+                "mttr_seconds": statistics.fmean(to_resolve) if to_resolve else None,
+                "median_ttr_seconds": statistics.median(to_resolve) if to_resolve else None,
+            }
+        )
+    return rows

@@ -1,0 +1,135 @@
+"""The forecast's recent record on one target, kept between the loop's ticks: whether the hybrid policy's
+forecast has earned the right to add capacity (see `TrustSettings` in automation/scaling/policies.py,
+whose judgement `forecast_record` this shares with the simulator's `HybridPolicy`).
+
+Each completed load bucket checks the forecast made a lead time before it (did the provisioned quantile
+hold; was it closer than the trailing one-hour mean made at the same time), then the newest forecast
+notes what it says about the bucket a lead time ahead. Checks are summed in bins of a 48th of the
+window, so the state stays small (a few hundred bytes) whatever the load's step; the window slides a bin
+at a time. Pure: the loop passes the history it read and the forecast it made, and stores the JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automation.scaling.fitting import ForecastPath
+from automation.scaling.load import LoadHistory
+from automation.scaling.policies import ForecastRecord, TrustSettings, forecast_record
+
+#: Bins per trust window.
+BINS = 48
+
+
+@dataclass(kw_only=True)
+class TrustState:
+    step: float = 0.0
+    #: Start time of the newest complete bucket folded in (NaN: none yet).
+    last: float = math.nan
+    #: The newest complete buckets' loads, oldest first, for the trailing mean (None: missing).
+    recent: list[float | None] = field(default_factory=list)
+    #: Forecasts waiting for their bucket: bucket start (epoch s) -> (upper, mean, trailing mean then).
+    pending: dict[float, tuple[float, float, float]] = field(default_factory=dict)
+    #: Checks summed per bin: [bin start, hits, checks, sum |error|, sum |trailing error|].
+    bins: list[list[float]] = field(default_factory=list)
+
+    @staticmethod
+    def from_json(document: Any, step: float) -> TrustState:
+        """The stored state, or a fresh one when there is none or the load's step changed."""
+        if not isinstance(document, dict) or document.get("step") != step:
+            return TrustState(step=step)
+        last = document.get("last")
+        pending = document.get("pending", {})
+        return TrustState(
+            step=step,
+            last=float(last) if last is not None else math.nan,
+            recent=[None if v is None else float(v) for v in document.get("recent", [])],
+            pending={float(k): (float(u), float(m), float(t)) for k, (u, m, t) in pending.items()},
+            bins=[[float(x) for x in b] for b in document.get("bins", [])],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "last": None if math.isnan(self.last) else self.last,
+            "recent": self.recent,
+            "pending": {f"{k:.0f}": list(v) for k, v in self.pending.items()},
+            "bins": self.bins,
+        }
+
+
+def lead_steps(lead: float, step: float) -> int:
+    """Buckets between the newest complete one and the one a forecast made now is checked against."""
+    return max(1, round(lead / step))
+
+
+def update(
+    state: TrustState,
+    history: LoadHistory,
+    path: ForecastPath | None,
+    *,
+    now: float,
+    lead: float,
+    settings: TrustSettings,
+) -> TrustState:
+    """Fold the complete buckets of `history` newer than the state's into the checks, then note the
+    forecast `path` makes for the bucket a lead time past the newest complete one."""
+    step = state.step
+    window = settings.window.total_seconds()
+    width = max(step, window / BINS)
+    trailing_count = max(1, int(settings.trailing.total_seconds() // step))
+    for k, value in enumerate(history.values):
+        at = history.start + k * step
+        if at + step > now or (not math.isnan(state.last) and at <= state.last):
+            continue
+        made = state.pending.pop(at, None)
+        if made is not None and not math.isnan(value) and not math.isnan(made[2]):
+            upper, mean, trailing = made
+            where = math.floor(at / width) * width
+            _add(state, where, value <= upper, abs(value - mean), abs(value - trailing))
+        state.recent.append(None if math.isnan(value) else float(value))
+        del state.recent[:-trailing_count]
+        state.last = at
+    horizon = now - window
+    state.bins = [b for b in state.bins if b[0] + width > horizon]
+    if not math.isnan(state.last):
+        state.pending = {at: made for at, made in state.pending.items() if at > state.last}
+    if path is None or math.isnan(state.last):
+        return state
+    target = state.last + lead_steps(lead, step) * step
+    found = np.nonzero(np.abs(path.times - target) < step / 2)[0]
+    known = [v for v in state.recent if v is not None]
+    if len(found) and known:
+        i = int(found[0])
+        upper, mean = float(path.upper[i]), float(path.mean[i])
+        if math.isfinite(upper) and math.isfinite(mean):
+            state.pending[target] = (upper, mean, float(np.mean(known)))
+    return state
+
+
+def _add(state: TrustState, bin_start: float, hit: bool, error: float, trailing_error: float) -> None:
+    if not state.bins or state.bins[-1][0] != bin_start:
+        state.bins.append([bin_start, 0.0, 0.0, 0.0, 0.0])
+    current = state.bins[-1]
+    current[1] += int(hit)
+    current[2] += 1
+    current[3] += error
+    current[4] += trailing_error
+
+
+def record(state: TrustState, quantile: float, settings: TrustSettings) -> ForecastRecord:
+    """The forecast's record over the window, judged as the simulator's hybrid judges it."""
+    hits = sum(b[1] for b in state.bins)
+    checks = int(sum(b[2] for b in state.bins))
+    return forecast_record(
+        hits=hits,
+        checks=checks,
+        error=sum(b[3] for b in state.bins),
+        trailing_error=sum(b[4] for b in state.bins),
+        quantile=quantile,
+        trust=settings,
+    )

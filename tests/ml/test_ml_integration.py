@@ -1,0 +1,278 @@
+"""The seed's Example 1, extended: validate -> deploy a 10 % canary -> canary analysis -> promote or roll
+back, run by a real worker against real model server processes of the `local` provider (the demo's
+`model_service`, three replicas), judged on live metrics the demo's load generator measures on every
+replica and pushes to the engine's push store. A good model is promoted, a model below the threshold is
+stopped at validation, a model that passes validation but is slower live is rolled back; every step acts
+once, also when its message is delivered again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from automation import ActionDefinition, WorkflowDefinition
+from automation.alerting.exposition import PushedSample
+from automation.demo.load_generator import ACCURACY, ERRORS, LATENCY, LoadGenerator
+from tests.conftest import ROOT, SERVICES_FILE, Worker, unique, wait_for
+from tests.ml.conftest import MlFiles
+from tests.test_provider_local import free_port_block
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+REPLICAS = 3
+
+
+def push_to_store(samples: list[PushedSample]) -> None:
+    """What `POST /api/v1/metrics` does with a push, from the load generator's own thread."""
+    from django.db import connection
+
+    from automation.alerting.services.samples import ingest
+
+    try:
+        ingest(samples)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Recommender:
+    name: str
+    port: int
+    provider: Any
+    load: LoadGenerator
+
+    def versions(self) -> list[str]:
+        """What each replica says it runs (its own answer, not the provider's records)."""
+        return [
+            httpx.get(f"http://127.0.0.1:{self.port + i}/health", timeout=5, trust_env=False).json()[
+                "version"
+            ]
+            for i in range(REPLICAS)
+        ]
+
+    def pids(self) -> list[int]:
+        return [replica["pid"] for replica in self.provider.status(self.name)["replicas"]]
+
+
+@pytest.fixture
+def recommender(ml_files: MlFiles) -> Iterator[Recommender]:
+    """A `local` service of three model servers on version v1, with live traffic on every replica."""
+    from automation.providers import get_provider
+
+    name = unique("recommender")
+    port = free_port_block(REPLICAS)
+    SERVICES_FILE.write_text(
+        yaml.safe_dump(
+            {
+                "services": {
+                    name: {
+                        "command": ["{python}", "-m", "automation.demo.model_service", "--port", "{port}"],
+                        "cwd": str(ROOT),
+                        "port": port,
+                        "replicas": REPLICAS,
+                        "version": "v1",
+                        "env": {"MODEL_PATH": str(ml_files.v1), "MODEL_VERSION": "{version}"},
+                        "health_url": "http://127.0.0.1:{port}/health",
+                        "grace_period": 5,
+                        "health_timeout": 60,
+                    }
+                }
+            }
+        )
+    )
+    provider = get_provider("local", services_file=str(SERVICES_FILE))
+    provider.start(name)
+    load = LoadGenerator(
+        ports=lambda: [port + i for i in range(REPLICAS)],
+        rows=ml_files.live_rows,
+        labels=ml_files.live_labels,
+        columns=ml_files.columns,
+        push=push_to_store,
+        service=name,
+        interval=0.5,
+        pause=0.01,
+    ).start()
+    try:
+        yield Recommender(name, port, provider, load)
+    finally:
+        load.stop()
+        provider.stop(name, grace_period=1)
+    assert not load.errors, load.errors
+
+
+def ml_model_deployment(service: str) -> WorkflowDefinition:
+    """The seed's Example 1 as written (its name made unique per test), then the steps it announces."""
+    return WorkflowDefinition(
+        name=unique("ml_model_deployment"),
+        description="Déploiement automatisé avec validation A/B",
+        actions=[
+            ActionDefinition(
+                name="validate_model",
+                action_type="ml",
+                parameters={
+                    "model_path": "${model_path}",
+                    "validation_dataset": "${validation_dataset}",
+                    "acceptance_threshold": 0.92,
+                },
+            ),
+            ActionDefinition(
+                name="deploy_model",
+                action_type="ml",
+                parameters={
+                    "service_name": service,
+                    "model_path": "${model_path}",
+                    "model_version": "${model_version}",
+                    "percent": 10,
+                    "model_sha256": "${steps.validate_model.output.model_sha256}",
+                },
+            ),
+            ActionDefinition(
+                name="canary_analysis",
+                action_type="ml",
+                parameters={
+                    "baseline_version": "${steps.deploy_model.output.stable_version}",
+                    "canary_version": "${model_version}",
+                    "labels": {"service": service},
+                    "warmup": 2,
+                    "window": 8,
+                    "metrics": [
+                        {"metric": ERRORS, "regression": "increase"},
+                        {"metric": LATENCY, "regression": "increase", "tolerance": 0.5},
+                        {"metric": ACCURACY, "regression": "decrease", "tolerance": 0.05},
+                    ],
+                },
+            ),
+            ActionDefinition(
+                name="promote",
+                action_type="ml",
+                parameters={
+                    "service_name": service,
+                    "model_version": "${model_version}",
+                    "verdict": "${steps.canary_analysis.output.verdict}",
+                },
+            ),
+            ActionDefinition(
+                name="rollback",
+                action_type="ml",
+                depends_on=["canary_analysis"],
+                parameters={
+                    "service_name": service,
+                    "model_version": "${model_version}",
+                    "verdict": "${steps.canary_analysis.output.verdict}",
+                },
+            ),
+        ],
+    )
+
+
+def deploy(engine: Any, recommender: Recommender, model: str, version: str, dataset: str) -> Any:
+    workflow = ml_model_deployment(recommender.name)
+    engine.workflow_manager.register_workflow(workflow)
+    return engine.run_workflow(
+        workflow.name, {"model_path": model, "validation_dataset": dataset, "model_version": version}
+    )
+
+
+def redeliver(step: str, run: Any) -> Any:
+    from automation.celery import app
+
+    return app.send_task(f"automation.action.ml.{step}", kwargs={"run_id": run.id, "step": step})
+
+
+def test_a_good_model_is_promoted(engine: Any, recommender: Recommender, ml_files: MlFiles) -> None:
+    before = recommender.pids()
+    run = deploy(engine, recommender, str(ml_files.v2), "v2", str(ml_files.validation_csv))
+
+    wait_for(lambda: run.step("canary_analysis").status == "running", timeout=120)
+    # During the analysis the canary serves beside the stable release: one replica of three.
+    assert recommender.versions() == ["v1", "v1", "v2"]
+    canary_pid = recommender.pids()[2]
+    # The deploy step's message delivered again (as after a crash before the ack): its output is handed
+    # on, nothing is deployed again.
+    again = redeliver("deploy_model", run).get(timeout=30)
+    assert again["deploy_model"] == run.step("deploy_model").output
+    assert recommender.pids()[2] == canary_pid
+
+    assert run.wait(180).status == "succeeded", run.steps
+    validated = run.step("validate_model").output
+    assert validated["passed"] is True and validated["score"] >= 0.92 and validated["n"] == 284
+    assert validated["model_format"] == "onnx"
+    deployed = run.step("deploy_model").output
+    assert (deployed["stable_version"], deployed["canary_version"], deployed["canary_replicas"]) == (
+        "v1",
+        "v2",
+        [2],
+    )
+    assert [r["old_pid"] for r in deployed["replicas"]] == [before[2]]
+    analysis = run.step("canary_analysis").output
+    assert analysis["verdict"] == "pass", analysis["reasons"]
+    for metric in analysis["metrics"]:
+        assert metric["baseline"]["n"] >= 10 and metric["canary"]["n"] >= 10, metric
+    promoted = run.step("promote").output
+    assert promoted["acted"] is True and promoted["stable_version"] == "v2"
+    assert [r["replica"] for r in promoted["replicas"]] == [0, 1]  # the canary's process is kept
+    skipped = run.step("rollback").output
+    assert skipped == {
+        "acted": False,
+        "verdict": "pass",
+        "reason": "verdict 'pass': roll back only on marginal, fail",
+    }
+    assert recommender.versions() == ["v2", "v2", "v2"]
+    assert recommender.pids()[2] == canary_pid
+    # The canary's process served the live traffic and exports it per version.
+    exported = httpx.get(f"http://127.0.0.1:{recommender.port + 2}/metrics", trust_env=False).text
+    assert 'model_requests_total{version="v2"}' in exported
+    assert all(step.attempts == 1 for step in run.steps), run.steps
+
+
+def test_a_model_below_the_threshold_is_stopped_at_validation(
+    engine: Any, recommender: Recommender, ml_files: MlFiles
+) -> None:
+    before = recommender.pids()
+
+    run = deploy(engine, recommender, str(ml_files.weak), "v0", str(ml_files.validation_parquet)).wait(120)
+
+    assert run.status == "failed"
+    validate = run.step("validate_model")
+    assert validate.status == "failed" and validate.attempts == 1  # not retried
+    assert "BelowThreshold" in validate.error and "below the acceptance threshold 0.92" in validate.error
+    assert str(ml_files.weak) in validate.error
+    assert {run.step(name).status for name in ("deploy_model", "canary_analysis", "promote", "rollback")} == {
+        "skipped"
+    }
+    assert recommender.pids() == before
+    assert recommender.versions() == ["v1"] * REPLICAS
+
+
+def test_a_model_slower_live_is_rolled_back(
+    engine: Any, recommender: Recommender, ml_files: MlFiles, worker: Worker
+) -> None:
+    before = recommender.pids()
+
+    run = deploy(engine, recommender, str(ml_files.slow), "v3", str(ml_files.validation_csv)).wait(180)
+
+    assert run.status == "succeeded", run.steps
+    assert run.step("validate_model").output["passed"] is True  # as accurate: validation cannot tell
+    analysis = run.step("canary_analysis").output
+    assert analysis["verdict"] == "fail", analysis
+    latency = next(m for m in analysis["metrics"] if m["name"] == LATENCY)
+    assert latency["outcome"] == "fail" and latency["change"] > 0.5
+    assert any(reason.startswith(f"{LATENCY} rose") for reason in analysis["reasons"])
+    rolled_back = run.step("rollback").output
+    assert rolled_back["acted"] is True and rolled_back["version"] == "v3"
+    assert (rolled_back["stable_version"], rolled_back["canary_version"]) == ("v1", None)
+    assert [r["replica"] for r in rolled_back["replicas"]] == [2]
+    assert run.step("promote").output["acted"] is False
+    assert recommender.versions() == ["v1"] * REPLICAS
+    assert recommender.pids()[:2] == before[:2]  # the stable replicas served throughout
+    assert all(step.attempts == 1 for step in run.steps), run.steps
+    # A late copy of the rollback's message, once the run is over, is dropped.
+    late = redeliver("rollback", run)
+    wait_for(lambda: worker.outcome(late.id) is not None)
+    assert worker.outcome(late.id) == "ignored"
+    assert recommender.versions() == ["v1"] * REPLICAS

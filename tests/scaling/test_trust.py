@@ -1,0 +1,95 @@
+"""The hybrid's trust in its forecast, kept between the loop's ticks: earned by a bound that holds and
+beats the trailing mean, refused otherwise (and the decision falls back to reactive, saying why), judged
+as the simulator's hybrid judges it, in a small JSON state."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from automation.scaling import trust
+from automation.scaling.choices import Basis
+from automation.scaling.control import Memory, decide
+from automation.scaling.fitting import ForecastPath
+from automation.scaling.load import LoadHistory
+from automation.scaling.policies import ForecastRecord, TrustSettings, forecast_record
+from tests.scaling.test_control import definition, path, situation
+
+STEP = 60.0
+START = 1_800_000_000.0
+SETTINGS = TrustSettings()
+LEAD = 600.0  # ten buckets
+
+
+def load(minute: int) -> float:
+    return 500.0 + 200.0 * math.sin(minute / 30.0)  # a load that moves: the trailing mean lags it
+
+
+def run(minutes: int, forecast: Callable[[float], float]) -> trust.TrustState:
+    """Tick once a minute: the history up to now, and a forecast of each bucket ahead from `forecast`."""
+    state = trust.TrustState(step=STEP)
+    for m in range(1, minutes + 1):
+        now = START + m * STEP
+        values = np.array([load(k) for k in range(m - 5, m)])
+        history = LoadHistory(start=now - 5 * STEP, step=STEP, values=values, observed=load(m))
+        times = now - STEP + STEP * np.arange(30)
+        mean = np.array([load(int(round((t - START) / STEP))) for t in times])
+        upper = np.array([forecast(v) for v in mean])
+        forecasted = ForecastPath(times=times, mean=mean, lower=mean, upper=upper, step=STEP, model="test")
+        state = trust.update(state, history, forecasted, now=now, lead=LEAD, settings=SETTINGS)
+        state = trust.TrustState.from_json(json.loads(json.dumps(state.as_json())), STEP)  # stored, read back
+    return state
+
+
+def test_a_bound_that_holds_and_beats_the_trailing_mean_earns_trust() -> None:
+    state = run(120, lambda mean: mean + 50)
+    record = trust.record(state, 0.95, SETTINGS)
+    assert record.earned, record.why
+    assert record.checks == 120 - 10 and record.hit_rate == 1.0 and record.skill > 0.5
+    assert len(json.dumps(state.as_json())) < 4000
+
+
+def test_a_bound_that_fails_loses_it_and_says_why() -> None:
+    record = trust.record(run(120, lambda mean: mean - 50), 0.95, SETTINGS)
+    assert not record.earned and record.hit_rate == 0.0
+    assert "q0.95 bound held 0.0%" in record.why
+    early = trust.record(run(15, lambda mean: mean + 50), 0.95, SETTINGS)
+    assert not early.earned and "checks of the forecast so far, 12 needed" in early.why
+
+
+def test_checks_older_than_the_window_are_dropped_and_a_new_step_starts_afresh() -> None:
+    short = TrustSettings(window=pd.Timedelta(hours=1))
+    state = trust.TrustState(step=STEP)
+    state.bins = [[START - 7200.0, 5.0, 5.0, 1.0, 2.0]]
+    history = LoadHistory(start=START, step=STEP, values=np.array([1.0]), observed=1.0)
+    state = trust.update(state, history, None, now=START + 2 * STEP, lead=LEAD, settings=short)
+    assert state.bins == [] and state.last == START
+    assert trust.TrustState.from_json(state.as_json(), 300.0).last != START  # another step: afresh
+
+
+def test_the_record_is_judged_as_the_simulators_hybrid_judges_it() -> None:
+    def judged(hits: int) -> ForecastRecord:
+        return forecast_record(
+            hits=hits, checks=100, error=10.0, trailing_error=20.0, quantile=0.95, trust=SETTINGS
+        )
+
+    # 95% nominal, 100 checks: 1.64 standard errors (3.6 points) of slack, so 90% is a significant shortfall.
+    assert not judged(90).earned and "below 91.4%" in judged(90).why
+    assert judged(93).earned
+
+
+def test_an_untrusted_forecast_leaves_the_hybrid_reactive_and_the_reason_says_why() -> None:
+    forecast = path([600.0] * 12 + [1140.0] + [600.0] * 4, width=100.0)  # would need 7 replicas
+    untrusted = trust.record(run(120, lambda mean: mean - 50), 0.95, SETTINGS)
+    outcome = decide(definition(policy="hybrid"), situation(600.0, 3, forecast, trust=untrusted), Memory())
+    assert (outcome.basis, outcome.desired) == (Basis.FALLBACK, 3)
+    assert outcome.reasons[0].startswith("forecast not trusted (q0.95 bound held 0.0%")
+    assert outcome.peak is not None  # the forecast is still logged
+    trusted = trust.record(run(120, lambda mean: mean + 50), 0.95, SETTINGS)
+    outcome = decide(definition(policy="hybrid"), situation(600.0, 3, forecast, trust=trusted), Memory())
+    assert (outcome.basis, outcome.desired) == (Basis.FORECAST, 7)
+    assert "q0.95 held 100.0%" in outcome.reasons[0]
