@@ -24,7 +24,7 @@ from automation.scaling import (
     simulate,
 )
 from automation.scaling.plot import plot_simulation
-from automation.scaling.policies import TrustSettings
+from automation.scaling.policies import HYBRID_QUANTILE, PredictiveSettings, TrustSettings, default_quantile
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -260,7 +260,10 @@ def test_a_hybrid_whose_forecast_has_earned_it_adds_capacity_over_the_reactive_f
 
 
 def test_the_forecast_record_needs_hits_at_the_nominal_level_and_skill() -> None:
-    hybrid = HybridPolicy(trust=TrustSettings(min_checks=4, z=0.0))
+    hybrid = HybridPolicy(
+        predictive=PredictivePolicy(settings=PredictiveSettings(quantile=0.95)),
+        trust=TrustSettings(min_checks=4, z=0.0),
+    )
     for check in [(True, 1.0, 2.0)] * 3:
         hybrid._add_check(check, 1000)
     assert not hybrid.record().earned and "3 checks" in hybrid.record().why
@@ -274,3 +277,15 @@ def test_the_forecast_record_needs_hits_at_the_nominal_level_and_skill() -> None
     for check in [(True, 1.0, 2.0)] * 4:
         hybrid._add_check(check, 4)
     assert hybrid.record().earned and hybrid.record().skill == pytest.approx(0.5)
+
+
+def test_the_hybrid_provisions_for_its_own_default_quantile() -> None:
+    # chosen leave-one-trace-out for the hybrid (benchmarks/bench_scaling_loo.py); predictive keeps 0.95
+    assert default_quantile("hybrid") == HYBRID_QUANTILE == 0.99
+    assert default_quantile("predictive") == PredictiveSettings().quantile == 0.95
+    hybrid = make_policy("hybrid")
+    assert isinstance(hybrid, HybridPolicy) and hybrid.predictive.settings.quantile == HYBRID_QUANTILE
+    assert HybridPolicy().predictive.settings.quantile == HYBRID_QUANTILE
+    predictive = make_policy("predictive")
+    assert isinstance(predictive, PredictivePolicy) and predictive.settings.quantile == 0.95
+    assert make_policy("hybrid", quantile=0.9).describe()["predictive"]["quantile"] == 0.9

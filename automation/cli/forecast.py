@@ -199,9 +199,9 @@ def scaling_group() -> None:
 @click.option(
     "--quantile",
     type=click.FloatRange(0.5, 1, max_open=True),
-    default=0.95,
-    show_default=True,
-    help="Forecast quantile the predictive policy provisions for.",
+    default=None,
+    help="Forecast quantile the policy provisions for (default: 0.99 for hybrid, chosen leave-one-trace-out; "
+    "0.95 for predictive).",
 )
 @click.option(
     "--lead-time",
@@ -257,7 +257,7 @@ def backtest_command(
     policy: str,
     capacity_per_replica: float,
     target_utilization: float,
-    quantile: float,
+    quantile: float | None,
     lead_time: pd.Timedelta,
     provisioning_delay: pd.Timedelta,
     decision_interval: pd.Timedelta | None,

@@ -1,5 +1,7 @@
-"""Whether forecasting can help a series at all: a daily cycle to learn, and no level shifts that make
-the past a poor guide. A scaling policy provisioning for a forecast of noise only adds cost."""
+"""Whether forecasting can help a series at all: a daily cycle to learn, no level shifts that make the
+past a poor guide, and a load that is demand rather than the output of an autoscaler (a step-shaped
+series, held on a few quantised levels, records past scaling decisions). A scaling policy provisioning
+for a forecast of noise, or of another controller's decisions, only adds cost."""
 
 from __future__ import annotations
 
@@ -9,11 +11,98 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from automation.forecasting.durations import format_duration
 from automation.forecasting.seasonality import DAILY_CYCLE_THRESHOLD, DAY, autocorrelation, steps_per
 from automation.forecasting.traces import Trace
 
 SHIFT_RATIO = 1.5
 SHIFT_DAYS = 7  # a week either side, so a weekly cycle is not a shift
+# a level counts when held for at least this many steps; the series is step-shaped when this share of
+# its known steps sit on such runs, on 2 to MAX_LEVELS levels (those holding 95% of that time) that are
+# whole multiples of one unit (replicas x capacity) within QUANTUM_TOLERANCE of it
+MIN_RUN_STEPS = 3
+FLAT_SHARE = 0.8
+MAX_LEVELS = 30
+QUANTUM_TOLERANCE = 0.02
+LEVEL_TIME_SHARE = 0.95
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepShape:
+    """How step-shaped a series is: the share of its known steps on flat runs (a value held at least
+    `MIN_RUN_STEPS` steps), the levels those runs hold (the fewest covering 95% of that time), their
+    common unit (NaN when they are not whole multiples of one), and whether it all adds up to the output
+    of an autoscaler rather than demand."""
+
+    flat_share: float
+    levels: tuple[float, ...]
+    unit: float
+    level_changes: int
+    autoscaled: bool
+
+    def describe(self, step: pd.Timedelta | None = None) -> str:
+        held = f"{MIN_RUN_STEPS} steps" if step is None else format_duration(step * MIN_RUN_STEPS)
+        return (
+            f"step-shaped: {len(self.levels)} levels, multiples of {self.unit:.4g}, "
+            f"{self.flat_share:.0%} of the time held {held} or more, {self.level_changes} level changes"
+        )
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "autoscaled": self.autoscaled,
+            "flat_share": round(self.flat_share, 3),
+            "levels": len(self.levels),
+            "unit": None if math.isnan(self.unit) else round(self.unit, 6),
+            "level_changes": self.level_changes,
+        }
+
+
+def step_shape(
+    values: np.ndarray,
+    *,
+    min_run: int = MIN_RUN_STEPS,
+    flat_share: float = FLAT_SHARE,
+    max_levels: int = MAX_LEVELS,
+    tolerance: float = QUANTUM_TOLERANCE,
+) -> StepShape:
+    """Whether `values` (NaN = unknown, skipped) look like an autoscaler's output: most of the time on
+    flat runs, on a few levels that are whole multiples of one unit. Idle-with-bursts (one level and
+    spikes), quantised but jittery metrics (short runs) and smooth loads do not qualify."""
+    y = np.asarray(values, dtype=float)
+    y = y[~np.isnan(y)]
+    none = StepShape(flat_share=0.0, levels=(), unit=math.nan, level_changes=0, autoscaled=False)
+    if len(y) < 2 * min_run:
+        return none
+    scale = np.maximum(np.abs(y[1:]), np.abs(y[:-1]))
+    same = np.abs(y[1:] - y[:-1]) <= 1e-9 * np.maximum(scale, 1e-12)
+    starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
+    lengths = np.diff(np.concatenate([starts, [len(y)]]))
+    flat = lengths >= min_run
+    share = float(lengths[flat].sum() / len(y))
+    if not flat.any():
+        return StepShape(flat_share=share, levels=(), unit=math.nan, level_changes=0, autoscaled=False)
+    held = np.round(y[starts[flat]], 9)
+    time_on = pd.Series(lengths[flat]).groupby(held).sum().sort_values(ascending=False)
+    covered = np.cumsum(time_on.to_numpy()) / time_on.sum()
+    kept = np.sort(time_on.index.to_numpy(dtype=float)[: int(np.searchsorted(covered, LEVEL_TIME_SHARE)) + 1])
+    sequence = held[np.isin(held, kept)]
+    changes = int((sequence[1:] != sequence[:-1]).sum())
+    unit = math.nan
+    if len(kept) >= 2:
+        gap = float(np.min(np.diff(kept)))
+        multiples = (kept - kept[0]) / gap
+        if gap > 0 and np.all(np.abs(multiples - np.round(multiples)) <= tolerance):
+            unit = gap
+    autoscaled = (
+        share >= flat_share and 2 <= len(kept) <= max_levels and not math.isnan(unit) and changes >= 2
+    )
+    return StepShape(
+        flat_share=share,
+        levels=tuple(float(v) for v in kept),
+        unit=unit,
+        level_changes=changes,
+        autoscaled=autoscaled,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +115,12 @@ class Applicability:
     level_shifts: tuple[pd.Timestamp, ...]
     applicable: bool
     reasons: tuple[str, ...]
+    step_shape: StepShape | None = None
+
+    @property
+    def autoscaler_output(self) -> bool:
+        """The load looks like the output of an autoscaler (see `step_shape`)."""
+        return self.step_shape is not None and self.step_shape.autoscaled
 
     def summary(self) -> dict[str, object]:
         return {
@@ -35,6 +130,8 @@ class Applicability:
             else round(self.daily_autocorrelation, 3),
             "daily_cycle": self.daily_cycle,
             "level_shifts": [t.isoformat() for t in self.level_shifts],
+            "autoscaler_output": self.autoscaler_output,
+            "step_shape": None if self.step_shape is None else self.step_shape.summary(),
             "reasons": list(self.reasons),
         }
 
@@ -79,14 +176,26 @@ def level_shifts(
     return tuple(shifts)
 
 
+def autoscaler_reason(shape: StepShape, step: pd.Timedelta | None = None) -> str:
+    """Why a step-shaped load is no demand to forecast, in words."""
+    return (
+        f"the load looks like the output of an autoscaler ({shape.describe(step)}): a forecast of it "
+        "predicts past scaling decisions, not the demand behind them"
+    )
+
+
 def assess_forecastability(trace: Trace, *, threshold: float = DAILY_CYCLE_THRESHOLD) -> Applicability:
-    """A daily cycle (autocorrelation one day back at least `threshold`) and no level shift."""
+    """A daily cycle (autocorrelation one day back at least `threshold`), no level shift, and a load that
+    is not the output of an autoscaler (`step_shape`)."""
     values = trace.load.to_numpy(dtype=float)
     lag = steps_per(DAY, trace.step)
     correlation = autocorrelation(values, lag) if lag else math.nan
     cycle = not math.isnan(correlation) and correlation >= threshold
     shifts = level_shifts(trace)
+    shape = step_shape(values)
     reasons = []
+    if shape.autoscaled:
+        reasons.append(autoscaler_reason(shape, trace.step))
     if not cycle:
         measured = "not measurable" if math.isnan(correlation) else f"{correlation:.2f}"
         reasons.append(
@@ -105,4 +214,5 @@ def assess_forecastability(trace: Trace, *, threshold: float = DAILY_CYCLE_THRES
         level_shifts=shifts,
         applicable=not reasons,
         reasons=tuple(reasons),
+        step_shape=shape,
     )

@@ -8,7 +8,8 @@ by backtest one day ahead); its interval is calibrated on that backtest's errors
 the longest horizon the backtest saw beyond it (the plan's notes say so, and warn when the horizon is long
 against the history: the far end of a 30-day plan made from one week is a seasonal extrapolation, not a
 validated forecast). A series without a daily cycle gets no forecast: the plan holds its observed peak and
-says why, instead of provisioning for noise.
+says why, instead of provisioning for noise. So does a load that looks like the output of an autoscaler
+(step-shaped, on a few quantised levels): its forecast would replay past scaling decisions, not demand.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automation.forecasting.applicability import autoscaler_reason, step_shape
 from automation.forecasting.durations import format_duration
 from automation.forecasting.errors import ForecastConfigError
 from automation.forecasting.forecaster import ForecasterSettings, fit_forecaster
@@ -126,6 +128,8 @@ class CapacityPlan:
     verdict: str
     advice: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the history looks like an autoscaler's output (step-shaped), not demand: no forecast was made
+    autoscaler_output: bool = False
 
     @property
     def capacity_at_max(self) -> float:
@@ -146,6 +150,7 @@ class CapacityPlan:
             "level": self.settings.level,
             "model": self.model,
             "forecast_applies": self.forecast_applies,
+            "autoscaler_output": self.autoscaler_output,
             "observed_peak": number(self.observed_peak),
             "observed_peak_at": when(self.observed_peak_at),
             "expected_peak": number(self.peak),
@@ -195,10 +200,15 @@ def plan_capacity(
     observed = float(known.max())
     steps = int(settings.horizon / settings.resolution)
     applies = has_daily_cycle(peaks.interpolate(limit_direction="both").to_numpy(), settings.resolution)
+    # at the history's own resolution: an hour's peak hides how long each level was held
+    shape = step_shape(pd.to_numeric(history, errors="coerce").to_numpy(dtype=float))
     span = known.index[-1] - known.index[0]
     if span < 2 * DAY:
         applies = False
         notes.append(f"{format_duration(span)} of history: too short to forecast (two days at least)")
+    elif shape.autoscaled:
+        applies = False
+        notes.append(f"{autoscaler_reason(shape, _step_of(history))}; the plan holds the observed peak")
     elif not applies:
         notes.append(
             "no daily cycle in the history: a forecast would be noise; the plan holds the observed peak"
@@ -256,7 +266,17 @@ def plan_capacity(
         verdict=verdict,
         advice=advice,
         notes=notes,
+        autoscaler_output=shape.autoscaled,
     )
+
+
+def _step_of(history: pd.Series) -> pd.Timedelta | None:
+    """The history's usual spacing (None when it cannot tell)."""
+    index = history.index
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return None
+    spacing = pd.Series(index).diff().median()
+    return None if pd.isna(spacing) or spacing <= pd.Timedelta(0) else pd.Timedelta(spacing)
 
 
 def _forecast(peaks: pd.Series, steps: int, settings: CapacitySettings) -> tuple[pd.DataFrame, str, int]:

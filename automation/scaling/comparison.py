@@ -17,7 +17,7 @@ import pandas as pd
 
 from automation.forecasting.durations import format_duration
 from automation.forecasting.traces import Trace
-from automation.scaling.policies import ForecastTape, ScalingLimits, make_policy
+from automation.scaling.policies import ForecastTape, ScalingLimits, TrustSettings, make_policy
 from automation.scaling.simulator import SimulationResult, SimulationSettings, simulate
 
 REACTIVE_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -156,6 +156,69 @@ class FrontierReport:
         }
 
 
+def reactive_curve(
+    trace: Trace,
+    *,
+    settings: SimulationSettings,
+    targets: Sequence[float] = REACTIVE_TARGETS,
+    reactive_interval: pd.Timedelta = REACTIVE_INTERVAL,
+    limits: ScalingLimits | None = None,
+) -> tuple[list[CostPoint], list[SimulationResult]]:
+    """Reactive (HPA) at every target, deciding every `reactive_interval`: its points and runs."""
+    reactive_settings = replace(settings, decision_interval=reactive_interval)
+    points, runs = [], []
+    for target in targets:
+        result = simulate(
+            trace,
+            make_policy("reactive", target_utilization=target, limits=limits),
+            settings=reactive_settings,
+        )
+        runs.append(result)
+        points.append(_point(f"reactive@{target:g}", result, target=target))
+    return points, runs
+
+
+def policy_curve(
+    trace: Trace,
+    *,
+    policy: str = "hybrid",
+    settings: SimulationSettings,
+    quantiles: Sequence[float] = POLICY_QUANTILES,
+    policy_targets: Sequence[float] | None = None,
+    policy_interval: pd.Timedelta | None = None,
+    limits: ScalingLimits | None = None,
+    refit_every: pd.Timedelta = pd.Timedelta(days=1),
+    tape: ForecastTape | None = None,
+    trust: TrustSettings | None = None,
+) -> tuple[list[CostPoint], list[SimulationResult], tuple[float, ...]]:
+    """The policy at every quantile (and, for `hybrid`, every floor target: `policy_targets`, default
+    `HYBRID_TARGETS`; `predictive` runs at its fallback target 0.7), deciding every `policy_interval`
+    (default 1 minute): its points, runs and the targets used. Pass `tape` to share one forecaster fit."""
+    policy_settings = replace(settings, decision_interval=policy_interval)
+    if policy != "hybrid":
+        policy_targets = (FIXED_TARGET,)
+    elif policy_targets is None:
+        policy_targets = HYBRID_TARGETS
+    tape = tape or ForecastTape(levels=tuple(sorted(set(quantiles))))
+    points, runs = [], []
+    for quantile in quantiles:
+        for target in policy_targets:
+            chosen = make_policy(
+                policy,
+                target_utilization=target,
+                quantile=quantile,
+                limits=limits,
+                refit_every=refit_every,
+                tape=tape,
+                trust=trust,
+            )
+            result = simulate(trace, chosen, settings=policy_settings)
+            runs.append(result)
+            label = f"{policy}@q{quantile:g}" + (f",t{target:g}" if policy == "hybrid" else "")
+            points.append(_point(label, result, target=target, quantile=quantile))
+    return points, runs, tuple(policy_targets)
+
+
 def sweep_frontier(
     trace: Trace,
     *,
@@ -169,6 +232,7 @@ def sweep_frontier(
     limits: ScalingLimits | None = None,
     refit_every: pd.Timedelta = pd.Timedelta(days=1),
     tape: ForecastTape | None = None,
+    trust: TrustSettings | None = None,
 ) -> FrontierReport:
     """Run reactive at every target (deciding every `reactive_interval`) and the policy at every quantile
     (deciding every `policy_interval`, default 1 minute) on `trace`. A policy with a reactive part
@@ -176,51 +240,34 @@ def sweep_frontier(
     `predictive` over quantiles at target 0.7 (its warm-up fallback). The forecaster is fitted once (see
     `ForecastTape`; pass one to share it with other sweeps of the same trace, e.g. at another capacity,
     when its levels cover `quantiles`)."""
-    reactive_settings = replace(settings, decision_interval=reactive_interval)
-    policy_settings = replace(settings, decision_interval=policy_interval)
-    runs: list[SimulationResult] = []
-    reactive_points = []
-    for target in targets:
-        result = simulate(
-            trace,
-            make_policy("reactive", target_utilization=target, limits=limits),
-            settings=reactive_settings,
-        )
-        runs.append(result)
-        reactive_points.append(_point(f"reactive@{target:g}", result, target=target))
-    if policy != "hybrid":
-        policy_targets = (FIXED_TARGET,)
-    elif policy_targets is None:
-        policy_targets = HYBRID_TARGETS
-    tape = tape or ForecastTape(levels=tuple(sorted(set(quantiles))))
-    policy_points = []
-    for quantile in quantiles:
-        for target in policy_targets:
-            chosen = make_policy(
-                policy,
-                target_utilization=target,
-                quantile=quantile,
-                limits=limits,
-                refit_every=refit_every,
-                tape=tape,
-            )
-            result = simulate(trace, chosen, settings=policy_settings)
-            runs.append(result)
-            label = f"{policy}@q{quantile:g}" + (f",t{target:g}" if policy == "hybrid" else "")
-            policy_points.append(_point(label, result, target=target, quantile=quantile))
+    reactive_points, runs = reactive_curve(
+        trace, settings=settings, targets=targets, reactive_interval=reactive_interval, limits=limits
+    )
+    policy_points, policy_runs, used_targets = policy_curve(
+        trace,
+        policy=policy,
+        settings=settings,
+        quantiles=quantiles,
+        policy_targets=policy_targets,
+        policy_interval=policy_interval,
+        limits=limits,
+        refit_every=refit_every,
+        tape=tape,
+        trust=trust,
+    )
     comparison = match_frontiers(reactive_points, policy_points)
     return FrontierReport(
         trace=trace.name,
         policy=policy,
         comparison=comparison,
-        runs=runs,
+        runs=runs + policy_runs,
         settings={
             "capacity_per_replica": round(settings.capacity_per_replica, 4),
             "provisioning_delay": format_duration(settings.provisioning_delay),
             "reactive_interval": format_duration(reactive_interval),
             "policy_interval": format_duration(policy_interval) if policy_interval else "1m",
             "targets": list(targets),
-            "policy_targets": list(policy_targets),
+            "policy_targets": list(used_targets),
             "quantiles": list(quantiles),
         },
     )

@@ -4,6 +4,7 @@ the window the new replicas will serve) and `hybrid` (the larger of the two), be
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +17,10 @@ import pandas as pd
 from automation.forecasting.errors import ForecastConfigError
 from automation.forecasting.forecaster import Forecast, ForecasterSettings, RollingForecaster
 
+#: The hybrid's default forecast quantile, chosen leave-one-trace-out over 20 traces (q 0.9, 0.95, 0.99;
+#: lead time 10 or 20 minutes; trust z 0 or 1.64) by `benchmarks/bench_scaling_loo.py`: picked in 19 of
+#: 20 folds, a weak preference (see docs/forecasting.md). The predictive policy keeps 0.95.
+HYBRID_QUANTILE = 0.99
 HPA_TOLERANCE = 0.1
 HPA_SCALE_DOWN_WINDOW = pd.Timedelta(minutes=5)
 HPA_SYNC_PERIOD = pd.Timedelta(seconds=15)
@@ -133,7 +138,7 @@ class ScalingPolicy:
             desired = min(desired, current + limits.max_step_up)
         if desired < current and limits.max_step_down is not None:
             desired = max(desired, current - limits.max_step_down)
-        desired = int(np.clip(desired, limits.min_replicas, limits.max_replicas))
+        desired = int(min(max(desired, limits.min_replicas), limits.max_replicas))
         reason = decision.reason
         if desired > current and _within(self._clock.last_up, limits.scale_up_cooldown, context.time):
             desired, reason = current, f"{reason}; scale-up cooldown"
@@ -149,8 +154,11 @@ class ScalingPolicy:
         return {"policy": self.name}
 
 
+_NO_TIME = pd.Timedelta(0)
+
+
 def _within(last: pd.Timestamp | None, cooldown: pd.Timedelta, now: pd.Timestamp) -> bool:
-    return last is not None and cooldown > pd.Timedelta(0) and now - last < cooldown
+    return last is not None and cooldown > _NO_TIME and now - last < cooldown
 
 
 class ReactivePolicy(ScalingPolicy):
@@ -217,16 +225,18 @@ class ReactivePolicy(ScalingPolicy):
         self._last_seen = (context.time, current)
         if rule is None:
             return None
-        while self._scale_ups and self._scale_ups[0][0] <= context.time - rule.period:
-            self._scale_ups.popleft()
+        if self._scale_ups:
+            since = context.time.value - rule.period.value  # nanoseconds: Timestamp arithmetic is slow
+            while self._scale_ups and self._scale_ups[0][0].value <= since:
+                self._scale_ups.popleft()
         added = sum(count for _, count in self._scale_ups)
         return rule.limit(max(0, current - added))
 
     def recommend(self, context: DecisionContext) -> Decision:
         proposal, reason = self.raw_recommendation(context)
         limit = self._scale_up_limit(context)
-        cutoff = context.time - self.scale_down_window
-        while self.recommendations and self.recommendations[0][0] <= cutoff:
+        cutoff = context.time.value - self.scale_down_window.value  # nanoseconds, as above
+        while self.recommendations and self.recommendations[0][0].value <= cutoff:
             self.recommendations.popleft()
         # like the HPA controller: the current proposal plus those stored within the window
         stabilised = max([proposal] + [r for _, r in self.recommendations])
@@ -276,9 +286,11 @@ class PredictiveSettings:
 @dataclass(kw_only=True)
 class ForecastTape:
     """Forecasts of one trace, recorded by the first run (one per completed trace step, at every level of a
-    sweep) and replayed by later runs with the same trace, forecaster settings and horizon. The forecaster
-    sees only the load, never a policy's decisions, so its forecasts do not depend on the quantile or the
-    utilisation target; a sweep fits once instead of once per point."""
+    sweep) and replayed by later runs with the same trace, forecaster settings and a horizon no longer than
+    the tape's. The forecaster sees only the load, never a policy's decisions, so its forecasts do not
+    depend on the quantile or the utilisation target; a sweep fits once instead of once per point. Set
+    `horizon` before the first run to record for the longest lead time a sweep will replay (the forecaster
+    is then fitted and chosen for that horizon)."""
 
     levels: tuple[float, ...]
     horizon: int = 0
@@ -289,6 +301,7 @@ class ForecastTape:
     models: dict[str, int] = field(default_factory=dict)
     step: pd.Timedelta | None = None
     complete: bool = False
+    _grid: tuple[pd.DatetimeIndex, bool] | None = field(default=None, repr=False)  # (grid, regular)
 
     def record(self, forecast: Forecast | None, *, last_time: pd.Timestamp, model: str) -> None:
         self.times.append(last_time)
@@ -309,10 +322,25 @@ class ForecastTape:
         if mean is None or quantiles is None or self.step is None:
             return None
         row = quantiles[self.levels.index(level)]
-        times = pd.date_range(self.times[index] + self.step, periods=steps, freq=self.step)
         return Forecast(
-            index=times, mean=mean[:steps], quantiles={level: row[:steps]}, model=self.model_names[index]
+            index=self._index(index, steps),
+            mean=mean[:steps],
+            quantiles={level: row[:steps]},
+            model=self.model_names[index],
         )
+
+    def _index(self, index: int, steps: int) -> pd.DatetimeIndex:
+        """The `steps` times after the forecast made after `index + 1` completed steps: a slice of one grid
+        built once (a forecaster's times advance one step per completed step), not a range per step."""
+        assert self.step is not None
+        size = len(self.times) + max(self.horizon, steps)
+        if self._grid is None or (self._grid[1] and len(self._grid[0]) < size):
+            grid = pd.date_range(self.times[0] + self.step, periods=size, freq=self.step)
+            self._grid = (grid, bool(grid[len(self.times) - 1] == self.times[-1] + self.step))
+        grid, regular = self._grid
+        if not regular:
+            return pd.date_range(self.times[index] + self.step, periods=steps, freq=self.step)
+        return grid[index : index + steps]
 
 
 class PredictivePolicy(ScalingPolicy):
@@ -390,14 +418,16 @@ class PredictivePolicy(ScalingPolicy):
         )
         tape = self.tape
         if tape is not None:
-            if tape.complete and tape.horizon != last:
+            if tape.complete and tape.horizon < last:
                 raise ForecastConfigError(
                     "tape", f"recorded with a {tape.horizon}-step horizon, this run needs {last}"
                 )
             if self.settings.quantile not in tape.levels:
                 raise ForecastConfigError("quantile", f"{self.settings.quantile} is not on the tape")
             if not tape.complete:
-                tape.horizon, tape.step = last, step
+                # a horizon set beforehand (for a longer lead time in the same sweep) is kept
+                tape.horizon, tape.step = max(tape.horizon, last), step
+            last = tape.horizon
         if not self.replaying:
             self._ensure_forecaster(start, step, last)
         self.horizon_steps = last
@@ -461,8 +491,8 @@ class PredictivePolicy(ScalingPolicy):
             return None
         upper = prediction.quantiles[self.settings.quantile]
         capacity = context.capacity_per_replica
-        needed = math.ceil(float(np.max(upper[first - 1 : last])) / capacity - 1e-9)
-        keep = math.ceil(float(np.max(upper[:last])) / capacity - 1e-9)
+        needed = math.ceil(float(upper[first - 1 : last].max()) / capacity - 1e-9)
+        keep = math.ceil(float(upper[:last].max()) / capacity - 1e-9)
         return needed, keep, prediction, (first, last)
 
     def recommend(self, context: DecisionContext) -> Decision:
@@ -600,7 +630,9 @@ class HybridPolicy(ScalingPolicy):
     ) -> None:
         super().__init__(limits=limits)
         self.reactive = reactive or ReactivePolicy()
-        self.predictive = predictive or PredictivePolicy(fallback=ReactivePolicy())
+        self.predictive = predictive or PredictivePolicy(
+            settings=PredictiveSettings(quantile=HYBRID_QUANTILE), fallback=ReactivePolicy()
+        )
         self.trust = trust or TrustSettings()
         self.step: pd.Timedelta | None = None
         self.lead_steps = 0
@@ -760,6 +792,7 @@ class HybridPolicy(ScalingPolicy):
         }
 
 
+@functools.lru_cache(maxsize=4096)
 def forecast_window(
     *,
     step: pd.Timedelta,
@@ -793,26 +826,35 @@ def make_policy(
     name: str,
     *,
     target_utilization: float = 0.7,
-    quantile: float = 0.95,
+    quantile: float | None = None,
     limits: ScalingLimits | None = None,
     forecaster: ForecasterSettings | None = None,
     refit_every: pd.Timedelta = pd.Timedelta(days=1),
     tape: ForecastTape | None = None,
+    trust: TrustSettings | None = None,
 ) -> ScalingPolicy:
-    """Build a registered policy with the common options; unknown names are an error. `tape` shares one
-    trace's forecasts across the runs of a sweep (see `ForecastTape`)."""
+    """Build a registered policy with the common options; unknown names are an error. `quantile` defaults
+    to `default_quantile(name)`; `tape` shares one trace's forecasts across the runs of a sweep (see
+    `ForecastTape`); `trust` is the hybrid's gate (see `TrustSettings`; other policies ignore it)."""
     if name not in _POLICIES:
         raise ForecastConfigError(
             "policy", f"unknown policy {name!r}; choose from {', '.join(policy_names())}"
         )
     return _POLICIES[name](
         target_utilization=target_utilization,
-        quantile=quantile,
+        quantile=default_quantile(name) if quantile is None else quantile,
         limits=limits,
         forecaster=forecaster or ForecasterSettings(),
         refit_every=refit_every,
         tape=tape,
+        trust=trust,
     )
+
+
+def default_quantile(policy: str) -> float:
+    """The forecast quantile a policy provisions for unless told: `HYBRID_QUANTILE` for the hybrid, the
+    predictive policy's own default (0.95) otherwise."""
+    return HYBRID_QUANTILE if policy == "hybrid" else PredictiveSettings().quantile
 
 
 def _reactive(*, target_utilization: float, limits: ScalingLimits | None, **_: Any) -> ScalingPolicy:
@@ -833,6 +875,7 @@ def _predictive(
     forecaster: ForecasterSettings,
     refit_every: pd.Timedelta,
     tape: ForecastTape | None = None,
+    **_: Any,
 ) -> ScalingPolicy:
     return PredictivePolicy(
         settings=_predictive_settings(quantile, forecaster, refit_every),
@@ -850,6 +893,7 @@ def _hybrid(
     forecaster: ForecasterSettings,
     refit_every: pd.Timedelta,
     tape: ForecastTape | None = None,
+    trust: TrustSettings | None = None,
 ) -> ScalingPolicy:
     predictive = PredictivePolicy(
         settings=_predictive_settings(quantile, forecaster, refit_every),
@@ -857,7 +901,10 @@ def _hybrid(
         tape=tape,
     )
     return HybridPolicy(
-        predictive=predictive, reactive=ReactivePolicy(target_utilization=target_utilization), limits=limits
+        predictive=predictive,
+        reactive=ReactivePolicy(target_utilization=target_utilization),
+        limits=limits,
+        trust=trust,
     )
 
 
