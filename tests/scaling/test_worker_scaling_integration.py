@@ -359,6 +359,9 @@ def test_a_celery_target_of_the_beat_loop_scales_its_workers_under_a_flood_every
         assert run.idempotency_key == f"scaling:{name}:{decision.slot}" and run.queue == "critical"
         assert run.inputs == {"replicas": decision.desired_replicas} and decision.reasons
     ordered = sorted(scale_runs.values(), key=lambda run: run.created_at)
+    # The last scale-in's workers are gone (above); its run records that a moment later.
+    scale_rows = WorkflowRun.objects.filter(workflow__name=f"scaling.{name}")
+    wait_for(lambda: not scale_rows.filter(status__in=RunStatus.ACTIVE).exists(), timeout=60)
     for run in ordered:
         run.refresh_from_db()
     assert {run.status for run in ordered} == {RunStatus.SUCCEEDED}, timeline
