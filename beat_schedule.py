@@ -32,6 +32,9 @@ INCIDENT_SWEEP_INTERVAL = float(os.environ.get("AUTOMATION_INCIDENT_SWEEP_INTERV
 #: opens, its first level at once: the tick is nudged).
 ESCALATION_INTERVAL = float(os.environ.get("AUTOMATION_ESCALATION_INTERVAL", "5"))
 
+#: Finished runs and steps are added to the metric tallies this often (automation/runs/tallies.py).
+TALLY_INTERVAL = 60.0
+
 #: Names of the entries whose period follows `monitoring_interval`.
 MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
@@ -58,6 +61,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.monitoring.settle_lost_steps",
             "schedule": every,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": every},
+        },
+        "automation-add-up-finished": {
+            "task": "automation.monitoring.add_up_finished",
+            "schedule": TALLY_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": TALLY_INTERVAL},
         },
         "automation-alerting-evaluate": {
             "task": "automation.alerting.evaluate",

@@ -1,16 +1,17 @@
 """Prometheus metrics of the engine (the seed's names), computed from the durable state on scrape.
 
 Counted from durable events, not by each process: `workflow_executions_total` and the run and step
-durations are read from the finished runs and steps in PostgreSQL (runs are never deleted), so every API
-process and host answers the same totals, a worker restart loses nothing, and no process keeps counts
-that die with it — which prometheus-client's multiprocess mode would need shared files and one host for.
-The reads are grouped aggregates, cached for `CACHE_SECONDS` per process.
+durations are read from the finished runs and steps in PostgreSQL, so every API process and host answers
+the same totals, a worker restart loses nothing, and no process keeps counts that die with it — which
+prometheus-client's multiprocess mode would need shared files and one host for. A scrape reads the
+tallies Beat keeps of the finished rows plus the few not yet added (automation/runs/tallies.py), not the
+whole run and step tables; the read is cached for `CACHE_SECONDS` per process.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,12 +19,11 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from automation.runs.tallies import BUCKETS, RUN, STEP, Counts, read_counts
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 #: A scrape within this many seconds of the last reads the same aggregates.
 CACHE_SECONDS = 5.0
-#: Upper bounds (seconds) of the duration histograms' buckets.
-RUN_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-STEP_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 WORKFLOW_RUNS = Gauge(
     "automation_workflow_runs", "Workflow runs by status", ["workflow", "status"], registry=REGISTRY
@@ -69,7 +69,6 @@ EFFICIENCY = Gauge(
 
 
 def refresh_from_database() -> None:
-    from django.db.models import Count
     from django.utils import timezone
 
     from automation.choices import RunStatus
@@ -77,15 +76,21 @@ def refresh_from_database() -> None:
     from automation.fleet.services import list_nodes
     from automation.models import DeadLetter, WorkflowRun
 
+    counts = _counts()
     WORKFLOW_RUNS.clear()
-    for row in WorkflowRun.objects.values("workflow__name", "status").annotate(n=Count("id")):
-        WORKFLOW_RUNS.labels(row["workflow__name"], row["status"]).set(row["n"])
+    for (workflow, status), done in counts.of(RUN).items():
+        WORKFLOW_RUNS.labels(workflow, status).set(done.count)
+    for (workflow, status), n in counts.active.items():
+        WORKFLOW_RUNS.labels(workflow, status).set(n)
+    ACTIVE_WORKFLOWS.set(sum(counts.active.values()))
     active = WorkflowRun.objects.filter(status__in=RunStatus.ACTIVE)
-    ACTIVE_WORKFLOWS.set(active.count())
     oldest = active.order_by("created_at").values_list("created_at", flat=True).first()
     OLDEST_ACTIVE_RUN.set((timezone.now() - oldest).total_seconds() if oldest else 0.0)
     RUNNING_ACTIONS.set(get_coordinator().running_actions())
-    recent = WorkflowRun.objects.filter(finished_at__gte=timezone.now() - timedelta(days=1))
+    # Runs created in the last day (the (status, created_at) index), of those that have finished.
+    recent = WorkflowRun.objects.filter(
+        status__in=RunStatus.TERMINAL, created_at__gte=timezone.now() - timedelta(days=1)
+    )
     finished = recent.count()
     EFFICIENCY.set(recent.filter(status=RunStatus.SUCCEEDED).count() / finished if finished else 1.0)
     DEAD_LETTERS.set(DeadLetter.objects.count())
@@ -134,92 +139,65 @@ def _refresh_queues() -> None:
         QUEUE_DEPTH.labels(load.queue, "reserved").set(load.reserved)
 
 
-def _duration_rows(model: Any, label: str, buckets: Iterable[float]) -> list[dict[str, Any]]:
-    """Finished rows of `model` grouped by `label`: count, summed seconds, and count per bucket bound."""
-    from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
-
-    from automation.choices import RunStatus
-
-    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    finished = model.objects.filter(
-        status__in=RunStatus.TERMINAL, started_at__isnull=False, finished_at__isnull=False
-    ).annotate(duration=duration)
-    counts = {
-        f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(buckets)
-    }
-    return list(finished.values(label).annotate(total=Count("id"), seconds=Sum("duration"), **counts))
+_cached: tuple[float, Counts] | None = None
 
 
-def _status_rows(model: Any, label: str) -> list[tuple[str, str, int]]:
-    from django.db.models import Count
+def _counts() -> Counts:
+    """Every finished run and step and the active runs, read at most once per `CACHE_SECONDS`."""
+    global _cached
+    now = time.monotonic()
+    if _cached is None or now - _cached[0] > CACHE_SECONDS:
+        _cached = (now, read_counts())
+    return _cached[1]
 
-    from automation.choices import RunStatus
 
-    rows = model.objects.filter(status__in=RunStatus.TERMINAL).values_list(label, "status")
-    return [(name, status, n) for name, status, n in rows.annotate(n=Count("id"))]
-
-
-def _histogram(
-    name: str, doc: str, label: str, rows: list[dict[str, Any]], key: str, buckets: tuple[float, ...]
-) -> HistogramMetricFamily:
+def _histogram(name: str, doc: str, label: str, counts: Counts, kind: str) -> HistogramMetricFamily:
+    bounds = BUCKETS[kind]
     family = HistogramMetricFamily(name, doc, labels=[label])
-    for row in rows:
-        cumulative = [(f"{bound:g}", float(row[f"le{i}"])) for i, bound in enumerate(buckets)]
-        cumulative.append(("+Inf", float(row["total"])))
-        seconds = row["seconds"]
-        total = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds or 0.0)
-        family.add_metric([str(row[key])], cumulative, total)
+    for value, count in sorted(counts.timed_by_label(kind).items()):
+        buckets = list(count.buckets) + [0] * (len(bounds) - len(count.buckets))
+        cumulative = [(f"{bound:g}", float(n)) for bound, n in zip(bounds, buckets, strict=True)]
+        cumulative.append(("+Inf", float(count.timed)))
+        family.add_metric([value], cumulative, count.seconds)
     return family
 
 
 class DurableCounts(Collector):
-    """The counters and histograms read from finished runs and steps (see the module's docstring)."""
-
-    def __init__(self) -> None:
-        self._cached: tuple[float, list[Any]] | None = None
+    """The counters and histograms of finished runs and steps (see the module's docstring)."""
 
     def describe(self) -> list[Any]:
         return []  # computed on collect only (no database access when the collector is registered)
 
     def collect(self) -> Iterator[Any]:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > CACHE_SECONDS:
-            self._cached = (now, self._read())
-        yield from self._cached[1]
-
-    def _read(self) -> list[Any]:
-        from automation.models import StepRun, WorkflowRun
-
+        counts = _counts()
         runs = CounterMetricFamily(
             "workflow_executions", "Finished workflow runs by final status", labels=["workflow", "status"]
         )
-        for workflow, status, count in _status_rows(WorkflowRun, "workflow__name"):
-            runs.add_metric([workflow, status], count)
+        for (workflow, status), count in sorted(counts.of(RUN).items()):
+            runs.add_metric([workflow, status], count.count)
         steps = CounterMetricFamily(
             "automation_action_executions",
             "Finished steps by action type and final status",
             labels=["action_type", "status"],
         )
-        for action_type, status, count in _status_rows(StepRun, "action_type"):
-            steps.add_metric([action_type, status], count)
-        run_seconds = _histogram(
+        for (action_type, status), count in sorted(counts.of(STEP).items()):
+            steps.add_metric([action_type, status], count.count)
+        yield runs
+        yield _histogram(
             "workflow_execution_duration_seconds",
             "Time from a run's start to its end",
             "workflow",
-            _duration_rows(WorkflowRun, "workflow__name", RUN_BUCKETS),
-            "workflow__name",
-            RUN_BUCKETS,
+            counts,
+            RUN,
         )
-        step_seconds = _histogram(
+        yield steps
+        yield _histogram(
             "automation_action_duration_seconds",
             "Time from a step's first claim to its end (retries and waits included)",
             "action_type",
-            _duration_rows(StepRun, "action_type", STEP_BUCKETS),
-            "action_type",
-            STEP_BUCKETS,
+            counts,
+            STEP,
         )
-        return [runs, run_seconds, steps, step_seconds]
 
 
 REGISTRY.register(DurableCounts())

@@ -23,7 +23,7 @@ from automation.models.incidents import (
     IncidentEvent,
     Service,
 )
-from automation.models.runs import StepRun, WorkflowRun
+from automation.models.runs import RunTally, StepRun, WorkflowRun
 from automation.models.scaling import ScalingDecision, ScalingState, ScalingTarget
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "ScalingDecision",
     "ScalingState",
     "ScalingTarget",
+    "RunTally",
     "StepRun",
     "WorkerNode",
     "Workflow",

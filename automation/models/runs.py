@@ -32,6 +32,9 @@ class WorkflowRun(models.Model):
     redispatch_requested_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: Set once the finished run is added to the metric tallies (automation.runs.tallies): the scrape
+    #: reads the tallies and only the finished runs not yet added, never the whole table.
+    counted = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -47,6 +50,7 @@ class WorkflowRun(models.Model):
                 name="run_redispatch_requested",
                 condition=models.Q(redispatch_requested_at__isnull=False),
             ),
+            models.Index(fields=["id"], name="run_uncounted", condition=models.Q(counted=False)),
         ]
 
     def __str__(self) -> str:
@@ -82,11 +86,37 @@ class StepRun(models.Model):
     claim_token = models.CharField(max_length=32, default="", blank=True)
     #: When a deferred step's message is due again; overdue by much, its message was lost.
     due_at = models.DateTimeField(null=True, blank=True)
+    #: As WorkflowRun.counted. Claims and completions never write it, so their updates stay HOT.
+    counted = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["run", "position"]
         # No index on the columns a claim or a completion writes: updates of a step row stay HOT.
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="step_run_name_unique")]
+        indexes = [models.Index(fields=["id"], name="step_uncounted", condition=models.Q(counted=False))]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class RunTally(models.Model):
+    """Finished runs (kind `run`, label = workflow) or steps (kind `step`, label = action type) of one
+    final status, already added up for the metrics: their number, how many had a start and an end,
+    their summed duration and their count per duration bucket (cumulative, the bounds of
+    automation.runs.tallies). Changed only through automation.runs.tallies."""
+
+    kind = models.CharField(max_length=8)
+    label = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=RunStatus.CHOICES)
+    count = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    buckets = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "label", "status"], name="run_tally_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.label} {self.status}: {self.count}"
