@@ -17,7 +17,7 @@ import yaml
 
 from automation import ActionDefinition, WorkflowDefinition
 from automation.alerting.exposition import PushedSample
-from automation.demo.load_generator import ACCURACY, ERRORS, LATENCY, LoadGenerator
+from automation.demo.load_generator import ACCURACY, ERROR_COUNT, ERRORS, LATENCY, REQUESTS, LoadGenerator
 from tests.conftest import ROOT, SERVICES_FILE, Worker, unique, wait_for
 from tests.ml.conftest import MlFiles
 from tests.peers import HttpPeer
@@ -142,7 +142,7 @@ def ml_model_deployment(service: str) -> WorkflowDefinition:
                     "warmup": 2,
                     "window": 8,
                     "metrics": [
-                        {"metric": ERRORS, "regression": "increase"},
+                        {"metric": ERROR_COUNT, "denominator": REQUESTS, "name": ERRORS},
                         {"metric": LATENCY, "regression": "increase", "tolerance": 0.5},
                         {"metric": ACCURACY, "regression": "decrease", "tolerance": 0.05},
                     ],
