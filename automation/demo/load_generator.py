@@ -4,7 +4,8 @@ Labelled rows are sent to every replica of a service (one sender per replica); e
 per replica and per version that answered, these samples are pushed: `model_latency_seconds` (the mean
 time to an answer), `model_error_ratio` (answers that were errors) and `model_accuracy` (predictions equal
 to the label), and the counts behind the error ratio, `model_requests` (answers) and `model_errors` (a
-canary analysis judges the error rate on these counts, as a proportion), labelled `service`, `version` (what the replica answered with) and `replica` (its port).
+canary analysis judges the error rate on these counts, as a proportion), labelled `service`, `version`
+(what the replica answered with) and `replica` (its port).
 A replica that does not answer at all (it is being replaced) is not counted for any version.
 
 Run it against a `local` service and the engine's push API:
