@@ -146,6 +146,7 @@ def test_a_canary_whose_metrics_cannot_be_read_fails_so_that_it_is_rolled_back()
 
     assert output["verdict"] == "fail" and output["metrics"] == []
     assert "the alerting document sets no `prometheus.url`" in output["reasons"][0]
+    assert output["summary"] == f"canary v2 vs baseline v1: verdict fail (score 0): {output['reasons'][0]}"
     # A source that may answer later is asked again (the step parked, not an attempt), then judged failed.
     apply_document({"prometheus": {"url": "http://127.0.0.1:9", "timeout": 1}})  # nothing listens there
     try:
