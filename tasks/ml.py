@@ -112,6 +112,7 @@ def deploy_model(ctx: ActionContext, params: DeployModelParams) -> dict[str, Any
         "verdict",
         "score",
         "reasons",
+        "summary",
         "metrics",
         "baseline_version",
         "canary_version",
@@ -122,7 +123,8 @@ def deploy_model(ctx: ActionContext, params: DeployModelParams) -> dict[str, Any
     ),
 )
 def canary_analysis(ctx: ActionContext, params: CanaryAnalysisParams) -> dict[str, Any]:
-    """Judge canary against baseline on live metrics (Mann-Whitney U each, weighted): pass/marginal/fail."""
+    """Judge canary against baseline on live metrics (Mann-Whitney U, or two proportions for a rate with a
+    denominator; weighted): pass/marginal/fail."""
     now = time.time()
     started = float(ctx.state.get("started_at") or now)
     start, end = started + params.warmup, started + params.warmup + params.window
@@ -135,21 +137,25 @@ def canary_analysis(ctx: ActionContext, params: CanaryAnalysisParams) -> dict[st
     from automation.ml.samples import open_source, read_sides
 
     checks = [
-        MetricCheck(m.shown_name, m.regression, m.weight, m.critical, m.tolerance) for m in params.metrics
+        MetricCheck(m.shown_name, m.regression, m.weight, m.critical, m.tolerance, m.denominator)
+        for m in params.metrics
     ]
     wanted = [(m.shown_name, m.metric, {**params.labels, **m.labels}) for m in params.metrics]
+    totals_wanted = [
+        (m.shown_name, m.denominator, {**params.labels, **m.labels}) for m in params.metrics if m.denominator
+    ]
+    sides: dict[str, Any] = {
+        "version_label": params.version_label,
+        "baseline": params.baseline_version,
+        "canary": params.canary_version,
+        "start": start,
+        "end": end,
+    }
     try:
         source = open_source(params.source)
         try:
-            samples = read_sides(
-                source,
-                wanted,
-                version_label=params.version_label,
-                baseline=params.baseline_version,
-                canary=params.canary_version,
-                start=start,
-                end=end,
-            )
+            samples = read_sides(source, wanted, **sides)
+            totals = read_sides(source, totals_wanted, **sides) if totals_wanted else {}
         finally:
             if hasattr(source, "close"):
                 source.close()
@@ -171,13 +177,23 @@ def canary_analysis(ctx: ActionContext, params: CanaryAnalysisParams) -> dict[st
         pass_score=params.pass_score,
         marginal_score=params.marginal_score,
         min_samples=params.min_samples,
+        totals=totals,
     )
     return {
         **judgement.to_dict(),
+        "summary": verdict_summary(params, judgement.verdict, judgement.score, judgement.reasons),
         "baseline_version": params.baseline_version,
         "canary_version": params.canary_version,
         "window": {"start": start, "end": end, "source": params.source},
     }
+
+
+def verdict_summary(params: CanaryAnalysisParams, verdict: str, score: float, reasons: list[str]) -> str:
+    """One line for people (a notification's text): the verdict, its score and its reasons."""
+    return (
+        f"canary {params.canary_version} vs baseline {params.baseline_version}: verdict {verdict} "
+        f"(score {score:g}): " + "; ".join(reasons)
+    )
 
 
 def unjudged(params: CanaryAnalysisParams, start: float, end: float, reason: str) -> dict[str, Any]:
@@ -188,6 +204,7 @@ def unjudged(params: CanaryAnalysisParams, start: float, end: float, reason: str
         "verdict": Verdict.FAIL,
         "score": 0.0,
         "reasons": [reason],
+        "summary": verdict_summary(params, Verdict.FAIL, 0.0, [reason]),
         "metrics": [],
         "confidence": params.confidence,
         "pass_score": params.pass_score,
@@ -198,20 +215,31 @@ def unjudged(params: CanaryAnalysisParams, start: float, end: float, reason: str
     }
 
 
-def _skipped(verdict: str | None, acts_on: list[str], operation: str) -> dict[str, Any] | None:
+#: How a conclusion reads in its `summary`, done and not done.
+DONE = {"promote": "promoted", "roll back": "rolled back"}
+NOT_DONE = {"promote": "not promoted", "roll back": "not rolled back"}
+
+
+def _model(version: str | None) -> str:
+    return f"model {version} " if version else "the canary "
+
+
+def _skipped(params: Any, acts_on: list[str], operation: str) -> dict[str, Any] | None:
     """The output of a conclusion step that does not act on this verdict, or None when it acts."""
+    verdict = params.verdict
     if verdict is None or verdict in acts_on:
         return None
     return {
         "acted": False,
         "verdict": verdict,
         "reason": f"verdict '{verdict}': {operation} only on {', '.join(acts_on)}",
+        "summary": f"{_model(params.model_version)}{NOT_DONE[operation]} (verdict {verdict})",
     }
 
 
 def _conclude(ctx: ActionContext, params: Any, acts_on: list[str], operation: str) -> dict[str, Any]:
     """A conclusion step: the provider's promote or rollback when the verdict is one it acts on."""
-    skipped = _skipped(params.verdict, acts_on, operation)
+    skipped = _skipped(params, acts_on, operation)
     if skipped is not None:
         return skipped
     provider = _provider(params.provider)
@@ -223,13 +251,15 @@ def _conclude(ctx: ActionContext, params: Any, acts_on: list[str], operation: st
         health_timeout=params.health_timeout,
         idempotency_key=ctx.idempotency_key,
     )
-    return {"acted": True, "verdict": params.verdict, **result}
+    serving = f": {result['stable_version']} serves every replica" if result.get("stable_version") else ""
+    summary = f"{_model(result.get('version') or params.model_version)}{DONE[operation]}{serving}"
+    return {"acted": True, "verdict": params.verdict, **result, "summary": summary}
 
 
 @action(
     "ml.promote",
     params=PromoteParams,
-    outputs=("acted", "verdict", "reason (when not acted)", *RELEASE_FIELDS),
+    outputs=("acted", "verdict", "reason (when not acted)", "summary", *RELEASE_FIELDS),
 )
 def promote(ctx: ActionContext, params: PromoteParams) -> dict[str, Any]:
     """Make the canary the stable release on every replica (only on `promote_on` verdicts when given)."""
@@ -239,7 +269,7 @@ def promote(ctx: ActionContext, params: PromoteParams) -> dict[str, Any]:
 @action(
     "ml.rollback",
     params=RollbackParams,
-    outputs=("acted", "verdict", "reason (when not acted)", *RELEASE_FIELDS),
+    outputs=("acted", "verdict", "reason (when not acted)", "summary", *RELEASE_FIELDS),
 )
 def rollback(ctx: ActionContext, params: RollbackParams) -> dict[str, Any]:
     """Put the canary's replicas back on the stable release (only on `rollback_on` verdicts when given)."""

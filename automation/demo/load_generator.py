@@ -1,9 +1,11 @@
 """Traffic for the demo model service, and the live metrics a canary analysis reads.
 
 Labelled rows are sent to every replica of a service (one sender per replica); every `interval` seconds,
-per replica and per version that answered, three samples are pushed: `model_latency_seconds` (the mean
+per replica and per version that answered, these samples are pushed: `model_latency_seconds` (the mean
 time to an answer), `model_error_ratio` (answers that were errors) and `model_accuracy` (predictions equal
-to the label), labelled `service`, `version` (what the replica answered with) and `replica` (its port).
+to the label), and the counts behind the error ratio, `model_requests` (answers) and `model_errors` (a
+canary analysis judges the error rate on these counts, as a proportion), labelled `service`, `version`
+(what the replica answered with) and `replica` (its port).
 A replica that does not answer at all (it is being replaced) is not counted for any version.
 
 Run it against a `local` service and the engine's push API:
@@ -28,6 +30,8 @@ from automation.alerting.exposition import PushedSample
 LATENCY = "model_latency_seconds"
 ERRORS = "model_error_ratio"
 ACCURACY = "model_accuracy"
+REQUESTS = "model_requests"
+ERROR_COUNT = "model_errors"
 
 
 @dataclass
@@ -139,6 +143,8 @@ class LoadGenerator:
             labels = {"service": self.service, "version": version, "replica": str(port)}
             served = tally.answers - tally.errors
             samples.append(PushedSample(ERRORS, labels, tally.errors / tally.answers, now))
+            samples.append(PushedSample(REQUESTS, labels, float(tally.answers), now))
+            samples.append(PushedSample(ERROR_COUNT, labels, float(tally.errors), now))
             if served:
                 samples.append(PushedSample(LATENCY, labels, tally.seconds / served, now))
                 samples.append(PushedSample(ACCURACY, labels, tally.correct / served, now))

@@ -8,6 +8,12 @@ metrics judged (Bonferroni), so adding metrics does not add false failures. The 
 the metrics without regression over the weight of those judged, in percent: at least `pass_score` is a
 pass, at least `marginal_score` marginal, below that a fail; a critical metric that regresses, or lacks
 data, fails the canary whatever the score.
+
+A rate (errors out of requests) is judged on its counts, not on per-sample ratios: a check with a
+`denominator` reads the events (`metric`) and the totals (`denominator`) of every sample, sums them per
+side, and compares the two proportions with a one-sided two-proportion z-test (Fisher's exact test when
+a cell expects fewer than 5). Mann-Whitney on ratios of a few errors per sample is mostly ties and
+throws away how many requests each sample stood for; the counts test is the efficient one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ class MetricCheck:
     critical: bool = False
     #: Relative change of the mean tolerated even when significant (0.1: up to 10 % worse).
     tolerance: float = 0.0
+    #: With a denominator, the samples are event counts and the totals they are out of (a proportion).
+    denominator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,106 @@ def relative_change(baseline_mean: float, canary_mean: float) -> float:
     return difference / abs(baseline_mean)
 
 
+def _regressed(check: MetricCheck, p_value: float, change: float, alpha: float) -> bool:
+    worse = {Regression.INCREASE: change > 0, Regression.DECREASE: change < 0}.get(
+        check.regression, change != 0
+    )
+    return p_value < alpha and worse and abs(change) > check.tolerance
+
+
+def _failure(check: MetricCheck, shown: str, alpha: float) -> str:
+    direction = {Regression.INCREASE: "rose", Regression.DECREASE: "fell"}.get(check.regression, "changed")
+    return f"{check.name} {direction}: {shown} < {alpha:.3g}" + (
+        f", beyond the tolerance {check.tolerance:.0%}" if check.tolerance else ""
+    )
+
+
+def proportion_p_value(
+    baseline_events: float, baseline_total: float, canary_events: float, canary_total: float, regression: str
+) -> float:
+    """One-sided p-value that the canary's proportion is worse than the baseline's: a pooled two-proportion
+    z-test, or Fisher's exact test when a cell of the 2x2 table expects fewer than 5."""
+    from scipy.stats import fisher_exact, norm
+
+    events, total = baseline_events + canary_events, baseline_total + canary_total
+    pooled = events / total
+    expected = [side * share for side in (baseline_total, canary_total) for share in (pooled, 1 - pooled)]
+    if min(expected) < 5:
+        table = [
+            [round(canary_events), round(canary_total - canary_events)],
+            [round(baseline_events), round(baseline_total - baseline_events)],
+        ]
+        alternative = {Regression.INCREASE: "greater", Regression.DECREASE: "less"}.get(
+            regression, "two-sided"
+        )
+        return float(fisher_exact(table, alternative=alternative).pvalue)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / baseline_total + 1 / canary_total))
+    z = (canary_events / canary_total - baseline_events / baseline_total) / spread
+    if regression == Regression.INCREASE:
+        return float(norm.sf(z))
+    if regression == Regression.DECREASE:
+        return float(norm.cdf(z))
+    return float(2 * norm.sf(abs(z)))
+
+
+def compare_proportion(
+    check: MetricCheck,
+    baseline: tuple[Sequence[float], Sequence[float]],
+    canary: tuple[Sequence[float], Sequence[float]],
+    *,
+    alpha: float,
+    min_samples: int,
+) -> MetricComparison:
+    """A rate's outcome from each side's (events, totals) samples: the summed counts' proportions
+    compared; `nodata` with fewer than `min_samples` samples of either, or no totals, on a side."""
+    sides = {}
+    for side, (events, totals) in (("baseline", baseline), ("canary", canary)):
+        counted, out_of = _finite(events), _finite(totals)
+        sides[side] = (len(counted), len(out_of), float(counted.sum()), float(out_of.sum()))
+    (b_n, b_nt, b_events, b_total), (c_n, c_nt, c_events, c_total) = sides["baseline"], sides["canary"]
+
+    def outcome(
+        kind: str, reason: str, p_value: float | None = None, change: float | None = None
+    ) -> MetricComparison:
+        return MetricComparison(
+            name=check.name,
+            regression=check.regression,
+            weight=check.weight,
+            critical=check.critical,
+            outcome=kind,
+            p_value=p_value,
+            alpha=alpha,
+            change=change,
+            reason=reason,
+            baseline=Summary(b_n, b_events / b_total if b_total else None, None),
+            canary=Summary(c_n, c_events / c_total if c_total else None, None),
+        )
+
+    if min(b_n, b_nt, c_n, c_nt) < min_samples or not (b_total > 0 and c_total > 0):
+        return outcome(
+            MetricOutcome.NO_DATA,
+            f"{check.name}: too few samples (baseline {min(b_n, b_nt)}, canary {min(c_n, c_nt)}; at least "
+            f"{min_samples} each, out of a positive {check.denominator})",
+        )
+    change = relative_change(b_events / b_total, c_events / c_total)
+    if b_events > b_total or c_events > c_total:
+        return outcome(
+            MetricOutcome.NO_DATA,
+            f"{check.name}: more events than {check.denominator} (baseline {b_events:g}/{b_total:g}, "
+            f"canary {c_events:g}/{c_total:g}): not a proportion",
+        )
+    if b_events + c_events in (0, b_total + c_total):  # all or none on both sides: no difference
+        return outcome(MetricOutcome.PASS, f"{check.name}: canary and baseline identical", 1.0, change)
+    p_value = proportion_p_value(b_events, b_total, c_events, c_total, check.regression)
+    shown = (
+        f"canary {c_events:g}/{c_total:g} = {c_events / c_total:.4g} vs baseline {b_events:g}/{b_total:g} = "
+        f"{b_events / b_total:.4g} ({_percent(change)}), two-proportion p={p_value:.3g}"
+    )
+    if _regressed(check, p_value, change, alpha):
+        return outcome(MetricOutcome.FAIL, _failure(check, shown, alpha), p_value, change)
+    return outcome(MetricOutcome.PASS, f"{check.name}: {shown}", p_value, change)
+
+
 def compare_metric(
     check: MetricCheck, baseline: Sequence[float], canary: Sequence[float], *, alpha: float, min_samples: int
 ) -> MetricComparison:
@@ -137,24 +245,12 @@ def compare_metric(
         check.regression, "two-sided"
     )
     p_value = float(mannwhitneyu(cand, base, alternative=alternative).pvalue)
-    worse = {Regression.INCREASE: change > 0, Regression.DECREASE: change < 0}.get(
-        check.regression, change != 0
-    )
     shown = (
         f"canary mean {summaries['canary'].mean:.4g} vs baseline {summaries['baseline'].mean:.4g} "
         f"({_percent(change)}), Mann-Whitney U p={p_value:.3g}"
     )
-    if p_value < alpha and worse and abs(change) > check.tolerance:
-        direction = {Regression.INCREASE: "rose", Regression.DECREASE: "fell"}.get(
-            check.regression, "changed"
-        )
-        return outcome(
-            MetricOutcome.FAIL,
-            f"{check.name} {direction}: {shown} < {alpha:.3g}"
-            + (f", beyond the tolerance {check.tolerance:.0%}" if check.tolerance else ""),
-            p_value,
-            change,
-        )
+    if _regressed(check, p_value, change, alpha):
+        return outcome(MetricOutcome.FAIL, _failure(check, shown, alpha), p_value, change)
     return outcome(MetricOutcome.PASS, f"{check.name}: {shown}", p_value, change)
 
 
@@ -170,25 +266,38 @@ def judge(
     pass_score: float = 95.0,
     marginal_score: float = 75.0,
     min_samples: int = 10,
+    totals: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
 ) -> CanaryJudgement:
     """The verdict on a canary from each check's (baseline, canary) samples (a check without samples
-    counts as having none)."""
+    counts as having none); a check with a `denominator` reads its (baseline, canary) totals in `totals`
+    by the check's name."""
     if not checks:
         raise ValueError("judge needs at least one metric")
     if not 0 < confidence < 1:
         raise ValueError("confidence must be in (0, 1)")
     if not 0 <= marginal_score <= pass_score <= 100:
         raise ValueError("need 0 <= marginal_score <= pass_score <= 100")
-    judged = [
-        check
-        for check in checks
-        if min(len(_finite(side)) for side in samples.get(check.name, ((), ()))) >= min_samples
-    ]
+    totals = totals or {}
+
+    def sides(check: MetricCheck) -> list[Sequence[float]]:
+        found = [*samples.get(check.name, ((), ()))]
+        return found + [*totals.get(check.name, ((), ()))] if check.denominator else found
+
+    judged = [check for check in checks if min(len(_finite(side)) for side in sides(check)) >= min_samples]
     alpha = (1 - confidence) / max(len(judged), 1)
-    comparisons = [
-        compare_metric(check, *samples.get(check.name, ((), ())), alpha=alpha, min_samples=min_samples)
-        for check in checks
-    ]
+
+    def compare(check: MetricCheck) -> MetricComparison:
+        (base, cand), (base_totals, cand_totals) = (
+            samples.get(check.name, ((), ())),
+            totals.get(check.name, ((), ())),
+        )
+        if check.denominator:
+            return compare_proportion(
+                check, (base, base_totals), (cand, cand_totals), alpha=alpha, min_samples=min_samples
+            )
+        return compare_metric(check, base, cand, alpha=alpha, min_samples=min_samples)
+
+    comparisons = [compare(check) for check in checks]
     counted = [c for c in comparisons if c.outcome != MetricOutcome.NO_DATA]
     total = sum(c.weight for c in counted)
     passed = sum(c.weight for c in counted if c.outcome == MetricOutcome.PASS)

@@ -198,8 +198,17 @@ class CanaryMetricParams(_Params):
     critical: bool = False
     #: Relative change of the mean tolerated even when significant (0.1: 10 %).
     tolerance: float = Field(default=0.0, ge=0, le=100)
+    #: For a rate: the metric counting what `metric` counts events out of (requests for errors). The
+    #: canary's proportion is then tested against the baseline's on the summed counts (two-proportion).
+    denominator: str | None = Field(default=None, pattern=METRIC_PATTERN)
 
     _labels = field_validator("labels")(_labels)
+
+    @model_validator(mode="after")
+    def _proportion(self) -> CanaryMetricParams:
+        if self.denominator is not None and self.denominator == self.metric:
+            raise ValueError(f"denominator: '{self.metric}' cannot count out of itself")
+        return self
 
     @property
     def shown_name(self) -> str:

@@ -102,6 +102,42 @@ def test_the_analysis_reads_both_sides_from_the_push_store() -> None:
 
 
 @pytest.mark.usefixtures("database")
+def test_an_error_rate_is_judged_on_the_counts_read_from_the_push_store() -> None:
+    from automation.alerting.exposition import PushedSample
+    from automation.alerting.services.samples import ingest
+
+    service = unique("svc")
+    started = time.time() - 30
+    samples = []
+    for i in range(20):
+        at = started + 0.5 * i
+        # Each baseline replica: 1 error in 100 requests a sample; the canary: 5 in 100.
+        for replica, version, errors in (("a", "v1", 1.0), ("b", "v1", 1.0), ("c", "v2", 5.0)):
+            labels = {"service": service, "version": version, "replica": replica}
+            samples.append(PushedSample("canary_test_requests", labels, 100.0, at))
+            samples.append(PushedSample("canary_test_errors", labels, errors, at))
+    ingest(samples)
+    metric = {"metric": "canary_test_errors", "denominator": "canary_test_requests", "name": "error_rate"}
+
+    output = canary_analysis(context({"started_at": started}), analysis(service, metrics=[metric]))
+
+    assert output["verdict"] == "fail" and output["score"] == 0.0
+    (errors,) = output["metrics"]
+    assert (errors["baseline"]["n"], errors["canary"]["n"]) == (40, 20)
+    assert (errors["baseline"]["mean"], errors["canary"]["mean"]) == (0.01, 0.05)
+    assert errors["outcome"] == "fail" and errors["change"] == pytest.approx(4.0)
+    assert errors["reason"].startswith("error_rate rose: canary 100/2000 = 0.05 vs baseline 40/4000 = 0.01")
+    assert output["summary"] == "canary v2 vs baseline v1: verdict fail (score 0): " + "; ".join(
+        output["reasons"]
+    )
+
+
+def test_a_rate_cannot_count_out_of_itself() -> None:
+    with pytest.raises(ValueError, match="denominator: 'canary_test_errors' cannot count out of itself"):
+        analysis("svc", metrics=[{"metric": "canary_test_errors", "denominator": "canary_test_errors"}])
+
+
+@pytest.mark.usefixtures("database")
 def test_a_canary_whose_metrics_cannot_be_read_fails_so_that_it_is_rolled_back() -> None:
     from automation.alerting.services.config import apply_document
 
@@ -110,6 +146,7 @@ def test_a_canary_whose_metrics_cannot_be_read_fails_so_that_it_is_rolled_back()
 
     assert output["verdict"] == "fail" and output["metrics"] == []
     assert "the alerting document sets no `prometheus.url`" in output["reasons"][0]
+    assert output["summary"] == f"canary v2 vs baseline v1: verdict fail (score 0): {output['reasons'][0]}"
     # A source that may answer later is asked again (the step parked, not an attempt), then judged failed.
     apply_document({"prometheus": {"url": "http://127.0.0.1:9", "timeout": 1}})  # nothing listens there
     try:
@@ -192,6 +229,7 @@ def test_promote_and_rollback_act_only_on_their_verdicts() -> None:
         "acted": False,
         "verdict": "fail",
         "reason": "verdict 'fail': promote only on pass",
+        "summary": "model v2 not promoted (verdict fail)",
     }
     assert rollback(context(), RollbackParams(**common, verdict="pass"))["acted"] is False
     with pytest.raises(ProviderError, match="does not support releases"):

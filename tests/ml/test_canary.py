@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from automation.ml.canary import MetricCheck, judge, relative_change
+from automation.ml.canary import CanaryJudgement, MetricCheck, judge, relative_change
 from automation.ml.choices import MetricOutcome, Verdict
 
 CHECKS = [
@@ -197,3 +197,91 @@ def test_relative_change() -> None:
 def test_bad_settings_are_refused(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         judge(CHECKS, {}, **options)
+
+
+ERRORS = MetricCheck("errors", denominator="requests")
+
+
+def counts(
+    rng: np.random.Generator, intervals: int, requests: int, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-interval error counts out of a fixed number of requests."""
+    return rng.binomial(requests, rate, size=intervals).astype(float), np.full(intervals, float(requests))
+
+
+def judge_counts(
+    baseline: tuple[np.ndarray, np.ndarray],
+    canary: tuple[np.ndarray, np.ndarray],
+    check: MetricCheck = ERRORS,
+) -> CanaryJudgement:
+    return judge(
+        [check],
+        {check.name: (baseline[0], canary[0])},
+        totals={check.name: (baseline[1], canary[1])},
+    )
+
+
+def test_an_error_rate_is_judged_on_its_counts() -> None:
+    rng = np.random.default_rng(11)
+    judged = judge_counts(counts(rng, 60, 900, 0.02), counts(rng, 60, 100, 0.04))
+
+    assert judged.verdict == Verdict.FAIL
+    (errors,) = judged.comparisons
+    assert errors.outcome == MetricOutcome.FAIL and errors.p_value < 1e-6
+    assert errors.baseline.n == errors.canary.n == 60
+    assert 0.015 < errors.baseline.mean < 0.025 and 0.03 < errors.canary.mean < 0.05
+    assert errors.reason.startswith("errors rose: canary ") and "two-proportion p=" in errors.reason
+
+
+def test_a_lower_canary_error_rate_passes_and_no_errors_at_all_is_identical() -> None:
+    rng = np.random.default_rng(12)
+    assert judge_counts(counts(rng, 30, 900, 0.04), counts(rng, 30, 100, 0.01)).verdict == Verdict.PASS
+    none = judge_counts(counts(rng, 30, 900, 0.0), counts(rng, 30, 100, 0.0))
+    assert none.verdict == Verdict.PASS
+    assert none.comparisons[0].reason == "errors: canary and baseline identical"
+
+
+def test_small_counts_use_fishers_exact_test() -> None:
+    from scipy.stats import fisher_exact
+
+    from automation.ml.canary import proportion_p_value
+
+    # 3 errors in 40 canary requests against 1 in 400: too few expected errors for the normal approximation.
+    p_value = proportion_p_value(1, 400, 3, 40, "increase")
+    assert p_value == pytest.approx(fisher_exact([[3, 37], [1, 399]], alternative="greater").pvalue)
+    assert p_value < 0.01
+
+
+def test_a_rate_without_its_totals_has_no_data() -> None:
+    rng = np.random.default_rng(13)
+    errors, _ = counts(rng, 30, 100, 0.02)
+    judged = judge([ERRORS], {"errors": (errors, errors)})
+
+    assert judged.verdict == Verdict.FAIL and judged.comparisons[0].outcome == MetricOutcome.NO_DATA
+    assert "out of a positive requests" in judged.comparisons[0].reason
+
+
+def test_identical_error_rates_fail_no_more_than_the_confidence_allows() -> None:
+    # 400 identical canaries at the benchmark's traffic (a 2 % error rate, 100 canary requests per 10 s
+    # sample, 900 baseline, 15 minutes): the one-sided test at alpha = 2 % fails about 8 of them.
+    rng = np.random.default_rng(14)
+    verdicts = [
+        judge_counts(counts(rng, 90, 900, 0.02), counts(rng, 90, 100, 0.02)).verdict for _ in range(400)
+    ]
+
+    assert verdicts.count(Verdict.FAIL) <= 18
+
+
+def test_the_counts_test_detects_a_rising_error_rate_more_often_than_ranks_of_ratios() -> None:
+    # Why rates are judged on counts: +25 % of a 2 % error rate over 15 minutes of the benchmark's
+    # traffic. Mann-Whitney on per-sample ratios (two errors a sample, mostly ties) misses most of them.
+    rng = np.random.default_rng(15)
+    by_counts = by_ranks = 0
+    for _ in range(100):
+        baseline, canary = counts(rng, 90, 900, 0.02), counts(rng, 90, 100, 0.025)
+        by_counts += judge_counts(baseline, canary).verdict != Verdict.PASS
+        ratios = {"errors": (baseline[0] / baseline[1], canary[0] / canary[1])}
+        by_ranks += judge([MetricCheck("errors")], ratios).verdict != Verdict.PASS
+
+    assert by_counts >= 40
+    assert by_counts >= by_ranks + 20

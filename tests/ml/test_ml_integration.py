@@ -17,9 +17,10 @@ import yaml
 
 from automation import ActionDefinition, WorkflowDefinition
 from automation.alerting.exposition import PushedSample
-from automation.demo.load_generator import ACCURACY, ERRORS, LATENCY, LoadGenerator
+from automation.demo.load_generator import ACCURACY, ERROR_COUNT, ERRORS, LATENCY, REQUESTS, LoadGenerator
 from tests.conftest import ROOT, SERVICES_FILE, Worker, unique, wait_for
 from tests.ml.conftest import MlFiles
+from tests.peers import HttpPeer
 from tests.test_provider_local import free_port_block
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -141,7 +142,7 @@ def ml_model_deployment(service: str) -> WorkflowDefinition:
                     "warmup": 2,
                     "window": 8,
                     "metrics": [
-                        {"metric": ERRORS, "regression": "increase"},
+                        {"metric": ERROR_COUNT, "denominator": REQUESTS, "name": ERRORS},
                         {"metric": LATENCY, "regression": "increase", "tolerance": 0.5},
                         {"metric": ACCURACY, "regression": "decrease", "tolerance": 0.05},
                     ],
@@ -166,27 +167,75 @@ def ml_model_deployment(service: str) -> WorkflowDefinition:
                     "verdict": "${steps.canary_analysis.output.verdict}",
                 },
             ),
+            ActionDefinition(
+                name="notify",
+                action_type="notification.webhook",
+                depends_on=["promote", "rollback"],
+                parameters={
+                    "url": "${notify_url}",
+                    "text": f"{service}: "
+                    "${steps.promote.output.summary}; ${steps.rollback.output.summary}. "
+                    "${steps.canary_analysis.output.summary}",
+                    "fields": {
+                        "service": service,
+                        "version": "${model_version}",
+                        "promoted": "${steps.promote.output.acted}",
+                        "rolled_back": "${steps.rollback.output.acted}",
+                        "verdict": "${steps.canary_analysis.output.verdict}",
+                        "score": "${steps.canary_analysis.output.score}",
+                        "reasons": "${steps.canary_analysis.output.reasons}",
+                    },
+                },
+            ),
         ],
     )
 
 
-def deploy(engine: Any, recommender: Recommender, model: str, version: str, dataset: str) -> Any:
+def deploy(
+    engine: Any, recommender: Recommender, model: str, version: str, dataset: str, peer: HttpPeer
+) -> Any:
     workflow = ml_model_deployment(recommender.name)
     engine.workflow_manager.register_workflow(workflow)
     return engine.run_workflow(
-        workflow.name, {"model_path": model, "validation_dataset": dataset, "model_version": version}
+        workflow.name,
+        {
+            "model_path": model,
+            "validation_dataset": dataset,
+            "model_version": version,
+            "notify_url": peer.url,
+        },
     )
 
 
+def notified_once(peer: HttpPeer, run: Any, worker: Worker) -> dict[str, Any]:
+    """The one notification the run sent: one request, keyed by the run's notify step, also after its
+    message is delivered again."""
+    late = redeliver_as("notification.webhook", "notify", run)
+    wait_for(lambda: worker.outcome(late.id) is not None)
+    assert worker.outcome(late.id) == "ignored"
+    assert len(peer.received) == 1, [r.body for r in peer.received]
+    received = peer.received[0]
+    assert received.headers["Idempotency-Key"] == f"{run.id}:notify"
+    assert peer.deliveries == {f"{run.id}:notify": 1}
+    body: dict[str, Any] = received.body
+    return body
+
+
 def redeliver(step: str, run: Any) -> Any:
+    return redeliver_as(f"ml.{step}", step, run)
+
+
+def redeliver_as(action_type: str, step: str, run: Any) -> Any:
     from automation.celery import app
 
-    return app.send_task(f"automation.action.ml.{step}", kwargs={"run_id": run.id, "step": step})
+    return app.send_task(f"automation.action.{action_type}", kwargs={"run_id": run.id, "step": step})
 
 
-def test_a_good_model_is_promoted(engine: Any, recommender: Recommender, ml_files: MlFiles) -> None:
+def test_a_good_model_is_promoted(
+    engine: Any, recommender: Recommender, ml_files: MlFiles, peer: HttpPeer, worker: Worker
+) -> None:
     before = recommender.pids()
-    run = deploy(engine, recommender, str(ml_files.v2), "v2", str(ml_files.validation_csv))
+    run = deploy(engine, recommender, str(ml_files.v2), "v2", str(ml_files.validation_csv), peer)
 
     wait_for(lambda: run.step("canary_analysis").status == "running", timeout=120)
     # During the analysis the canary serves beside the stable release: one replica of three.
@@ -221,6 +270,7 @@ def test_a_good_model_is_promoted(engine: Any, recommender: Recommender, ml_file
         "acted": False,
         "verdict": "pass",
         "reason": "verdict 'pass': roll back only on marginal, fail",
+        "summary": "model v2 not rolled back (verdict pass)",
     }
     assert recommender.versions() == ["v2", "v2", "v2"]
     assert recommender.pids()[2] == canary_pid
@@ -228,33 +278,46 @@ def test_a_good_model_is_promoted(engine: Any, recommender: Recommender, ml_file
     exported = httpx.get(f"http://127.0.0.1:{recommender.port + 2}/metrics", trust_env=False).text
     assert 'model_requests_total{version="v2"}' in exported
     assert all(step.attempts == 1 for step in run.steps), run.steps
+    # Whoever watches deployments is told once: which version was promoted, the verdict and why.
+    notice = notified_once(peer, run, worker)
+    assert notice["text"] == (
+        f"{recommender.name}: model v2 promoted: v2 serves every replica; model v2 not rolled back "
+        f"(verdict pass). canary v2 vs baseline v1: verdict pass (score {analysis['score']:g}): "
+        + "; ".join(analysis["reasons"])
+    )
+    assert (notice["version"], notice["promoted"], notice["rolled_back"]) == ("v2", True, False)
+    assert (notice["verdict"], notice["reasons"]) == ("pass", analysis["reasons"])
 
 
 def test_a_model_below_the_threshold_is_stopped_at_validation(
-    engine: Any, recommender: Recommender, ml_files: MlFiles
+    engine: Any, recommender: Recommender, ml_files: MlFiles, peer: HttpPeer
 ) -> None:
     before = recommender.pids()
 
-    run = deploy(engine, recommender, str(ml_files.weak), "v0", str(ml_files.validation_parquet)).wait(120)
+    run = deploy(engine, recommender, str(ml_files.weak), "v0", str(ml_files.validation_parquet), peer).wait(
+        120
+    )
 
     assert run.status == "failed"
     validate = run.step("validate_model")
     assert validate.status == "failed" and validate.attempts == 1  # not retried
     assert "BelowThreshold" in validate.error and "below the acceptance threshold 0.92" in validate.error
     assert str(ml_files.weak) in validate.error
-    assert {run.step(name).status for name in ("deploy_model", "canary_analysis", "promote", "rollback")} == {
-        "skipped"
-    }
+    downstream = ("deploy_model", "canary_analysis", "promote", "rollback", "notify")
+    assert {run.step(name).status for name in downstream} == {"skipped"}
     assert recommender.pids() == before
     assert recommender.versions() == ["v1"] * REPLICAS
+    # Nothing was deployed, so nothing was promoted or rolled back: the notify step after them is
+    # skipped with the rest, and the failed run (its validate step's error) is what reports it.
+    assert peer.received == []
 
 
 def test_a_model_slower_live_is_rolled_back(
-    engine: Any, recommender: Recommender, ml_files: MlFiles, worker: Worker
+    engine: Any, recommender: Recommender, ml_files: MlFiles, worker: Worker, peer: HttpPeer
 ) -> None:
     before = recommender.pids()
 
-    run = deploy(engine, recommender, str(ml_files.slow), "v3", str(ml_files.validation_csv)).wait(180)
+    run = deploy(engine, recommender, str(ml_files.slow), "v3", str(ml_files.validation_csv), peer).wait(180)
 
     assert run.status == "succeeded", run.steps
     assert run.step("validate_model").output["passed"] is True  # as accurate: validation cannot tell
@@ -276,3 +339,12 @@ def test_a_model_slower_live_is_rolled_back(
     wait_for(lambda: worker.outcome(late.id) is not None)
     assert worker.outcome(late.id) == "ignored"
     assert recommender.versions() == ["v1"] * REPLICAS
+    notice = notified_once(peer, run, worker)
+    assert notice["text"] == (
+        f"{recommender.name}: model v3 not promoted (verdict fail); model v3 rolled back: v1 serves every "
+        f"replica. canary v3 vs baseline v1: verdict fail (score {analysis['score']:g}): "
+        + "; ".join(analysis["reasons"])
+    )
+    assert f"{LATENCY} rose" in notice["text"]
+    assert (notice["version"], notice["promoted"], notice["rolled_back"]) == ("v3", False, True)
+    assert (notice["verdict"], notice["reasons"]) == ("fail", analysis["reasons"])

@@ -359,6 +359,30 @@ def test_templated_and_declared_values_pass_registration() -> None:
             "",
             "is set by the analysis",
         ),
+        (
+            {
+                "action_type": "ml.canary_analysis",
+                "parameters": {
+                    "baseline_version": "v1",
+                    "canary_version": "v2",
+                    "metrics": [{"metric": "errors", "denominator": "errors"}],
+                },
+            },
+            "metrics[0]",
+            "denominator: 'errors' cannot count out of itself",
+        ),
+        (
+            {
+                "action_type": "ml.canary_analysis",
+                "parameters": {
+                    "baseline_version": "v1",
+                    "canary_version": "v2",
+                    "metrics": [{"metric": "errors", "denominator": "requests-total"}],
+                },
+            },
+            "metrics[0].denominator",
+            "should match pattern",
+        ),
     ],
 )
 def test_bad_parameters_of_the_other_actions_are_refused_at_registration(
