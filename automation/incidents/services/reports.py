@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from automation.incidents.rca import CHANGE_LOOKBACK, AlertSignal, Change, rank_causes
+from automation.incidents.rca import CANDIDATE_HOPS, CHANGE_LOOKBACK, AlertSignal, Change, rank_causes
 from automation.incidents.serializers import change_json, event_json, firing_json, incident_json
 from automation.incidents.services.changes import changes_near
 from automation.models import AlertLog, Incident, IncidentAlert, IncidentEvent, WorkflowRun
@@ -67,9 +67,11 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         if f.service
     ]
     first = min([f.fired_at for f in firings], default=incident.opened_at)
-    recorded = changes_near(
-        {*graph.services, *incident.services}, first - CHANGE_LOOKBACK.to_pytimedelta(), end
-    )
+    near = set(incident.services)  # the candidates: its services and what they depend on (rca.py)
+    for service in incident.services:
+        if service in graph:
+            near |= {s for s, hops in graph.upstream(service).items() if hops <= CANDIDATE_HOPS}
+    recorded = changes_near(near, first - CHANGE_LOOKBACK.to_pytimedelta(), end)
     changes = [
         Change(
             service=row.service,
