@@ -41,6 +41,8 @@ ALERT_STRENGTH = 0.5
 CANDIDATE_HOPS = 2
 #: A metric onset held for less than this share of the time since is a blip, not a failure.
 LASTING = 0.3
+#: What an alert adds to a lasting metric onset on the same service (they agree: a confirmed failure).
+CORROBORATED = 0.15
 #: The share of an alert's strength left when the service's metric was searched and shows no onset.
 UNCONFIRMED = 0.5
 
@@ -105,10 +107,15 @@ def _troubles(
                 found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH)
     for service, onset in onsets.items():
         what = f"metric onset ({onset.peak_sigmas:.1f} sigma, {onset.sustained:.0%} of the time since)"
-        alerted = ALERT_STRENGTH * onset.sustained if service in found else 0.0
-        found[service] = _Trouble(
-            onset.at, what, max(onset.strength, alerted), onset.sustained >= LASTING
-        )
+        lasting = onset.sustained >= LASTING
+        strength = onset.strength
+        if service in found:
+            # two signals of one lasting failure say more than either alone; an alert on a blip, less
+            strength = min(1.0, max(strength, ALERT_STRENGTH) + CORROBORATED) if lasting else max(
+                strength, ALERT_STRENGTH * onset.sustained
+            )
+            what += " and its alert"
+        found[service] = _Trouble(onset.at, what, strength, lasting)
     return found
 
 
@@ -149,6 +156,12 @@ def _explains(own: _Trouble | None, other: _Trouble) -> bool:
     return own is None or (own.lasting and own.began - TIE <= other.began <= own.began + CASCADE_SPAN)
 
 
+def _explained(graph: ServiceGraph, service: str, troubles: Mapping[str, _Trouble]) -> list[str]:
+    """The affected services downstream of `service` whose trouble its own can have caused."""
+    own, below = troubles.get(service), graph.downstream(service)
+    return sorted(s for s in troubles if s != service and s in below and _explains(own, troubles[s]))
+
+
 def _shared_silent_dependency(
     graph: ServiceGraph, service: str, own: _Trouble, troubles: Mapping[str, _Trouble]
 ) -> tuple[str, int] | None:
@@ -181,7 +194,7 @@ def _judge(
     evidence: list[str] = []
     own = troubles.get(service)
     below = graph.downstream(service)
-    explained = sorted(s for s in troubles if s != service and s in below and _explains(own, troubles[s]))
+    explained = _explained(graph, service, troubles)
     weight = sum(troubles[s].strength for s in explained) + (own.strength if own else 0.0)
     coverage = weight / total
     evidence.append(
