@@ -161,7 +161,8 @@ def print_misses(seeds: range) -> None:
         position = names.index(scenario.root) if scenario.root in names else None
         if position == 0:
             continue
-        print(f"seed {seed}: root {scenario.root} ranked {position if position is None else position + 1}, "
+        rank = "not ranked" if position is None else f"ranked {position + 1}"
+        print(f"seed {seed}: root {scenario.root} {rank}, "
               f"{len(scenario.failed)} failed, {', '.join(scenario.traits)}")  # fmt: skip
         shown = causes[:3] + [c for c in causes[3:] if c.service == scenario.root]
         for cause in shown:
