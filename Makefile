@@ -36,6 +36,8 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_scaling_loop.py
 	$(BIN)/python benchmarks/bench_workers.py
 	$(BIN)/python benchmarks/bench_rca.py
+	$(BIN)/python benchmarks/bench_storm.py
+	$(BIN)/python benchmarks/bench_escalation.py
 	$(BIN)/python benchmarks/bench_canary.py
 
 # Each drill starts its own Redis and PostgreSQL (not the shared services): see RELIABILITY.md.
