@@ -246,7 +246,6 @@ def _judge(
         latest = max(suspects, key=lambda c: c.at)
         before = (reference - latest.at).total_seconds() / 60
         score += WEIGHTS["change"]
-        evidence.append(
-            f"change: {latest.kind} {latest.detail}".rstrip() + f", {before:.0f} min before its trouble"
-        )
+        when = f", {before:.0f} min before its trouble (score +{WEIGHTS['change']:.2f})"
+        evidence.append(f"change: {latest.kind} {latest.detail}".rstrip() + when)
     return Cause(service=service, score=score, began_at=own.began if own else None, evidence=evidence)
