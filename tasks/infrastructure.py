@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from automation.actions import ActionContext, action
+from automation.incidents.choices import ChangeKind
 from automation.providers.base import RestartResult, ScaleResult
 
 
@@ -43,7 +44,12 @@ def _provider(name: str) -> Any:
     return get_provider(name)
 
 
-@action("infrastructure.restart_service", params=RestartParams, outputs=field_names(RestartResult))
+@action(
+    "infrastructure.restart_service",
+    params=RestartParams,
+    outputs=field_names(RestartResult),
+    changes=ChangeKind.WORKFLOW_RUN,
+)
 def restart_service(ctx: ActionContext, params: RestartParams) -> dict[str, Any]:
     """Restart a service (gracefully: SIGTERM, then SIGKILL after the grace period) and wait for health."""
     result: dict[str, Any] = _provider(params.provider).restart(
@@ -57,7 +63,12 @@ def restart_service(ctx: ActionContext, params: RestartParams) -> dict[str, Any]
     return result
 
 
-@action("infrastructure.scale_service", params=ScaleParams, outputs=field_names(ScaleResult))
+@action(
+    "infrastructure.scale_service",
+    params=ScaleParams,
+    outputs=field_names(ScaleResult),
+    changes=ChangeKind.WORKFLOW_RUN,
+)
 def scale_service(ctx: ActionContext, params: ScaleParams) -> dict[str, Any]:
     """Scale a service to `replicas`, or by `scale_factor` within [min_instances, max_instances]."""
     from automation.errors import ActionError

@@ -15,6 +15,7 @@ from typing import Any
 
 from automation.actions import ActionContext, Defer, action
 from automation.errors import SourceError
+from automation.incidents.choices import ChangeKind
 from automation.ml.params import (
     CanaryAnalysisParams,
     DeployModelParams,
@@ -76,7 +77,12 @@ def validate_model(ctx: ActionContext, params: ValidateModelParams) -> dict[str,
     return report.to_dict()
 
 
-@action("ml.deploy_model", params=DeployModelParams, outputs=(*RELEASE_FIELDS, "model_path"))
+@action(
+    "ml.deploy_model",
+    params=DeployModelParams,
+    outputs=(*RELEASE_FIELDS, "model_path"),
+    changes=ChangeKind.DEPLOY,
+)
 def deploy_model(ctx: ActionContext, params: DeployModelParams) -> dict[str, Any]:
     """Run a model version on `percent` of a service's replicas, beside the current one (a canary)."""
     from automation.ml.errors import ModelError

@@ -29,6 +29,9 @@ class ActionSpec:
     external: bool = True
     #: The fields of its output, for the docs (`name note`, e.g. "json (when the answer is JSON)").
     outputs: tuple[str, ...] = ()
+    #: A change kind (`automation.incidents.choices.ChangeKind`): each step of it is recorded as a change of
+    #: the service its `service_name` parameter names, before it acts (root-cause analysis weighs it).
+    changes: str = ""
 
 
 _ACTIONS: dict[str, ActionSpec] = {}

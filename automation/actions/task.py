@@ -105,11 +105,19 @@ class ActionTask(GuardedTask):
 
 
 def action(
-    action_type: str, *, params: type[BaseModel], external: bool = True, outputs: tuple[str, ...] = ()
+    action_type: str,
+    *,
+    params: type[BaseModel],
+    external: bool = True,
+    outputs: tuple[str, ...] = (),
+    changes: str = "",
 ) -> Callable[[ActionFunction], ActionFunction]:
-    """Declare `action_type` (e.g. "notification.webhook") as a Celery task running the decorated function."""
+    """Declare `action_type` (e.g. "notification.webhook") as a Celery task running the decorated function.
+    `changes`: a change kind recorded on the `service_name` parameter's service by each step of it."""
     if action_type.count(".") != 1 or not all(action_type.split(".")):
         raise ValueError(f"action type '{action_type}' must be FAMILY.OPERATION")
+    if changes and "service_name" not in params.model_fields:
+        raise ValueError(f"action type '{action_type}' records changes but has no `service_name` parameter")
 
     def decorate(function: ActionFunction) -> ActionFunction:
         spec = ActionSpec(
@@ -120,6 +128,7 @@ def action(
             description=(function.__doc__ or "").strip().split("\n")[0],
             external=external,
             outputs=outputs,
+            changes=changes,
         )
         register(spec)
         task_class = type(

@@ -40,6 +40,7 @@ urlpatterns = [
     path("api/v1/scaling/targets/<str:name>/decisions", scaling.target_decisions),
     path("api/v1/capacity", scaling.capacity),
     path("api/v1/services", incidents.services),
+    path("api/v1/changes", incidents.changes),
     path("api/v1/incidents", incidents.incidents),
     path("api/v1/incidents/<str:incident_id>", incidents.incident_detail),
     path("api/v1/incidents/<str:incident_id>/acknowledge", incidents.acknowledge),

@@ -361,10 +361,11 @@ from automation.alerting.cli import alerting, alerts, anomaly, rules, silences  
 for group in (rules, alerts, silences, alerting, anomaly):
     cli.add_command(group)
 
-from automation.incidents.cli import incidents, services  # noqa: E402
+from automation.incidents.cli import changes, incidents, services  # noqa: E402
 from automation.incidents.oncall_cli import oncall  # noqa: E402
 
 cli.add_command(incidents)
+cli.add_command(changes)
 cli.add_command(services)
 cli.add_command(oncall)
 

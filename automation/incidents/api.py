@@ -1,7 +1,7 @@
 """HTTP views of the incidents domain: incidents (list, one with its alerts and timeline, acknowledge,
-mitigate, resolve) and the services document of the dependency graph. Thin: the filters and the
-document check the input, the services change the state (bearer token and errors as every view:
-`automation.api.views.api_view`)."""
+mitigate, resolve), the services document of the dependency graph and the recorded changes. Thin: the
+filters and the documents check the input, the services change the state (bearer token and errors as
+every view: `automation.api.views.api_view`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from automation.runs.intake import json_type
 
 #: Query parameters of the list.
 LIST_PARAMETERS = ("status", "service", "since", "limit")
+#: Query parameters of the changes' list.
+CHANGE_PARAMETERS = ("service", "since", "limit")
 
 
 @require_http_methods(["GET"])
@@ -119,3 +121,34 @@ def services(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
     if not request.body:
         raise BadRequest('the services document is required (PUT {"services": []} to clear it)')
     return JsonResponse(services_json(apply_services(body)))
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@api_view
+@json_body_view
+def changes(request: HttpRequest, body: dict[str, Any]) -> JsonResponse:
+    """GET: recorded changes, newest first (`service`, `since`, `limit`). POST: record one (a deploy, a
+    config change, a workflow run on a service); 201, or 200 with the stored one when its `key` was
+    recorded before."""
+    from automation.incidents.changes import parse_change
+    from automation.incidents.choices import ChangeSource
+    from automation.incidents.filters import parse_filter
+    from automation.incidents.serializers import change_json
+    from automation.incidents.services.changes import list_changes, record_change
+
+    now = time.time()
+    if request.method == "GET":
+        unknown = [(name, "unknown query parameter") for name in request.GET if name not in CHANGE_PARAMETERS]
+        if unknown:
+            raise InvalidFieldsError(unknown)
+        # the incidents' list rules: `since` is 24h, 7d or an ISO time; `limit` 1 to 1000
+        chosen = parse_filter(**{name: request.GET.get(name) for name in CHANGE_PARAMETERS}, now=now)
+        listed = list_changes(service=chosen.service, since=chosen.since, limit=chosen.limit)
+        return JsonResponse({"changes": [change_json(c) for c in listed]})
+    if not request.body:
+        raise BadRequest("a change is required: {\"service\": ..., \"kind\": ...}")
+    recorded = record_change(parse_change(body, now=now), source=ChangeSource.API, now=now)
+    answer = {**change_json(recorded.change), "created": recorded.created}
+    return JsonResponse(answer, status=201 if recorded.created else 200)
+

@@ -100,3 +100,27 @@ class TargetKind:
     SCHEDULE = "schedule"
 
     ALL = (RECEIVER, USER, SCHEDULE)
+
+
+class ChangeKind:
+    """What a recorded change was (`automation.incidents.services.changes`): root-cause analysis weighs a
+    change on a service shortly before its trouble began."""
+
+    DEPLOY = "deploy"  # a new version of the service (or a model it serves)
+    CONFIG = "config"  # its configuration changed
+    WORKFLOW_RUN = "workflow_run"  # a workflow acted on it (a restart, a scale)
+
+    ALL = (DEPLOY, CONFIG, WORKFLOW_RUN)
+    CHOICES = [(s, s) for s in ALL]
+
+
+class ChangeSource:
+    """Who recorded a change: an operator's tool through the API or the CLI, or the engine itself when one
+    of its workflow steps acted on a service."""
+
+    API = "api"
+    CLI = "cli"
+    ENGINE = "engine"
+
+    ALL = (API, CLI, ENGINE)
+    CHOICES = [(s, s) for s in ALL]

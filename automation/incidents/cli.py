@@ -1,5 +1,6 @@
-"""`automation incidents list|show|report|stats|ack|mitigate|resolve` and `automation services
-apply|show`: incidents and the dependency graph they correlate on, from a shell. Exit code 2 for bad
+"""`automation incidents list|show|report|stats|ack|mitigate|resolve`, `automation services apply|show` and
+`automation changes record|list`: incidents, the dependency graph they correlate on and the recorded
+changes root-cause analysis weighs, from a shell. Exit code 2 for bad
 input (one line per error), 1 for a refused step (a resolved incident cannot be acknowledged)."""
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import yaml
 
 from automation.cli.inputs import InputProblem, fail, load_yaml
 from automation.errors import AutomationError, StateError
+from automation.incidents.choices import ChangeKind, ChangeSource
 from automation.incidents.filters import STATUS_FILTERS
 from automation.incidents.limits import DEFAULT_LISTED, MAX_BY, MAX_COMMENT, MAX_LISTED
 
-__all__ = ["incidents", "services"]
+__all__ = ["changes", "incidents", "services"]
 
 
 @click.group()
@@ -243,3 +245,73 @@ def services_show(as_json: bool) -> None:
 
     answer = services_json(current_services())
     click.echo(json.dumps(answer, indent=2) if as_json else yaml.safe_dump(answer, sort_keys=False).rstrip())
+
+
+@click.group()
+def changes() -> None:
+    """Recorded changes (deploys, config changes, workflow runs): evidence for root-cause analysis."""
+
+
+@changes.command("record")
+@click.option("--service", required=True)
+@click.option("--kind", required=True, type=click.Choice(ChangeKind.ALL))
+@click.option("--description", default="")
+@click.option("--at", "at_text", default=None, help="when (ISO 8601 or epoch seconds; default: now)")
+@click.option("--actor", default=None, help="who made it (default: your user name)")
+@click.option("--run-id", default=None, help="the workflow run that made it, if any")
+@click.option("--key", default=None, help="idempotency key: a key recorded before records nothing")
+def changes_record(
+    service: str,
+    kind: str,
+    description: str,
+    at_text: str | None,
+    actor: str | None,
+    run_id: str | None,
+    key: str | None,
+) -> None:
+    """Record one change to a service."""
+    from automation.incidents.changes import parse_change
+    from automation.incidents.services.changes import record_change
+
+    now = time.time()
+    document: dict[str, Any] = {
+        "service": service,
+        "kind": kind,
+        "description": description,
+        "actor": actor if actor is not None else getpass.getuser(),
+    }
+    document.update({k: v for k, v in (("at", at_text), ("run_id", run_id), ("key", key)) if v is not None})
+    try:
+        recorded = record_change(parse_change(document, now=now), source=ChangeSource.CLI, now=now)
+    except AutomationError as exc:
+        fail(exc)
+        return
+    change = recorded.change
+    verb = "recorded" if recorded.created else "already recorded (same key)"
+    click.echo(f"change {change.pk} {verb}: {change.kind} of {change.service} at {change.at.isoformat()}")
+
+
+@changes.command("list")
+@click.option("--service", default=None)
+@click.option("--since", default=None, help="24h, 7d, or an ISO 8601 time")
+@click.option("--limit", type=click.IntRange(1, MAX_LISTED), default=DEFAULT_LISTED, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def changes_list(service: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """Recorded changes, newest first."""
+    from automation.incidents.filters import parse_filter
+    from automation.incidents.serializers import change_json
+    from automation.incidents.services.changes import list_changes
+
+    try:
+        chosen = parse_filter(service=service, since=since, limit=limit, now=time.time())
+    except AutomationError as exc:
+        fail(exc)
+        return
+    shown = [change_json(c) for c in list_changes(service=chosen.service, since=chosen.since, limit=limit)]
+    if as_json:
+        click.echo(json.dumps({"changes": shown}, indent=2))
+        return
+    for c in shown:
+        who = c["actor"] or c["source"]
+        line = f"{c['at'][:19]}  {c['kind']:<13} {c['service']:<24} {who:<16} {c['description']}"
+        click.echo(line.rstrip())

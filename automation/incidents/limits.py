@@ -11,3 +11,6 @@ MAX_EVENTS = 2000
 #: Who took a step (as `by` of approvals) and the comment that goes with it.
 MAX_BY = 200
 MAX_COMMENT = 2000
+#: A recorded change's description and idempotency key (its list is bounded as the incidents' is).
+MAX_CHANGE_DESCRIPTION = 2000
+MAX_CHANGE_KEY = 200

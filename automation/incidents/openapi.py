@@ -6,13 +6,15 @@ from typing import Any
 
 from automation.alerting.limits import MAX_ALERT_NAME
 from automation.choices import AlertSeverity
-from automation.incidents.choices import EventKind, IncidentStatus
+from automation.incidents.choices import ChangeKind, ChangeSource, EventKind, IncidentStatus
 from automation.incidents.definitions import ServicesDocument
 from automation.incidents.filters import MAX_SERVICE, STATUS_FILTERS
 from automation.incidents.limits import (
     DEFAULT_LISTED,
     MAX_ALERTS,
     MAX_BY,
+    MAX_CHANGE_DESCRIPTION,
+    MAX_CHANGE_KEY,
     MAX_COMMENT,
     MAX_EVENTS,
     MAX_LISTED,
@@ -50,6 +52,18 @@ _INCIDENT_PROPERTIES: dict[str, Any] = {
     "resolved_by": {**_TEXT_OR_NULL, "description": "null when it resolved by itself"},
 }
 _INCIDENT_REQUIRED = list(_INCIDENT_PROPERTIES)
+_CHANGE_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "integer", "minimum": 1},
+    "service": {"type": "string"},
+    "kind": {"type": "string", "enum": list(ChangeKind.ALL)},
+    "description": {"type": "string"},
+    "at": _TIME,
+    "actor": _TEXT_OR_NULL,
+    "source": {"type": "string", "enum": list(ChangeSource.ALL)},
+    "run_id": {"type": ["string", "null"], "format": "uuid"},
+    "key": _TEXT_OR_NULL,
+    "recorded_at": _TIME,
+}
 
 INCIDENTS_SCHEMAS: dict[str, Any] = {
     "Incident": {
@@ -123,6 +137,42 @@ INCIDENTS_SCHEMAS: dict[str, Any] = {
         },
         "required": [*_INCIDENT_REQUIRED, "changed"],
     },
+    "ChangeRecord": {
+        "type": "object",
+        "description": "A change to a service: a deploy, a config change, a workflow run acting on it",
+        "properties": {
+            "service": {"type": "string", "minLength": 1, "maxLength": MAX_BY},
+            "kind": {"type": "string", "enum": list(ChangeKind.ALL)},
+            "description": {"type": "string", "maxLength": MAX_CHANGE_DESCRIPTION},
+            "at": {
+                "type": ["string", "number"],
+                "description": "When: an ISO 8601 time (UTC unless it says) or epoch seconds; default now",
+            },
+            "actor": {"type": "string", "maxLength": MAX_BY, "description": "Who made it"},
+            "run_id": {"type": "string", "format": "uuid", "description": "The workflow run that made it"},
+            "key": {
+                "type": "string",
+                "maxLength": MAX_CHANGE_KEY,
+                "description": "Idempotency key: a change with a key recorded before is not recorded again",
+            },
+        },
+        "required": ["service", "kind"],
+        "additionalProperties": False,
+    },
+    "Change": {"type": "object", "properties": _CHANGE_PROPERTIES, "required": list(_CHANGE_PROPERTIES)},
+    "ChangeRecorded": {
+        "type": "object",
+        "properties": {
+            **_CHANGE_PROPERTIES,
+            "created": {"type": "boolean", "description": "false: its key was recorded before"},
+        },
+        "required": [*_CHANGE_PROPERTIES, "created"],
+    },
+    "ChangeList": {
+        "type": "object",
+        "properties": {"changes": {"type": "array", "items": _ref("Change"), "maxItems": MAX_LISTED}},
+        "required": ["changes"],
+    },
     **ONCALL_SCHEMAS,
 }
 
@@ -194,6 +244,37 @@ def incidents_paths(responses: Any, body: Any, errors_only: Any) -> dict[str, An
             "resolveIncident", "Resolve an incident, even with alerts still firing (again: no change)"
         ),
         **oncall_paths(responses, body, incident_id),
+        "/api/v1/changes": {
+            "get": {
+                "operationId": "listChanges",
+                "summary": "Recorded changes, newest first; an unknown query parameter is refused",
+                "parameters": [
+                    query(
+                        "service", {"type": "string", "minLength": 1, "maxLength": MAX_SERVICE}, "its changes"
+                    ),
+                    query("since", {"type": "string"}, "made since: a duration ago (24h, 7d) or a time"),
+                    query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LISTED, "default": DEFAULT_LISTED},
+                        "at most this many",
+                    ),
+                ],
+                "responses": responses(200, "ChangeList", 401, 422),
+            },
+            "post": {
+                "operationId": "recordChange",
+                "summary": "Record a change to a service (evidence for root-cause analysis); 200 with the "
+                "stored change when its key was recorded before",
+                "requestBody": body("ChangeRecord", required=True),
+                "responses": {
+                    **responses(201, "ChangeRecorded", 400, 401, 413, 422),
+                    "200": {
+                        "description": "Its key was recorded before: the stored change, nothing written",
+                        "content": {"application/json": {"schema": _ref("ChangeRecorded")}},
+                    },
+                },
+            },
+        },
         "/api/v1/services": {
             "get": {
                 "operationId": "getServices",

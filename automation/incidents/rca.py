@@ -39,6 +39,12 @@ CASCADE_SPAN = pd.Timedelta(hours=1)
 #: Strength of a service known only by its alert (no metric, or no onset found in it).
 ALERT_STRENGTH = 0.5
 CANDIDATE_HOPS = 2
+#: A metric onset held for less than this share of the time since is a blip, not a failure.
+LASTING = 0.3
+#: What an alert adds to a lasting metric onset on the same service (they agree: a confirmed failure).
+CORROBORATED = 0.15
+#: The share of an alert's strength left when the service's metric was searched and shows no onset.
+UNCONFIRMED = 0.5
 
 
 @dataclass(frozen=True)
@@ -77,22 +83,39 @@ class _Trouble:
     began: pd.Timestamp
     what: str
     strength: float
+    #: Whether it lasted (or nothing says it did not): a failure persists until someone fixes it, so only
+    #: lasting trouble can have caused trouble downstream or made a dependent its victim.
+    lasting: bool = True
 
 
-def _troubles(alerts: Iterable[AlertSignal], onsets: Mapping[str, Onset]) -> dict[str, _Trouble]:
-    """Per affected service: when its trouble began, what says so, and how strong it is (the metric's
-    onset wins over the alert: alerts fire after their `for`)."""
+def _troubles(
+    alerts: Iterable[AlertSignal], onsets: Mapping[str, Onset], watched: frozenset[str]
+) -> dict[str, _Trouble]:
+    """Per affected service: when its trouble began, what says so, how strong it is and whether it lasted
+    (the metric's onset wins over the alert: alerts fire after their `for`). An alert on a service whose
+    metric was searched and shows no onset is unconfirmed; a metric onset that did not hold is a blip: an
+    alert beside it does not make it stronger than the metric says."""
     found: dict[str, _Trouble] = {}
     for alert in alerts:
         known = found.get(alert.service)
         if known is None or alert.started_at < known.began:
-            found[alert.service] = _Trouble(
-                alert.started_at, f"alert {alert.name or 'firing'}", ALERT_STRENGTH
-            )
+            what = f"alert {alert.name or 'firing'}"
+            if alert.service in watched and alert.service not in onsets:
+                what += " (its metric shows no onset)"
+                found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH * UNCONFIRMED, False)
+            else:
+                found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH)
     for service, onset in onsets.items():
         what = f"metric onset ({onset.peak_sigmas:.1f} sigma, {onset.sustained:.0%} of the time since)"
-        strength = max(onset.strength, ALERT_STRENGTH if service in found else 0.0)
-        found[service] = _Trouble(onset.at, what, strength)
+        lasting = onset.sustained >= LASTING
+        strength = onset.strength
+        if service in found:
+            # two signals of one lasting failure say more than either alone; an alert on a blip, less
+            strength = min(1.0, max(strength, ALERT_STRENGTH) + CORROBORATED) if lasting else max(
+                strength, ALERT_STRENGTH * onset.sustained
+            )
+            what += " and its alert"
+        found[service] = _Trouble(onset.at, what, strength, lasting)
     return found
 
 
@@ -102,10 +125,14 @@ def rank_causes(
     alerts: Iterable[AlertSignal],
     onsets: Mapping[str, Onset],
     changes: Iterable[Change] = (),
+    watched: Iterable[str] = (),
 ) -> list[Cause]:
-    """The candidates, best first (ties by earlier trouble, then name)."""
+    """The candidates, best first (ties by earlier trouble, then name). `watched`: the services whose
+    metrics were searched for an onset (those without one in `onsets` showed none)."""
     troubles = _troubles(
-        [a for a in alerts if a.service in graph], {s: o for s, o in onsets.items() if s in graph}
+        [a for a in alerts if a.service in graph],
+        {s: o for s, o in onsets.items() if s in graph},
+        frozenset(watched),
     )
     if not troubles:
         return []
@@ -124,8 +151,15 @@ def rank_causes(
 
 
 def _explains(own: _Trouble | None, other: _Trouble) -> bool:
-    """Whether trouble that began at `own` can have caused `other` downstream (no signal: it may)."""
-    return own is None or own.began - TIE <= other.began <= own.began + CASCADE_SPAN
+    """Whether trouble that began at `own` can have caused `other` downstream (no signal: it may; a blip or
+    an unconfirmed alert cannot)."""
+    return own is None or (own.lasting and own.began - TIE <= other.began <= own.began + CASCADE_SPAN)
+
+
+def _explained(graph: ServiceGraph, service: str, troubles: Mapping[str, _Trouble]) -> list[str]:
+    """The affected services downstream of `service` whose trouble its own can have caused."""
+    own, below = troubles.get(service), graph.downstream(service)
+    return sorted(s for s in troubles if s != service and s in below and _explains(own, troubles[s]))
 
 
 def _shared_silent_dependency(
@@ -160,7 +194,7 @@ def _judge(
     evidence: list[str] = []
     own = troubles.get(service)
     below = graph.downstream(service)
-    explained = sorted(s for s in troubles if s != service and s in below and _explains(own, troubles[s]))
+    explained = _explained(graph, service, troubles)
     weight = sum(troubles[s].strength for s in explained) + (own.strength if own else 0.0)
     coverage = weight / total
     evidence.append(
@@ -186,6 +220,7 @@ def _judge(
         dep
         for dep in graph.upstream(service)
         if dep in troubles
+        and troubles[dep].lasting
         and troubles[dep].strength >= 0.3
         and (own is None or own.began - PROPAGATION <= troubles[dep].began < own.began - TIE)
     )
@@ -211,7 +246,6 @@ def _judge(
         latest = max(suspects, key=lambda c: c.at)
         before = (reference - latest.at).total_seconds() / 60
         score += WEIGHTS["change"]
-        evidence.append(
-            f"change: {latest.kind} {latest.detail}".rstrip() + f", {before:.0f} min before its trouble"
-        )
+        when = f", {before:.0f} min before its trouble (score +{WEIGHTS['change']:.2f})"
+        evidence.append(f"change: {latest.kind} {latest.detail}".rstrip() + when)
     return Cause(service=service, score=score, began_at=own.began if own else None, evidence=evidence)

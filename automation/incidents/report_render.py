@@ -54,6 +54,14 @@ def render_text(report: dict[str, Any]) -> str:
             continue
         error = f": {action['error']}" if action["error"] else ""
         lines.append(f"  {action['workflow']} run {action['run_id']}: {action['status']}{error}")
+    lines += ["", "Recent changes"]
+    for change in report.get("changes", []) or [None]:
+        if change is None:
+            lines.append("  none recorded")
+            continue
+        who = change["actor"] or change["source"]
+        what = f"{change['kind']} of {change['service']} by {who}"
+        lines.append(f"  {change['at'][:19]}  {what}: {change['description']}")
     lines += ["", "Candidate causes"]
     for rank, cause in enumerate(report["causes"], 1):
         lines.append(
@@ -168,6 +176,14 @@ def render_html(report: dict[str, Any]) -> str:
                     a["error"],
                 ]
                 for a in report["actions"]
+            ],
+        ),
+        "<h2>Recent changes</h2>",
+        table(
+            ["at", "kind", "service", "by", "description"],
+            [
+                [c["at"][:19], c["kind"], c["service"], c["actor"] or c["source"], c["description"]]
+                for c in report.get("changes", [])
             ],
         ),
         "<h2>Candidate causes</h2>",

@@ -11,7 +11,7 @@ from automation.incidents.definitions import ServicesDocument
 from automation.incidents.escalation import Policy, Position
 from automation.incidents.limits import MAX_ALERTS, MAX_EVENTS
 from automation.incidents.services.escalation_config import ScheduleOnCall
-from automation.models import Escalation, EscalationPage, Incident, IncidentAlert, IncidentEvent
+from automation.models import Change, Escalation, EscalationPage, Incident, IncidentAlert, IncidentEvent
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -138,4 +138,19 @@ def on_call_json(at: datetime, found: list[ScheduleOnCall]) -> dict[str, Any]:
             }
             for entry in found
         ],
+    }
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    return {
+        "id": change.pk,
+        "service": change.service,
+        "kind": change.kind,
+        "description": change.description,
+        "at": change.at.isoformat(),
+        "actor": change.actor or None,
+        "source": change.source,
+        "run_id": str(change.run_id) if change.run_id else None,
+        "key": change.key or None,
+        "recorded_at": change.recorded_at.isoformat(),
     }

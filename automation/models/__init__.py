@@ -15,6 +15,7 @@ from automation.models.config import EngineConfig
 from automation.models.definitions import Workflow, WorkflowVersion
 from automation.models.fleet import BeatSlot, BrokerEpoch, DeadLetter, WorkerNode
 from automation.models.incidents import (
+    Change,
     Escalation,
     EscalationConfig,
     EscalationPage,
@@ -36,6 +37,7 @@ __all__ = [
     "MetricSeries",
     "Silence",
     "BeatSlot",
+    "Change",
     "BrokerEpoch",
     "DeadLetter",
     "EngineConfig",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django.db import models
 
-from automation.incidents.choices import EscalationStatus, EventKind, IncidentStatus
+from automation.incidents.choices import (
+    ChangeKind,
+    ChangeSource,
+    EscalationStatus,
+    EventKind,
+    IncidentStatus,
+)
 from automation.models.alerting import SEVERITY_CHOICES, Alert
 
 
@@ -155,3 +161,29 @@ class EscalationPage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["escalation", "round", "level"], name="escalation_page_once")
         ]
+
+
+class Change(models.Model):
+    """One change to a service (a deploy, a config change, a workflow run acting on it), recorded through
+    the API or the CLI or by the engine: evidence for root-cause analysis. `key` makes a recording
+    idempotent (the engine's is `run:RUN:STEP`; a client may send its own)."""
+
+    service = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ChangeKind.CHOICES)
+    description = models.TextField(blank=True, default="")
+    at = models.DateTimeField()
+    #: Who made it (a person, a pipeline; `engine` for the engine's own).
+    actor = models.CharField(max_length=200, blank=True, default="")
+    source = models.CharField(max_length=16, choices=ChangeSource.CHOICES)
+    run_id = models.UUIDField(null=True, blank=True)
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["service", "at"], name="change_service_at"),
+            models.Index(fields=["at"], name="change_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"change {self.kind} of {self.service} at {self.at:%Y-%m-%d %H:%M:%S}"

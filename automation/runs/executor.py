@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import time
 import uuid
 from typing import Any
 
@@ -31,6 +32,7 @@ from automation.definitions.schema import field_path
 from automation.delivery import longest_time_limit
 from automation.errors import ActionError, StepFailed
 from automation.fleet.identity import current_claimant
+from automation.incidents.services.changes import record_step_change
 from automation.runs import services
 from automation.runs.claims import Claim
 from automation.runs.documents import StoredWorkflow, stored_workflow
@@ -219,6 +221,8 @@ def run_claimed_step(
             time_limit=float(act["timeout_seconds"]),
         )
         logger.debug("step %s of run %s: attempt %d of %s", step, run_id, claimed.attempt, act["action_type"])
+        if spec.changes:
+            record_change(spec, params, run_id, step, stored)
         output = storable(spec.function(ctx, params) or {})
     except Defer as deferral:
         countdown = min(deferral.countdown, max_countdown())
@@ -243,6 +247,23 @@ def run_claimed_step(
         return completed(claimed, run_id, step, output, stored, context)
     except (OperationalError, InterfaceError):
         raise _CompletionPending(output) from None
+
+
+def record_change(
+    spec: ActionSpec, params: Any, run_id: uuid.UUID, step: str, stored: StoredWorkflow
+) -> None:
+    """Record the change this step is about to make (once per run and step, whatever the redeliveries),
+    before it acts: a crash after acting cannot lose it. A database error here retries the message, which
+    has not acted yet."""
+    record_step_change(
+        service=str(params.service_name),
+        kind=spec.changes,
+        action_type=spec.action_type,
+        run_id=run_id,
+        step=step,
+        workflow=str(stored.document.get("name", "")),
+        now=time.time(),
+    )
 
 
 def completed(

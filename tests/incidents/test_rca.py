@@ -96,6 +96,34 @@ def test_a_transient_blip_earlier_does_not_outrank_a_lasting_failure() -> None:
     assert causes[0].service == "orders"
 
 
+def test_a_blip_upstream_explains_nothing_and_makes_no_victim() -> None:
+    # index blipped (15% of the time since) just before search failed for good: search is the root
+    graph = ServiceGraph(GRAPH)
+    onsets = {
+        "index": Onset(at(-2), 5.0, 0.15),
+        "search": Onset(at(0), 6.0, 1.0),
+        "api": Onset(at(1), 5.0, 0.9),
+    }
+    alerts = [AlertSignal("index", at(-1), "HighLatency")]  # an alert on the blip does not make it last
+    causes = rank_causes(graph, alerts=alerts, onsets=onsets)
+    assert causes[0].service == "search"
+    assert not any("depends on" in line for line in causes[0].evidence)
+    index = next(c for c in causes if c.service == "index")
+    assert any("upstream of 0 of the 3" in line for line in index.evidence)
+
+
+def test_an_alert_its_metric_does_not_confirm_weighs_less_than_a_confirmed_failure() -> None:
+    graph = ServiceGraph(GRAPH)
+    alerts = [AlertSignal("billing", at(-5), "HighLatency"), AlertSignal("search", at(3), "HighLatency")]
+    onsets = {"search": Onset(at(0), 4.0, 0.7)}  # a modest lasting step, confirmed by its alert
+    # billing's metric was searched and shows nothing: its alert is unconfirmed
+    causes = rank_causes(graph, alerts=alerts, onsets=onsets, watched=["billing", "search"])
+    assert [c.service for c in causes][:2] == ["search", "billing"]
+    billing = next(c for c in causes if c.service == "billing")
+    assert any("its metric shows no onset" in line for line in billing.evidence)
+    assert any("and its alert" in line for line in causes[0].evidence)
+
+
 def test_nothing_affected_ranks_nothing() -> None:
     assert rank_causes(ServiceGraph(GRAPH), alerts=[], onsets={}) == []
 

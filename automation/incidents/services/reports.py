@@ -1,7 +1,8 @@
 """What a post-incident report and the team figures are made of, read from the durable state: the
 incident, its timeline, its alerts with what the notification log decided for each, the workflow runs
-it started with their outcomes, and the ranked candidate causes (automation/incidents/rca.py, on the
-dependency graph and the alerts' timing). Read-only."""
+it started with their outcomes, the changes recorded on the graph's services shortly before and during it,
+and the ranked candidate causes (automation/incidents/rca.py, on the dependency graph, the alerts' timing
+and those changes). Read-only."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from automation.incidents.rca import AlertSignal, rank_causes
-from automation.incidents.serializers import event_json, firing_json, incident_json
+from automation.incidents.rca import CANDIDATE_HOPS, CHANGE_LOOKBACK, AlertSignal, Change, rank_causes
+from automation.incidents.serializers import change_json, event_json, firing_json, incident_json
+from automation.incidents.services.changes import changes_near
 from automation.models import AlertLog, Incident, IncidentAlert, IncidentEvent, WorkflowRun
 
 
@@ -64,7 +66,22 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         for f in firings
         if f.service
     ]
-    causes = [cause.to_dict() for cause in rank_causes(graph, alerts=signals, onsets={})][:5]
+    first = min([f.fired_at for f in firings], default=incident.opened_at)
+    near = set(incident.services)  # the candidates: its services and what they depend on (rca.py)
+    for service in incident.services:
+        if service in graph:
+            near |= {s for s, hops in graph.upstream(service).items() if hops <= CANDIDATE_HOPS}
+    recorded = changes_near(near, first - CHANGE_LOOKBACK.to_pytimedelta(), end)
+    changes = [
+        Change(
+            service=row.service,
+            at=pd.Timestamp(row.at),
+            kind=row.kind,
+            detail=(row.description + (f" by {row.actor}" if row.actor else ""))[:300],
+        )
+        for row in recorded
+    ]
+    causes = [c.to_dict() for c in rank_causes(graph, alerts=signals, onsets={}, changes=changes)][:5]
     notes = []
     if not causes:
         notes.append("no candidate cause: no alert of this incident names a service of the dependency graph")
@@ -79,6 +96,7 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         "alerts": alerts,
         "actions": actions,
         "causes": causes,
+        "changes": [change_json(row) for row in recorded],
         "notes": notes,
     }
 
