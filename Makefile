@@ -37,7 +37,7 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_workers.py
 	$(BIN)/python benchmarks/bench_rca.py
 	$(BIN)/python benchmarks/bench_storm.py
-	$(BIN)/python benchmarks/bench_escalation.py
+	$(BIN)/python benchmarks/bench_escalation.py --interval 5
 	$(BIN)/python benchmarks/bench_canary.py
 	$(BIN)/python benchmarks/bench_canary_timing.py
 
