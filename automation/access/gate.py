@@ -73,15 +73,15 @@ def _actor(principal: Principal) -> Actor:
 
 def guard(view: View, **methods: str) -> View:
     """The view, open to callers whose roles grant the permission declared for the request's method.
-    A method not declared is left to the view (its 405), after authentication."""
+    A method not declared needs system:admin (then the view answers it, usually 405): a method a view
+    starts serving without its declaration is closed to everyone else."""
     unknown = [permission for permission in methods.values() if permission not in P.ALL]
     if unknown:
         raise ValueError(f"unknown permissions {unknown} declared for {view.__name__}")
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        permission = methods.get(request.method or "")
-        found = _admit(request, permission) if permission else authenticate(request)
+        found = _admit(request, methods.get(request.method or "", UNDECLARED))
         if isinstance(found, JsonResponse):
             return found
         request.principal = found  # type: ignore[attr-defined]

@@ -107,7 +107,7 @@ def migrate() -> None:
     help="Serve beyond loopback without any API token: anyone who reaches it can run workflows.",
 )
 def serve(bind: str, workers: int, insecure_no_auth: bool) -> None:
-    """Serve the HTTP API (gunicorn). Beyond loopback it needs an API token (stored, or AUTOMATION_API_TOKENS)."""
+    """Serve the HTTP API (gunicorn). Beyond loopback it needs an API token (stored or in the environment)."""
     from django.conf import settings
 
     from automation.access.services.tokens import auth_required
