@@ -68,7 +68,12 @@ def _target(name: str) -> dict[str, Any]:
         "name": name,
         "service": f"{name}-svc",
         "provider": "stub",
-        "load": {"metric": f"{name}_rps".replace("-", "_"), "matchers": {"service": "web"}, "step": 60, "history": "3h"},
+        "load": {
+            "metric": f"{name}_rps".replace("-", "_"),
+            "matchers": {"service": "web"},
+            "step": 60,
+            "history": "3h",
+        },
         "capacity_per_replica": 100,
         "min_replicas": 1,
         "max_replicas": 5,
