@@ -12,6 +12,8 @@ class Permission:
     # Reading, one per domain.
     WORKFLOWS_READ = "workflows:read"
     RUNS_READ = "runs:read"
+    #: Only the runs the principal started (the service role's).
+    RUNS_READ_OWN = "runs:read_own"
     ENGINE_READ = "engine:read"
     ALERTS_READ = "alerts:read"
     SCALING_READ = "scaling:read"

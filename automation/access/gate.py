@@ -54,7 +54,10 @@ def authenticate(request: HttpRequest) -> Principal | JsonResponse:
     return principal
 
 
-def _admit(request: HttpRequest, permission: str) -> Principal | JsonResponse:
+Needed = str | tuple[str, ...]
+
+
+def _admit(request: HttpRequest, permission: Needed) -> Principal | JsonResponse:
     principal = getattr(request, "principal", None)
     if principal is None:
         found = authenticate(request)
@@ -62,8 +65,9 @@ def _admit(request: HttpRequest, permission: str) -> Principal | JsonResponse:
             return found
         principal = found
         request.principal = principal  # type: ignore[attr-defined]
-    if not principal.may(permission):
-        return _refuse(403, f"'{principal.name}' lacks the permission {permission}")
+    wanted = (permission,) if isinstance(permission, str) else permission
+    if not any(principal.may(one) for one in wanted):
+        return _refuse(403, f"'{principal.name}' lacks the permission {' or '.join(wanted)}")
     return principal
 
 
@@ -71,11 +75,17 @@ def _actor(principal: Principal) -> Actor:
     return Actor(name=principal.name, source=AuditSource.API, via=principal.token, principal=principal)
 
 
-def guard(view: View, **methods: str) -> View:
-    """The view, open to callers whose roles grant the permission declared for the request's method.
+def guard(view: View, **methods: Needed) -> View:
+    """The view, open to callers whose roles grant the permission declared for the request's method (a
+    tuple: any of them; the view narrows what a lesser one sees, e.g. runs:read_own).
     A method not declared needs system:admin (then the view answers it, usually 405): a method a view
     starts serving without its declaration is closed to everyone else."""
-    unknown = [permission for permission in methods.values() if permission not in P.ALL]
+    unknown = [
+        one
+        for needed in methods.values()
+        for one in ((needed,) if isinstance(needed, str) else needed)
+        if one not in P.ALL
+    ]
     if unknown:
         raise ValueError(f"unknown permissions {unknown} declared for {view.__name__}")
 

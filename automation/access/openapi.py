@@ -148,10 +148,11 @@ def declare_permissions(paths: dict[str, Any], errors_only: Any) -> None:
                 for operation in operations.values():
                     operation["security"] = []
                 continue
-            for method, permission in route.methods.items():
+            for method in route.methods:
                 operation = operations.get(method.lower())
                 if operation is None:
                     continue
-                operation["x-permission"] = permission
+                needed = route.needs(method)
+                operation["x-permission"] = needed[0] if len(needed) == 1 else list(needed)
                 for code, answer in errors_only(401, 403).items():
                     operation["responses"].setdefault(code, answer)

@@ -33,8 +33,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # On call: approve steps, silence, acknowledge and resolve incidents.
     Role.RESPONDER: P.READ | {P.RUNS_APPROVE, P.SILENCES_WRITE, P.INCIDENTS_WRITE},
     Role.VIEWER: P.READ,
-    # Other services: start runs, read runs, push metrics, events and alerts. Nothing else.
-    Role.SERVICE: frozenset({P.WORKFLOWS_EXECUTE, P.RUNS_READ, P.METRICS_WRITE, P.EVENTS_WRITE}),
+    # Other services: start runs, read the runs they started, push metrics, events and alerts.
+    Role.SERVICE: frozenset({P.WORKFLOWS_EXECUTE, P.RUNS_READ_OWN, P.METRICS_WRITE, P.EVENTS_WRITE}),
 }
 
 

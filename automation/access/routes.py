@@ -14,15 +14,20 @@ from automation.access.gate import PERMISSIONS_ATTRIBUTE, PUBLIC
 class Route:
     #: '/api/v1/runs/{run_id}'
     path: str
-    #: 'public', {} (nothing declared), or {METHOD: permission}
-    declared: str | dict[str, str]
+    #: 'public', {} (nothing declared), or {METHOD: permission or a tuple of any-of permissions}
+    declared: str | dict[str, str | tuple[str, ...]]
+
+    def needs(self, method: str) -> tuple[str, ...]:
+        """The permissions of which `method` needs one."""
+        needed = self.methods[method]
+        return (needed,) if isinstance(needed, str) else needed
 
     @property
     def public(self) -> bool:
         return self.declared == PUBLIC
 
     @property
-    def methods(self) -> dict[str, str]:
+    def methods(self) -> dict[str, str | tuple[str, ...]]:
         return self.declared if isinstance(self.declared, dict) else {}
 
 

@@ -26,7 +26,7 @@ urlpatterns = [
     path("api/v1/workflows", guard(views.workflows, GET=P.WORKFLOWS_READ, POST=P.WORKFLOWS_CREATE)),
     path("api/v1/workflows/<str:name>", guard(views.workflow_detail, GET=P.WORKFLOWS_READ)),
     path("api/v1/workflows/<str:name>/runs", guard(views.workflow_runs, POST=P.WORKFLOWS_EXECUTE)),
-    path("api/v1/runs/<str:run_id>", guard(views.run_detail, GET=P.RUNS_READ)),
+    path("api/v1/runs/<str:run_id>", guard(views.run_detail, GET=(P.RUNS_READ, P.RUNS_READ_OWN))),
     path("api/v1/runs/<str:run_id>/cancel", guard(views.run_cancel, POST=P.RUNS_CANCEL)),
     path(
         "api/v1/runs/<str:run_id>/steps/<str:step>/<str:decision>",

@@ -13,7 +13,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
-from automation.access.choices import PrincipalKind
+from automation.access.choices import Permission, PrincipalKind
 from automation.access.gate import principal_of, request_actor, undeclared
 from automation.access.principal import acting_as, bound_actor
 from automation.api.limits import MAX_BODY_BYTES, TEXT_LIMITS
@@ -243,7 +243,15 @@ def workflow_runs(request: HttpRequest, body: dict[str, Any], name: str) -> Json
 @require_http_methods(["GET"])
 @api_view
 def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
-    return JsonResponse(run_json(_run_or_404(run_id)))
+    from automation.access.services.audit import started_by
+
+    run = _run_or_404(run_id)
+    principal = principal_of(request)
+    if principal is not None and not principal.may(Permission.RUNS_READ):
+        # runs:read_own (a service): its own runs only; another's is as unknown as a missing one.
+        if not started_by(run.id, principal.name):
+            raise NotFoundError(f"run {run_id} does not exist")
+    return JsonResponse(run_json(run))
 
 
 @require_http_methods(["POST"])

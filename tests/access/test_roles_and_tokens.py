@@ -34,7 +34,7 @@ def test_each_role_grants_what_it_is_for() -> None:
     assert not allows([Role.RESPONDER], P.RULES_WRITE)
     assert permissions_of([Role.SERVICE]) == {
         P.WORKFLOWS_EXECUTE,
-        P.RUNS_READ,
+        P.RUNS_READ_OWN,
         P.METRICS_WRITE,
         P.EVENTS_WRITE,
     }
@@ -42,6 +42,7 @@ def test_each_role_grants_what_it_is_for() -> None:
     assert allows([Role.OPERATOR], P.SCALING_WRITE) and not allows([Role.OPERATOR], P.TOKENS_WRITE)
     assert not allows([Role.OPERATOR], P.SYSTEM_ADMIN)
     # Roles add up; none grants a permission nobody declared.
+    assert not allows([Role.SERVICE], P.RUNS_READ)
     assert permissions_of([Role.VIEWER, Role.SERVICE]) == P.READ | permissions_of([Role.SERVICE])
     assert all(permissions <= P.ALL for permissions in ROLE_PERMISSIONS.values())
     assert permissions_of([]) == frozenset() and permissions_of(["nobody"]) == frozenset()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.api_server import ApiServer
-from tests.conftest import ROOT, answers_ok, free_port, unique, wait_for
+from tests.conftest import ROOT, answers_ok, free_port, gated_workflow, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
 
@@ -46,7 +46,7 @@ def revoke_afterwards(engine: Any) -> Iterator[list[str]]:
 
 
 def test_tokens_are_created_once_listed_without_secrets_and_revoked_from_the_cli(
-    server: ApiServer, revoke_afterwards: list[str]
+    server: ApiServer, revoke_afterwards: list[str], engine: Any
 ) -> None:
     from automation.models import ApiToken
 
@@ -75,10 +75,20 @@ def test_tokens_are_created_once_listed_without_secrets_and_revoked_from_the_cli
     (row,) = [row for row in json.loads(listed.stdout) if row["name"] == name]
     assert row["roles"] == ["service"] and row["active"] is True
 
-    # The service role starts runs and reads them, and nothing else.
+    # The service role starts runs and reads the runs it started, and nothing else.
     headers = {"Authorization": f"Bearer {secret}"}
     assert httpx.get(f"{server.url}/api/v1/workflows", headers=headers).status_code == 403
     assert httpx.get(f"{server.url}/api/v1/runs/{'0' * 32}", headers=headers).status_code == 404
+    workflow = gated_workflow(engine, "service-starts")
+    started = httpx.post(f"{server.url}/api/v1/workflows/{workflow}/runs", json={}, headers=headers)
+    assert started.status_code == 202, started.text
+    mine = started.json()["run_id"]
+    assert httpx.get(f"{server.url}/api/v1/runs/{mine}", headers=headers).status_code == 200
+    other = engine.run_workflow(workflow).id
+    assert httpx.get(f"{server.url}/api/v1/runs/{other}", headers=headers).status_code == 404
+    assert httpx.post(f"{server.url}/api/v1/runs/{mine}/cancel", json={}, headers=headers).status_code == 403
+    engine.cancel_run(mine)
+    engine.cancel_run(other)
 
     assert cli("tokens", "create", "--name", name, "--role", "service").returncode == 1  # taken
     bad = cli("tokens", "create", "--name", "x y", "--role", "root", "--expires", "soon")

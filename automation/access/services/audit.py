@@ -49,6 +49,13 @@ def record_if_bound(action: str, object_type: str, object_id: Any, **kwargs: Any
     return record(action, object_type, object_id, actor=actor, **kwargs)
 
 
+def started_by(run_id: Any, actor: str) -> bool:
+    """Whether `actor` started the run (its `run.started` entry): what runs:read_own lets it read."""
+    return AuditEntry.objects.filter(
+        object_type="run", object_id=str(run_id), action="run.started", actor=actor
+    ).exists()
+
+
 def entries(
     *,
     since: datetime | None = None,
