@@ -127,3 +127,35 @@ def test_the_openapi_document_names_each_operations_permission(server: ApiServer
                 needed = route.needs(method)
                 assert operation["x-permission"] == (needed[0] if len(needed) == 1 else list(needed))
                 assert {"401", "403"} <= set(operation["responses"]), (template, method)
+
+
+#: The promises each role makes, pinned on the routes that show them (the matrix above checks that the
+#: server enforces the declarations; this checks that the declarations say what the roles promise).
+ADMIN, OPERATOR, RESPONDER, VIEWER, SERVICE = Role.ALL
+PROMISES = {
+    ("POST", "/api/v1/workflows"): {ADMIN, OPERATOR},
+    ("GET", "/api/v1/workflows"): {ADMIN, OPERATOR, RESPONDER, VIEWER},
+    ("POST", "/api/v1/workflows/{name}/runs"): {ADMIN, OPERATOR, SERVICE},
+    ("GET", "/api/v1/runs/{run_id}"): {ADMIN, OPERATOR, RESPONDER, VIEWER, SERVICE},
+    ("POST", "/api/v1/runs/{run_id}/cancel"): {ADMIN, OPERATOR},
+    ("POST", "/api/v1/runs/{run_id}/steps/{step}/{decision}"): {ADMIN, OPERATOR, RESPONDER},
+    ("POST", "/api/v1/metrics"): {ADMIN, OPERATOR, SERVICE},
+    ("POST", "/api/v1/events"): {ADMIN, OPERATOR, SERVICE},
+    ("POST", "/api/v1/alert-rules"): {ADMIN, OPERATOR},
+    ("POST", "/api/v1/silences"): {ADMIN, OPERATOR, RESPONDER},
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): {ADMIN, OPERATOR, RESPONDER},
+    ("POST", "/api/v1/incidents/{incident_id}/resolve"): {ADMIN, OPERATOR, RESPONDER},
+    ("PUT", "/api/v1/scaling/targets/{name}"): {ADMIN, OPERATOR},
+    ("POST", "/api/v1/schedules"): {ADMIN, OPERATOR},
+    ("GET", "/api/v1/audit"): {ADMIN, OPERATOR},
+    ("POST", "/api/v1/tokens"): {ADMIN},
+    ("GET", "/api/v1/tokens"): {ADMIN},
+}
+
+
+def test_the_declarations_keep_each_roles_promises(engine: Any) -> None:
+    routes = {route.path: route for route in _routes()}
+    for (method, path), promised in PROMISES.items():
+        needs = routes[path].needs(method)
+        allowed = {role for role in Role.ALL if any(allows([role], one) for one in needs)}
+        assert allowed == promised, (method, path, needs)
