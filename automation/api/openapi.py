@@ -328,7 +328,15 @@ def openapi_document() -> dict[str, Any]:
             "alerting document, and read why an alert was (not) notified.",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token (`automation tokens create`, `POST /api/v1/tokens`) or a "
+                    "bootstrap one of AUTOMATION_API_TOKENS. Each operation's permission is its "
+                    "`x-permission` (a list: any of them); the token's roles must grant it, else 403.",
+                }
+            },
             "schemas": _component_schemas(),
         },
         "security": [{"bearer": []}],

@@ -285,3 +285,27 @@ def test_the_audit_log_cannot_be_changed(engine: Any) -> None:
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             change()
     assert AuditEntry.objects.get(id=entry.id).actor == entry.actor
+
+
+def test_the_python_api_records_as_python_and_engine_runs_only_when_asked(engine: Any) -> None:
+    from automation import ActionDefinition, WorkflowDefinition
+    from automation.models import AuditEntry
+
+    name = unique("py-audit")
+    gate = ActionDefinition(name="gate", action_type="control.approval", parameters={"timeout_seconds": 30})
+    engine.register_workflow(WorkflowDefinition(name=name, actions=[gate]))
+    run = engine.run_workflow(name)
+    engine.cancel_run(run.id)
+    entries = AuditEntry.objects.filter(object_id__in=[name, run.id]).order_by("id")
+    assert [(e.action, e.source) for e in entries] == [
+        ("definition.registered", "python"),
+        ("run.started", "python"),
+        ("run.cancelled", "python"),
+    ]
+    # A run the engine starts by itself (here: a bare service call, as Beat's jobs make) is its
+    # domain's to log, not the audit log's.
+    from automation.runs.dispatch import enqueue_run
+
+    own, _ = enqueue_run(name, {})
+    assert not AuditEntry.objects.filter(object_id=str(own.id), action="run.started").exists()
+    engine.cancel_run(own.id)
