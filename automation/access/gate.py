@@ -18,6 +18,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from automation.access.choices import AuditSource
 from automation.access.choices import Permission as P
 from automation.access.principal import OPEN_PRINCIPAL, Actor, Principal, acting_as
+from automation.access.services.tokens import auth_required
+from automation.access.services.tokens import authenticate as from_secret
 
 View = Callable[..., HttpResponse]
 
@@ -43,9 +45,6 @@ def bearer(request: HttpRequest) -> str:
 
 def authenticate(request: HttpRequest) -> Principal | JsonResponse:
     """The request's principal (the open one while no token is configured), or the 401 answer."""
-    from automation.access.services.tokens import auth_required
-    from automation.access.services.tokens import authenticate as from_secret
-
     if not auth_required():
         return OPEN_PRINCIPAL
     principal = from_secret(bearer(request))

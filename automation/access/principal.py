@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,8 +85,6 @@ def bind(actor: Actor) -> None:
 
 
 def cli_actor() -> Actor:
-    import os
-
     return Actor(name=os.environ.get("AUTOMATION_ACTOR") or _os_user(), source=AuditSource.CLI)
 
 
