@@ -249,3 +249,28 @@ def test_a_view_no_route_declares_needs_system_admin(role_tokens: dict[str, str]
     assert call(None) == 401
     assert call(role_tokens["operator"]) == 403
     assert call(role_tokens["automation_admin"]) == 200
+
+
+def test_cli_changes_are_recorded_as_the_cli_user(engine: Any, tmp_path: Any) -> None:
+    from automation.models import AuditEntry
+
+    name = unique("cli-audit")
+    definition = tmp_path / "wf.yaml"
+    definition.write_text(
+        f"name: {name}\nactions:\n  - name: gate\n    action_type: control.approval\n"
+        "    parameters: {timeout_seconds: 30}\n"
+    )
+    actor = unique("ops")
+    assert cli("workflow", "apply", "-f", str(definition), AUTOMATION_ACTOR=actor).returncode == 0
+    started = cli("run", name, AUTOMATION_ACTOR=actor)
+    assert started.returncode == 0, started.stderr
+    run_id = next(word for word in started.stdout.split() if len(word) == 36)
+    assert cli("runs", "cancel", run_id, AUTOMATION_ACTOR=actor).returncode == 0
+    entries = AuditEntry.objects.filter(actor=actor).order_by("id")
+    assert [(e.action, e.object_id, e.source) for e in entries] == [
+        ("definition.registered", name, "cli"),
+        ("run.started", run_id, "cli"),
+        ("run.cancelled", run_id, "cli"),
+    ]
+    listed = cli("audit", "list", "--actor", actor, "--object", f"run:{run_id}")
+    assert listed.returncode == 0 and listed.stdout.count("\n") == 2 and "run.cancelled" in listed.stdout
