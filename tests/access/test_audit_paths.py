@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,23 +16,13 @@ import pytest
 
 from automation.access.choices import Role
 from tests.api_server import ApiServer
-from tests.conftest import STATE_DIR, unique, wait_for
+from tests.conftest import unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
 
 INTAKE = {("POST", "/api/v1/metrics"), ("POST", "/api/v1/events"), ("POST", "/api/v1/alerts/alertmanager")}
-ACK_SECRET = "access-audit-ack-secret"
-
-
-@pytest.fixture(scope="module")
-def ack_server(role_tokens: dict[str, str]) -> Iterator[ApiServer]:
-    os.environ["AUTOMATION_ACK_SECRET"] = ACK_SECRET
-    try:
-        started = ApiServer(log_path=STATE_DIR / f"{unique('access-audit')}.log", workers=1)
-    finally:
-        del os.environ["AUTOMATION_ACK_SECRET"]
-    yield started
-    started.stop()
+#: The session's (tests/conftest.py): the API servers the tests start sign and check links with it.
+ACK_SECRET = os.environ["AUTOMATION_ACK_SECRET"]
 
 
 class Walk:
@@ -82,7 +72,7 @@ def _target(name: str) -> dict[str, Any]:
 
 
 def test_every_mutating_route_leaves_an_audit_entry(
-    ack_server: ApiServer, role_tokens: dict[str, str], engine: Any
+    server: ApiServer, role_tokens: dict[str, str], engine: Any
 ) -> None:
     from automation.access.routes import api_routes
     from automation.access.services.tokens import authenticate
@@ -92,7 +82,7 @@ def test_every_mutating_route_leaves_an_audit_entry(
     secret = role_tokens[Role.ADMIN]
     principal = authenticate(secret)
     assert principal is not None
-    client = httpx.Client(base_url=ack_server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+    client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     walk = Walk(client)
     tag, wf = walk.tag, walk.workflow
     gated = {
@@ -177,7 +167,7 @@ def test_every_mutating_route_leaves_an_audit_entry(
     def ack_link() -> tuple[str, str]:
         number = state["linked"]
         token = sign(number, "alice", expires=int(time.time()) + 600, secret=ACK_SECRET)
-        answer = httpx.post(f"{ack_server.url}/api/v1/incidents/{number}/ack", data={"token": token})
+        answer = httpx.post(f"{server.url}/api/v1/incidents/{number}/ack", data={"token": token})
         walk.ok(answer)
         return "incident", str(number)
 
