@@ -147,11 +147,14 @@ class AutomationEngine:
         self, name: str, inputs: dict[str, Any] | None = None, idempotency_key: str | None = None
     ) -> RunHandle:
         """Enqueue a run of the latest version of `name`; the same idempotency key gives the same run."""
+        from automation.access.principal import acting_as, current_actor
         from automation.embedded import ensure_worker
         from automation.runs.dispatch import enqueue_run
 
         ensure_worker()
-        run, _ = enqueue_run(name, inputs, idempotency_key=idempotency_key)
+        # The Python API is an adapter too: the run it starts is in the audit log, as its caller's.
+        with acting_as(current_actor()):
+            run, _ = enqueue_run(name, inputs, idempotency_key=idempotency_key)
         return RunHandle(run.id)
 
     def register_alert_workflow(self, alert_config: dict[str, Any]) -> str:

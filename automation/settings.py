@@ -30,6 +30,7 @@ APPEND_SLASH = False
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
+    "django.contrib.auth",
     "django_celery_beat",
     "automation.apps.AutomationAppConfig",
 ]
@@ -107,7 +108,10 @@ CELERY_BEAT_SCHEDULER = "automation.schedules:AutomationScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- Engine defaults (an AutomationConfig given to AutomationEngine overrides them) ---
+# Bootstrap administrator tokens (retire them once a stored admin token exists: README, "Roles and tokens").
 AUTOMATION_API_TOKENS = [t for t in os.environ.get("AUTOMATION_API_TOKENS", "").split(",") if t]
+# Set by `automation serve` beyond loopback: no request is served without a token, whatever is stored.
+AUTOMATION_API_REQUIRE_AUTH = os.environ.get("AUTOMATION_API_REQUIRE_AUTH", "") == "1"
 AUTOMATION_SERVICES_FILE = os.environ.get("AUTOMATION_SERVICES_FILE", "services.yml")
 # Incident pages: the API's public address (unset: a page names the incident by id, and its acknowledgement
 # link is a path), the secret its acknowledgement links are signed with (default: SECRET_KEY), and how long

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from automation.access.openapi import ACCESS_SCHEMAS, access_paths, declare_permissions
 from automation.alerting.choices import AlertOrigin, AlertState, Decision
 from automation.alerting.definitions import MATCHERS_SCHEMA, AlertingDocument, RuleDefinition
 from automation.alerting.exposition import MAX_LABELS as MAX_SAMPLE_LABELS
@@ -223,7 +224,8 @@ _SCHEMAS: dict[str, Any] = {
 _ERRORS = {
     400: "Malformed JSON, a body that is not an object, or a required body missing",
     401: "Missing or invalid bearer token (when tokens are configured)",
-    403: "The caller is not one of the step's approvers",
+    403: "The token's roles lack the operation's permission (x-permission), or the caller is not one of "
+    "the step's approvers",
     404: "No such workflow, run, step, alert, alert rule, silence, incident or route",
     409: "Not allowed in the current state",
     413: f"Request body larger than {MAX_BODY_BYTES} bytes",
@@ -266,6 +268,7 @@ def _component_schemas() -> dict[str, Any]:
         **SCALING_SCHEMAS,
         **INCIDENTS_SCHEMAS,
         **TIMETABLES_SCHEMAS,
+        **ACCESS_SCHEMAS,
     }
     for name, model in (
         ("WorkflowDefinition", WorkflowDefinition),
@@ -315,7 +318,7 @@ def openapi_document() -> dict[str, Any]:
         "requestBody": _body("Decision", required=False),
         "responses": _responses(200, "Run", 400, 401, 403, 404, 409, 413, 422),
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Automation engine API",
@@ -325,7 +328,15 @@ def openapi_document() -> dict[str, Any]:
             "alerting document, and read why an alert was (not) notified.",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token (`automation tokens create`, `POST /api/v1/tokens`) or a "
+                    "bootstrap one of AUTOMATION_API_TOKENS. Each operation's permission is its "
+                    "`x-permission` (a list: any of them); the token's roles must grant it, else 403.",
+                }
+            },
             "schemas": _component_schemas(),
         },
         "security": [{"bearer": []}],
@@ -474,8 +485,11 @@ def openapi_document() -> dict[str, Any]:
             **scaling_paths(_responses, _body, _errors_only),
             **incidents_paths(_responses, _body, _errors_only),
             **timetables_paths(_responses, _body, _errors_only),
+            **access_paths(_responses, _body, _errors_only),
         },
     }
+    declare_permissions(document["paths"], _errors_only)
+    return document
 
 
 # -- alerting ------------------------------------------------------------------------------------------

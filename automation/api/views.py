@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -14,6 +13,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
+from automation.access.choices import Permission, PrincipalKind
+from automation.access.gate import principal_of, request_actor, undeclared
+from automation.access.principal import acting_as, bound_actor
 from automation.api.limits import MAX_BODY_BYTES, TEXT_LIMITS
 from automation.api.openapi import openapi_document
 from automation.api.serializers import run_json
@@ -37,21 +39,22 @@ def _error(status: int, message: str, errors: list[dict[str, str]] | None = None
 
 
 def api_view(view: View) -> View:
-    """Bearer-token check (when tokens are configured) and the mapping of typed errors to statuses."""
+    """The mapping of typed errors to statuses. Authentication and the permission are the route's guard
+    (automation/access/gate.py); a view no guard admitted is authenticated here and needs system:admin."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        tokens = settings.AUTOMATION_API_TOKENS
-        if tokens:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
-            if not any(hmac.compare_digest(given, token.encode()) for token in tokens):
-                return _error(401, "missing or invalid bearer token")
+        refused = undeclared(request)
+        if refused is not None:
+            return refused
+        actor = bound_actor() or request_actor(request)
         try:
             # Path parameters reach the database as text: NUL and lone surrogates are refused here.
             bad = [error for name, value in kwargs.items() for error in unstorable_strings(value, name)]
             if bad:
                 raise InvalidFieldsError(bad)
-            return view(request, *args, **kwargs)
+            with acting_as(actor):
+                return view(request, *args, **kwargs)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
         except InvalidFieldsError as exc:
@@ -240,7 +243,15 @@ def workflow_runs(request: HttpRequest, body: dict[str, Any], name: str) -> Json
 @require_http_methods(["GET"])
 @api_view
 def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
-    return JsonResponse(run_json(_run_or_404(run_id)))
+    from automation.access.services.audit import started_by
+
+    run = _run_or_404(run_id)
+    principal = principal_of(request)
+    if principal is not None and not principal.may(Permission.RUNS_READ):
+        # runs:read_own (a service): its own runs only; another's is as unknown as a missing one.
+        if not started_by(run.id, principal.name):
+            raise NotFoundError(f"run {run_id} does not exist")
+    return JsonResponse(run_json(run))
 
 
 @require_http_methods(["POST"])
@@ -266,13 +277,20 @@ def step_decision(
     if decision not in ("approve", "reject"):
         raise NotFoundError(f"no step action '{decision}' (approve or reject)")
     fields = _text_fields(body, {"by": TEXT_LIMITS["by"], "comment": TEXT_LIMITS["comment"]})
+    by, identities = fields.get("by", ""), None
+    principal = principal_of(request)
+    if principal is not None and principal.kind != PrincipalKind.OPEN:
+        # With authentication on, the approver is who the token says, never what the caller typed: a
+        # `by` in the body is not used (the open development mode still takes it).
+        by, identities = principal.name, principal.identities
     run = _run_or_404(run_id)
     decide_approval(
         run.id,
         step,
         approved=decision == "approve",
-        by=fields.get("by", ""),
+        by=by,
         comment=fields.get("comment", ""),
+        identities=identities,
     )
     return JsonResponse(run_json(_run_or_404(run_id)))
 

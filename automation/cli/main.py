@@ -41,6 +41,8 @@ def _fail_on_errors(exc: AutomationError) -> None:
 WITHOUT_DATABASE = frozenset({"migrate", "forecast", "scaling", "anomaly", "capacity"})
 #: Groups that set the database up themselves, for those of their subcommands that need it.
 SETS_UP_ITSELF = frozenset({"rules"})
+#: Long-running commands: their requests and jobs bind their own actors.
+SERVES = frozenset({"serve", "demo"})
 
 
 class _Commands(click.Group):
@@ -74,6 +76,11 @@ def cli(ctx: click.Context) -> None:
         os.environ.setdefault("AUTOMATION_LOG_LEVEL", "WARNING")
     if ctx.invoked_subcommand not in WITHOUT_DATABASE | SETS_UP_ITSELF:
         _setup()
+    if ctx.invoked_subcommand not in SERVES:
+        from automation.access.principal import bind, cli_actor
+
+        # What this command changes is in the audit log as the operating-system user's (or AUTOMATION_ACTOR).
+        bind(cli_actor())
 
 
 @cli.command()
@@ -97,21 +104,26 @@ def migrate() -> None:
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
-    help="Serve beyond loopback without AUTOMATION_API_TOKENS: anyone who reaches it can run workflows.",
+    help="Serve beyond loopback without any API token: anyone who reaches it can run workflows.",
 )
 def serve(bind: str, workers: int, insecure_no_auth: bool) -> None:
-    """Serve the HTTP API (gunicorn). Beyond loopback it needs AUTOMATION_API_TOKENS."""
+    """Serve the HTTP API (gunicorn). Beyond loopback it needs an API token (stored or in the environment)."""
     from django.conf import settings
 
+    from automation.access.services.tokens import auth_required
     from automation.api.server import is_loopback
     from automation.api.server import serve as run_server
 
-    if not settings.AUTOMATION_API_TOKENS and not is_loopback(bind) and not insecure_no_auth:
+    if not is_loopback(bind) and not insecure_no_auth and not auth_required():
         raise InputProblem(
-            f"--bind {bind} is reachable from other machines and AUTOMATION_API_TOKENS is not set: set it "
-            "(AUTOMATION_API_TOKENS=token1,token2; clients send 'Authorization: Bearer <token>'), "
+            f"--bind {bind} is reachable from other machines and no API token is configured: create one "
+            "(automation tokens create --name NAME --role automation_admin) or set AUTOMATION_API_TOKENS; "
+            "clients send 'Authorization: Bearer <token>'; "
             "or pass --insecure-no-auth to serve an open API on purpose"
         )
+    if not is_loopback(bind) and not insecure_no_auth:
+        # Beyond loopback the API never falls back to open, even once every stored token expired.
+        settings.AUTOMATION_API_REQUIRE_AUTH = True
     run_server(bind=bind, workers=workers)
 
 
@@ -369,9 +381,12 @@ cli.add_command(changes)
 cli.add_command(services)
 cli.add_command(oncall)
 
+from automation.access.cli import audit, tokens  # noqa: E402
 from automation.timetables.cli import schedule  # noqa: E402
 
 cli.add_command(schedule)
+cli.add_command(tokens)
+cli.add_command(audit)
 
 
 def main() -> None:

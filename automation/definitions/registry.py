@@ -8,10 +8,12 @@ import json
 from django.conf import settings
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.config.schema import AutomationConfig
 from automation.definitions.schema import WorkflowDefinition
 from automation.definitions.validation import Defaults, validate_definition
 from automation.models import Workflow, WorkflowVersion
+from automation.secrets import mask_definition
 
 
 def register_definition(
@@ -36,6 +38,15 @@ def register_definition(
             return latest
         workflow.latest_version += 1
         workflow.save(update_fields=["latest_version", "updated_at"])
-        return WorkflowVersion.objects.create(
+        version = WorkflowVersion.objects.create(
             workflow=workflow, version=workflow.latest_version, digest=digest, definition=document
         )
+        audit.record(
+            "definition.registered",
+            "workflow",
+            workflow.name,
+            before=mask_definition(latest.definition) if latest is not None else None,
+            after=mask_definition(document),
+            note={"version": version.version},
+        )
+        return version

@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from automation.access.choices import AuditSource
+from automation.access.principal import Actor, acting_as
 from automation.api.views import BadRequest, api_view, json_body_view
 from automation.errors import InvalidFieldsError, NotFoundError, StateError
 
@@ -94,7 +96,9 @@ def acknowledge_link(request: HttpRequest, incident_id: str) -> HttpResponse:
         if request.method == "GET":
             page = _confirmation(incident_json(incident), who, str(token))
             return HttpResponse(page, content_type="text/html; charset=utf-8")
-        outcome = acknowledge(number, by=who, now=now, comment=LINK_COMMENT)
+        # The signature names who acts: the audit log records that person, through the link.
+        with acting_as(Actor(name=who, source=AuditSource.API, via="ack-link")):
+            outcome = acknowledge(number, by=who, now=now, comment=LINK_COMMENT)
         return JsonResponse({**incident_json(get_incident(number)), "changed": outcome.changed})
     except InvalidFieldsError as exc:
         return JsonResponse({"error": "invalid input", "errors": exc.as_dicts()}, status=422)

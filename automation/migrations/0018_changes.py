@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0013_escalation'),
+        ('automation', '0014_access'),
     ]
 
     operations = [

@@ -1,6 +1,7 @@
 """Durable state of the engine: definitions and their versions, runs, steps, config, the fleet's records,
-alerts, scaling targets, incidents."""
+alerts, scaling targets, incidents, API tokens and the audit log."""
 
+from automation.models.access import ApiToken, AuditEntry
 from automation.models.alerting import (
     Alert,
     AlertGroup,
@@ -28,6 +29,8 @@ from automation.models.runs import RunTally, StepRun, WorkflowRun
 from automation.models.scaling import ScalingDecision, ScalingState, ScalingTarget
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
     "Alert",
     "AlertGroup",
     "AlertLog",

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services.audit import record_if_bound
 from automation.actions.task import BROKER_ERRORS
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
@@ -112,6 +113,14 @@ def enqueue_run(
         # Only the process that stored the run sends it (once the caller's transaction, if any, commits);
         # if it dies in between, the stalled-run sweep does.
         transaction.on_commit(lambda: dispatch(run))
+    if created:
+        record_if_bound(
+            "run.started",
+            "run",
+            run.id,
+            after={"workflow": workflow, "version": latest.number, "inputs": resolved, "status": run.status},
+            note={"workflow": workflow},
+        )
     return run, created
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from automation.access.services import audit
 from automation.choices import RunStatus
 from automation.delivery import step_task_id
 from automation.errors import ForbiddenError, InputError, NotFoundError, StateError
@@ -385,6 +386,7 @@ def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> Workflow
             raise NotFoundError(f"run {run_id} does not exist")
         if run.status in TERMINAL:
             raise StateError(f"run {run_id} is already {run.status}")
+        before = {"status": run.status}
         run.status = RunStatus.CANCELLED
         run.error = reason
         run.finished_at = now
@@ -392,12 +394,25 @@ def cancel_run(run_id: Any, *, reason: str = "cancelled by request") -> Workflow
         StepRun.objects.filter(run_id=run_id, status__in=ACTIVE).update(
             status=RunStatus.CANCELLED, error=reason, finished_at=now, deferred=False
         )
+        audit.record("run.cancelled", "run", run.id, before=before, after={"status": run.status})
     return run
 
 
 @retry_deadlocks
-def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment: str = "") -> StepRun:
-    """Record an approver's decision on a `control.approval` step that is waiting for one."""
+def decide_approval(
+    run_id: Any,
+    step: str,
+    *,
+    approved: bool,
+    by: str,
+    comment: str = "",
+    identities: frozenset[str] | None = None,
+) -> StepRun:
+    """Record an approver's decision on a `control.approval` step that is waiting for one.
+
+    `identities`: the names the authenticated caller goes by (its user or service name, its token's name,
+    `group:NAME` per group); when given, the step's `approvers` are matched against them and not `by`.
+    """
     _check_text(by=by, comment=comment)
     with transaction.atomic():
         row = (
@@ -414,7 +429,8 @@ def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment:
         if "decision" in row.state:
             raise StateError(f"step '{step}' was already {row.state['decision']}")
         approvers = row.state.get("approvers") or []
-        if approvers and by not in approvers:
+        admitted = identities if identities is not None else frozenset({by})
+        if approvers and not admitted & set(approvers):
             raise ForbiddenError(
                 f"'{by or 'anonymous'}' is not an approver of step '{step}' ({', '.join(approvers)})"
             )
@@ -427,6 +443,13 @@ def decide_approval(run_id: Any, step: str, *, approved: bool, by: str, comment:
         }
         row.touched_at = _now()
         row.save(update_fields=["state", "touched_at"])
+        audit.record(
+            "run.approved" if approved else "run.rejected",
+            "step",
+            f"{row.run_id}/{step}",
+            before={"decision": None},
+            after={"decision": row.state["decision"], "decided_by": by},
+        )
     return row
 
 

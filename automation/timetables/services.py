@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.errors import DefinitionError, InvalidFieldsError, NotFoundError
 from automation.timetables.definitions import ScheduleDefinition, cron_fields
 
@@ -58,6 +59,7 @@ def save_schedule(raw: ScheduleDefinition | dict[str, Any]) -> ScheduleDefinitio
     # and its inputs, secret ones included, are read from the stored definition when the slot fires.
     kwargs = {"schedule": definition.name, "period": definition.period}
     with transaction.atomic():
+        before = _rows().filter(name=PREFIX + definition.name).values_list("description", flat=True).first()
         crontab = interval = None
         if definition.cron is not None:
             crontab, _ = CrontabSchedule.objects.get_or_create(
@@ -80,6 +82,13 @@ def save_schedule(raw: ScheduleDefinition | dict[str, Any]) -> ScheduleDefinitio
                 # A slot whose job was not taken within its period is gone: the next one is on its way.
                 "expire_seconds": max(int(definition.period), 60),
             },
+        )
+        audit.record(
+            "schedule.saved",
+            "schedule",
+            definition.name,
+            before=json.loads(before) if before else None,
+            after=definition.as_document(),
         )
     return definition
 
@@ -108,9 +117,12 @@ def list_schedules() -> list[Any]:
 
 
 def delete_schedule(name: str) -> None:
-    deleted, _ = _rows().filter(name=PREFIX + name).delete()
-    if not deleted:
-        raise NotFoundError(f"schedule '{name[:200]}' does not exist")
+    with transaction.atomic():
+        before = _rows().filter(name=PREFIX + name).values_list("description", flat=True).first()
+        deleted, _ = _rows().filter(name=PREFIX + name).delete()
+        if not deleted:
+            raise NotFoundError(f"schedule '{name[:200]}' does not exist")
+        audit.record("schedule.deleted", "schedule", name, before=json.loads(before) if before else None)
 
 
 def slot_key(schedule: str, slot: int) -> str:

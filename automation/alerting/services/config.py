@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.alerting.definitions import AlertingDocument, ReceiverDefinition
 from automation.alerting.notifications import receiver_workflow
 from automation.config import current_config
@@ -42,9 +43,10 @@ def apply_document(raw: Any) -> AlertingDocument:
                 register_receiver(receiver)
             except DefinitionError as exc:
                 raise DefinitionError(_receiver_errors(index, receiver, exc)) from None
-        AlertingConfig.objects.update_or_create(
-            pk=1, defaults={"document": document.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        )
+        before = AlertingConfig.objects.filter(pk=1).values_list("document", flat=True).first()
+        after = document.model_dump(mode="json", by_alias=True, exclude_none=True)
+        AlertingConfig.objects.update_or_create(pk=1, defaults={"document": after})
+        audit.record("config.applied", "alerting_document", "alerting", before=before, after=after)
         # Cached once stored for good: a caller's transaction that rolls back leaves the cache as it was.
         transaction.on_commit(lambda: _remember(document))
     return document

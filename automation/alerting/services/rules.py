@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.alerting.choices import AlertOrigin, AlertState
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.remediation import remediation_workflows
@@ -36,6 +37,7 @@ def save_rule(raw: RuleDefinition | dict[str, Any], *, where: str = "") -> Alert
                 register_definition(workflow, current_config())
         except DefinitionError as exc:
             raise DefinitionError(_rule_errors(exc, definition, where)) from None
+        before = AlertRule.objects.filter(name=definition.name).values_list("document", flat=True).first()
         rule, _ = AlertRule.objects.update_or_create(
             name=definition.name,
             defaults={
@@ -45,6 +47,7 @@ def save_rule(raw: RuleDefinition | dict[str, Any], *, where: str = "") -> Alert
                 "enabled": True,
             },
         )
+        audit.record("rule.saved", "alert_rule", rule.name, before=before, after=rule.document)
     return rule
 
 
@@ -96,7 +99,9 @@ def delete_rule(name: str, *, now: float | None = None) -> None:
         transition = expire(fingerprint, at)
         if transition is not None and transition.after == AlertState.RESOLVED:
             on_resolved(transition.alert, at)
-    rule.delete()
+    with transaction.atomic():
+        audit.record("rule.deleted", "alert_rule", name, before=rule.document)
+        rule.delete()
 
 
 def rule_definition(rule: AlertRule) -> RuleDefinition:

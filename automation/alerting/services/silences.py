@@ -7,6 +7,9 @@ import time
 import uuid
 from typing import Any
 
+from django.db import transaction
+
+from automation.access.services import audit
 from automation.alerting.limits import MAX_COMMENT, MAX_CREATED_BY
 from automation.alerting.matchers import MatcherError, matcher_dicts, matchers_from_dicts, parse_matchers
 from automation.alerting.series import Matcher
@@ -44,13 +47,15 @@ def create_silence(
             errors.append((name, f"must be at most {limit} characters, without NUL"))
     if errors:
         raise InvalidFieldsError(errors)
-    silence = Silence.objects.create(
-        matchers=matcher_dicts(parsed),
-        starts_at=at(starts_at),
-        ends_at=at(ends_at),
-        created_by=created_by,
-        comment=comment,
-    )
+    with transaction.atomic():
+        silence = Silence.objects.create(
+            matchers=matcher_dicts(parsed),
+            starts_at=at(starts_at),
+            ends_at=at(ends_at),
+            created_by=created_by,
+            comment=comment,
+        )
+        audit.record("silence.created", "silence", silence.pk, after=_state(silence))
     _forget()
     return silence
 
@@ -65,10 +70,23 @@ def expire_silence(silence_id: str, now: float) -> Silence:
         raise NotFoundError(f"silence {silence_id} does not exist")
     if silence.ends_at.timestamp() <= now:
         raise StateError(f"silence {silence_id} has already expired")
-    Silence.objects.filter(pk=silence_id).update(ends_at=at(now))
-    silence.refresh_from_db()
+    before = _state(silence)
+    with transaction.atomic():
+        Silence.objects.filter(pk=silence_id).update(ends_at=at(now))
+        silence.refresh_from_db()
+        audit.record("silence.expired", "silence", silence.pk, before=before, after=_state(silence))
     _forget()
     return silence
+
+
+def _state(silence: Silence) -> dict[str, Any]:
+    return {
+        "matchers": silence.matchers,
+        "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat(),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+    }
 
 
 def active_silences(now: float) -> list[ActiveSilence]:

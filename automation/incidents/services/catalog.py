@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.incidents.definitions import ServiceDefinition, ServicesDocument
 from automation.incidents.graph import ServiceGraph
 from automation.incidents.services.locks import lock
@@ -20,6 +21,9 @@ def apply_services(raw: Any) -> ServicesDocument:
     names = [service.name for service in document.services]
     with transaction.atomic():
         lock({"catalog"})  # two documents applied at once: one after the other, not interleaved
+        before = list(
+            Service.objects.order_by("position").values("name", "depends_on", "owners", "description")
+        )
         Service.objects.exclude(name__in=names).delete()
         stored = {s.name: s for s in Service.objects.select_for_update().filter(name__in=names)}
         for position, declared in enumerate(document.services):
@@ -29,6 +33,10 @@ def apply_services(raw: Any) -> ServicesDocument:
             row.description = declared.description
             row.position = position
             row.save()
+        after = list(
+            Service.objects.order_by("position").values("name", "depends_on", "owners", "description")
+        )
+        audit.record("config.applied", "services_document", "services", before=before, after=after)
     return document
 
 

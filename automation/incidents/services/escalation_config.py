@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.alerting.services.config import current_document
 from automation.errors import NotFoundError
 from automation.incidents.escalation_definitions import EscalationDocument
@@ -26,7 +27,11 @@ def apply_escalation(raw: Any) -> EscalationDocument:
     of the stored document."""
     document = EscalationDocument.parse(raw, receivers=known_receivers(fresh=True))
     with transaction.atomic():
+        before = EscalationConfig.objects.filter(pk=1).values_list("document", flat=True).first()
         EscalationConfig.objects.update_or_create(pk=1, defaults={"document": as_json(document)})
+        audit.record(
+            "config.applied", "escalation_document", "escalation", before=before, after=as_json(document)
+        )
     return document
 
 

@@ -13,6 +13,7 @@ from django.db.models import Case, Count, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from automation.access.services import audit
 from automation.errors import NotFoundError, StateError
 from automation.incidents.choices import EventKind, IncidentStatus
 from automation.incidents.lifecycle import ACKNOWLEDGE, MITIGATE, RESOLVE, Step
@@ -71,6 +72,14 @@ def _take(step: Step, incident_id: int, by: str, now: float, comment: str) -> Ou
         if taken:
             detail = _detail(step, incident, comment)
             record(incident.pk, now, Event(step.event, actor=by, detail=detail))
+            audit.record(
+                f"incident.{step.event}",
+                "incident",
+                incident.pk,
+                before={"status": list(step.leaves)},
+                after={"status": incident.status},
+                note={"by": by},
+            )
             return Outcome(incident, True)
     if step.outcome(incident.status) == "done":
         return Outcome(incident, False)

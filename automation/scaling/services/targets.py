@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
+from automation.access.services import audit
 from automation.choices import Priority
 from automation.config import current_config
 from automation.definitions.registry import register_definition
@@ -82,6 +83,7 @@ def save_target(raw: ScalingTargetDefinition | dict[str, Any], *, where: str = "
             register_definition(scale_workflow(definition), current_config())
         except DefinitionError as exc:
             raise DefinitionError([(f"{prefix}service", reason) for _, reason in exc.errors]) from None
+        before = ScalingTarget.objects.filter(name=definition.name).values_list("document", flat=True).first()
         target, _ = ScalingTarget.objects.update_or_create(
             name=definition.name,
             defaults={
@@ -94,6 +96,9 @@ def save_target(raw: ScalingTargetDefinition | dict[str, Any], *, where: str = "
             },
         )
         ScalingState.objects.get_or_create(target=target)
+        audit.record(
+            "scaling_target.saved", "scaling_target", target.name, before=before, after=target.document
+        )
     return target
 
 
@@ -124,9 +129,12 @@ def save_targets(raws: list[Any]) -> list[ScalingTarget]:
 
 def delete_target(name: str) -> None:
     """Delete a target, its state and its decision log (its scale workflow and runs stay)."""
-    deleted, _ = ScalingTarget.objects.filter(name=name).delete()
-    if not deleted:
-        raise NotFoundError(f"scaling target '{name[:200]}' does not exist")
+    with transaction.atomic():
+        before = ScalingTarget.objects.filter(name=name).values_list("document", flat=True).first()
+        deleted, _ = ScalingTarget.objects.filter(name=name).delete()
+        if not deleted:
+            raise NotFoundError(f"scaling target '{name[:200]}' does not exist")
+        audit.record("scaling_target.deleted", "scaling_target", name, before=before)
 
 
 def target_definition(target: ScalingTarget) -> ScalingTargetDefinition:
