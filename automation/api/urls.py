@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from automation.alerting import api as alerting
 from automation.api import fleet, views
@@ -50,6 +50,8 @@ urlpatterns = [
     path("api/v1/oncall", oncall_api.oncall),
     path("api/v1/schedules", timetables.schedules),
     path("api/v1/schedules/<str:name>", timetables.schedule_detail),
+    # The web UI (admin, run pages, the admin's static files): HTML behind Django's login, not the API.
+    path("", include("automation.webui.urls")),
 ]
 
 handler400 = "automation.api.errors.bad_request"
