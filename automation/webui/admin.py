@@ -53,6 +53,7 @@ class AutomationAdminSite(admin.AdminSite):
     site_header = "Automation engine"
     site_title = "Automation engine"
     index_title = "Operations"
+    site_url = "/ui/"
 
     def has_permission(self, request: HttpRequest) -> bool:
         # Each model admin asks for its own permission; the site only needs a staff member.

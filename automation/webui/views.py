@@ -3,7 +3,9 @@ its attempts, output and error (secrets masked as in the API's answers)."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -33,6 +35,8 @@ def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         raise PermissionDenied("runs:read is needed to see a run")
     run = get_object_or_404(WorkflowRun.objects.select_related("workflow", "version"), pk=run_id)
     steps = [step_json(step) for step in run.steps.order_by("position")]
+    for step in steps:
+        step["shown_output"] = "—" if step["output"] is None else _shown(step["output"])
     actions = run.version.definition["actions"]
     layout = layout_dag(
         [a["name"] for a in actions], {a["name"]: list(a.get("depends_on") or []) for a in actions}
@@ -44,7 +48,7 @@ def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         **site.each_context(request),
         "title": f"{run.workflow.name} v{run.version.version} · run {str(run.id)[:8]}",
         "run": run,
-        "inputs": masked_inputs(run),
+        "inputs": _shown(masked_inputs(run)),
         "steps": steps,
         # Built from escaped names only (automation/webui/svg.py).
         "svg": mark_safe(svg),  # noqa: S308
@@ -53,3 +57,7 @@ def run_page(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         "dependencies": {a["name"]: list(a.get("depends_on") or []) for a in actions},
     }
     return TemplateResponse(request, "webui/run.html", context)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
