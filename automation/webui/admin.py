@@ -214,7 +214,9 @@ class StepInline(GuardedInline):
 @admin.register(WorkflowRun, site=site)
 class WorkflowRunAdmin(GuardedAdmin):
     read_permission = "runs:read"
-    list_display = ("short_id", "workflow", "version_number", "status", "queue", "created_at", "finished_at")
+    list_display = (
+        "short_id", "workflow", "version_number", "status", "queue", "created_at", "finished_at", "graph",
+    )
     list_filter = (("workflow", admin.RelatedOnlyFieldListFilter), "status", "queue", "created_at")
     date_hierarchy = "created_at"
     search_fields = ("workflow__name", "idempotency_key")
@@ -237,6 +239,10 @@ class WorkflowRunAdmin(GuardedAdmin):
     @admin.display(description="inputs")
     def shown_inputs(self, run: WorkflowRun) -> str:
         return _pretty(masked_inputs(run))
+
+    @admin.display(description="graph")
+    def graph(self, run: WorkflowRun) -> str:
+        return format_html('<a href="{}">graph</a>', reverse("webui-run", args=[run.id]))
 
     @admin.display(description="graph")
     def run_page(self, run: WorkflowRun) -> str:

@@ -150,6 +150,7 @@ def test_runs_filter_by_workflow_status_and_time(objects: dict[str, Any]) -> Non
     workflow, run = objects["workflow"], objects["run"]
     mine = client.get(f"/admin/automation/workflowrun/?workflow__id__exact={workflow.id}")
     assert mine.status_code == 200 and str(run.id)[:8].encode() in mine.content
+    assert f'href="/ui/runs/{run.id}"'.encode() in mine.content
     runs = "/admin/automation/workflowrun/"
     none = client.get(runs, {"workflow__id__exact": workflow.id, "status__exact": "failed"})
     assert none.status_code == 200 and str(run.id)[:8].encode() not in none.content
@@ -211,6 +212,35 @@ def test_a_silence_is_expired_through_its_service_only_by_who_may(objects: dict[
     assert Silence.objects.get(pk=silence.pk).ends_at.timestamp() <= time.time()
     again = admin_client.post("/admin/automation/silence/", action, follow=True)
     assert b"already expired" in again.content
+
+
+def test_schedules_show_their_inputs_masked_and_change_only_where_a_role_may(objects: dict[str, Any]) -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from automation.timetables.services import get_schedule, save_schedule
+
+    name = unique("nightly")
+    workflow = objects["workflow"].name
+    save_schedule({"name": name, "workflow": workflow, "every": "5m", "inputs": {"api_password": "hunter2"}})
+    row = get_schedule(name)
+    every, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    job = PeriodicTask.objects.create(name=unique("engine-job"), task="automation.noop", interval=every)
+    tasks = "/admin/django_celery_beat/periodictask/"
+    admin_client = logged_in(make_user(superuser=True))
+    page = admin_client.get(f"{tasks}{row.pk}/change/").content.decode()
+    assert workflow in page and MASK in page
+    assert "hunter2" not in page and 'name="_save"' not in page  # a workflow schedule: read-only here
+    assert 'name="_save"' in admin_client.get(f"{tasks}{job.pk}/change/").content.decode()
+    listing = admin_client.get(tasks).content.decode()
+    assert 'value="disable_tasks"' in listing and 'value="run_tasks"' not in listing
+    disable = {"action": "disable_tasks", "_selected_action": [str(job.pk)]}
+    reader = logged_in(make_user(permissions=("view_periodictask",)))
+    assert 'value="disable_tasks"' not in reader.get(tasks).content.decode()
+    reader.post(tasks, disable)
+    assert PeriodicTask.objects.get(pk=job.pk).enabled
+    assert reader.post(f"{tasks}{job.pk}/change/", {}).status_code == 403
+    admin_client.post(tasks, disable)
+    assert not PeriodicTask.objects.get(pk=job.pk).enabled
 
 
 def test_the_api_still_takes_posts_without_a_csrf_token(engine: Any) -> None:
