@@ -16,25 +16,7 @@ from django.test import Client
 from automation import ActionDefinition, WorkflowDefinition
 from automation.secrets import MASK
 from tests.conftest import ROOT, unique
-
-PASSWORD = "correct-horse-battery"
-
-
-def make_user(*, superuser: bool = False, staff: bool = True, permissions: tuple[str, ...] = ()) -> Any:
-    from django.contrib.auth.models import Permission, User
-
-    user = User.objects.create_user(
-        unique("u"), password=PASSWORD, is_staff=staff, is_superuser=superuser
-    )
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
+from tests.webui.users import PASSWORD, logged_in, make_user
 
 
 @pytest.fixture(scope="module")

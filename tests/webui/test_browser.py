@@ -20,7 +20,7 @@ from automation.webui.svg import STATUS_COLOURS
 from tests.api_server import ApiServer
 from tests.browser import Chromium
 from tests.conftest import free_port, unique
-from tests.webui.test_admin import PASSWORD, make_user
+from tests.webui.users import PASSWORD, make_user
 
 pytestmark = [
     pytest.mark.usefixtures("worker"),

@@ -1,0 +1,28 @@
+"""Django users for the web UI's tests, made in the test database, and test clients logged in as them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.test import Client
+
+from tests.conftest import unique
+
+PASSWORD = "correct-horse-battery"
+
+
+def make_user(*, superuser: bool = False, staff: bool = True, permissions: tuple[str, ...] = ()) -> Any:
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(
+        unique("u"), password=PASSWORD, is_staff=staff, is_superuser=superuser
+    )
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
