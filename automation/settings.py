@@ -66,6 +66,9 @@ LOGIN_URL = "/admin/login/"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = os.environ.get("AUTOMATION_SECURE_COOKIES", "") == "1"
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a proxy that serves the UI under another origin (https://ops.example.com): the admin's forms are
+# accepted from these origins, comma-separated.
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("AUTOMATION_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 STATIC_URL = "/static/"
 #: The admin's stylesheets and scripts are served by the API server itself (whitenoise is not a
 #: dependency); set AUTOMATION_SERVE_STATIC=0 when a proxy in front serves /static/ instead.
