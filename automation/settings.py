@@ -30,11 +30,51 @@ APPEND_SLASH = False
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
+    # --- web UI (automation/webui): Django's users, sessions and admin ---
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
     "django_celery_beat",
     "automation.apps.AutomationAppConfig",
 ]
-MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+# Sessions and users serve the web UI; the API still authenticates with its bearer tokens. No CSRF
+# middleware: the API takes no cookies, and the admin's and the UI's views protect themselves
+# (csrf_protect), so an API client needs no CSRF token.
+MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user is the audit log's actor for the web UI's changes (API requests have no session).
+    "automation.webui.middleware.AdminActorMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [Path(__file__).resolve().parent / "webui" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+LOGIN_URL = "/admin/login/"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = os.environ.get("AUTOMATION_SECURE_COOKIES", "") == "1"
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a proxy that serves the UI under another origin (https://ops.example.com): the admin's forms are
+# accepted from these origins, comma-separated.
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("AUTOMATION_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+STATIC_URL = "/static/"
+#: The admin's stylesheets and scripts are served by the API server itself (whitenoise is not a
+#: dependency); set AUTOMATION_SERVE_STATIC=0 when a proxy in front serves /static/ instead.
+AUTOMATION_SERVE_STATIC = os.environ.get("AUTOMATION_SERVE_STATIC", "1") != "0"
 
 _embedded_db = f"sqlite:///{STATE_DIR / 'automation.sqlite3'}"
 DATABASES = {

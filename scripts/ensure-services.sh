@@ -12,7 +12,7 @@ up 5432 || command -v pg_ctlcluster >/dev/null || need_install+=(postgresql)
 need_bare=()  # without their recommends (node exporter, SNMP, smartmontools...): the tests need none
 command -v prometheus >/dev/null || need_bare+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_bare+=(prometheus-alertmanager)
-command -v chromium >/dev/null || need_bare+=(chromium)  # the capacity report's screenshot test
+command -v chromium >/dev/null || need_bare+=(chromium)  # the capacity report's and the web UI's browser tests
 if ((${#need_install[@]} + ${#need_bare[@]})); then
   echo "installing ${need_install[*]} ${need_bare[*]}"
   apt-get update -qq

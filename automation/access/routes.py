@@ -41,13 +41,21 @@ def _template(route: str) -> str:
     return "/" + text
 
 
+#: The web UI's URL configuration: HTML pages behind Django's login, each asking
+#: `automation.webui.permissions.allowed` (tests/webui), not bearer-token routes.
+WEB_UI_URLCONF = "automation.webui.urls"
+
+
 def api_routes() -> list[Route]:
+    """Every route of the HTTP API (the web UI's include left out)."""
     found: list[Route] = []
 
     def walk(patterns: list[URLPattern | URLResolver], prefix: str) -> None:
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+                module = getattr(pattern.urlconf_name, "__name__", pattern.urlconf_name)
+                if module != WEB_UI_URLCONF:
+                    walk(pattern.url_patterns, prefix + str(pattern.pattern))
                 continue
             declared = getattr(pattern.callback, PERMISSIONS_ATTRIBUTE, {})
             found.append(Route(_template(prefix + str(pattern.pattern)), declared))

@@ -6,7 +6,7 @@ A route added without either fails tests/access/test_endpoint_matrix.py (and its
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from automation.access import api as access
 from automation.access.choices import Permission as P
@@ -80,6 +80,8 @@ urlpatterns = [
     path("api/v1/tokens", guard(access.tokens, GET=P.TOKENS_WRITE, POST=P.TOKENS_WRITE)),
     path("api/v1/tokens/<str:name>", guard(access.token_detail, DELETE=P.TOKENS_WRITE)),
     path("api/v1/audit", guard(access.audit, GET=P.AUDIT_READ)),
+    # The web UI (admin, run pages, the admin's static files): HTML behind Django's login, not the API.
+    path("", include("automation.webui.urls")),
 ]
 
 handler400 = "automation.api.errors.bad_request"

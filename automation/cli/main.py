@@ -127,6 +127,26 @@ def serve(bind: str, workers: int, insecure_no_auth: bool) -> None:
     run_server(bind=bind, workers=workers)
 
 
+@cli.command("createsuperuser")
+@click.option("--username", default=None, help="Asked for unless given.")
+@click.option("--email", default=None, help="Asked for unless given (may be empty when asked).")
+@click.option(
+    "--noinput",
+    is_flag=True,
+    help="Ask nothing: --username and --email are needed, the password is read from "
+    "DJANGO_SUPERUSER_PASSWORD (without it the user cannot log in until `changepassword`).",
+)
+def createsuperuser(username: str | None, email: str | None, noinput: bool) -> None:
+    """Create a Django superuser, who may log in to the web UI (/admin/, /ui/) with every permission."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    try:
+        call_command("createsuperuser", username=username, email=email, interactive=not noinput)
+    except CommandError as exc:
+        raise InputProblem(str(exc)) from None
+
+
 @cli.group()
 def workflow() -> None:
     """Register and inspect workflow definitions."""
