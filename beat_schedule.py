@@ -32,6 +32,9 @@ INCIDENT_SWEEP_INTERVAL = float(os.environ.get("AUTOMATION_INCIDENT_SWEEP_INTERV
 #: opens, its first level at once: the tick is nudged).
 ESCALATION_INTERVAL = float(os.environ.get("AUTOMATION_ESCALATION_INTERVAL", "5"))
 
+#: Remediations are followed this often: a run's end is judged, and a fix verified, within it.
+REMEDIATION_INTERVAL = float(os.environ.get("AUTOMATION_REMEDIATION_INTERVAL", "5"))
+
 #: Names of the entries whose period follows `monitoring_interval`.
 MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
@@ -98,6 +101,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.incidents.escalate",
             "schedule": ESCALATION_INTERVAL,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": ESCALATION_INTERVAL},
+        },
+        "automation-incidents-follow-remediations": {
+            "task": "automation.incidents.follow_remediations",
+            "schedule": REMEDIATION_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": REMEDIATION_INTERVAL},
         },
         "automation-alerting-purge-samples": {
             "task": "automation.alerting.purge_samples",

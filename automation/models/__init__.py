@@ -21,6 +21,8 @@ from automation.models.incidents import (
     Incident,
     IncidentAlert,
     IncidentEvent,
+    Remediation,
+    RemediationConfig,
     Service,
 )
 from automation.models.runs import StepRun, WorkflowRun
@@ -45,6 +47,8 @@ __all__ = [
     "Incident",
     "IncidentAlert",
     "IncidentEvent",
+    "Remediation",
+    "RemediationConfig",
     "Service",
     "ScalingDecision",
     "ScalingState",

@@ -1,0 +1,450 @@
+"""Guarded remediation: the only writer of `Remediation` rows.
+
+1. `request` (the alerting pipeline, once a firing is committed and joined its incident): one row per
+   policy matching the alert, at most once per firing (a unique key), then the start task is sent.
+2. `start` (the task `automation.incidents.remediate`, on a worker): under one fleet-wide lock, it reads
+   the alert's durable state (a resolved alert is never acted on), asks the guards (circuit breaker, loop,
+   rate limits, blast radius: `automation.incidents.guards`, from these rows), then the automation level
+   (manual: notify only; gated: wait for an approval, then decide again); else it starts the run, in
+   the same transaction as the row's `running`. The lock and the rows are PostgreSQL's: a guard that
+   lost its state on a restart would let runs through, so none of it lives in Redis.
+3. `follow` (Beat's `automation.incidents.follow_remediations`, every few seconds): a run that failed is
+   rolled back (its compensation: automation/runs/compensation.py) and escalated; one that succeeded is
+   verified (the alert resolves, or a health check answers) until the policy's time is up, then rolled
+   back and escalated if it did not. It also sends again the start of a request whose message was lost.
+
+Every decision goes on the incident's timeline and in the alert's notification log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from django.db import IntegrityError, transaction
+
+from automation.actions.task import BROKER_ERRORS
+from automation.alerting.choices import AlertState, Decision
+from automation.alerting.remediation import alert_context, is_gated
+from automation.alerting.services.alerts import log
+from automation.choices import AutomationLevel, RunStatus
+from automation.config import current_config
+from automation.delivery import MONITORING_QUEUE
+from automation.errors import InputError, InvalidFieldsError, NotFoundError, StateError
+from automation.incidents.choices import EventKind, Guard, RemediationStatus
+from automation.incidents.guards import Active, History, Outcome, Verdict, judge, trips_breaker
+from automation.incidents.remediation_definitions import RemediationPolicy
+from automation.incidents.services.escalations import hasten
+from automation.incidents.services.locks import lock
+from automation.incidents.services.remediation_config import current_remediation
+from automation.incidents.services.timeline import Event, at, record
+from automation.models import Alert, Remediation, WorkflowRun
+from automation.runs.compensation import compensate
+from automation.runs.dispatch import enqueue_run
+from automation.templating import TemplateError, render
+
+logger = logging.getLogger("automation.remediation")
+
+START_TASK = "automation.incidents.remediate"
+#: The fleet-wide lock every guard decision is taken under.
+GUARD_LOCK = "remediation-guards"
+#: A request not decided this long after it was made (its start message lost) is sent again.
+RESEND_AFTER = 30.0
+#: Rows one follow pass looks at, per status.
+FOLLOW_BATCH = 200
+
+
+def _when(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+# --- 1. requests --------------------------------------------------------------------------------------
+
+
+def request(alert: Alert, now: float, incident_id: int | None) -> list[int]:
+    """One remediation per policy matching this firing of `alert` (once however often it is asked);
+    the start of each is sent once the caller's transaction commits. Returns their ids."""
+    if alert.fired_at is None or alert.state != AlertState.FIRING:
+        return []
+    labels = {str(k): str(v) for k, v in alert.labels.items()}
+    policies = current_remediation().matching(labels)
+    made: list[int] = []
+    for policy in policies:
+        try:
+            with transaction.atomic():
+                row = Remediation.objects.create(
+                    policy=policy.name,
+                    workflow=policy.workflow,
+                    alert=alert,
+                    fingerprint=alert.fingerprint,
+                    fired_at=alert.fired_at,
+                    incident_id=incident_id,
+                    service=labels.get(policy.service_label, "")[:200],
+                    replicas=policy.blast_radius.replicas_touched,
+                    plan=policy.model_dump(mode="json", by_alias=True),
+                    requested_at=at(now),
+                    detail="requested: waiting for its guards",
+                )
+        except IntegrityError:
+            continue  # this firing asked already (the pipeline ran again)
+        made.append(row.pk)
+    if made:
+        transaction.on_commit(lambda: send_start(made))
+    return made
+
+
+def send_start(ids: list[int]) -> None:
+    from automation.celery import app
+
+    for pk in ids:
+        try:
+            app.send_task(START_TASK, kwargs={"pk": pk}, queue=MONITORING_QUEUE)
+        except BROKER_ERRORS as exc:
+            logger.warning("remediation %s not sent (%s): the follow job sends it again", pk, exc)
+
+
+# --- 2. the decision -------------------------------------------------------------------------------
+
+
+def _note(
+    row: Remediation,
+    now: float,
+    kind: str,
+    detail: str,
+    *,
+    decision: str | None = None,
+    run_id: Any = None,
+) -> None:
+    """Put one decision on the incident's timeline and in the alert's notification log."""
+    text = f"policy {row.policy} ({row.workflow}): {detail}"
+    if row.incident_id is not None:
+        record(row.incident_id, now, Event(kind, detail=text, fingerprint=row.fingerprint, run_id=run_id))
+    if decision is not None and row.alert_id is not None:
+        log(
+            Alert(pk=row.alert_id),
+            decision,
+            now,
+            run_id=run_id,
+            detail=text,
+            once_key=f"remediation:{row.pk}:{kind}",
+        )
+
+
+def _set(row: Remediation, now: float, status: str, detail: str, *, guard: str = "", **fields: Any) -> None:
+    row.status, row.detail, row.guard = status, detail[:5000], guard
+    if status in RemediationStatus.TERMINAL:
+        row.finished_at = at(now)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save()
+
+
+@dataclass(frozen=True)
+class Decided:
+    status: str
+    guard: str = ""
+    detail: str = ""
+    run_id: str | None = None
+
+
+def start(pk: int, now: float) -> Decided | None:
+    """Decide remediation `pk` (requested): refused, notify only, awaiting an approval, or started. None
+    when it is not waiting for a decision (decided already: a redelivered message)."""
+    escalate: str | None = None
+    with transaction.atomic():
+        lock({GUARD_LOCK})
+        row = (
+            Remediation.objects.select_for_update().filter(pk=pk, status=RemediationStatus.REQUESTED).first()
+        )
+        if row is None:
+            return None
+        decided = _decide(row, now)
+        if decided.guard in Guard.ESCALATING and row.incident_id is not None:
+            escalate = decided.detail
+    if escalate is not None and row.incident_id is not None:
+        hasten(row.incident_id, now, f"policy {row.policy} refused to act ({escalate})")
+    return decided
+
+
+def _decide(row: Remediation, now: float) -> Decided:
+    alert = Alert.objects.filter(pk=row.alert_id).first() if row.alert_id is not None else None
+    if alert is None or alert.state != AlertState.FIRING or alert.fired_at != row.fired_at:
+        state = "gone" if alert is None else alert.state
+        return _refuse(
+            row,
+            now,
+            Verdict(False, Guard.ALERT_RESOLVED, f"the alert no longer fires ({state}): nothing to fix"),
+        )
+    policy = RemediationPolicy.model_validate(row.plan)
+    level = current_config().level
+    if level == AutomationLevel.MANUAL and not row.approved_by:
+        detail = "level manual: notify only, nothing runs"
+        _set(row, now, RemediationStatus.NOTIFIED, detail, guard=Guard.LEVEL)
+        _note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.NOT_AUTOMATED)
+        return Decided(RemediationStatus.NOTIFIED, Guard.LEVEL, detail)
+    verdict = judge(policy, service=row.service, history=_history(policy, row, now), now=now)
+    if not verdict.allowed:
+        return _refuse(row, now, verdict)
+    if not row.approved_by and is_gated(level, alert.severity):
+        detail = f"level {level.value}, severity {alert.severity}: waiting for an approval"
+        _set(row, now, RemediationStatus.AWAITING_APPROVAL, detail, guard=Guard.LEVEL)
+        _note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.APPROVAL_REQUIRED)
+        return Decided(RemediationStatus.AWAITING_APPROVAL, Guard.LEVEL, detail)
+    try:
+        inputs = _inputs(policy, alert)
+        with transaction.atomic():
+            run, _ = enqueue_run(policy.workflow, inputs, idempotency_key=f"remediation:{row.pk}")
+    except (TemplateError, InputError, NotFoundError, StateError) as exc:
+        return _refuse(row, now, Verdict(False, Guard.INPUTS, f"its run could not start: {exc}"))
+    approved = f", approved by {row.approved_by}" if row.approved_by else ""
+    detail = f"run {run.id} started (level {level.value}{approved})"
+    _set(row, now, RemediationStatus.RUNNING, detail, started_at=at(now), run_id=run.id, inputs=inputs)
+    _note(row, now, EventKind.REMEDIATION_STARTED, detail, decision=Decision.WORKFLOW_STARTED, run_id=run.id)
+    return Decided(RemediationStatus.RUNNING, detail=detail, run_id=str(run.id))
+
+
+def _refuse(row: Remediation, now: float, verdict: Verdict) -> Decided:
+    _set(row, now, RemediationStatus.REFUSED, verdict.reason, guard=verdict.guard)
+    _note(row, now, EventKind.REMEDIATION_HELD, f"not run: {verdict.reason}", decision=Decision.GUARD_REFUSED)
+    return Decided(RemediationStatus.REFUSED, verdict.guard, verdict.reason)
+
+
+def _inputs(policy: RemediationPolicy, alert: Alert) -> dict[str, Any]:
+    context = {"alert": alert_context(alert)}
+    if policy.inputs is None:
+        return context
+    rendered = render(policy.inputs, context, {})
+    if not isinstance(rendered, dict):
+        raise TemplateError("inputs must make a mapping")
+    return rendered
+
+
+def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History:
+    started = Remediation.objects.filter(status__in=RemediationStatus.STARTED).exclude(pk=row.pk)
+    rates = policy.rate_limit
+    service_starts: list[float] = []
+    if rates.per_service is not None and row.service:
+        rows = started.filter(service=row.service, started_at__gt=at(now - rates.per_service.window))
+        service_starts = [t.timestamp() for t in rows.values_list("started_at", flat=True) if t]
+    workflow_starts: list[float] = []
+    if rates.per_workflow is not None:
+        rows = started.filter(workflow=policy.workflow, started_at__gt=at(now - rates.per_workflow.window))
+        workflow_starts = [t.timestamp() for t in rows.values_list("started_at", flat=True) if t]
+    finished = Remediation.objects.filter(policy=policy.name, status__in=RemediationStatus.FINISHED)
+    outcomes = _outcomes(policy, policy.circuit_breaker.failures)
+    worked = finished.filter(
+        fingerprint=row.fingerprint,
+        status=RemediationStatus.SUCCEEDED,
+        finished_at__gt=at(now - policy.loop.window),
+    ).values_list("finished_at", flat=True)
+    active = [
+        Active(service, replicas)
+        for service, replicas in Remediation.objects.filter(status__in=RemediationStatus.ACTIVE)
+        .exclude(pk=row.pk)
+        .values_list("service", "replicas")
+    ]
+    replicas = None
+    if policy.blast_radius.max_replica_percent is not None and row.service:
+        replicas = _replicas(policy.blast_radius.provider, row.service)
+    return History(
+        service_starts=service_starts,
+        workflow_starts=workflow_starts,
+        outcomes=outcomes,
+        worked_for_alert=[t.timestamp() for t in worked if t],
+        active=active,
+        service_replicas=replicas,
+    )
+
+
+def _outcomes(policy: RemediationPolicy, count: int) -> list[Outcome]:
+    """The policy's last `count` finished remediations, newest first."""
+    finished = Remediation.objects.filter(policy=policy.name, status__in=RemediationStatus.FINISHED)
+    rows = finished.order_by("-finished_at", "-pk").values_list("finished_at", "status")[:count]
+    return [
+        Outcome(moment.timestamp(), status == RemediationStatus.SUCCEEDED)
+        for moment, status in rows
+        if moment
+    ]
+
+
+def _replicas(provider: str, service: str) -> int | None:
+    from automation.providers import get_provider
+
+    try:
+        status = get_provider(provider).status(service)
+        return int(status.get("replicas") or status.get("running_replicas") or 0) or None
+    except Exception:  # noqa: BLE001 - unknown replicas refuse the share guard (fail closed)
+        logger.warning("replicas of %s unknown to provider %s", service, provider, exc_info=True)
+        return None
+
+
+def approve(pk: int, *, by: str, now: float) -> Remediation:
+    """An operator approves remediation `pk` (awaiting approval): it is decided again at once, guards
+    and the alert's state included (an approval does not override a guard)."""
+    if not by or len(by) > 200:
+        raise InvalidFieldsError([("by", "must name who approves (1 to 200 characters)")])
+    with transaction.atomic():
+        row = Remediation.objects.select_for_update().filter(pk=pk).first()
+        if row is None:
+            raise NotFoundError(f"remediation {pk} not found")
+        if row.status != RemediationStatus.AWAITING_APPROVAL:
+            raise StateError(f"remediation {pk} is {row.status}, not awaiting an approval")
+        _set(row, now, RemediationStatus.REQUESTED, f"approved by {by}", approved_by=by)
+        transaction.on_commit(lambda: send_start([pk]))
+    return row
+
+
+# --- 3. following the run --------------------------------------------------------------------------
+
+
+def follow(now: float) -> dict[str, int]:
+    """One pass: lost starts sent again, finished runs judged, verifications checked. Counts by what was
+    done."""
+    done = {"resent": 0, "failed": 0, "verifying": 0, "verified": 0, "unverified": 0}
+    stale = Remediation.objects.filter(
+        status=RemediationStatus.REQUESTED, updated_at__lt=at(now - RESEND_AFTER)
+    ).values_list("pk", flat=True)[:FOLLOW_BATCH]
+    if stale:
+        send_start(list(stale))
+        done["resent"] = len(stale)
+    running = Remediation.objects.filter(status=RemediationStatus.RUNNING).order_by("started_at")
+    for pk in running.values_list("pk", flat=True)[:FOLLOW_BATCH]:
+        outcome = _follow_run(pk, now)
+        if outcome:
+            done[outcome] += 1
+    verifying = Remediation.objects.filter(status=RemediationStatus.VERIFYING).order_by("verify_until")
+    for pk in verifying.values_list("pk", flat=True)[:FOLLOW_BATCH]:
+        outcome = verify(pk, now)
+        if outcome:
+            done[outcome] += 1
+    return done
+
+
+def _follow_run(pk: int, now: float) -> str | None:
+    gave_up: Remediation | None = None
+    with transaction.atomic():
+        row = (
+            Remediation.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, status=RemediationStatus.RUNNING)
+            .first()
+        )
+        if row is None:
+            return None
+        run = WorkflowRun.objects.filter(pk=row.run_id).first() if row.run_id is not None else None
+        if run is not None and run.status not in RunStatus.TERMINAL:
+            return None
+        if run is not None and run.status == RunStatus.SUCCEEDED:
+            policy = RemediationPolicy.model_validate(row.plan)
+            until = now + policy.verify.within
+            how = f"GET {policy.verify.http.url}" if policy.verify.http else "the alert resolves"
+            _set(
+                row,
+                now,
+                RemediationStatus.VERIFYING,
+                f"run succeeded; verifying ({how}) for {policy.verify.within:g} s",
+                verify_until=at(until),
+            )
+            outcome = "verifying"
+        else:
+            error = run.error if run is not None else "its run is gone"
+            status = run.status if run is not None else "missing"
+            gave_up = _give_up(row, now, RemediationStatus.FAILED, f"run {status}: {error[:500]}")
+            outcome = "failed"
+    if gave_up is not None:
+        _escalate(gave_up, now)
+        return outcome
+    return verify(pk, now) or outcome
+
+
+def verify(pk: int, now: float) -> str | None:
+    """Check one verifying remediation: succeeded when the fix is seen, unverified (rolled back,
+    escalated) once its time is up. None while it waits."""
+    row = Remediation.objects.filter(pk=pk, status=RemediationStatus.VERIFYING).first()
+    if row is None:
+        return None
+    policy = RemediationPolicy.model_validate(row.plan)
+    seen, how = _seen_fixed(policy, row)
+    gave_up: Remediation | None = None
+    with transaction.atomic():
+        row = (
+            Remediation.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, status=RemediationStatus.VERIFYING)
+            .first()
+        )
+        if row is None:
+            return None
+        if seen:
+            _set(row, now, RemediationStatus.SUCCEEDED, f"verified: {how}")
+            _note(
+                row, now, EventKind.VERIFIED, how, decision=Decision.REMEDIATION_VERIFIED, run_id=row.run_id
+            )
+            return "verified"
+        until = _when(row.verify_until) or now
+        if now < until:
+            return None
+        within = policy.verify.within
+        gave_up = _give_up(
+            row, now, RemediationStatus.UNVERIFIED, f"verification failed: {how} within {within:g} s"
+        )
+    _escalate(gave_up, now)
+    return "unverified"
+
+
+def _seen_fixed(policy: RemediationPolicy, row: Remediation) -> tuple[bool, str]:
+    """Whether the fix is seen now, and what was looked at."""
+    check = policy.verify.http
+    if check is not None:
+        alert = Alert.objects.filter(pk=row.alert_id).first() if row.alert_id is not None else None
+        context = {"alert": alert_context(alert)} if alert is not None else {}
+        try:
+            url = str(render(check.url, context, {}))
+        except TemplateError as exc:
+            return False, f"health check URL: {exc}"
+        try:
+            with httpx.Client(timeout=check.timeout, follow_redirects=False) as client:
+                answer = client.get(url)
+        except httpx.HTTPError as exc:
+            return False, f"health check GET {url} did not answer {check.status} ({type(exc).__name__})"
+        if answer.status_code == check.status:
+            return True, f"health check GET {url} answered {answer.status_code}"
+        return False, f"health check GET {url} did not answer {check.status} (last: {answer.status_code})"
+    alert = Alert.objects.filter(pk=row.alert_id).first() if row.alert_id is not None else None
+    if alert is None or alert.state != AlertState.FIRING or alert.fired_at != row.fired_at:
+        return True, "the alert resolved"
+    return False, "the alert did not resolve"
+
+
+def _give_up(row: Remediation, now: float, status: str, reason: str) -> Remediation:
+    """The fix did not work: recorded, its run's effects undone (compensation), its breaker judged."""
+    undo = compensate(row.run_id, reason=reason) if row.run_id is not None else None
+    _set(row, now, status, reason, compensation_run_id=undo.pk if undo is not None else None)
+    kind = (
+        EventKind.REMEDIATION_FAILED if status == RemediationStatus.FAILED else EventKind.VERIFICATION_FAILED
+    )
+    _note(row, now, kind, reason, decision=Decision.REMEDIATION_FAILED, run_id=row.run_id)
+    if undo is not None:
+        _note(row, now, EventKind.ROLLED_BACK, f"run {undo.pk} undoes run {row.run_id}", run_id=undo.pk)
+    else:
+        _note(
+            row, now, EventKind.ROLLED_BACK, "nothing to undo: no step that declares a compensation succeeded"
+        )
+    policy = RemediationPolicy.model_validate(row.plan)
+    if trips_breaker(policy, _outcomes(policy, policy.circuit_breaker.failures + 1), now):
+        breaker = policy.circuit_breaker
+        _note(
+            row,
+            now,
+            EventKind.BREAKER_OPENED,
+            f"{breaker.failures} failure(s) in a row: no remediation of this policy for "
+            f"{breaker.reset_after:g} s; people decide",
+        )
+        row.detail = f"{row.detail}; circuit breaker opened"
+    return row
+
+
+def _escalate(row: Remediation, now: float) -> None:
+    if row.incident_id is not None:
+        hasten(row.incident_id, now, f"remediation {row.pk} ({row.policy}) did not fix it: {row.detail}")
