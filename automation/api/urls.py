@@ -7,7 +7,7 @@ from django.urls import path
 from automation.alerting import api as alerting
 from automation.api import fleet, views
 from automation.incidents import api as incidents
-from automation.incidents import oncall_api
+from automation.incidents import oncall_api, remediation_api
 from automation.scaling import api as scaling
 from automation.timetables import api as timetables
 
@@ -48,6 +48,9 @@ urlpatterns = [
     path("api/v1/incidents/<str:incident_id>/ack", oncall_api.acknowledge_link),
     path("api/v1/escalation", oncall_api.escalation_document),
     path("api/v1/oncall", oncall_api.oncall),
+    path("api/v1/remediation", remediation_api.remediation_document),
+    path("api/v1/remediations", remediation_api.remediations),
+    path("api/v1/remediations/<str:remediation_id>/approve", remediation_api.approve),
     path("api/v1/schedules", timetables.schedules),
     path("api/v1/schedules/<str:name>", timetables.schedule_detail),
 ]

@@ -297,6 +297,20 @@ def approve(pk: int, *, by: str, now: float) -> Remediation:
     return row
 
 
+def listed(
+    *, status: str | None = None, incident: int | None = None, policy: str | None = None, limit: int = 100
+) -> list[Remediation]:
+    """Remediations, newest first, filtered."""
+    rows = Remediation.objects.all()
+    if status is not None:
+        rows = rows.filter(status=status)
+    if incident is not None:
+        rows = rows.filter(incident_id=incident)
+    if policy is not None:
+        rows = rows.filter(policy=policy)
+    return list(rows.order_by("-requested_at", "-pk")[:limit])
+
+
 # --- 3. following the run --------------------------------------------------------------------------
 
 
