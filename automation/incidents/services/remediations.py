@@ -275,7 +275,7 @@ def _replicas(provider: str, service: str) -> int | None:
 
     try:
         status = get_provider(provider).status(service)
-        return int(status.get("replicas") or status.get("running_replicas") or 0) or None
+        return int(status.get("desired_replicas") or 0) or None
     except Exception:  # noqa: BLE001 - unknown replicas refuse the share guard (fail closed)
         logger.warning("replicas of %s unknown to provider %s", service, provider, exc_info=True)
         return None
