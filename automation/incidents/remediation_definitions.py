@@ -47,21 +47,20 @@ class HealthCheck(_Model):
 
 class Verification(_Model):
     """How success is seen, within `within` seconds of the run's end: the alert's own condition resolves
-    (`alert_resolves`, the default), or a health check answers."""
+    (the default), or a health check answers (`http`)."""
 
-    alert_resolves: bool = True
+    #: Implied when there is no `http`; true beside `http` is refused (one way of seeing it).
+    alert_resolves: bool | None = None
     http: HealthCheck | None = None
     within: Seconds = 300.0
 
     @model_validator(mode="after")
     def _one_way(self) -> Verification:
-        if self.http is not None and self.alert_resolves and "alert_resolves" in self.model_fields_set:
+        if self.http is not None and self.alert_resolves:
             raise ValueError("give either alert_resolves or http, not both")
+        if self.http is None and self.alert_resolves is False:
+            raise ValueError("nothing to verify by: give alert_resolves: true or an http check")
         return self
-
-    @property
-    def by_health_check(self) -> bool:
-        return self.http is not None
 
 
 class Rate(_Model):

@@ -29,7 +29,9 @@ def test_rate_limit_per_service_and_per_workflow() -> None:
     assert (refused.allowed, refused.guard) == (False, Guard.RATE_LIMIT_SERVICE)
     assert "2 run(s) started in the last 600 s, at most 2 (next in 100 s)" in refused.reason
     # a start older than the window no longer counts
-    assert judge(chosen, service="api", history=History(service_starts=[now - 10, now - 700]), now=now).allowed
+    assert judge(
+        chosen, service="api", history=History(service_starts=[now - 10, now - 700]), now=now
+    ).allowed
     busy = History(workflow_starts=[now - 1, now - 2, now - 3])
     assert judge(chosen, service="db", history=busy, now=now).guard == Guard.RATE_LIMIT_WORKFLOW
 

@@ -456,6 +456,7 @@ def _give_up(row: Remediation, now: float, status: str, reason: str) -> Remediat
             f"{breaker.reset_after:g} s; people decide",
         )
         row.detail = f"{row.detail}; circuit breaker opened"
+        row.save(update_fields=["detail", "updated_at"])
     return row
 
 
