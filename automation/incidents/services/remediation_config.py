@@ -22,7 +22,8 @@ def apply_remediation(raw: Any) -> RemediationDocument:
 
 
 def as_json(document: RemediationDocument) -> dict[str, Any]:
-    return document.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # nulls kept: `per_service: null` (no limit) must not read back as the default limit
+    return document.model_dump(mode="json", by_alias=True)
 
 
 def current_remediation() -> RemediationDocument:
