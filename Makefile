@@ -37,6 +37,7 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_workers.py
 	$(BIN)/python benchmarks/bench_rca.py
 	$(BIN)/python benchmarks/bench_canary.py
+	$(BIN)/python benchmarks/bench_remediation.py
 
 # Each drill starts its own Redis and PostgreSQL (not the shared services): see RELIABILITY.md.
 drills: $(STAMP)
