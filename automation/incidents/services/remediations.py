@@ -129,7 +129,7 @@ def _note(
             now,
             run_id=run_id,
             detail=text,
-            once_key=f"remediation:{row.pk}:{kind}",
+            once_key=f"remediation:{row.pk}:{kind}:{row.status}",
         )
 
 
