@@ -174,4 +174,6 @@ class Guard:
         INPUTS,
     )
     #: Guards whose refusal hands the incident to people at once (the escalation's next level is due now).
-    ESCALATING = (CIRCUIT_BREAKER, LOOP)
+    #: Not the circuit breaker's: the failure that opened it escalated already, and every firing refused
+    #: while it is open would otherwise page the next level again.
+    ESCALATING = (LOOP,)

@@ -42,7 +42,7 @@ def test_circuit_breaker_opens_after_k_failures_and_half_opens_after_its_reset()
     assert breaker_open(chosen, failed[:2], 1010.0) is None
     assert breaker_open(chosen, failed, 1010.0) is not None
     verdict = judge(chosen, service="api", history=History(outcomes=failed), now=1010.0)
-    assert (verdict.guard, verdict.escalates) == (Guard.CIRCUIT_BREAKER, True)
+    assert (verdict.guard, verdict.escalates) == (Guard.CIRCUIT_BREAKER, False)  # its opening escalated
     assert breaker_open(chosen, failed, 1100.0) is None  # half-open: one trial may run
     assert breaker_open(chosen, [Outcome(1000.0, True), *failed[:2]], 1010.0) is None
     assert trips_breaker(chosen, failed, 1010.0)
