@@ -102,6 +102,11 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "schedule": ESCALATION_INTERVAL,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": ESCALATION_INTERVAL},
         },
+        "automation-compensate-failed-runs": {
+            "task": "automation.monitoring.compensate_failed_runs",
+            "schedule": 30.0,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": 30.0},
+        },
         "automation-incidents-follow-remediations": {
             "task": "automation.incidents.follow_remediations",
             "schedule": REMEDIATION_INTERVAL,

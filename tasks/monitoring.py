@@ -32,3 +32,12 @@ def settle_lost_steps() -> int:
     from automation.runs.recovery import settle_lost_steps as settle
 
     return settle()
+
+
+@app.task(name="automation.monitoring.compensate_failed_runs")
+def compensate_failed_runs() -> int:
+    """Start the compensation of failed runs that declare one and have none (their worker died between
+    failing the step and asking): once per run, by its key."""
+    from automation.runs.compensation import compensate_missed
+
+    return compensate_missed()

@@ -11,7 +11,7 @@ from automation import ActionDefinition, WorkflowDefinition
 from automation.definitions.compensation import compensation_definition, should_act
 from automation.definitions.validation import validate_definition
 from automation.errors import DefinitionError
-from tests.conftest import unique, wait_for
+from tests.conftest import stored_run, unique, wait_for
 from tests.peers import Answer, HttpPeer
 
 
@@ -123,5 +123,47 @@ def test_a_failing_step_undoes_the_steps_before_it_in_reverse_order(engine: Any)
         again = compensate(run.id, reason="asked again")
         assert again is not None and str(again.id) == str(undo.id)
         assert peer.paths().count("/undo-a") == 1
+    finally:
+        peer.close()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_the_sweep_undoes_a_failed_run_whose_worker_died_before_asking(engine: Any) -> None:
+    """A run failed by a process that died before starting its compensation (the step transitions are
+    taken here, as that process took them): the Beat sweep starts it, once."""
+    from datetime import timedelta
+
+    from automation.fleet.identity import Claimant
+    from automation.models import WorkflowRun
+    from automation.runs import services
+    from automation.runs.claims import Claim
+    from automation.runs.compensation import compensate_missed, compensation_of
+
+    peer = HttpPeer()
+    try:
+        run = stored_run(
+            engine,
+            "died",
+            post("a", f"{peer.url}/a", undo=f"{peer.url}/undo-a"),
+            post("b", f"{peer.url}/b", undo=f"{peer.url}/undo-b"),
+        )
+        claim = Claim(claimant=Claimant(node="gone-node", pid=1), token="gone-token")
+        first = services.claim_step(run.id, "a", claim=claim)
+        assert first is not None
+        services.complete_step(first.id, run_id=run.id, output={"status_code": 200}, sink=False)
+        second = services.claim_step(run.id, "b", claim=claim)
+        assert second is not None and services.fail_step(second.id, run_id=run.id, error="boom")
+        long_ago = WorkflowRun.objects.get(pk=run.id).finished_at - timedelta(seconds=60)
+        WorkflowRun.objects.filter(pk=run.id).update(finished_at=long_ago)
+        assert compensation_of(run.id) is None
+
+        assert compensate_missed() >= 1
+        assert compensate_missed() == 0  # not twice
+        undo = engine.get_run(compensation_of(run.id).id).wait(60)  # type: ignore[union-attr]
+        assert undo.status == "succeeded", undo.steps
+        assert peer.paths() == ["/undo-a"]  # b failed: only a is undone
+        assert undo.step("undo_a").output["status_code"] == 200
+        assert WorkflowRun.objects.get(pk=undo.id).inputs["compensation"]["reason"] == "step failed: boom"
     finally:
         peer.close()

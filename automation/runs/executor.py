@@ -203,7 +203,8 @@ def run_claimed_step(
         # one that kills its own worker must not be given to worker after worker.
         error = f"its worker died during each of its {claimed.attempt - 1} attempt(s)"
         logger.error("step %s of run %s failed: %s", step, run_id, error)
-        services.fail_step(claimed.id, run_id=run_id, error=error)
+        if services.fail_step(claimed.id, run_id=run_id, error=error) and "compensation" in stored.document:
+            undo_failed_run(run_id)
         raise StepFailed(f"{step}: {error}", retryable=False)
     try:
         try:
