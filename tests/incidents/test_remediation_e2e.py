@@ -204,7 +204,8 @@ def escalate_and_fix(engine: Any, stage: Stage, *, first_timeout: float, within:
                     "inputs": {"service": "${alert.labels.service}"},
                     "verify": {"http": {"url": stage.health_url, "status": 200}, "within": within},
                     "circuit_breaker": {"failures": 1, "reset_after": 600},
-                    "blast_radius": {"max_services": 2, "max_replica_percent": 100, "provider": "local"},
+                    # the service's replicas as its provider reports them (one: 100 % touched at once)
+                    "blast_radius": {"max_services": 20, "max_replica_percent": 100, "provider": "local"},
                 }
             ]
         }
@@ -220,13 +221,18 @@ def remediations(incident: Any) -> list[Any]:
 def follow_until(pk: int, *statuses: str, timeout: float = 90.0) -> Any:
     """Run the follow job (what Beat runs) until remediation `pk` reaches one of `statuses`."""
     from automation.incidents.services.remediations import follow
-    from automation.models import Remediation
+    from automation.models import Remediation, StepRun
 
     def reached() -> bool:
         follow(time.time())
         return Remediation.objects.get(pk=pk).status in statuses
 
-    wait_for(reached, timeout=timeout)
+    try:
+        wait_for(reached, timeout=timeout)
+    except AssertionError:
+        row = Remediation.objects.get(pk=pk)
+        steps = list(StepRun.objects.filter(run_id=row.run_id).values_list("name", "status", "error"))
+        raise AssertionError(f"remediation {row.status} ({row.guard}): {row.detail}; steps {steps}") from None
     return Remediation.objects.get(pk=pk)
 
 

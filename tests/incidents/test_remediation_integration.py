@@ -140,7 +140,7 @@ def test_supervised_waits_for_an_approval_then_runs_and_verifies(policy_of: Any)
 def test_concurrent_decisions_start_no_more_runs_than_the_rate_limit(policy_of: Any) -> None:
     """Six alerts of one workflow, approved at once: the worker and four threads decide them together;
     two runs start (the limit), four are refused naming the rate limit."""
-    from automation.incidents.services.remediations import approve, start
+    from automation.incidents.services.remediations import approve, follow, start
 
     apply, _ = policy_of
     name = unique("down")
@@ -165,3 +165,13 @@ def test_concurrent_decisions_start_no_more_runs_than_the_rate_limit(policy_of: 
     refused = [r for r in found if r.status == "refused"]
     assert {r.guard for r in refused} == {"rate_limit_workflow"}
     assert all("2 run(s) started in the last 600 s, at most 2" in r.detail for r in refused)
+
+    # the two runs end, their alerts resolve: verified, they no longer count as touching their services
+    for i in range(6):
+        receive(name, f"svc-{i}", firing=False)
+
+    def settled() -> bool:
+        follow(time.time())
+        return all(r.status in ("refused", "succeeded") for r in rows(fingerprints))
+
+    wait_for(settled, timeout=60)
