@@ -144,7 +144,7 @@ def receive(name: str, service: str, firing: bool, now: float) -> None:
 
 def drive(args: argparse.Namespace) -> None:
     """Flap every alert for the simulated duration, following the remediations as Beat would."""
-    from automation.incidents.services.remediations import follow
+    from automation.incidents.services.verification import follow
 
     alerts = [("flap_ok", f"svc-{i}", args.period * i / max(args.services, 1)) for i in range(args.services)]
     alerts.append(("flap_bad", "svc-bad", 0.0))

@@ -53,7 +53,7 @@ def remediate(pk: int) -> dict[str, Any]:
 def follow_remediations(now: float | None = None) -> dict[str, int]:
     """Judge the remediations' runs, verify their fixes, roll back and escalate those that did not work,
     and send again the starts whose message was lost. Each transition is guarded by the row's status."""
-    from automation.incidents.services.remediations import follow
+    from automation.incidents.services.verification import follow
 
     at = float(now) if isinstance(now, int | float) else time.time()
     return follow(at)

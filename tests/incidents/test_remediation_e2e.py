@@ -220,7 +220,7 @@ def remediations(incident: Any) -> list[Any]:
 
 def follow_until(pk: int, *statuses: str, timeout: float = 90.0) -> Any:
     """Run the follow job (what Beat runs) until remediation `pk` reaches one of `statuses`."""
-    from automation.incidents.services.remediations import follow
+    from automation.incidents.services.verification import follow
     from automation.models import Remediation, StepRun
 
     def reached() -> bool:

@@ -93,7 +93,8 @@ def rows(fingerprints: list[str]) -> list[Any]:
 
 def test_supervised_waits_for_an_approval_then_runs_and_verifies(policy_of: Any) -> None:
     from automation.errors import StateError
-    from automation.incidents.services.remediations import approve, follow
+    from automation.incidents.services.remediations import approve
+    from automation.incidents.services.verification import follow
     from automation.models import AlertLog, IncidentEvent, WorkflowRun
 
     apply, peer = policy_of
@@ -140,7 +141,8 @@ def test_supervised_waits_for_an_approval_then_runs_and_verifies(policy_of: Any)
 def test_concurrent_decisions_start_no_more_runs_than_the_rate_limit(policy_of: Any) -> None:
     """Six alerts of one workflow, approved at once: the worker and four threads decide them together;
     two runs start (the limit), four are refused naming the rate limit."""
-    from automation.incidents.services.remediations import approve, follow, start
+    from automation.incidents.services.remediations import approve, start
+    from automation.incidents.services.verification import follow
 
     apply, _ = policy_of
     name = unique("down")

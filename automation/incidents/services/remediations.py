@@ -1,4 +1,5 @@
-"""Guarded remediation: the only writer of `Remediation` rows.
+"""Guarded remediation: requests and decisions (with services/verification.py, what happens once a run
+started, the only writers of `Remediation` rows).
 
 1. `request` (the alerting pipeline, once a firing is committed and joined its incident): one row per
    policy matching the alert, at most once per firing (a unique key), then the start task is sent.
@@ -8,10 +9,10 @@
    (manual: notify only; gated: wait for an approval, then decide again); else it starts the run, in
    the same transaction as the row's `running`. The lock and the rows are PostgreSQL's: a guard that
    lost its state on a restart would let runs through, so none of it lives in Redis.
-3. `follow` (Beat's `automation.incidents.follow_remediations`, every few seconds): a run that failed is
-   rolled back (its compensation: automation/runs/compensation.py) and escalated; one that succeeded is
-   verified (the alert resolves, or a health check answers) until the policy's time is up, then rolled
-   back and escalated if it did not. It also sends again the start of a request whose message was lost.
+3. `follow` (services/verification.py, Beat's `automation.incidents.follow_remediations`): a run that
+   failed is rolled back (its compensation: automation/runs/compensation.py) and escalated; one that
+   succeeded is verified (the alert resolves, or a health check answers) until the policy's time is up,
+   then rolled back and escalated if it did not. It also sends again the starts whose message was lost.
 
 Every decision goes on the incident's timeline and in the alert's notification log.
 """
@@ -20,29 +21,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import httpx
 from django.db import IntegrityError, transaction
 
 from automation.actions.task import BROKER_ERRORS
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.remediation import alert_context, is_gated
 from automation.alerting.services.alerts import log
-from automation.choices import AutomationLevel, RunStatus
+from automation.choices import AutomationLevel
 from automation.config import current_config
 from automation.delivery import MONITORING_QUEUE
 from automation.errors import InputError, InvalidFieldsError, NotFoundError, StateError
 from automation.incidents.choices import EventKind, Guard, RemediationStatus
-from automation.incidents.guards import Active, History, Outcome, Verdict, judge, trips_breaker
+from automation.incidents.guards import Active, History, Outcome, Verdict, judge
 from automation.incidents.remediation_definitions import RemediationPolicy
 from automation.incidents.services.escalations import hasten
 from automation.incidents.services.locks import lock
 from automation.incidents.services.remediation_config import current_remediation
 from automation.incidents.services.timeline import Event, at, record
-from automation.models import Alert, Remediation, WorkflowRun
-from automation.runs.compensation import compensate
+from automation.models import Alert, Remediation
 from automation.runs.dispatch import enqueue_run
 from automation.templating import TemplateError, render
 
@@ -51,14 +49,6 @@ logger = logging.getLogger("automation.remediation")
 START_TASK = "automation.incidents.remediate"
 #: The fleet-wide lock every guard decision is taken under.
 GUARD_LOCK = "remediation-guards"
-#: A request not decided this long after it was made (its start message lost) is sent again.
-RESEND_AFTER = 30.0
-#: Rows one follow pass looks at, per status.
-FOLLOW_BATCH = 200
-
-
-def _when(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
 
 
 # --- 1. requests --------------------------------------------------------------------------------------
@@ -109,7 +99,7 @@ def send_start(ids: list[int]) -> None:
 # --- 2. the decision -------------------------------------------------------------------------------
 
 
-def _note(
+def note(
     row: Remediation,
     now: float,
     kind: str,
@@ -133,7 +123,9 @@ def _note(
         )
 
 
-def _set(row: Remediation, now: float, status: str, detail: str, *, guard: str = "", **fields: Any) -> None:
+def set_status(
+    row: Remediation, now: float, status: str, detail: str, *, guard: str = "", **fields: Any
+) -> None:
     row.status, row.detail, row.guard = status, detail[:5000], guard
     if status in RemediationStatus.TERMINAL:
         row.finished_at = at(now)
@@ -182,16 +174,16 @@ def _decide(row: Remediation, now: float) -> Decided:
     level = current_config().level
     if level == AutomationLevel.MANUAL and not row.approved_by:
         detail = "level manual: notify only, nothing runs"
-        _set(row, now, RemediationStatus.NOTIFIED, detail, guard=Guard.LEVEL)
-        _note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.NOT_AUTOMATED)
+        set_status(row, now, RemediationStatus.NOTIFIED, detail, guard=Guard.LEVEL)
+        note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.NOT_AUTOMATED)
         return Decided(RemediationStatus.NOTIFIED, Guard.LEVEL, detail)
     verdict = judge(policy, service=row.service, history=_history(policy, row, now), now=now)
     if not verdict.allowed:
         return _refuse(row, now, verdict)
     if not row.approved_by and is_gated(level, alert.severity):
         detail = f"level {level.value}, severity {alert.severity}: waiting for an approval"
-        _set(row, now, RemediationStatus.AWAITING_APPROVAL, detail, guard=Guard.LEVEL)
-        _note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.APPROVAL_REQUIRED)
+        set_status(row, now, RemediationStatus.AWAITING_APPROVAL, detail, guard=Guard.LEVEL)
+        note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.APPROVAL_REQUIRED)
         return Decided(RemediationStatus.AWAITING_APPROVAL, Guard.LEVEL, detail)
     try:
         inputs = _inputs(policy, alert)
@@ -201,14 +193,14 @@ def _decide(row: Remediation, now: float) -> Decided:
         return _refuse(row, now, Verdict(False, Guard.INPUTS, f"its run could not start: {exc}"))
     approved = f", approved by {row.approved_by}" if row.approved_by else ""
     detail = f"run {run.id} started (level {level.value}{approved})"
-    _set(row, now, RemediationStatus.RUNNING, detail, started_at=at(now), run_id=run.id, inputs=inputs)
-    _note(row, now, EventKind.REMEDIATION_STARTED, detail, decision=Decision.WORKFLOW_STARTED, run_id=run.id)
+    set_status(row, now, RemediationStatus.RUNNING, detail, started_at=at(now), run_id=run.id, inputs=inputs)
+    note(row, now, EventKind.REMEDIATION_STARTED, detail, decision=Decision.WORKFLOW_STARTED, run_id=run.id)
     return Decided(RemediationStatus.RUNNING, detail=detail, run_id=str(run.id))
 
 
 def _refuse(row: Remediation, now: float, verdict: Verdict) -> Decided:
-    _set(row, now, RemediationStatus.REFUSED, verdict.reason, guard=verdict.guard)
-    _note(row, now, EventKind.REMEDIATION_HELD, f"not run: {verdict.reason}", decision=Decision.GUARD_REFUSED)
+    set_status(row, now, RemediationStatus.REFUSED, verdict.reason, guard=verdict.guard)
+    note(row, now, EventKind.REMEDIATION_HELD, f"not run: {verdict.reason}", decision=Decision.GUARD_REFUSED)
     return Decided(RemediationStatus.REFUSED, verdict.guard, verdict.reason)
 
 
@@ -234,7 +226,7 @@ def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History
         rows = started.filter(workflow=policy.workflow, started_at__gt=at(now - rates.per_workflow.window))
         workflow_starts = [t.timestamp() for t in rows.values_list("started_at", flat=True) if t]
     finished = Remediation.objects.filter(policy=policy.name, status__in=RemediationStatus.FINISHED)
-    outcomes = _outcomes(policy, policy.circuit_breaker.failures)
+    outcomes = outcomes_of(policy, policy.circuit_breaker.failures)
     worked = finished.filter(
         fingerprint=row.fingerprint,
         status=RemediationStatus.SUCCEEDED,
@@ -259,7 +251,7 @@ def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History
     )
 
 
-def _outcomes(policy: RemediationPolicy, count: int) -> list[Outcome]:
+def outcomes_of(policy: RemediationPolicy, count: int) -> list[Outcome]:
     """The policy's last `count` finished remediations, newest first."""
     finished = Remediation.objects.filter(policy=policy.name, status__in=RemediationStatus.FINISHED)
     rows = finished.order_by("-finished_at", "-pk").values_list("finished_at", "status")[:count]
@@ -292,7 +284,7 @@ def approve(pk: int, *, by: str, now: float) -> Remediation:
             raise NotFoundError(f"remediation {pk} not found")
         if row.status != RemediationStatus.AWAITING_APPROVAL:
             raise StateError(f"remediation {pk} is {row.status}, not awaiting an approval")
-        _set(row, now, RemediationStatus.REQUESTED, f"approved by {by}", approved_by=by)
+        set_status(row, now, RemediationStatus.REQUESTED, f"approved by {by}", approved_by=by)
         transaction.on_commit(lambda: send_start([pk]))
     return row
 
@@ -309,157 +301,3 @@ def listed(
     if policy is not None:
         rows = rows.filter(policy=policy)
     return list(rows.order_by("-requested_at", "-pk")[:limit])
-
-
-# --- 3. following the run --------------------------------------------------------------------------
-
-
-def follow(now: float) -> dict[str, int]:
-    """One pass: lost starts sent again, finished runs judged, verifications checked. Counts by what was
-    done."""
-    done = {"resent": 0, "failed": 0, "verifying": 0, "verified": 0, "unverified": 0}
-    stale = Remediation.objects.filter(
-        status=RemediationStatus.REQUESTED, updated_at__lt=at(now - RESEND_AFTER)
-    ).values_list("pk", flat=True)[:FOLLOW_BATCH]
-    if stale:
-        send_start(list(stale))
-        done["resent"] = len(stale)
-    running = Remediation.objects.filter(status=RemediationStatus.RUNNING).order_by("started_at")
-    for pk in running.values_list("pk", flat=True)[:FOLLOW_BATCH]:
-        outcome = _follow_run(pk, now)
-        if outcome:
-            done[outcome] += 1
-    verifying = Remediation.objects.filter(status=RemediationStatus.VERIFYING).order_by("verify_until")
-    for pk in verifying.values_list("pk", flat=True)[:FOLLOW_BATCH]:
-        outcome = verify(pk, now)
-        if outcome:
-            done[outcome] += 1
-    return done
-
-
-def _follow_run(pk: int, now: float) -> str | None:
-    gave_up: Remediation | None = None
-    with transaction.atomic():
-        row = (
-            Remediation.objects.select_for_update(skip_locked=True)
-            .filter(pk=pk, status=RemediationStatus.RUNNING)
-            .first()
-        )
-        if row is None:
-            return None
-        run = WorkflowRun.objects.filter(pk=row.run_id).first() if row.run_id is not None else None
-        if run is not None and run.status not in RunStatus.TERMINAL:
-            return None
-        if run is not None and run.status == RunStatus.SUCCEEDED:
-            policy = RemediationPolicy.model_validate(row.plan)
-            until = now + policy.verify.within
-            how = f"GET {policy.verify.http.url}" if policy.verify.http else "the alert resolves"
-            _set(
-                row,
-                now,
-                RemediationStatus.VERIFYING,
-                f"run succeeded; verifying ({how}) for {policy.verify.within:g} s",
-                verify_until=at(until),
-            )
-            outcome = "verifying"
-        else:
-            error = run.error if run is not None else "its run is gone"
-            status = run.status if run is not None else "missing"
-            gave_up = _give_up(row, now, RemediationStatus.FAILED, f"run {status}: {error[:500]}")
-            outcome = "failed"
-    if gave_up is not None:
-        _escalate(gave_up, now)
-        return outcome
-    return verify(pk, now) or outcome
-
-
-def verify(pk: int, now: float) -> str | None:
-    """Check one verifying remediation: succeeded when the fix is seen, unverified (rolled back,
-    escalated) once its time is up. None while it waits."""
-    row = Remediation.objects.filter(pk=pk, status=RemediationStatus.VERIFYING).first()
-    if row is None:
-        return None
-    policy = RemediationPolicy.model_validate(row.plan)
-    seen, how = _seen_fixed(policy, row)
-    gave_up: Remediation | None = None
-    with transaction.atomic():
-        row = (
-            Remediation.objects.select_for_update(skip_locked=True)
-            .filter(pk=pk, status=RemediationStatus.VERIFYING)
-            .first()
-        )
-        if row is None:
-            return None
-        if seen:
-            _set(row, now, RemediationStatus.SUCCEEDED, f"verified: {how}")
-            _note(
-                row, now, EventKind.VERIFIED, how, decision=Decision.REMEDIATION_VERIFIED, run_id=row.run_id
-            )
-            return "verified"
-        until = _when(row.verify_until) or now
-        if now < until:
-            return None
-        within = policy.verify.within
-        gave_up = _give_up(
-            row, now, RemediationStatus.UNVERIFIED, f"verification failed: {how} within {within:g} s"
-        )
-    _escalate(gave_up, now)
-    return "unverified"
-
-
-def _seen_fixed(policy: RemediationPolicy, row: Remediation) -> tuple[bool, str]:
-    """Whether the fix is seen now, and what was looked at."""
-    check = policy.verify.http
-    if check is not None:
-        alert = Alert.objects.filter(pk=row.alert_id).first() if row.alert_id is not None else None
-        context = {"alert": alert_context(alert)} if alert is not None else {}
-        try:
-            url = str(render(check.url, context, {}))
-        except TemplateError as exc:
-            return False, f"health check URL: {exc}"
-        try:
-            with httpx.Client(timeout=check.timeout, follow_redirects=False) as client:
-                answer = client.get(url)
-        except httpx.HTTPError as exc:
-            return False, f"health check GET {url} did not answer {check.status} ({type(exc).__name__})"
-        if answer.status_code == check.status:
-            return True, f"health check GET {url} answered {answer.status_code}"
-        return False, f"health check GET {url} did not answer {check.status} (last: {answer.status_code})"
-    alert = Alert.objects.filter(pk=row.alert_id).first() if row.alert_id is not None else None
-    if alert is None or alert.state != AlertState.FIRING or alert.fired_at != row.fired_at:
-        return True, "the alert resolved"
-    return False, "the alert did not resolve"
-
-
-def _give_up(row: Remediation, now: float, status: str, reason: str) -> Remediation:
-    """The fix did not work: recorded, its run's effects undone (compensation), its breaker judged."""
-    undo = compensate(row.run_id, reason=reason) if row.run_id is not None else None
-    _set(row, now, status, reason, compensation_run_id=undo.pk if undo is not None else None)
-    kind = (
-        EventKind.REMEDIATION_FAILED if status == RemediationStatus.FAILED else EventKind.VERIFICATION_FAILED
-    )
-    _note(row, now, kind, reason, decision=Decision.REMEDIATION_FAILED, run_id=row.run_id)
-    if undo is not None:
-        _note(row, now, EventKind.ROLLED_BACK, f"run {undo.pk} undoes run {row.run_id}", run_id=undo.pk)
-    else:
-        _note(
-            row, now, EventKind.ROLLED_BACK, "nothing to undo: no step that declares a compensation succeeded"
-        )
-    policy = RemediationPolicy.model_validate(row.plan)
-    if trips_breaker(policy, _outcomes(policy, policy.circuit_breaker.failures + 1), now):
-        breaker = policy.circuit_breaker
-        _note(
-            row,
-            now,
-            EventKind.BREAKER_OPENED,
-            f"{breaker.failures} failure(s) in a row: no remediation of this policy for "
-            f"{breaker.reset_after:g} s; people decide",
-        )
-        row.detail = f"{row.detail}; circuit breaker opened"
-        row.save(update_fields=["detail", "updated_at"])
-    return row
-
-
-def _escalate(row: Remediation, now: float) -> None:
-    if row.incident_id is not None:
-        hasten(row.incident_id, now, f"remediation {row.pk} ({row.policy}) did not fix it: {row.detail}")
