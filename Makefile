@@ -40,6 +40,7 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_escalation.py --interval 5
 	$(BIN)/python benchmarks/bench_canary.py
 	$(BIN)/python benchmarks/bench_canary_timing.py
+	$(BIN)/python benchmarks/bench_remediation.py
 
 # Each drill starts its own Redis and PostgreSQL (not the shared services): see RELIABILITY.md.
 drills: $(STAMP)

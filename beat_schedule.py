@@ -35,6 +35,9 @@ ESCALATION_INTERVAL = float(os.environ.get("AUTOMATION_ESCALATION_INTERVAL", "5"
 #: Finished runs and steps are added to the metric tallies this often (automation/runs/tallies.py).
 TALLY_INTERVAL = 60.0
 
+#: Remediations are followed this often: a run's end is judged, and a fix verified, within it.
+REMEDIATION_INTERVAL = float(os.environ.get("AUTOMATION_REMEDIATION_INTERVAL", "5"))
+
 #: Names of the entries whose period follows `monitoring_interval`.
 MONITORING_JOBS = (
     "automation-redispatch-stalled-runs",
@@ -106,6 +109,16 @@ def build_schedule(monitoring_interval: float = DEFAULT_MONITORING_INTERVAL) -> 
             "task": "automation.incidents.escalate",
             "schedule": ESCALATION_INTERVAL,
             "options": {"queue": MONITORING_QUEUE, "expire_seconds": ESCALATION_INTERVAL},
+        },
+        "automation-compensate-failed-runs": {
+            "task": "automation.monitoring.compensate_failed_runs",
+            "schedule": 30.0,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": 30.0},
+        },
+        "automation-incidents-follow-remediations": {
+            "task": "automation.incidents.follow_remediations",
+            "schedule": REMEDIATION_INTERVAL,
+            "options": {"queue": MONITORING_QUEUE, "expire_seconds": REMEDIATION_INTERVAL},
         },
         "automation-alerting-purge-samples": {
             "task": "automation.alerting.purge_samples",

@@ -40,3 +40,12 @@ def add_up_finished() -> int:
     from automation.runs.tallies import add_up
 
     return add_up()
+
+
+@app.task(name="automation.monitoring.compensate_failed_runs")
+def compensate_failed_runs() -> int:
+    """Start the compensation of failed runs that declare one and have none (their worker died between
+    failing the step and asking): once per run, by its key."""
+    from automation.runs.compensation import compensate_missed
+
+    return compensate_missed()

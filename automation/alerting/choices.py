@@ -68,6 +68,9 @@ class Decision:
     APPROVAL_REQUIRED = "approval_required"  # the run started behind an approval gate (level)
     WORKFLOW_REFUSED = "workflow_refused"  # the run could not be started (unknown workflow, bad inputs)
     NOT_AUTOMATED = "not_automated"  # level `manual`: notified only, no run
+    GUARD_REFUSED = "guard_refused"  # a remediation policy's guard kept its run from starting (which, why)
+    REMEDIATION_VERIFIED = "remediation_verified"  # the remediation's run worked: verification saw it
+    REMEDIATION_FAILED = "remediation_failed"  # its run or its verification failed: rolled back, escalated
 
     ALL = (
         PENDING,
@@ -87,6 +90,9 @@ class Decision:
         APPROVAL_REQUIRED,
         WORKFLOW_REFUSED,
         NOT_AUTOMATED,
+        GUARD_REFUSED,
+        REMEDIATION_VERIFIED,
+        REMEDIATION_FAILED,
     )
     #: Decisions that mean "not paged".
     MUTED = (FLAPPING, INHIBITED, SILENCED, NO_ROUTE)

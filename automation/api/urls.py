@@ -14,7 +14,7 @@ from automation.access.gate import guard, public
 from automation.alerting import api as alerting
 from automation.api import fleet, views
 from automation.incidents import api as incidents
-from automation.incidents import oncall_api
+from automation.incidents import oncall_api, remediation_api
 from automation.scaling import api as scaling
 from automation.timetables import api as timetables
 
@@ -70,6 +70,15 @@ urlpatterns = [
         guard(oncall_api.escalation_document, GET=P.INCIDENTS_READ, PUT=P.INCIDENTS_CONFIGURE),
     ),
     path("api/v1/oncall", guard(oncall_api.oncall, GET=P.INCIDENTS_READ)),
+    path(
+        "api/v1/remediation",
+        guard(remediation_api.remediation_document, GET=P.INCIDENTS_READ, PUT=P.INCIDENTS_CONFIGURE),
+    ),
+    path("api/v1/remediations", guard(remediation_api.remediations, GET=P.INCIDENTS_READ)),
+    path(
+        "api/v1/remediations/<str:remediation_id>/approve",
+        guard(remediation_api.approve, POST=P.RUNS_APPROVE),
+    ),
     path("api/v1/schedules", guard(timetables.schedules, GET=P.SCHEDULES_READ, POST=P.SCHEDULES_WRITE)),
     path(
         "api/v1/schedules/<str:name>",

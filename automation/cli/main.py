@@ -395,11 +395,13 @@ for group in (rules, alerts, silences, alerting, anomaly):
 
 from automation.incidents.cli import changes, incidents, services  # noqa: E402
 from automation.incidents.oncall_cli import oncall  # noqa: E402
+from automation.incidents.remediation_cli import remediation  # noqa: E402
 
 cli.add_command(incidents)
 cli.add_command(changes)
 cli.add_command(services)
 cli.add_command(oncall)
+cli.add_command(remediation)
 
 from automation.access.cli import audit, tokens  # noqa: E402
 from automation.timetables.cli import schedule  # noqa: E402

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from automation.access.services import audit
 from automation.config.schema import AutomationConfig
+from automation.definitions.compensation import compensation_definition
 from automation.definitions.schema import WorkflowDefinition
 from automation.definitions.validation import Defaults, validate_definition
 from automation.models import Workflow, WorkflowVersion
@@ -19,7 +20,9 @@ from automation.secrets import mask_definition
 def register_definition(
     definition: WorkflowDefinition, config: AutomationConfig | None = None
 ) -> WorkflowVersion:
-    """Validate `definition` (DefinitionError: nothing stored) and store it as the latest version."""
+    """Validate `definition` (DefinitionError: nothing stored) and store it as the latest version; a
+    definition whose steps declare `compensate:` stores its `<name>.compensation` too, in the same
+    transaction (automation/definitions/compensation.py)."""
     config = config or AutomationConfig()
     document = validate_definition(
         definition,
@@ -30,7 +33,10 @@ def register_definition(
         ),
     )
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    undo = compensation_definition(document)
     with transaction.atomic():
+        if undo is not None:
+            register_definition(undo, config)
         workflow, _ = Workflow.objects.get_or_create(name=definition.name)
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         latest = workflow.versions.order_by("-version").first()

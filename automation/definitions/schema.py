@@ -64,6 +64,18 @@ class InputDefinition(_Schema):
     description: str = ""
 
 
+class CompensationDefinition(_Schema):
+    """How a step's effect is undone: one action run when a later step fails, or when the caller (a
+    remediation whose verification failed) asks for it. Its parameters may use the run's inputs and
+    `${compensation.outputs.STEP.FIELD}` (the outputs of the steps being undone)."""
+
+    action_type: str = Field(min_length=1, max_length=200)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    retry_attempts: int | None = Field(default=None, ge=0, le=100)
+    description: str = ""
+
+
 class ActionDefinition(_Schema):
     """One step. `action_type` is dotted (`notification.webhook`) or a family whose operation is `name`."""
 
@@ -75,6 +87,11 @@ class ActionDefinition(_Schema):
     # None: after the previous action in the list; []: a root of the DAG.
     depends_on: list[str] | None = None
     description: str = ""
+    #: How this step's effect is undone (automation/definitions/compensation.py).
+    compensate: CompensationDefinition | None = None
+    #: Set by the engine on the steps of a derived `<workflow>.compensation`: the step whose effect this
+    #: one undoes. It acts only when that step succeeded in the run being undone.
+    compensates: str | None = Field(default=None, pattern=STEP_NAME_PATTERN)
 
     @property
     def resolved_type(self) -> str:

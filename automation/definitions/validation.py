@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from automation.actions.registry import get_action, known_action_types
 from automation.conditions import ConditionError, parse_condition
-from automation.definitions.schema import WorkflowDefinition, field_path
+from automation.definitions.compensation import COMPENSATION_INPUT, compensation_name
+from automation.definitions.schema import ActionDefinition, WorkflowDefinition, field_path
 from automation.delivery import longest_time_limit
 from automation.errors import DefinitionError, InputError
 from automation.templating import TemplateError, has_references, iter_references
@@ -87,6 +88,48 @@ def _check_parameters(prefix: str, spec_params: Any, parameters: dict[str, Any])
             errors.append((f"{prefix}.parameters.{field_path(loc)}".rstrip("."), err["msg"]))
         return errors
     return []
+
+
+def _check_compensation(
+    act: ActionDefinition,
+    prefix: str,
+    declared: Mapping[str, Any] | None,
+    defaults: Defaults,
+    max_timeout: int,
+    errors: list[tuple[str, str]],
+) -> dict[str, Any] | None:
+    """The normalized `compensate` block of a step (None without one); its faults go to `errors`."""
+    block = act.compensate
+    if block is None:
+        return None
+    prefix = f"{prefix}.compensate"
+    spec = get_action(block.action_type)
+    if spec is None:
+        errors.append((f"{prefix}.action_type", f"unknown action type '{block.action_type}'"))
+    else:
+        errors.extend(_check_parameters(prefix, spec.params, block.parameters))
+    try:
+        references = list(iter_references(block.parameters))
+    except TemplateError as exc:
+        errors.append((f"{prefix}.parameters", str(exc)))
+        references = []
+    for rel, ref in references:
+        where = f"{prefix}.parameters{rel}"
+        if ref.step is not None:
+            errors.append((where, f"use ${{{COMPENSATION_INPUT}.outputs.{ref.step}...}}: a compensation "
+                                  "runs apart from the steps it undoes"))
+        elif ref.input != COMPENSATION_INPUT and declared is not None and ref.input not in declared:
+            errors.append((where, f"unknown input '{ref.input}'"))
+    timeout = block.timeout_seconds or defaults.timeout_seconds
+    if timeout > max_timeout:
+        errors.append((f"{prefix}.timeout_seconds", f"{timeout} s: at most {max_timeout} s"))
+    return {
+        "action_type": block.action_type,
+        "parameters": block.parameters,
+        "timeout_seconds": timeout,
+        "retry_attempts": defaults.retry_attempts if block.retry_attempts is None else block.retry_attempts,
+        "description": block.description,
+    }
 
 
 def nul_paths(value: Any, path: str) -> list[str]:
@@ -176,8 +219,11 @@ def validate_definition(definition: WorkflowDefinition, defaults: Defaults | Non
                     f"({defaults.visibility_timeout} s); at most {max_timeout} s",
                 )
             )
+        compensate = _check_compensation(act, prefix, declared, defaults, max_timeout, errors)
         normalized_actions.append(
             {
+                **({"compensate": compensate} if compensate is not None else {}),
+                **({"compensates": act.compensates} if act.compensates else {}),
                 "name": act.name,
                 "action_type": action_type,
                 "parameters": act.parameters,
@@ -214,7 +260,9 @@ def validate_definition(definition: WorkflowDefinition, defaults: Defaults | Non
             inputs.setdefault(
                 name, {"type": "any", "required": False, "default": None, "secret": False, "description": ""}
             )
+    compensated = any("compensate" in a for a in normalized_actions)
     return {
+        **({"compensation": compensation_name(definition.name)} if compensated else {}),
         "name": definition.name,
         "description": definition.description,
         "priority": definition.priority.value,

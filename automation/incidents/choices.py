@@ -23,8 +23,7 @@ class IncidentStatus:
 
 
 class EventKind:
-    """What one row of an incident's timeline says happened. Later parts (remediation, verification) add
-    their kinds here."""
+    """What one row of an incident's timeline says happened."""
 
     OPENED = "opened"  # the first alert opened it (detail: why no open incident took it)
     ALERT_JOINED = "alert_joined"  # one firing of an alert joined (detail: the correlation's reason)
@@ -41,6 +40,15 @@ class EventKind:
     ESCALATED = "escalated"  # nobody acknowledged within the level's timeout: the next level is paged
     ESCALATION_STOPPED = "escalation_stopped"  # acknowledged, mitigated or resolved (actor: by whom)
     ESCALATION_EXHAUSTED = "escalation_exhausted"  # every level of every pass paged, nobody acknowledged
+    # guarded remediation (automation/incidents/services/remediations.py); detail: the policy and why
+    REMEDIATION_STARTED = "remediation_started"  # its run started (run_id), alone or once approved
+    REMEDIATION_HELD = "remediation_held"  # nothing ran: a guard refused, the level only notifies, approval
+    REMEDIATION_FAILED = "remediation_failed"  # its run failed (run_id)
+    VERIFIED = "verified"  # its verification saw the fix work
+    VERIFICATION_FAILED = "verification_failed"  # it did not, within the policy's time
+    ROLLED_BACK = "rolled_back"  # the compensation run started (run_id) for a failed run or verification
+    BREAKER_OPENED = "breaker_opened"  # K failures of one policy in a row: it acts no more for a while
+    ESCALATION_HASTENED = "escalation_hastened"  # remediation gave up: the next level is paged now
 
     ALL = (
         OPENED,
@@ -58,6 +66,14 @@ class EventKind:
         ESCALATED,
         ESCALATION_STOPPED,
         ESCALATION_EXHAUSTED,
+        REMEDIATION_STARTED,
+        REMEDIATION_HELD,
+        REMEDIATION_FAILED,
+        VERIFIED,
+        VERIFICATION_FAILED,
+        ROLLED_BACK,
+        BREAKER_OPENED,
+        ESCALATION_HASTENED,
     )
     #: Events of a status change.
     TRANSITIONS = (ACKNOWLEDGED, MITIGATED, RESOLVED, AUTO_RESOLVED)
@@ -124,3 +140,64 @@ class ChangeSource:
 
     ALL = (API, CLI, ENGINE)
     CHOICES = [(s, s) for s in ALL]
+
+
+class RemediationStatus:
+    """Where one remediation (a policy acting on one firing of one alert) stands.
+
+    requested → running → verifying → succeeded | unverified, or running → failed; from requested it may
+    also end refused (a guard, or the alert resolved before it started), notified (level `manual`) or
+    wait for an approval (awaiting_approval → requested once approved). Nothing leaves a terminal status.
+    """
+
+    REQUESTED = "requested"
+    AWAITING_APPROVAL = "awaiting_approval"
+    NOTIFIED = "notified"
+    REFUSED = "refused"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNVERIFIED = "unverified"
+
+    ALL = (REQUESTED, AWAITING_APPROVAL, NOTIFIED, REFUSED, RUNNING, VERIFYING, SUCCEEDED, FAILED, UNVERIFIED)
+    #: Not decided yet.
+    PENDING = (REQUESTED, AWAITING_APPROVAL)
+    #: Touching their service now: the blast radius counts them.
+    ACTIVE = (RUNNING, VERIFYING)
+    #: Their run started: the rate limits count them.
+    STARTED = (RUNNING, VERIFYING, SUCCEEDED, FAILED, UNVERIFIED)
+    #: Finished, and the fix did not work: the circuit breaker counts them.
+    FAILURES = (FAILED, UNVERIFIED)
+    FINISHED = (SUCCEEDED, FAILED, UNVERIFIED)
+    TERMINAL = (NOTIFIED, REFUSED, SUCCEEDED, FAILED, UNVERIFIED)
+    CHOICES = [(s, s) for s in ALL]
+
+
+class Guard:
+    """What decided that a remediation does not run (its `guard`), one per check of
+    `automation.incidents.guards`, in the order they are checked."""
+
+    ALERT_RESOLVED = "alert_resolved"  # the alert no longer fires (durable state, read when deciding)
+    LEVEL = "level"  # the automation level: notify only, or wait for an approval
+    CIRCUIT_BREAKER = "circuit_breaker"
+    LOOP = "loop"
+    RATE_LIMIT_SERVICE = "rate_limit_service"
+    RATE_LIMIT_WORKFLOW = "rate_limit_workflow"
+    BLAST_RADIUS = "blast_radius"
+    INPUTS = "inputs"  # its inputs could not be made from the alert, or the workflow refused them
+
+    ALL = (
+        ALERT_RESOLVED,
+        LEVEL,
+        CIRCUIT_BREAKER,
+        LOOP,
+        RATE_LIMIT_SERVICE,
+        RATE_LIMIT_WORKFLOW,
+        BLAST_RADIUS,
+        INPUTS,
+    )
+    #: Guards whose refusal hands the incident to people at once (the escalation's next level is due now).
+    #: Not the circuit breaker's: the failure that opened it escalated already, and every firing refused
+    #: while it is open would otherwise page the next level again.
+    ESCALATING = (LOOP,)

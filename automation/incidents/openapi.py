@@ -20,6 +20,11 @@ from automation.incidents.limits import (
     MAX_LISTED,
 )
 from automation.incidents.oncall_openapi import ONCALL_MODELS, ONCALL_SCHEMAS, oncall_paths
+from automation.incidents.remediation_openapi import (
+    REMEDIATION_MODELS,
+    REMEDIATION_SCHEMAS,
+    remediation_paths,
+)
 from automation.incidents.services.queries import MAX_ID
 
 _REF = "#/components/schemas/{model}"
@@ -174,10 +179,11 @@ INCIDENTS_SCHEMAS: dict[str, Any] = {
         "required": ["changes"],
     },
     **ONCALL_SCHEMAS,
+    **REMEDIATION_SCHEMAS,
 }
 
 #: Models whose JSON schema comes from pydantic.
-INCIDENTS_MODELS = (("ServicesDocument", ServicesDocument), *ONCALL_MODELS)
+INCIDENTS_MODELS = (("ServicesDocument", ServicesDocument), *ONCALL_MODELS, *REMEDIATION_MODELS)
 
 
 def incidents_paths(responses: Any, body: Any, errors_only: Any) -> dict[str, Any]:
@@ -275,6 +281,7 @@ def incidents_paths(responses: Any, body: Any, errors_only: Any) -> dict[str, An
                 },
             },
         },
+        **remediation_paths(responses, body),
         "/api/v1/services": {
             "get": {
                 "operationId": "getServices",

@@ -62,6 +62,14 @@ def render_text(report: dict[str, Any]) -> str:
         who = change["actor"] or change["source"]
         what = f"{change['kind']} of {change['service']} by {who}"
         lines.append(f"  {change['at'][:19]}  {what}: {change['description']}")
+    lines += ["", "Remediations (guard decisions)"]
+    for fix in report.get("remediations") or [None]:
+        if fix is None:
+            lines.append("  none")
+            continue
+        guard = f" [{fix['guard']}]" if fix["guard"] else ""
+        undo = f"; rolled back by run {fix['compensation_run_id']}" if fix["compensation_run_id"] else ""
+        lines.append(f"  {fix['policy']} ({fix['workflow']}): {fix['status']}{guard}: {fix['detail']}{undo}")
     lines += ["", "Candidate causes"]
     for rank, cause in enumerate(report["causes"], 1):
         lines.append(
@@ -184,6 +192,22 @@ def render_html(report: dict[str, Any]) -> str:
             [
                 [c["at"][:19], c["kind"], c["service"], c["actor"] or c["source"], c["description"]]
                 for c in report.get("changes", [])
+            ],
+        ),
+        "<h2>Remediations (guard decisions)</h2>",
+        table(
+            ["policy", "workflow", "status", "guard", "detail", "run", "rolled back by"],
+            [
+                [
+                    r["policy"],
+                    r["workflow"],
+                    r["status"],
+                    r["guard"] or "",
+                    r["detail"],
+                    r["run_id"] or "",
+                    r["compensation_run_id"] or "",
+                ]
+                for r in report.get("remediations") or []
             ],
         ),
         "<h2>Candidate causes</h2>",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0014_access'),
+        ('automation', '0015_remediation'),
     ]
 
     operations = [

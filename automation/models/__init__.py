@@ -23,6 +23,8 @@ from automation.models.incidents import (
     Incident,
     IncidentAlert,
     IncidentEvent,
+    Remediation,
+    RemediationConfig,
     Service,
 )
 from automation.models.runs import RunTally, StepRun, WorkflowRun
@@ -50,6 +52,8 @@ __all__ = [
     "Incident",
     "IncidentAlert",
     "IncidentEvent",
+    "Remediation",
+    "RemediationConfig",
     "Service",
     "ScalingDecision",
     "ScalingState",

@@ -10,6 +10,7 @@ from automation.incidents.choices import (
     EscalationStatus,
     EventKind,
     IncidentStatus,
+    RemediationStatus,
 )
 from automation.models.alerting import SEVERITY_CHOICES, Alert
 
@@ -187,3 +188,63 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"change {self.kind} of {self.service} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class RemediationConfig(models.Model):
+    """A single row (pk=1): the remediation policies document, as validated JSON."""
+
+    document = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Remediation(models.Model):
+    """One remediation: a policy acting on one firing of one alert (at most once: the unique key), what
+    the guards decided and why, its run, its verification and its compensation. The guards count these
+    rows: they are the shared state every worker and host decides from."""
+
+    policy = models.CharField(max_length=100)
+    workflow = models.CharField(max_length=200)
+    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    fingerprint = models.CharField(max_length=40)
+    fired_at = models.DateTimeField()
+    incident = models.ForeignKey(
+        Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="remediations"
+    )
+    service = models.CharField(max_length=200, blank=True, default="")
+    #: Replicas of its service it touches while active (the blast radius counts them).
+    replicas = models.IntegerField(default=1)
+    status = models.CharField(
+        max_length=20, choices=RemediationStatus.CHOICES, default=RemediationStatus.REQUESTED
+    )
+    #: The guard that kept it from running (`automation.incidents.choices.Guard`), empty otherwise.
+    guard = models.CharField(max_length=32, blank=True, default="")
+    #: Why it is where it is (the last decision), for "why did nothing run?".
+    detail = models.TextField(blank=True, default="")
+    #: The policy as it was when requested (verification and guards are judged by it).
+    plan = models.JSONField(default=dict)
+    inputs = models.JSONField(default=dict)
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    #: Until when verification may see the fix work.
+    verify_until = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.CharField(max_length=200, blank=True, default="")
+    run_id = models.UUIDField(null=True, blank=True)
+    compensation_run_id = models.UUIDField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "fingerprint", "fired_at"], name="remediation_once_per_firing"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "requested_at"], name="remediation_status"),
+            models.Index(fields=["workflow", "started_at"], name="remediation_workflow_started"),
+            models.Index(fields=["service", "started_at"], name="remediation_service_started"),
+            models.Index(fields=["policy", "finished_at"], name="remediation_policy_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"remediation {self.pk} {self.policy} ({self.status})"

@@ -28,6 +28,7 @@ from automation.actions.registry import ActionSpec
 from automation.choices import RunStatus
 from automation.config import current_config
 from automation.coordination import get_coordinator
+from automation.definitions.compensation import should_act
 from automation.definitions.schema import field_path
 from automation.delivery import longest_time_limit
 from automation.errors import ActionError, StepFailed
@@ -35,6 +36,7 @@ from automation.fleet.identity import current_claimant
 from automation.incidents.services.changes import record_step_change
 from automation.runs import services
 from automation.runs.claims import Claim
+from automation.runs.compensation import compensate
 from automation.runs.documents import StoredWorkflow, stored_workflow
 from automation.runs.services import ClaimedStep
 from automation.templating import TemplateError, render
@@ -195,12 +197,16 @@ def run_claimed_step(
     act = stored.actions[step]
     if done is not None:
         return completed(claimed, run_id, step, done, stored, context)
+    idle = should_act(act, claimed.inputs)
+    if idle is not None:  # a compensation step whose step did not succeed: recorded, nothing done
+        return completed(claimed, run_id, step, {"skipped": idle}, stored, context)
     if claimed.attempt > act["retry_attempts"] + 1:
         # Only a step whose process died while executing it gets here (failures are counted below):
         # one that kills its own worker must not be given to worker after worker.
         error = f"its worker died during each of its {claimed.attempt - 1} attempt(s)"
         logger.error("step %s of run %s failed: %s", step, run_id, error)
-        services.fail_step(claimed.id, run_id=run_id, error=error)
+        if services.fail_step(claimed.id, run_id=run_id, error=error) and "compensation" in stored.document:
+            undo_failed_run(run_id)
         raise StepFailed(f"{step}: {error}", retryable=False)
     try:
         try:
@@ -241,7 +247,8 @@ def run_claimed_step(
             services.record_retry(claimed.id, error=error, countdown=countdown)
             raise _Again(countdown) from None
         logger.error("step %s of run %s failed after %d attempt(s): %s", step, run_id, claimed.attempt, error)
-        services.fail_step(claimed.id, run_id=run_id, error=error)
+        if services.fail_step(claimed.id, run_id=run_id, error=error) and "compensation" in stored.document:
+            undo_failed_run(run_id)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
     try:
         return completed(claimed, run_id, step, output, stored, context)
@@ -264,6 +271,15 @@ def record_change(
         workflow=str(stored.document.get("name", "")),
         now=time.time(),
     )
+
+
+def undo_failed_run(run_id: uuid.UUID) -> None:
+    """Start the compensation of a run that just failed. A failure here leaves it to the caller that
+    follows the run (a remediation's follow job asks again; the key makes it once)."""
+    try:
+        compensate(run_id, reason="a step failed")
+    except Exception:  # noqa: BLE001 - the step's failure is recorded; its undoing is asked again later
+        logger.exception("run %s: compensation not started", run_id)
 
 
 def completed(

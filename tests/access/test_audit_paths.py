@@ -215,6 +215,27 @@ def test_every_mutating_route_leaves_an_audit_entry(
         walk.ok(client.delete(f"/api/v1/tokens/{token}"))
         return "token", token
 
+    def remediation_document() -> tuple[str, str]:
+        walk.ok(client.put("/api/v1/remediation", json=walk.ok(client.get("/api/v1/remediation"))))
+        return "remediation_document", "remediation"
+
+    def approve_remediation() -> tuple[str, str]:
+        from django.utils import timezone
+
+        from automation.incidents.choices import RemediationStatus
+        from automation.models import Remediation
+
+        waiting = Remediation.objects.create(
+            policy=f"audit-policy-{tag}",
+            workflow=wf,
+            fingerprint=tag,
+            fired_at=timezone.now(),
+            requested_at=timezone.now(),
+            status=RemediationStatus.AWAITING_APPROVAL,
+        )
+        walk.ok(client.post(f"/api/v1/remediations/{waiting.pk}/approve", json={}))
+        return "remediation", str(waiting.pk)
+
     walked = [
         (("POST", "/api/v1/workflows"), register),
         (("POST", "/api/v1/workflows/{name}/runs"), start),
@@ -234,6 +255,8 @@ def test_every_mutating_route_leaves_an_audit_entry(
         (("POST", "/api/v1/incidents/{incident_id}/mitigate"), incident_step("mitigate")),
         (("POST", "/api/v1/incidents/{incident_id}/resolve"), incident_step("resolve")),
         (("PUT", "/api/v1/escalation"), escalation),
+        (("PUT", "/api/v1/remediation"), remediation_document),
+        (("POST", "/api/v1/remediations/{remediation_id}/approve"), approve_remediation),
         (("POST", "/api/v1/schedules"), post_schedule),
         (("PUT", "/api/v1/schedules/{name}"), put_schedule),
         (("DELETE", "/api/v1/schedules/{name}"), delete_schedule),

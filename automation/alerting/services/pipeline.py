@@ -18,6 +18,9 @@ what it lacks), each decision written to the notification log:
    its incident (automation.incidents.services.alerts). After routing, in a transaction of its own: the
    transition is committed by then, and a failure here leaves the transition unhandled, so `repair`
    takes it up again (joining is idempotent per firing).
+8. guarded remediation: unless muted or flapping, each remediation policy matching the alert is
+   requested once per firing (automation.incidents.services.remediations); a worker decides it under
+   the guards, against the alert's state at that moment.
 
 A muted alert starts no workflow: an operator's silence during maintenance holds the automation too.
 Once the pipeline of a transition is done, the alert records it (`handled_for`); a transition whose
@@ -49,6 +52,7 @@ from automation.choices import AlertSeverity, AutomationLevel
 from automation.config import current_config
 from automation.errors import InvalidFieldsError, NotFoundError, StateError
 from automation.incidents.services.alerts import alert_fired, alert_resolved
+from automation.incidents.services.remediations import request as request_remediations
 from automation.models import Alert
 from automation.templating import TemplateError, render
 
@@ -68,7 +72,10 @@ def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> Any:
     elif rule is not None:
         run = remediate(alert, now, rule)
     found = _route(alert, now)
-    alert_fired(alert, now, group_keys=[d.group_key for d in found], may_open=muted is None)
+    incident_id = alert_fired(alert, now, group_keys=[d.group_key for d in found], may_open=muted is None)
+    if muted is None and not alert.flapping:
+        with transaction.atomic():
+            request_remediations(alert, now, incident_id)
     _handled(alert, alert.fired_at)
     return run
 

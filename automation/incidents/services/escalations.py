@@ -110,6 +110,29 @@ def advance(pk: int, now: float, document: EscalationDocument | None = None) -> 
         return steps
 
 
+def hasten(incident_id: int, now: float, reason: str) -> bool:
+    """Remediation gave up on `incident_id` (its fix failed, its breaker opened, a loop): its escalation's
+    next level is due now, and the tick is nudged. False (and the timeline says why) when its escalation
+    is not active: someone acknowledged it, every level was paged, or no policy matched."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update(no_key=True).filter(pk=incident_id).first()
+        if incident is None:
+            return False
+        escalation = Escalation.objects.select_for_update().filter(incident_id=incident_id).first()
+        if escalation is None or escalation.status != EscalationStatus.ACTIVE:
+            where = f"escalation {escalation.status}: {escalation.reason}" if escalation else "no escalation"
+            detail = f"{reason}; nobody more to page ({where})"
+            record(incident_id, now, Event(EventKind.ESCALATION_HASTENED, detail=detail))
+            return False
+        escalation.next_due_at = at(now)
+        escalation.save(update_fields=["next_due_at", "updated_at"])
+        detail = f"{reason}: paging the next level now"
+        record(incident_id, now, Event(EventKind.ESCALATION_HASTENED, detail=detail))
+        pk = escalation.pk
+        transaction.on_commit(lambda: nudge([pk]))
+    return True
+
+
 def _policy(escalation: Escalation) -> Policy | None:
     return Policy.from_json(escalation.plan) if escalation.policy else None
 

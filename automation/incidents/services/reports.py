@@ -1,8 +1,9 @@
 """What a post-incident report and the team figures are made of, read from the durable state: the
 incident, its timeline, its alerts with what the notification log decided for each, the workflow runs
-it started with their outcomes, the changes recorded on the graph's services shortly before and during it,
-and the ranked candidate causes (automation/incidents/rca.py, on the dependency graph, the alerts' timing
-and those changes). Read-only."""
+it started with their outcomes, its remediations with what their guards decided, the changes recorded
+on the graph's services shortly before and during it, and the ranked candidate causes
+(automation/incidents/rca.py, on the dependency graph, the alerts' timing and those changes).
+Read-only."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from automation.incidents.rca import CANDIDATE_HOPS, CHANGE_LOOKBACK, AlertSignal, Change, rank_causes
+from automation.incidents.remediation_serializers import remediation_json
 from automation.incidents.serializers import change_json, event_json, firing_json, incident_json
 from automation.incidents.services.changes import changes_near
-from automation.models import AlertLog, Incident, IncidentAlert, IncidentEvent, WorkflowRun
+from automation.models import AlertLog, Incident, IncidentAlert, IncidentEvent, Remediation, WorkflowRun
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -95,6 +97,10 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         "timeline": [event_json(event) for event in events],
         "alerts": alerts,
         "actions": actions,
+        "remediations": [
+            remediation_json(row)
+            for row in Remediation.objects.filter(incident=incident).order_by("requested_at", "pk")
+        ],
         "causes": causes,
         "changes": [change_json(row) for row in recorded],
         "notes": notes,

@@ -1,0 +1,96 @@
+"""Starting the run that undoes a run (its workflow's `<name>.compensation`, see
+automation/definitions/compensation.py): once per run undone, whoever asks first (the executor when a
+step fails for good, a remediation whose verification failed, a sweep that finds one not started)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from automation.choices import RunStatus
+from automation.definitions.compensation import COMPENSATION_INPUT, compensation_input
+from automation.errors import IdempotencyConflict
+from automation.models import StepRun, WorkflowRun
+from automation.runs.dispatch import enqueue_run
+from automation.runs.documents import stored_workflow
+
+logger = logging.getLogger("automation.compensation")
+
+#: Failed runs are looked at by the sweep this long after they failed (the executor asks at once).
+SWEEP_AFTER = timedelta(seconds=30)
+SWEEP_HORIZON = timedelta(hours=1)
+SWEEP_BATCH = 100
+
+
+def compensation_key(run_id: Any) -> str:
+    return f"compensate:{run_id}"
+
+
+def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
+    """Start (once) the run undoing `run_id`'s succeeded steps, in reverse order; None when its workflow
+    declares no compensation or none of the steps that declare one succeeded. A failed run is undone for
+    its own error whoever asks, so every caller asks with the same inputs."""
+    run = WorkflowRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return None
+    document = stored_workflow(run.version_id).document
+    name = document.get("compensation")
+    if not name:
+        return None
+    undoable = {a["name"] for a in document["actions"] if a.get("compensate")}
+    succeeded = dict(
+        StepRun.objects.filter(run_id=run.pk, status=RunStatus.SUCCEEDED, name__in=undoable).values_list(
+            "name", "output"
+        )
+    )
+    if not succeeded:
+        return None
+    if run.status == RunStatus.FAILED:
+        reason = run.error or reason
+    record = compensation_input(
+        run_id=str(run.pk), workflow=document["name"], reason=reason, succeeded=succeeded
+    )
+    inputs = {**{k: v for k, v in run.inputs.items() if k != COMPENSATION_INPUT}, COMPENSATION_INPUT: record}
+    try:
+        undo, created = enqueue_run(str(name), inputs, idempotency_key=compensation_key(run.pk))
+    except IdempotencyConflict as exc:  # asked before for another reason: that run undoes it
+        return WorkflowRun.objects.filter(pk=exc.run_id).first()
+    if created:
+        logger.warning("run %s undone by run %s (%s): %s", run.pk, undo.pk, name, reason)
+    return undo
+
+
+def compensation_of(run_id: Any) -> WorkflowRun | None:
+    """The run undoing `run_id`, if one was started."""
+    return WorkflowRun.objects.filter(idempotency_key=compensation_key(run_id)).first()
+
+
+def compensate_missed(*, limit: int = SWEEP_BATCH) -> int:
+    """Start the compensation of the runs that failed in the last hour (at least 30 s ago) and declare
+    one but have none: the process that failed the step died before asking. Returns how many started.
+    A run with nothing to undo is looked at again on each pass until it leaves the horizon."""
+    now = timezone.now()
+    undone = WorkflowRun.objects.filter(idempotency_key=Concat(Value("compensate:"), OuterRef("id")))
+    missed = (
+        WorkflowRun.objects.filter(
+            status=RunStatus.FAILED,
+            finished_at__gte=now - SWEEP_HORIZON,
+            finished_at__lt=now - SWEEP_AFTER,
+            version__definition__has_key="compensation",
+        )
+        .exclude(Exists(undone))
+        .order_by("finished_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    started = 0
+    for run_id in missed:
+        try:
+            started += compensate(run_id, reason="a step failed") is not None
+        except Exception:  # noqa: BLE001 - one run must not hold up the others
+            logger.exception("run %s: compensation not started; the next pass tries again", run_id)
+    return started

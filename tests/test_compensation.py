@@ -1,0 +1,169 @@
+"""Compensation: a definition's `compensate:` blocks, the derived `<name>.compensation` workflow, and its
+run on real workers when a later step fails (undone in reverse order, once per (run, step))."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from automation import ActionDefinition, WorkflowDefinition
+from automation.definitions.compensation import compensation_definition, should_act
+from automation.definitions.validation import validate_definition
+from automation.errors import DefinitionError
+from tests.conftest import stored_run, unique, wait_for
+from tests.peers import Answer, HttpPeer
+
+
+def post(name: str, url: str, *, undo: str | None = None, **extra: Any) -> ActionDefinition:
+    compensate = (
+        {"action_type": "http.request", "parameters": {"url": undo, "method": "POST"}} if undo else None
+    )
+    return ActionDefinition(
+        name=name,
+        action_type="http.request",
+        parameters={"url": url, "method": "POST"},
+        compensate=compensate,  # type: ignore[arg-type]
+        **extra,
+    )
+
+
+def test_derived_workflow_undoes_in_reverse_dependency_order() -> None:
+    definition = WorkflowDefinition(
+        name="deploy",
+        actions=[
+            post("a", "http://x/a", undo="http://x/undo-a"),
+            post("b", "http://x/b", undo="http://x/undo-b", depends_on=["a"]),
+            post("c", "http://x/c", depends_on=["b"]),
+            post("d", "http://x/d", undo="http://x/undo-d", depends_on=["c"]),
+        ],
+    )
+    document = validate_definition(definition)
+    assert document["compensation"] == "deploy.compensation"
+    undo = compensation_definition(document)
+    assert undo is not None
+    assert [a.name for a in undo.actions] == ["undo_d", "undo_b", "undo_a"]
+    assert [a.compensates for a in undo.actions] == ["d", "b", "a"]
+    assert undo.actions[1].depends_on == ["undo_d"]
+    assert compensation_definition(validate_definition(undo.model_copy())) is None
+
+
+def test_no_compensation_leaves_the_document_as_it_was() -> None:
+    document = validate_definition(WorkflowDefinition(name="plain", actions=[post("a", "http://x/a")]))
+    assert "compensation" not in document and "compensate" not in document["actions"][0]
+
+
+def test_compensation_errors_name_the_field() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        validate_definition(
+            WorkflowDefinition(
+                name="bad",
+                actions=[
+                    post("a", "http://x/a"),
+                    ActionDefinition(
+                        name="b",
+                        action_type="http.request",
+                        parameters={"url": "http://x/b"},
+                        compensate={  # type: ignore[arg-type]
+                            "action_type": "nope.nothing",
+                            "parameters": {"url": "${steps.a.output.x}"},
+                        },
+                    ),
+                ],
+            )
+        )
+    fields = [field for field, _ in caught.value.errors]
+    assert "actions[1].compensate.action_type" in fields
+    assert "actions[1].compensate.parameters.url" in fields
+    with pytest.raises(DefinitionError) as shape:
+        WorkflowDefinition.from_document(
+            {"name": "w", "actions": [{"name": "a", "action_type": "x.y", "compensate": {"parameters": {}}}]}
+        )
+    assert [f for f, _ in shape.value.errors] == ["actions[0].compensate.action_type"]
+
+
+def test_a_step_acts_only_when_the_step_it_undoes_succeeded() -> None:
+    step = {"name": "undo_a", "compensates": "a"}
+    assert should_act(step, {"compensation": {"succeeded": ["a"]}}) is None
+    assert should_act(step, {"compensation": {"succeeded": ["b"]}}) is not None
+    assert should_act({"name": "a"}, {}) is None
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_a_failing_step_undoes_the_steps_before_it_in_reverse_order(engine: Any) -> None:
+    from automation.runs.compensation import compensate, compensation_of
+
+    peer = HttpPeer(lambda r: Answer(status=400) if r.path == "/c" else Answer())
+    try:
+        name = unique("undoable")
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("a", f"{peer.url}/a", undo=f"{peer.url}/undo-a"),
+                    post("b", f"{peer.url}/b", undo=f"{peer.url}/undo-b"),
+                    post("c", f"{peer.url}/c", undo=f"{peer.url}/undo-c", retry_attempts=0),
+                    post("d", f"{peer.url}/d", undo=f"{peer.url}/undo-d"),
+                ],
+            )
+        )
+        run = engine.run_workflow(name).wait(60)
+        assert run.status == "failed"
+        wait_for(lambda: compensation_of(run.id) is not None)
+        undo = engine.get_run(compensation_of(run.id).id).wait(60)  # type: ignore[union-attr]
+        assert undo.status == "succeeded", undo.steps
+        # c failed and d never ran: only b and a are undone, b first; undo_c and undo_d do nothing
+        wait_for(lambda: "/undo-a" in peer.paths())
+        assert peer.paths() == ["/a", "/b", "/c", "/undo-b", "/undo-a"]
+        assert {s.name: s.output for s in undo.steps}["undo_d"]["skipped"].startswith("step d")
+        keys = [r.headers["Idempotency-Key"] for r in peer.received[3:]]
+        assert keys == [f"{undo.id}:undo_b", f"{undo.id}:undo_a"]
+        # asking again (a follow job, a redelivery) starts nothing new and repeats no effect
+        again = compensate(run.id, reason="asked again")
+        assert again is not None and str(again.id) == str(undo.id)
+        assert peer.paths().count("/undo-a") == 1
+    finally:
+        peer.close()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_the_sweep_undoes_a_failed_run_whose_worker_died_before_asking(engine: Any) -> None:
+    """A run failed by a process that died before starting its compensation (the step transitions are
+    taken here, as that process took them): the Beat sweep starts it, once."""
+    from datetime import timedelta
+
+    from automation.fleet.identity import Claimant
+    from automation.models import WorkflowRun
+    from automation.runs import services
+    from automation.runs.claims import Claim
+    from automation.runs.compensation import compensate_missed, compensation_of
+
+    peer = HttpPeer()
+    try:
+        run = stored_run(
+            engine,
+            "died",
+            post("a", f"{peer.url}/a", undo=f"{peer.url}/undo-a"),
+            post("b", f"{peer.url}/b", undo=f"{peer.url}/undo-b"),
+        )
+        claim = Claim(claimant=Claimant(node="gone-node", pid=1), token="gone-token")
+        first = services.claim_step(run.id, "a", claim=claim)
+        assert first is not None
+        services.complete_step(first.id, run_id=run.id, output={"status_code": 200}, sink=False)
+        second = services.claim_step(run.id, "b", claim=claim)
+        assert second is not None and services.fail_step(second.id, run_id=run.id, error="boom")
+        long_ago = WorkflowRun.objects.get(pk=run.id).finished_at - timedelta(seconds=60)
+        WorkflowRun.objects.filter(pk=run.id).update(finished_at=long_ago)
+        assert compensation_of(run.id) is None
+
+        assert compensate_missed() >= 1
+        assert compensate_missed() == 0  # not twice
+        undo = engine.get_run(compensation_of(run.id).id).wait(60)  # type: ignore[union-attr]
+        assert undo.status == "succeeded", undo.steps
+        assert peer.paths() == ["/undo-a"]  # b failed: only a is undone
+        assert undo.step("undo_a").output["status_code"] == 200
+        assert WorkflowRun.objects.get(pk=undo.id).inputs["compensation"]["reason"] == "step failed: boom"
+    finally:
+        peer.close()
