@@ -209,6 +209,7 @@ def test_a_silence_is_expired_through_its_service_only_by_who_may(objects: dict[
 def test_schedules_show_their_inputs_masked_and_change_only_where_a_role_may(objects: dict[str, Any]) -> None:
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    from automation.models import AuditEntry
     from automation.timetables.services import get_schedule, save_schedule
 
     name = unique("nightly")
@@ -233,6 +234,8 @@ def test_schedules_show_their_inputs_masked_and_change_only_where_a_role_may(obj
     assert reader.post(f"{tasks}{job.pk}/change/", {}).status_code == 403
     admin_client.post(tasks, disable)
     assert not PeriodicTask.objects.get(pk=job.pk).enabled
+    entry = AuditEntry.objects.get(action="beat_job.disabled", object_id=job.name)
+    assert entry.source == "admin"
 
 
 def test_the_api_still_takes_posts_without_a_csrf_token(engine: Any) -> None:
