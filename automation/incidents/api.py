@@ -66,12 +66,22 @@ def _step_fields(body: dict[str, Any]) -> tuple[str, str]:
     return str(by).strip(), str(comment)
 
 
-def _take(step: Callable[..., Any], body: dict[str, Any], incident_id: str) -> JsonResponse:
+def _take(
+    request: HttpRequest, step: Callable[..., Any], body: dict[str, Any], incident_id: str
+) -> JsonResponse:
+    from automation.access.choices import PrincipalKind
+    from automation.access.gate import principal_of
     from automation.incidents.serializers import incident_json
     from automation.incidents.services.queries import get_incident
     from automation.incidents.services.queries import incident_id as parse_id
 
     number = parse_id(incident_id)  # an id that cannot be one is a 404 before the body is judged
+    principal = principal_of(request)
+    if principal is not None and principal.kind != PrincipalKind.OPEN:
+        # With authentication on, who acts is who the token says, never what the caller typed (a `by`
+        # sent is still checked, then not used).
+        _step_fields({"by": principal.name, **body})
+        body = {**body, "by": principal.name}
     by, comment = _step_fields(body)
     outcome = step(number, by=by, now=time.time(), comment=comment)
     return JsonResponse({**incident_json(get_incident(number)), "changed": outcome.changed})
@@ -84,7 +94,7 @@ def _take(step: Callable[..., Any], body: dict[str, Any], incident_id: str) -> J
 def acknowledge(request: HttpRequest, body: dict[str, Any], incident_id: str) -> JsonResponse:
     from automation.incidents.services.transitions import acknowledge as step
 
-    return _take(step, body, incident_id)
+    return _take(request, step, body, incident_id)
 
 
 @csrf_exempt
@@ -94,7 +104,7 @@ def acknowledge(request: HttpRequest, body: dict[str, Any], incident_id: str) ->
 def mitigate(request: HttpRequest, body: dict[str, Any], incident_id: str) -> JsonResponse:
     from automation.incidents.services.transitions import mitigate as step
 
-    return _take(step, body, incident_id)
+    return _take(request, step, body, incident_id)
 
 
 @csrf_exempt
@@ -104,7 +114,7 @@ def mitigate(request: HttpRequest, body: dict[str, Any], incident_id: str) -> Js
 def resolve(request: HttpRequest, body: dict[str, Any], incident_id: str) -> JsonResponse:
     from automation.incidents.services.transitions import resolve as step
 
-    return _take(step, body, incident_id)
+    return _take(request, step, body, incident_id)
 
 
 @csrf_exempt

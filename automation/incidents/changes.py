@@ -17,6 +17,8 @@ from automation.runs.intake import json_type
 __all__ = ["CHANGE_FIELDS", "ChangeRecord", "parse_change"]
 
 #: Fields a change document may carry; `service` and `kind` are required.
+#: The prefix of the keys the engine records its own steps' changes under (`run:RUN:STEP`).
+ENGINE_KEY_PREFIX = "run:"
 CHANGE_FIELDS = ("service", "kind", "description", "at", "actor", "run_id", "key")
 #: How far from now a change's time may be: a typo of a year is refused, a clock a little off is not.
 MAX_FUTURE_SECONDS = 300.0
@@ -67,6 +69,8 @@ def parse_change(body: Any, *, now: float) -> ChangeRecord:
     description = _text(body, "description", MAX_CHANGE_DESCRIPTION, errors, required=False)
     actor = _text(body, "actor", MAX_BY, errors, required=False)
     key = _text(body, "key", MAX_CHANGE_KEY, errors, required=False)
+    if key.startswith(ENGINE_KEY_PREFIX):
+        errors.append(("key", f"'{ENGINE_KEY_PREFIX}...' keys are the engine's own (its steps' changes)"))
     at = now
     raw_at = body.get("at")
     if isinstance(raw_at, bool) or not isinstance(raw_at, (str, int, float, type(None))):

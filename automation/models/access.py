@@ -9,12 +9,14 @@ from automation.access.choices import AuditSource
 
 
 class ApiToken(models.Model):
-    """A bearer token: a user's, or a service's (no user). Only the sha256 of its secret is stored."""
+    """A bearer token: a user's, or a service's (no user). Only the sha256 of its secret is stored. Never
+    deleted (revoked instead), and its user cannot be deleted while it exists (deactivate the user): a
+    stored token, live or not, keeps authentication on (automation/access/services/tokens.py)."""
 
     name = models.CharField(max_length=100, unique=True)
     digest = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="api_tokens"
     )
     roles = models.JSONField(default=list)
     created_at = models.DateTimeField()

@@ -8,8 +8,8 @@ one snapshot), found through a partial index on the uncounted rows. Every finish
 of the two, so the totals are the same as counting the tables, and stay so after old runs are deleted.
 
 A step cancelled with its run may still be recorded as succeeded when its action ends afterwards (its
-effect happened): cancelled steps are added only once they are older than the longest a step may run,
-so a counter never loses what it counted.
+effect happened): cancelled steps are counted (scraped or added) only once they are older than the
+longest a step may run, so a counter never loses what it counted.
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ def read_counts() -> Counts:
             key = (row.kind, row.label, row.status)
             finished[key] = Count(row.count, row.timed, row.seconds, list(row.buckets))
         for kind, model in ((RUN, WorkflowRun), (STEP, StepRun)):
-            # The finished rows not yet added (all of them when the job has never run).
-            tail = model.objects.filter(counted=False, status__in=RunStatus.TERMINAL)
+            # The finished rows not yet added (all of them when the job has never run); a cancelled step
+            # counts once it can no longer change, as in the tallies, so no counter ever goes down.
+            tail = _addable(model)
             for key, count in _grouped(kind, tail).items():
                 finished.setdefault(key, Count()).add(count)
         active = WorkflowRun.objects.filter(status__in=RunStatus.ACTIVE).values("workflow__name", "status")

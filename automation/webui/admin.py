@@ -376,9 +376,9 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):  # type: ignore[misc]
         return allowed(request.user, "schedules:read")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.name.startswith(WORKFLOW_SCHEDULE_PREFIX):
-            return False
-        return allowed(request.user, "schedules:write")
+        # No form edits: a job's task, arguments and queue are the engine's (beat_schedule.py) or a
+        # workflow schedule's (`automation schedule`, the API); `schedules:write` enables or disables.
+        return False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -419,17 +419,6 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):  # type: ignore[misc]
                 audit.record(action, "beat_job", name, before=before, after=after)
         PeriodicTasks.update_changed()
         self.message_user(request, f"{len(changed)} task(s) {'enabled' if enabled else 'disabled'}")
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        from django.db import transaction
-        from django.forms.models import model_to_dict
-
-        from automation.access.services import audit
-
-        with transaction.atomic():
-            before = model_to_dict(type(obj).objects.get(pk=obj.pk)) if change else None
-            super().save_model(request, obj, form, change)
-            audit.record("beat_job.changed", "beat_job", obj.name, before=before, after=model_to_dict(obj))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         # The description of a workflow schedule holds its inputs, secret ones included: shown masked.

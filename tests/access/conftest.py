@@ -1,5 +1,6 @@
-"""Tokens of every role for the access tests: stored, handed out, and revoked afterwards (while any stored
-token is live the API requires one, and the other API tests of the session run in the open mode)."""
+"""Tokens of every role for the access tests: stored, handed out, and revoked afterwards. A stored token,
+even revoked, keeps the API's authentication on, and the session's other API tests run in the open mode:
+each access test module deletes every token row when it ends (a test's cleanup; no service deletes one)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import pytest
 from automation.access.choices import Role
 from tests.api_server import ApiServer
 from tests.conftest import STATE_DIR, unique
+
+
+@pytest.fixture(scope="module", autouse=True)
+def forget_tokens(engine: Any) -> Iterator[None]:
+    from automation.models import ApiToken
+
+    yield
+    ApiToken.objects.all().delete()
 
 
 @pytest.fixture(scope="module")

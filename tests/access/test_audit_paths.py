@@ -180,7 +180,9 @@ def test_every_mutating_route_leaves_an_audit_entry(
 
     def incident_step(step: str) -> Callable[[], tuple[str, str]]:
         def take() -> tuple[str, str]:
-            walk.ok(client.post(f"/api/v1/incidents/{state['stepped']}/{step}", json={"by": "bob"}))
+            taken = walk.ok(client.post(f"/api/v1/incidents/{state['stepped']}/{step}", json={"by": "bob"}))
+            if step == "acknowledge":  # who acted is the token's principal, not the `by` typed
+                assert taken["acknowledged_by"] == principal.name, taken
             return "incident", str(state["stepped"])
 
         return take

@@ -274,3 +274,4 @@ def test_cli_changes_are_recorded_as_the_cli_user(engine: Any, tmp_path: Any) ->
     ]
     listed = cli("audit", "list", "--actor", actor, "--object", f"run:{run_id}")
     assert listed.returncode == 0 and listed.stdout.count("\n") == 2 and "run.cancelled" in listed.stdout
+

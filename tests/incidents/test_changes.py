@@ -47,6 +47,7 @@ def test_a_change_document_is_checked_field_by_field() -> None:
     assert fields_of({"service": "db", "kind": "deploy", "at": NOW + 3600}) == ["at"]
     assert fields_of({"service": "db", "kind": "deploy", "at": True}) == ["at"]
     assert fields_of({"service": "db", "kind": "deploy", "run_id": "nope"}) == ["run_id"]
+    assert fields_of({"service": "db", "kind": "deploy", "key": "run:1:restart"}) == ["key"]  # the engine's
     long = {"service": 3, "kind": "deploy", "description": "x" * 3000}
     assert fields_of(long) == ["service", "description"]
     assert fields_of(["not", "an", "object"]) == ["(body)"]

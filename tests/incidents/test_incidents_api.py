@@ -19,6 +19,8 @@ from tests.api_server import ApiServer
 from tests.conftest import ROOT, STATE_DIR, unique
 
 TOKEN = "incidents-t0ken"
+#: Who the server says acts with TOKEN (its first bootstrap token): a `by` in the body is not used.
+ACTOR = "bootstrap-1"
 
 
 @pytest.fixture(scope="module")
@@ -91,31 +93,32 @@ def test_events_open_one_incident_and_operators_ack_mitigate_resolve_it(
     ]
 
     step = f"/api/v1/incidents/{number}"
+    # Authentication is on (the server's bootstrap token): who acts is the token's principal, not `by`.
     acked = client.post(f"{step}/acknowledge", json={"by": "alice", "comment": "looking"})
     assert acked.status_code == 200, acked.text
     assert (acked.json()["status"], acked.json()["acknowledged_by"], acked.json()["changed"]) == (
         "acknowledged",
-        "alice",
+        ACTOR,
         True,
     )
     again = client.post(f"{step}/acknowledge", json={"by": "bob"})
     assert (again.status_code, again.json()["changed"], again.json()["acknowledged_by"]) == (
         200,
         False,
-        "alice",
+        ACTOR,
     )
     mitigated = client.post(f"{step}/mitigate", json={"by": "bob"}).json()
     assert (mitigated["status"], mitigated["mitigated_by"], mitigated["acknowledged_by"]) == (
         "mitigated",
-        "bob",
-        "alice",
+        ACTOR,
+        ACTOR,
     )
     fire(client, graph["db"], status="resolved")
     resolved = client.post(f"{step}/resolve", json={"by": "carol", "comment": "db failover done"})
     assert (resolved.status_code, resolved.json()["status"], resolved.json()["resolved_by"]) == (
         200,
         "resolved",
-        "carol",
+        ACTOR,
     )
     assert client.post(f"{step}/resolve", json={"by": "carol"}).json()["changed"] is False
     refused = client.post(f"{step}/acknowledge", json={"by": "dave"})
@@ -133,10 +136,10 @@ def test_events_open_one_incident_and_operators_ack_mitigate_resolve_it(
         ("alert_joined", "engine", db),
         ("alert_joined", "engine", web),
         ("severity_raised", "engine", web),
-        ("acknowledged", "alice", None),
-        ("mitigated", "bob", None),
+        ("acknowledged", ACTOR, None),
+        ("mitigated", ACTOR, None),
         ("alert_resolved", "engine", db),
-        ("resolved", "carol", None),
+        ("resolved", ACTOR, None),
     ]
     assert detail["timeline"][4]["detail"] == "looking"
     assert detail["timeline"][-1]["detail"] == "1 alert(s) still firing; db failover done"
@@ -145,7 +148,6 @@ def test_events_open_one_incident_and_operators_ack_mitigate_resolve_it(
 @pytest.mark.parametrize(
     ("path", "body", "status", "field"),
     [
-        ("/acknowledge", {}, 422, "by"),
         ("/acknowledge", {"by": ""}, 422, "by"),
         ("/acknowledge", {"by": 7}, 422, "by"),
         ("/acknowledge", {"by": "x" * 201}, 422, "by"),

@@ -223,7 +223,8 @@ def test_schedules_show_their_inputs_masked_and_change_only_where_a_role_may(obj
     page = admin_client.get(f"{tasks}{row.pk}/change/").content.decode()
     assert workflow in page and MASK in page
     assert "hunter2" not in page and 'name="_save"' not in page  # a workflow schedule: read-only here
-    assert 'name="_save"' in admin_client.get(f"{tasks}{job.pk}/change/").content.decode()
+    # no form edits of an engine job either: only enable and disable
+    assert 'name="_save"' not in admin_client.get(f"{tasks}{job.pk}/change/").content.decode()
     listing = admin_client.get(tasks).content.decode()
     assert 'value="disable_tasks"' in listing and 'value="run_tasks"' not in listing
     disable = {"action": "disable_tasks", "_selected_action": [str(job.pk)]}
@@ -272,3 +273,15 @@ def test_the_permission_check_refuses_unknown_names_and_inactive_users(engine: A
     assert allowed(reader, "runs:read") and not allowed(reader, "system:admin")
     assert not allowed(reader, "audit:read") and not allowed(reader, "silences:write")
     assert allowed(make_user(roles=("responder",)), "silences:write")
+
+
+def test_the_ui_is_off_beyond_loopback_with_the_public_development_key(objects: dict[str, Any]) -> None:
+    from django.test import override_settings
+
+    client = logged_in(make_user(superuser=True))
+    with override_settings(AUTOMATION_API_REQUIRE_AUTH=True, SECRET_KEY="automation-insecure-dev-key"):
+        refused = client.get("/admin/login/")
+        assert refused.status_code == 503 and b"AUTOMATION_SECRET_KEY" in refused.content
+        assert client.get("/healthz").status_code == 200  # the API is not the UI
+    with override_settings(AUTOMATION_API_REQUIRE_AUTH=True, SECRET_KEY="a-real-secret-" + "x" * 40):
+        assert client.get("/admin/login/").status_code in (200, 302)

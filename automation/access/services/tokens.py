@@ -123,18 +123,15 @@ def list_tokens() -> list[ApiToken]:
     return list(ApiToken.objects.select_related("user").order_by("name"))
 
 
-def active_tokens_exist() -> bool:
-    now = timezone.now()
-    return ApiToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now).exists()
-
-
 def auth_required() -> bool:
-    """Authentication is on once any token is configured: bootstrap tokens in the environment, or a
-    stored token that is neither revoked nor expired; and always for a server bound beyond loopback.
-    Without any, a loopback server stays open (the development mode)."""
+    """Authentication is on once any token is configured: bootstrap tokens in the environment, or a token
+    ever stored (revoked and expired ones too: no service deletes a token, and a user holding one cannot
+    be deleted); and always for a server bound beyond loopback. Only a deployment that never had a
+    token, on loopback, stays open (the development mode): an expired or revoked last token must not
+    open the API."""
     if settings.AUTOMATION_API_REQUIRE_AUTH or settings.AUTOMATION_API_TOKENS:
         return True
-    return active_tokens_exist()
+    return ApiToken.objects.exists()
 
 
 def bootstrap_principal(given: str) -> Principal | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
-from automation.incidents.changes import ChangeRecord
+from automation.incidents.changes import ENGINE_KEY_PREFIX, ChangeRecord
 from automation.incidents.choices import ChangeKind, ChangeSource
 from automation.incidents.limits import DEFAULT_LISTED, MAX_CHANGE_DESCRIPTION
 from automation.incidents.services.timeline import ENGINE, at
@@ -69,7 +69,7 @@ def record_step_change(
         at=now,
         actor=ENGINE,
         run_id=run_id,
-        key=f"run:{run_id}:{step}"[:200],
+        key=f"{ENGINE_KEY_PREFIX}{run_id}:{step}"[:200],
     )
     return record_change(record, source=ChangeSource.ENGINE, now=now)
 
