@@ -82,15 +82,17 @@ def approve(request: HttpRequest, body: dict[str, Any], remediation_id: str) -> 
     if not remediation_id.isdigit():
         raise NotFoundError(f"remediation {remediation_id[:40]} not found")
     errors = [(field, "unknown field") for field in body if field != "by"]
-    by = body.get("by")
     principal = principal_of(request)
-    if principal is not None and principal.kind != PrincipalKind.OPEN:
-        # With authentication on, who approves is who the token says, never what the caller typed.
-        by = principal.name
-    if not isinstance(by, str):
-        errors.append(("by", f"required: who approves (a string, not {json_type(by)})"))
-    elif not 0 < len(by.strip()) <= MAX_BY:
-        errors.append(("by", f"must be 1 to {MAX_BY} characters"))
+    authenticated = principal is not None and principal.kind != PrincipalKind.OPEN
+    by = body.get("by")
+    if not (authenticated and "by" not in body):
+        if not isinstance(by, str):
+            errors.append(("by", f"required: who approves (a string, not {json_type(by)})"))
+        elif not 0 < len(by.strip()) <= MAX_BY:
+            errors.append(("by", f"must be 1 to {MAX_BY} characters"))
     if errors:
         raise InvalidFieldsError(errors)
+    if principal is not None and authenticated:
+        # With authentication on, who approves is who the token says (a `by` sent is checked, not used).
+        by = principal.name
     return JsonResponse(remediation_json(take(int(remediation_id), by=str(by).strip(), now=time.time())))
