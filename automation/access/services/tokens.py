@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from automation.access import tokens as secrets
@@ -87,21 +87,23 @@ def create_token(
     assert isinstance(lifetime, timedelta)
     secret = secrets.new_secret()
     now = timezone.now()
-    with transaction.atomic():
-        if ApiToken.objects.filter(name=name).exists():
-            raise StateError(
-                f"a token named '{name}' already exists (revoke it first, or choose another name)"
+    taken = StateError(f"a token named '{name}' already exists (names are never reused: choose another)")
+    try:
+        with transaction.atomic():
+            if ApiToken.objects.filter(name=name).exists():
+                raise taken
+            token = ApiToken.objects.create(
+                name=name,
+                digest=secrets.digest(secret),
+                user=owner,
+                roles=known,
+                created_at=now,
+                created_by=created_by,
+                expires_at=now + lifetime,
             )
-        token = ApiToken.objects.create(
-            name=name,
-            digest=secrets.digest(secret),
-            user=owner,
-            roles=known,
-            created_at=now,
-            created_by=created_by,
-            expires_at=now + lifetime,
-        )
-        record("token.created", "token", name, after=_state(token), note={"roles": known})
+            record("token.created", "token", name, after=_state(token), note={"roles": known})
+    except IntegrityError as exc:  # the same name created concurrently
+        raise taken from exc
     return CreatedToken(token=token, secret=secret)
 
 
