@@ -1,0 +1,95 @@
+"""The follow job on the real database: a row that raises, a health check URL httpx refuses, a rollback
+that cannot start and a verification whose time is up never stop the pass for the other remediations."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import unique
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def verifying(url: str | None, *, until: float, run_id: Any = None) -> Any:
+    from automation.models import Remediation
+
+    verify: dict[str, Any] = {"within": 60}
+    if url is not None:
+        verify["http"] = {"url": url, "status": 200, "timeout": 1}
+    plan = {"name": unique("policy"), "match": {"alertname": "down"}, "workflow": "w", "verify": verify}
+    now = datetime.now(tz=UTC)
+    return Remediation.objects.create(
+        policy=plan["name"],
+        workflow="w",
+        fingerprint=unique("fp")[:40],
+        fired_at=now,
+        status="verifying",
+        plan=plan,
+        requested_at=now,
+        started_at=now,
+        verify_until=datetime.fromtimestamp(until, tz=UTC),
+        run_id=run_id,
+    )
+
+
+def test_a_url_httpx_refuses_is_not_healthy_and_holds_up_no_other_row() -> None:
+    from automation.incidents.services.verification import follow
+
+    now = time.time()
+    broken = verifying("http://[::1/x", until=now + 50)
+    too_long = verifying(f"http://{'a' * 64}.example/health", until=now + 51)
+    fine = verifying(None, until=now + 52)  # no alert: the alert resolved
+    follow(now)
+    broken.refresh_from_db(), too_long.refresh_from_db(), fine.refresh_from_db()
+    assert (broken.status, too_long.status) == ("verifying", "verifying")
+    assert (fine.status, fine.detail) == ("succeeded", "verified: the alert resolved")
+    # once its time is up it times out, without being looked at again
+    follow(now + 60)
+    broken.refresh_from_db(), too_long.refresh_from_db()
+    assert (broken.status, too_long.status) == ("unverified", "unverified")
+    assert broken.detail.startswith("verification failed: health check GET http://[::1/x did not answer 200")
+
+
+def test_a_rollback_that_cannot_start_still_ends_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from automation.errors import InputError
+    from automation.incidents.services import verification
+
+    def refuse(run_id: Any, *, reason: str) -> None:
+        raise InputError("compensation: inputs do not match")
+
+    monkeypatch.setattr(verification, "compensate", refuse)
+    now = time.time()
+    row = verifying(None, until=now - 1, run_id=uuid.uuid4())  # its time is up: not looked at again
+    other = verifying(None, until=now + 50)
+    assert verification.follow(now)["unverified"] >= 1
+    row.refresh_from_db(), other.refresh_from_db()
+    assert row.status == "unverified" and row.finished_at is not None
+    assert row.detail == (
+        "verification failed: the alert did not resolve within 60 s; "
+        "rollback could not start: compensation: inputs do not match"
+    )
+    assert other.status == "succeeded"
+
+
+def test_one_row_raising_holds_up_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    from automation.incidents.services import verification
+
+    now = time.time()
+    bad = verifying(None, until=now + 50)
+    fine = verifying(None, until=now + 51)
+    real = verification._seen_fixed
+
+    def seen(policy: Any, row: Any) -> tuple[bool, str]:
+        if row.pk == bad.pk:
+            raise RuntimeError("boom")
+        return real(policy, row)
+
+    monkeypatch.setattr(verification, "_seen_fixed", seen)
+    assert verification.follow(now)["verified"] >= 1
+    bad.refresh_from_db(), fine.refresh_from_db()
+    assert (bad.status, fine.status) == ("verifying", "succeeded")
