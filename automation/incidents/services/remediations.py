@@ -239,6 +239,11 @@ def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History
         .exclude(pk=row.pk)
         .values_list("service", "replicas")
     ]
+    policy_active = (
+        Remediation.objects.filter(policy=policy.name, status__in=RemediationStatus.ACTIVE)
+        .exclude(pk=row.pk)
+        .count()
+    )
     replicas = None
     if policy.blast_radius.max_replica_percent is not None and row.service:
         replicas = _replicas(policy.blast_radius.provider, row.service)
@@ -248,6 +253,7 @@ def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History
         outcomes=outcomes,
         worked_for_alert=[t.timestamp() for t in worked if t],
         active=active,
+        policy_active=policy_active,
         service_replicas=replicas,
     )
 
