@@ -167,3 +167,47 @@ def test_the_sweep_undoes_a_failed_run_whose_worker_died_before_asking(engine: A
         assert WorkflowRun.objects.get(pk=undo.id).inputs["compensation"]["reason"] == "step failed: boom"
     finally:
         peer.close()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_a_parallel_branch_that_succeeds_after_the_run_failed_is_undone_too(engine: Any) -> None:
+    """`slow` still runs when `fail` fails the run: the compensation waits until it settled (the sweep
+    starts it then) and undoes it with `fast`."""
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs.compensation import compensate, compensate_missed, compensation_of
+
+    peer = HttpPeer(
+        lambda r: Answer(status=400) if r.path == "/fail" else Answer(delay=4.0 if r.path == "/slow" else 0)
+    )
+    try:
+        name = unique("branches")
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("fast", f"{peer.url}/fast", undo=f"{peer.url}/undo-fast", depends_on=[]),
+                    post("slow", f"{peer.url}/slow", undo=f"{peer.url}/undo-slow", depends_on=[]),
+                    post("fail", f"{peer.url}/fail", retry_attempts=0, depends_on=["fast"]),
+                ],
+            )
+        )
+        run = engine.run_workflow(name).wait(60)
+        assert run.status == "failed"
+        assert StepRun.objects.get(run_id=run.id, name="slow").status == "running"
+        assert compensate(run.id, reason="asked early") is None  # slow still runs: not yet
+        compensate_missed()
+        assert compensation_of(run.id) is None
+        wait_for(lambda: StepRun.objects.get(run_id=run.id, name="slow").status == "succeeded")
+        assert compensation_of(run.id) is None  # nobody asked at once, the sweep does
+        compensate_missed()
+        undo = compensation_of(run.id)
+        assert undo is not None
+        assert sorted(WorkflowRun.objects.get(pk=undo.id).inputs["compensation"]["succeeded"]) == [
+            "fast",
+            "slow",
+        ]
+        assert engine.get_run(undo.id).wait(60).status == "succeeded"
+        assert sorted(p for p in peer.paths() if p.startswith("/undo")) == ["/undo-fast", "/undo-slow"]
+    finally:
+        peer.close()

@@ -1,6 +1,8 @@
 """Starting the run that undoes a run (its workflow's `<name>.compensation`, see
 automation/definitions/compensation.py): once per run undone, whoever asks first (the executor when a
-step fails for good, a remediation whose verification failed, a sweep that finds one not started)."""
+step fails for good, a remediation whose verification failed, a sweep that finds one not started). A
+failed run is undone only once none of its steps is still running: a parallel branch that succeeds after
+the run failed is undone with the others (the sweep starts it once the last step settled)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,6 @@ from automation.runs.documents import stored_workflow
 
 logger = logging.getLogger("automation.compensation")
 
-#: Failed runs are looked at by the sweep this long after they failed (the executor asks at once).
-SWEEP_AFTER = timedelta(seconds=30)
 SWEEP_HORIZON = timedelta(hours=1)
 SWEEP_BATCH = 100
 
@@ -51,6 +51,9 @@ def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
     if not succeeded:
         return None
     if run.status == RunStatus.FAILED:
+        if steps_active(run.pk):
+            logger.info("run %s: not undone yet, some of its steps still run (the sweep asks again)", run.pk)
+            return None
         reason = run.error or reason
     record = compensation_input(
         run_id=str(run.pk), workflow=document["name"], reason=reason, succeeded=succeeded
@@ -65,25 +68,32 @@ def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
     return undo
 
 
+def steps_active(run_id: Any) -> bool:
+    """Whether some step of `run_id` is still pending or running (a failed run is not undone yet)."""
+    return StepRun.objects.filter(run_id=run_id, status__in=RunStatus.ACTIVE).exists()
+
+
 def compensation_of(run_id: Any) -> WorkflowRun | None:
     """The run undoing `run_id`, if one was started."""
     return WorkflowRun.objects.filter(idempotency_key=compensation_key(run_id)).first()
 
 
 def compensate_missed(*, limit: int = SWEEP_BATCH) -> int:
-    """Start the compensation of the runs that failed in the last hour (at least 30 s ago) and declare
-    one but have none: the process that failed the step died before asking. Returns how many started.
+    """Start the compensation of the runs that failed in the last hour, declare one but have none, and
+    have no step still running: the process that failed the step died before asking, or a parallel
+    step was still running when the run failed (asked again once it settled). Returns how many started.
     A run with nothing to undo is looked at again on each pass until it leaves the horizon."""
     now = timezone.now()
     undone = WorkflowRun.objects.filter(idempotency_key=Concat(Value("compensate:"), OuterRef("id")))
+    active = StepRun.objects.filter(run_id=OuterRef("id"), status__in=RunStatus.ACTIVE)
     missed = (
         WorkflowRun.objects.filter(
             status=RunStatus.FAILED,
             finished_at__gte=now - SWEEP_HORIZON,
-            finished_at__lt=now - SWEEP_AFTER,
             version__definition__has_key="compensation",
         )
         .exclude(Exists(undone))
+        .exclude(Exists(active))
         .order_by("finished_at")
         .values_list("id", flat=True)[:limit]
     )

@@ -93,3 +93,49 @@ def test_one_row_raising_holds_up_no_other(monkeypatch: pytest.MonkeyPatch) -> N
     assert verification.follow(now)["verified"] >= 1
     bad.refresh_from_db(), fine.refresh_from_db()
     assert (bad.status, fine.status) == ("verifying", "succeeded")
+
+
+def test_a_failed_run_with_a_step_still_running_is_given_up_once_it_settled(engine: Any) -> None:
+    """The run failed while a parallel step still runs: the remediation stays running (its rollback
+    cannot start yet) and ends failed, rolled back with that step, on the first pass after it settled."""
+    from automation import ActionDefinition
+    from automation.fleet.identity import Claimant
+    from automation.incidents.services.verification import follow
+    from automation.models import Remediation, WorkflowRun
+    from automation.runs import services
+    from automation.runs.claims import Claim
+    from tests.conftest import stored_run
+
+    def step(name: str, *, undo: bool) -> ActionDefinition:
+        return ActionDefinition(
+            name=name,
+            action_type="http.request",
+            parameters={"url": f"http://127.0.0.1:9/{name}", "method": "POST"},
+            depends_on=[],
+            compensate={"action_type": "http.request", "parameters": {"url": "http://127.0.0.1:9/u"}}  # type: ignore[arg-type]
+            if undo
+            else None,
+        )
+
+    run = stored_run(
+        engine, "branches", step("fast", undo=True), step("slow", undo=True), step("fail", undo=False)
+    )
+    claim = Claim(claimant=Claimant(node="test-node", pid=1), token="test-token")
+    fast = services.claim_step(run.id, "fast", claim=claim)
+    slow = services.claim_step(run.id, "slow", claim=claim)
+    fail = services.claim_step(run.id, "fail", claim=claim)
+    assert fast is not None and slow is not None and fail is not None
+    services.complete_step(fast.id, run_id=run.id, output={"status_code": 200}, sink=False)
+    assert services.fail_step(fail.id, run_id=run.id, error="boom")
+    row = verifying(None, until=time.time() + 60, run_id=run.id)
+    Remediation.objects.filter(pk=row.pk).update(status="running")
+
+    follow(time.time())
+    row.refresh_from_db()
+    assert (row.status, row.compensation_run_id) == ("running", None)
+    services.complete_step(slow.id, run_id=run.id, output={"status_code": 200}, sink=True)
+    follow(time.time())
+    row.refresh_from_db()
+    assert row.status == "failed" and row.compensation_run_id is not None
+    undo = WorkflowRun.objects.get(pk=row.compensation_run_id)
+    assert undo.inputs["compensation"]["succeeded"] == ["fast", "slow"]

@@ -25,7 +25,7 @@ from automation.incidents.services.escalations import hasten
 from automation.incidents.services.remediations import note, outcomes_of, send_start, set_status
 from automation.incidents.services.timeline import at
 from automation.models import Alert, Remediation, WorkflowRun
-from automation.runs.compensation import compensate
+from automation.runs.compensation import compensate, steps_active
 from automation.templating import TemplateError, render
 
 logger = logging.getLogger("automation.remediation")
@@ -84,6 +84,8 @@ def _follow_run(pk: int, now: float) -> str | None:
         run = WorkflowRun.objects.filter(pk=row.run_id).first() if row.run_id is not None else None
         if run is not None and run.status not in RunStatus.TERMINAL:
             return None
+        if run is not None and run.status == RunStatus.FAILED and steps_active(run.pk):
+            return None  # its rollback waits for the steps still running; a later pass gives up
         if run is not None and run.status == RunStatus.SUCCEEDED:
             policy = RemediationPolicy.model_validate(row.plan)
             until = now + policy.verify.within
