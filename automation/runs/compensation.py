@@ -7,6 +7,7 @@ the run failed is undone with the others (the sweep starts it once the last step
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from automation.choices import RunStatus
-from automation.definitions.compensation import COMPENSATION_INPUT, compensation_input
+from automation.definitions.compensation import COMPENSATION_INPUT, SUFFIX, compensation_input, undone_run
 from automation.errors import IdempotencyConflict
 from automation.models import StepRun, WorkflowRun
 from automation.runs.dispatch import enqueue_run
@@ -60,7 +61,7 @@ def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
     )
     inputs = {**{k: v for k, v in run.inputs.items() if k != COMPENSATION_INPUT}, COMPENSATION_INPUT: record}
     try:
-        undo, created = enqueue_run(str(name), inputs, idempotency_key=compensation_key(run.pk))
+        undo, created = enqueue_run(str(name), inputs, idempotency_key=compensation_key(run.pk), undoing=True)
     except IdempotencyConflict as exc:  # asked before for another reason: that run undoes it
         return WorkflowRun.objects.filter(pk=exc.run_id).first()
     if created:
@@ -71,6 +72,23 @@ def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
 def steps_active(run_id: Any) -> bool:
     """Whether some step of `run_id` is still pending or running (a failed run is not undone yet)."""
     return StepRun.objects.filter(run_id=run_id, status__in=RunStatus.ACTIVE).exists()
+
+
+def undone_succeeded(compensation_workflow: str, inputs: dict[str, Any]) -> set[str]:
+    """The steps that succeeded in the run a compensation run undoes, read from that run's own step
+    records (its id is in the input; a run of another workflow, or none, has nothing to undo)."""
+    run_id = undone_run(inputs)
+    if run_id is None or not compensation_workflow.endswith(SUFFIX):
+        return set()
+    try:
+        run_uuid = uuid.UUID(run_id)
+    except ValueError:
+        return set()
+    workflow = compensation_workflow[: -len(SUFFIX)]
+    steps = StepRun.objects.filter(
+        run_id=run_uuid, run__workflow__name=workflow, status=RunStatus.SUCCEEDED
+    ).values_list("name", flat=True)
+    return set(steps)
 
 
 def compensation_of(run_id: Any) -> WorkflowRun | None:
