@@ -134,9 +134,9 @@ def judge(policy: RemediationPolicy, *, service: str, history: History, now: flo
             f"last {loop.window:g} s (at most {loop.max_repeats}): its fix does not hold",
         )
     rates = policy.rate_limit
-    if rates.per_service is not None and service:
+    if rates.per_service is not None:  # no service label is a service of its own: still bounded
         why = _rate(
-            f"service {service}",
+            f"service {_shown(service)}",
             history.service_starts,
             rates.per_service.runs,
             rates.per_service.window,
@@ -157,11 +157,15 @@ def judge(policy: RemediationPolicy, *, service: str, history: History, now: flo
     return _blast_radius(policy, service, history)
 
 
+def _shown(service: str) -> str:
+    return service or "(no service label)"
+
+
 def _blast_radius(policy: RemediationPolicy, service: str, history: History) -> Verdict:
     blast = policy.blast_radius
-    touched = {a.service for a in history.active if a.service}
+    touched = {a.service for a in history.active}  # "" (no service label) counts as one service
     if blast.max_services is not None and service not in touched and len(touched) >= blast.max_services:
-        shown = ", ".join(sorted(touched)[:10])
+        shown = ", ".join(_shown(t) for t in sorted(touched)[:10])
         return Verdict(
             False,
             Guard.BLAST_RADIUS,

@@ -219,7 +219,7 @@ def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History
     started = Remediation.objects.filter(status__in=RemediationStatus.STARTED).exclude(pk=row.pk)
     rates = policy.rate_limit
     service_starts: list[float] = []
-    if rates.per_service is not None and row.service:
+    if rates.per_service is not None:  # "" (no service label) is one bucket of its own
         rows = started.filter(service=row.service, started_at__gt=at(now - rates.per_service.window))
         service_starts = [t.timestamp() for t in rows.values_list("started_at", flat=True) if t]
     workflow_starts: list[float] = []
