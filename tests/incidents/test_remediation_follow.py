@@ -139,3 +139,50 @@ def test_a_failed_run_with_a_step_still_running_is_given_up_once_it_settled(engi
     assert row.status == "failed" and row.compensation_run_id is not None
     undo = WorkflowRun.objects.get(pk=row.compensation_run_id)
     assert undo.inputs["compensation"]["succeeded"] == ["fast", "slow"]
+
+
+def test_the_provider_is_asked_for_replicas_before_the_guard_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking the provider is network I/O: never while holding the fleet-wide guard lock (nor in any
+    transaction)."""
+    from django.db import connection
+
+    from automation.incidents.services import remediations
+    from automation.models import Alert, Remediation
+
+    asked: list[bool] = []
+
+    def replicas(provider: str, service: str) -> int | None:
+        asked.append(connection.in_atomic_block)
+        return 4
+
+    monkeypatch.setattr(remediations, "_replicas", replicas)
+    now = datetime.now(tz=UTC)
+    plan = {
+        "name": unique("policy"),
+        "match": {"alertname": "down"},
+        "workflow": "w",
+        "blast_radius": {"max_replica_percent": 50, "replicas_touched": 1},
+    }
+    service = unique("svc")
+    alert = Alert.objects.create(
+        fingerprint=unique("fp")[:40],
+        name="down",
+        origin="event",
+        labels={"alertname": "down", "service": service},
+        state="firing",
+        fired_at=now,
+    )
+    row = Remediation.objects.create(
+        policy=plan["name"],
+        workflow="w",
+        alert=alert,
+        fingerprint=alert.fingerprint,
+        fired_at=now,
+        service=service,
+        status="requested",
+        plan=plan,
+        requested_at=now,
+    )
+    decided = remediations.start(row.pk, time.time())
+    assert decided is not None  # whatever it decided, the guards were judged with the replicas
+    assert asked == [False]
