@@ -1,5 +1,7 @@
-"""The follow job on the real database: a row that raises, a health check URL httpx refuses, a rollback
-that cannot start and a verification whose time is up never stop the pass for the other remediations."""
+"""The follow job and the guard decisions on the real database: a row that raises, a health check URL
+httpx refuses, a rollback that cannot start and a verification whose time is up never stop the pass for
+the other remediations; a failed run's rollback waits for its running steps; the provider is asked
+outside the guard lock; a half-open breaker lets one trial run."""
 
 from __future__ import annotations
 
@@ -186,3 +188,49 @@ def test_the_provider_is_asked_for_replicas_before_the_guard_lock(monkeypatch: p
     decided = remediations.start(row.pk, time.time())
     assert decided is not None  # whatever it decided, the guards were judged with the replicas
     assert asked == [False]
+
+
+def test_a_half_open_breaker_starts_one_trial_while_it_runs() -> None:
+    """The policy's last remediation failed longer ago than `reset_after`: half-open. One of its
+    remediations is running (the trial): the next is refused by the breaker, counted from the rows."""
+    from automation.incidents.services.remediations import start
+    from automation.models import Alert, Remediation
+
+    now = datetime.now(tz=UTC)
+    long_ago = datetime.fromtimestamp(time.time() - 120, tz=UTC)
+    plan = {
+        "name": unique("policy"),
+        "match": {"alertname": "down"},
+        "workflow": "w",
+        "circuit_breaker": {"failures": 1, "reset_after": 60},
+    }
+    service = unique("svc")
+
+    def remediation(status: str, **fields: Any) -> Any:
+        return Remediation.objects.create(
+            policy=plan["name"],
+            workflow="w",
+            fingerprint=unique("fp")[:40],
+            fired_at=now,
+            service=service,
+            status=status,
+            plan=plan,
+            requested_at=long_ago,
+            **fields,
+        )
+
+    remediation("failed", started_at=long_ago, finished_at=long_ago)
+    remediation("running", started_at=now)  # the trial
+    alert = Alert.objects.create(
+        fingerprint=unique("fp")[:40],
+        name="down",
+        origin="event",
+        labels={"alertname": "down", "service": service},
+        state="firing",
+        fired_at=now,
+    )
+    second = remediation("requested", alert=alert)
+    Remediation.objects.filter(pk=second.pk).update(fingerprint=alert.fingerprint)
+    decided = start(second.pk, time.time())
+    assert decided is not None and (decided.status, decided.guard) == ("refused", "circuit_breaker")
+    assert "half-open: one trial is running" in decided.detail
