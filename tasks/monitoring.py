@@ -44,8 +44,9 @@ def add_up_finished() -> int:
 
 @app.task(name="automation.monitoring.compensate_failed_runs")
 def compensate_failed_runs() -> int:
-    """Start the compensation of failed runs that declare one and have none (their worker died between
-    failing the step and asking): once per run, by its key."""
+    """Start the compensation of failed runs that declare one, have none and have no step still running
+    (their worker died between failing the step and asking, or a parallel step still ran when the run
+    failed): once per run, by its key."""
     from automation.runs.compensation import compensate_missed
 
     return compensate_missed()

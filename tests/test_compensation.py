@@ -84,9 +84,9 @@ def test_compensation_errors_name_the_field() -> None:
 
 def test_a_step_acts_only_when_the_step_it_undoes_succeeded() -> None:
     step = {"name": "undo_a", "compensates": "a"}
-    assert should_act(step, {"compensation": {"succeeded": ["a"]}}) is None
-    assert should_act(step, {"compensation": {"succeeded": ["b"]}}) is not None
-    assert should_act({"name": "a"}, {}) is None
+    assert should_act(step, {"a"}) is None
+    assert should_act(step, {"b"}) is not None
+    assert should_act({"name": "a"}, set()) is None
 
 
 @pytest.mark.integration
@@ -165,5 +165,151 @@ def test_the_sweep_undoes_a_failed_run_whose_worker_died_before_asking(engine: A
         assert peer.paths() == ["/undo-a"]  # b failed: only a is undone
         assert undo.step("undo_a").output["status_code"] == 200
         assert WorkflowRun.objects.get(pk=undo.id).inputs["compensation"]["reason"] == "step failed: boom"
+    finally:
+        peer.close()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_a_parallel_branch_that_succeeds_after_the_run_failed_is_undone_too(engine: Any) -> None:
+    """`slow` still runs when `fail` fails the run: the compensation waits until it settled (the sweep
+    starts it then) and undoes it with `fast`."""
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs.compensation import compensate, compensate_missed, compensation_of
+
+    peer = HttpPeer(
+        lambda r: Answer(status=400) if r.path == "/fail" else Answer(delay=4.0 if r.path == "/slow" else 0)
+    )
+    try:
+        name = unique("branches")
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("fast", f"{peer.url}/fast", undo=f"{peer.url}/undo-fast", depends_on=[]),
+                    post("slow", f"{peer.url}/slow", undo=f"{peer.url}/undo-slow", depends_on=[]),
+                    post("fail", f"{peer.url}/fail", retry_attempts=0, depends_on=["fast"]),
+                ],
+            )
+        )
+        run = engine.run_workflow(name).wait(60)
+        assert run.status == "failed"
+        assert StepRun.objects.get(run_id=run.id, name="slow").status == "running"
+        assert compensate(run.id, reason="asked early") is None  # slow still runs: not yet
+        compensate_missed()
+        assert compensation_of(run.id) is None
+        wait_for(lambda: StepRun.objects.get(run_id=run.id, name="slow").status == "succeeded")
+        assert compensation_of(run.id) is None  # nobody asked at once, the sweep does
+        compensate_missed()
+        undo = compensation_of(run.id)
+        assert undo is not None
+        assert sorted(WorkflowRun.objects.get(pk=undo.id).inputs["compensation"]["succeeded"]) == [
+            "fast",
+            "slow",
+        ]
+        assert engine.get_run(undo.id).wait(60).status == "succeeded"
+        assert sorted(p for p in peer.paths() if p.startswith("/undo")) == ["/undo-fast", "/undo-slow"]
+    finally:
+        peer.close()
+
+
+def test_user_definitions_cannot_take_the_engines_compensation_name_or_marks(engine: Any) -> None:
+    name = unique("owned")
+    with pytest.raises(DefinitionError) as named:
+        engine.register_workflow(
+            WorkflowDefinition(name=f"{name}.compensation", actions=[post("a", "http://x/a")])
+        )
+    assert [field for field, _ in named.value.errors] == ["name"]
+    marked = ActionDefinition(name="undo_a", action_type="http.request", parameters={"url": "http://x"})
+    marked = marked.model_copy(update={"compensates": "a"})
+    with pytest.raises(DefinitionError) as forged:
+        engine.register_workflow(WorkflowDefinition(name=name, actions=[marked]))
+    assert [field for field, _ in forged.value.errors] == ["actions[0].compensates"]
+    # the engine's own derived registration still works
+    engine.register_workflow(
+        WorkflowDefinition(name=name, actions=[post("a", "http://x/a", undo="http://x/u")])
+    )
+    from automation.models import Workflow
+
+    assert Workflow.objects.filter(name=f"{name}.compensation").exists()
+
+
+def test_a_compensation_workflow_cannot_be_started_through_public_paths(engine: Any, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from automation.errors import InputError
+    from tests.api_server import ApiServer
+    from tests.conftest import ROOT, STATE_DIR
+
+    name = unique("guarded")
+    engine.register_workflow(
+        WorkflowDefinition(name=name, actions=[post("a", "http://x/a", undo="http://x/u")])
+    )
+    forged = {"compensation": {"run": "0" * 32, "workflow": name, "reason": "x", "succeeded": ["a"]}}
+    with pytest.raises(InputError) as refused:
+        engine.run_workflow(f"{name}.compensation", forged)
+    assert [field for field, _ in refused.value.errors] == ["workflow"]
+
+    done = subprocess.run(
+        [sys.executable, "-m", "automation.cli.main", "run", f"{name}.compensation"],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "compensation workflow" in done.stderr + done.stdout
+
+    server = ApiServer(log_path=STATE_DIR / f"{unique('compensation-api')}.log", tokens="comp-t0ken")
+    try:
+        answer = httpx.post(
+            f"{server.url}/api/v1/workflows/{name}.compensation/runs",
+            json={"inputs": forged},
+            headers={"Authorization": "Bearer comp-t0ken"},
+            timeout=20,
+        )
+    finally:
+        server.stop()
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["workflow"]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_a_compensation_step_reads_what_succeeded_from_the_run_undone_not_its_input(engine: Any) -> None:
+    """A compensation run whose input claims a step succeeded that did not (as a forged one would):
+    the step reads the undone run's own step records and does nothing."""
+    from automation.runs.compensation import compensation_key
+    from automation.runs.dispatch import enqueue_run
+
+    peer = HttpPeer(lambda r: Answer(status=400) if r.path == "/b" else Answer())
+    try:
+        name = unique("truthful")
+        engine.register_workflow(
+            WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("a", f"{peer.url}/a", undo=f"{peer.url}/undo-a"),
+                    post("b", f"{peer.url}/b", undo=f"{peer.url}/undo-b", retry_attempts=0),
+                ],
+            )
+        )
+        run = engine.run_workflow(name).wait(60)
+        assert run.status == "failed"
+        claims = {"run": str(run.id), "workflow": name, "reason": "x", "succeeded": ["a", "b"], "outputs": {}}
+        undo, _ = enqueue_run(
+            f"{name}.compensation",
+            {"compensation": claims},
+            idempotency_key=f"{compensation_key(run.id)}:forged",
+            undoing=True,
+        )
+        done = engine.get_run(undo.id).wait(60)
+        assert done.step("undo_b").output["skipped"].startswith("step b did not succeed")
+        assert done.step("undo_a").output["status_code"] == 200
     finally:
         peer.close()

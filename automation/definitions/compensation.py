@@ -11,7 +11,7 @@ an ordinary run: claimed once per (run, step), so a redelivered message never un
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from automation.definitions.schema import ActionDefinition, InputDefinition, WorkflowDefinition
@@ -95,14 +95,48 @@ def compensation_input(
     }
 
 
-def should_act(step: Mapping[str, Any], inputs: Mapping[str, Any]) -> str | None:
-    """None when this step of a compensation run acts; else why it does nothing (the step it undoes
-    did not succeed in the run being undone)."""
+def should_act(step: Mapping[str, Any], succeeded: Collection[str]) -> str | None:
+    """None when this step of a compensation run acts; else why it does nothing (the step it undoes did
+    not succeed in the run being undone). `succeeded`: that run's succeeded steps, as its own step
+    records say (never the run's input, which a caller could have written)."""
     undone = step.get("compensates")
     if not undone:
         return None
-    record = inputs.get(COMPENSATION_INPUT)
-    succeeded = record.get("succeeded", []) if isinstance(record, Mapping) else []
     if undone in succeeded:
         return None
     return f"step {undone} did not succeed in the run undone: nothing to undo"
+
+
+def undone_run(inputs: Mapping[str, Any]) -> str | None:
+    """The id of the run a compensation run undoes, from its `compensation` input (None: not given)."""
+    record = inputs.get(COMPENSATION_INPUT)
+    run = record.get("run") if isinstance(record, Mapping) else None
+    return run if isinstance(run, str) and run else None
+
+
+def reserved_fields(definition: WorkflowDefinition) -> list[tuple[str, str]]:
+    """What a user definition may not set, being the engine's own: a name ending `.compensation` and a
+    step's `compensates` (both mark the derived workflow, whose runs undo another run)."""
+    errors: list[tuple[str, str]] = []
+    if definition.name.endswith(SUFFIX):
+        errors.append(
+            (
+                "name",
+                f"must not end with '{SUFFIX}': the engine names the compensation workflows it derives so",
+            )
+        )
+    for index, action in enumerate(definition.actions):
+        if action.compensates:
+            errors.append(
+                (
+                    f"actions[{index}].compensates",
+                    "is set by the engine only, on the compensation workflows it derives; declare "
+                    "`compensate:` on the step to undo instead",
+                )
+            )
+    return errors
+
+
+def is_compensation(workflow: str) -> bool:
+    """Whether `workflow` names a derived compensation workflow (started by the engine only)."""
+    return workflow.endswith(SUFFIX)

@@ -10,20 +10,26 @@ from django.db import transaction
 
 from automation.access.services import audit
 from automation.config.schema import AutomationConfig
-from automation.definitions.compensation import compensation_definition
+from automation.definitions.compensation import compensation_definition, reserved_fields
 from automation.definitions.schema import WorkflowDefinition
 from automation.definitions.validation import Defaults, validate_definition
+from automation.errors import DefinitionError
 from automation.models import Workflow, WorkflowVersion
 from automation.secrets import mask_definition
 
 
 def register_definition(
-    definition: WorkflowDefinition, config: AutomationConfig | None = None
+    definition: WorkflowDefinition, config: AutomationConfig | None = None, *, derived: bool = False
 ) -> WorkflowVersion:
     """Validate `definition` (DefinitionError: nothing stored) and store it as the latest version; a
     definition whose steps declare `compensate:` stores its `<name>.compensation` too, in the same
-    transaction (automation/definitions/compensation.py)."""
+    transaction (automation/definitions/compensation.py). Only that derived registration (`derived`)
+    may use the name suffix `.compensation` and the steps' `compensates`."""
     config = config or AutomationConfig()
+    if not derived:
+        reserved = reserved_fields(definition)
+        if reserved:
+            raise DefinitionError(reserved)
     document = validate_definition(
         definition,
         Defaults(
@@ -36,7 +42,7 @@ def register_definition(
     undo = compensation_definition(document)
     with transaction.atomic():
         if undo is not None:
-            register_definition(undo, config)
+            register_definition(undo, config, derived=True)
         workflow, _ = Workflow.objects.get_or_create(name=definition.name)
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         latest = workflow.versions.order_by("-version").first()

@@ -47,6 +47,9 @@ class History:
     worked_for_alert: Sequence[float] = ()
     #: The remediations active now (any policy).
     active: Sequence[Active] = ()
+    #: How many remediations of this policy are active now (running or verifying): a half-open breaker's
+    #: one trial.
+    policy_active: int = 0
     #: Replicas of the service (None: unknown), when the policy bounds the share touched.
     service_replicas: int | None = None
 
@@ -82,6 +85,16 @@ def breaker_open(policy: RemediationPolicy, outcomes: Sequence[Outcome], now: fl
     )
 
 
+def breaker_half_open(policy: RemediationPolicy, outcomes: Sequence[Outcome], now: float) -> bool:
+    """Whether the policy's last `failures` remediations failed but the last of them is `reset_after` or
+    more ago: one trial may run."""
+    breaker = policy.circuit_breaker
+    last = list(outcomes[: breaker.failures])
+    if len(last) < breaker.failures or any(o.worked for o in last):
+        return False
+    return now - last[0].finished_at >= breaker.reset_after
+
+
 def trips_breaker(policy: RemediationPolicy, outcomes: Sequence[Outcome], now: float) -> bool:
     """Whether the newest outcome (a failure just recorded) is the one that opened the breaker: open with
     it, closed (or half-open) without it."""
@@ -104,6 +117,13 @@ def judge(policy: RemediationPolicy, *, service: str, history: History, now: flo
     why = breaker_open(policy, history.outcomes, now)
     if why is not None:
         return Verdict(False, Guard.CIRCUIT_BREAKER, why)
+    if history.policy_active and breaker_half_open(policy, history.outcomes, now):
+        return Verdict(
+            False,
+            Guard.CIRCUIT_BREAKER,
+            f"circuit breaker half-open: one trial is running (policy {policy.name}, whose last "
+            f"{policy.circuit_breaker.failures} remediation(s) failed); the next waits for its outcome",
+        )
     loop = policy.loop
     repeats = [t for t in history.worked_for_alert if now - loop.window < t <= now]
     if len(repeats) >= loop.max_repeats:
@@ -114,9 +134,9 @@ def judge(policy: RemediationPolicy, *, service: str, history: History, now: flo
             f"last {loop.window:g} s (at most {loop.max_repeats}): its fix does not hold",
         )
     rates = policy.rate_limit
-    if rates.per_service is not None and service:
+    if rates.per_service is not None:  # no service label is a service of its own: still bounded
         why = _rate(
-            f"service {service}",
+            f"service {_shown(service)}",
             history.service_starts,
             rates.per_service.runs,
             rates.per_service.window,
@@ -137,11 +157,15 @@ def judge(policy: RemediationPolicy, *, service: str, history: History, now: flo
     return _blast_radius(policy, service, history)
 
 
+def _shown(service: str) -> str:
+    return service or "(no service label)"
+
+
 def _blast_radius(policy: RemediationPolicy, service: str, history: History) -> Verdict:
     blast = policy.blast_radius
-    touched = {a.service for a in history.active if a.service}
+    touched = {a.service for a in history.active}  # "" (no service label) counts as one service
     if blast.max_services is not None and service not in touched and len(touched) >= blast.max_services:
-        shown = ", ".join(sorted(touched)[:10])
+        shown = ", ".join(_shown(t) for t in sorted(touched)[:10])
         return Verdict(
             False,
             Guard.BLAST_RADIUS,

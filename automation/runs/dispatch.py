@@ -14,6 +14,7 @@ from automation.actions.task import BROKER_ERRORS
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
+from automation.definitions.compensation import is_compensation
 from automation.definitions.validation import resolve_inputs
 from automation.errors import IdempotencyConflict, InputError, NotFoundError, StateError
 from automation.models import WorkflowRun, WorkflowVersion
@@ -79,12 +80,28 @@ def unmet_condition(document: dict[str, Any], inputs: dict[str, Any]) -> str:
 
 
 def enqueue_run(
-    workflow: str, inputs: dict[str, Any] | None = None, *, idempotency_key: str | None = None
+    workflow: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+    undoing: bool = False,
 ) -> tuple[WorkflowRun, bool]:
     """Create and dispatch a run; the same idempotency key returns the same run, dispatched once.
 
-    The same key with other inputs raises IdempotencyConflict, which carries the existing run's id.
+    The same key with other inputs raises IdempotencyConflict, which carries the existing run's id. A
+    derived compensation workflow (`<name>.compensation`) starts only when the engine undoes a run
+    (`undoing`, automation/runs/compensation.py): asked by anyone else, InputError.
     """
+    if not undoing and isinstance(workflow, str) and is_compensation(workflow):
+        raise InputError(
+            [
+                (
+                    "workflow",
+                    f"'{workflow}' is a compensation workflow: the engine starts it when it undoes a run, "
+                    "it cannot be started directly",
+                )
+            ]
+        )
     inputs = check_run_request(workflow, inputs, idempotency_key)
     for fresh in (False, True, True):
         latest = latest_version_ids(workflow, fresh=fresh)

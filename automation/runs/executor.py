@@ -36,7 +36,7 @@ from automation.fleet.identity import current_claimant
 from automation.incidents.services.changes import record_step_change
 from automation.runs import services
 from automation.runs.claims import Claim
-from automation.runs.compensation import compensate
+from automation.runs.compensation import compensate, undone_succeeded
 from automation.runs.documents import StoredWorkflow, stored_workflow
 from automation.runs.services import ClaimedStep
 from automation.templating import TemplateError, render
@@ -197,7 +197,11 @@ def run_claimed_step(
     act = stored.actions[step]
     if done is not None:
         return completed(claimed, run_id, step, done, stored, context)
-    idle = should_act(act, claimed.inputs)
+    idle = (
+        should_act(act, undone_succeeded(str(stored.document["name"]), claimed.inputs))
+        if act.get("compensates")
+        else None
+    )
     if idle is not None:  # a compensation step whose step did not succeed: recorded, nothing done
         return completed(claimed, run_id, step, {"skipped": idle}, stored, context)
     if claimed.attempt > act["retry_attempts"] + 1:
@@ -309,8 +313,13 @@ def settled_step(run_id: uuid.UUID, step: str, context: dict[str, Any], generati
         services.close_step_of_finished_run(row.id, run_status=run.status)
         raise Ignore()
     if generation < run.generation:
-        logger.info("step %s of run %s: message of generation %d retired (run is at %d)",
-                    step, run_id, generation, run.generation)
+        logger.info(
+            "step %s of run %s: message of generation %d retired (run is at %d)",
+            step,
+            run_id,
+            generation,
+            run.generation,
+        )
         raise Ignore()
     if row.status == RunStatus.RUNNING and not row.deferred:
         logger.info("step %s of run %s is executing elsewhere: this message waits", step, run_id)

@@ -40,7 +40,8 @@ pytestmark = pytest.mark.usefixtures("engine", "worker")
 @pytest.fixture(scope="module")
 def autonomy(engine: Any) -> Iterator[None]:
     """Level semi_autonomous (a medium alert's remediation runs alone), seen by the worker (its copy of
-    the config is cached 5 s); the engine's config is put back after."""
+    the config is cached 5 s); the engine's config is put back after, and waited for the same way (the
+    next module's remediations must not run at this level from the worker's stale copy)."""
     from automation import AutomationConfig
     from automation.config.apply import apply_config
 
@@ -48,6 +49,7 @@ def autonomy(engine: Any) -> Iterator[None]:
     time.sleep(5.5)
     yield
     apply_config(engine.config)
+    time.sleep(5.5)
 
 
 @dataclass

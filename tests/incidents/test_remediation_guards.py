@@ -50,6 +50,36 @@ def test_circuit_breaker_opens_after_k_failures_and_half_opens_after_its_reset()
     assert not trips_breaker(chosen, failed[:2], 1010.0)
 
 
+def test_half_open_breaker_lets_exactly_one_trial_run() -> None:
+    chosen = policy(circuit_breaker={"failures": 2, "reset_after": 100})
+    failed = [Outcome(1000.0, False), Outcome(900.0, False)]
+    assert judge(chosen, service="api", history=History(outcomes=failed), now=1100.0).allowed
+    trial_running = History(outcomes=failed, policy_active=1)
+    second = judge(chosen, service="api", history=trial_running, now=1100.0)
+    assert (second.allowed, second.guard) == (False, Guard.CIRCUIT_BREAKER)
+    assert "half-open: one trial is running" in second.reason
+    # a closed breaker does not count the policy's active remediations
+    closed = History(outcomes=[Outcome(1000.0, True), *failed], policy_active=3)
+    assert judge(chosen, service="api", history=closed, now=1100.0).allowed
+
+
+def test_alerts_without_a_service_label_share_one_bucket_of_the_limits() -> None:
+    chosen = policy(
+        rate_limit={"per_service": {"runs": 1, "window": 60}, "per_workflow": None},
+        blast_radius={"max_services": 1},
+    )
+    now = 1000.0
+    rated = judge(chosen, service="", history=History(service_starts=[now - 5]), now=now)
+    assert (rated.allowed, rated.guard) == (False, Guard.RATE_LIMIT_SERVICE)
+    assert "service (no service label)" in rated.reason
+    busy = History(active=[Active("api", 1)])
+    blast = judge(chosen, service="", history=busy, now=now)
+    assert (blast.allowed, blast.guard) == (False, Guard.BLAST_RADIUS)
+    unlabelled = History(active=[Active("", 1)])
+    assert judge(chosen, service="api", history=unlabelled, now=now).guard == Guard.BLAST_RADIUS
+    assert judge(chosen, service="", history=unlabelled, now=now).allowed  # the same bucket
+
+
 def test_loop_detection_counts_fixes_that_did_not_hold() -> None:
     chosen = policy(loop={"max_repeats": 2, "window": "30m"})
     now = 5000.0

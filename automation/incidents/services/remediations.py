@@ -147,6 +147,11 @@ def start(pk: int, now: float) -> Decided | None:
     """Decide remediation `pk` (requested): refused, notify only, awaiting an approval, or started. None
     when it is not waiting for a decision (decided already: a redelivered message)."""
     escalate: str | None = None
+    waiting = Remediation.objects.filter(pk=pk, status=RemediationStatus.REQUESTED).first()
+    if waiting is None:
+        return None
+    # The provider is asked over the network: before the fleet-wide lock, not while holding it.
+    replicas = _replicas_of(waiting)
     with transaction.atomic():
         lock({GUARD_LOCK})
         row = (
@@ -154,7 +159,7 @@ def start(pk: int, now: float) -> Decided | None:
         )
         if row is None:
             return None
-        decided = _decide(row, now)
+        decided = _decide(row, now, replicas)
         if decided.guard in Guard.ESCALATING and row.incident_id is not None:
             escalate = decided.detail
     if escalate is not None and row.incident_id is not None:
@@ -162,7 +167,7 @@ def start(pk: int, now: float) -> Decided | None:
     return decided
 
 
-def _decide(row: Remediation, now: float) -> Decided:
+def _decide(row: Remediation, now: float, replicas: int | None) -> Decided:
     alert = Alert.objects.filter(pk=row.alert_id).first() if row.alert_id is not None else None
     if alert is None or alert.state != AlertState.FIRING or alert.fired_at != row.fired_at:
         state = "gone" if alert is None else alert.state
@@ -178,7 +183,7 @@ def _decide(row: Remediation, now: float) -> Decided:
         set_status(row, now, RemediationStatus.NOTIFIED, detail, guard=Guard.LEVEL)
         note(row, now, EventKind.REMEDIATION_HELD, detail, decision=Decision.NOT_AUTOMATED)
         return Decided(RemediationStatus.NOTIFIED, Guard.LEVEL, detail)
-    verdict = judge(policy, service=row.service, history=_history(policy, row, now), now=now)
+    verdict = judge(policy, service=row.service, history=_history(policy, row, now, replicas), now=now)
     if not verdict.allowed:
         return _refuse(row, now, verdict)
     if not row.approved_by and is_gated(level, alert.severity):
@@ -215,11 +220,11 @@ def _inputs(policy: RemediationPolicy, alert: Alert) -> dict[str, Any]:
     return rendered
 
 
-def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History:
+def _history(policy: RemediationPolicy, row: Remediation, now: float, replicas: int | None) -> History:
     started = Remediation.objects.filter(status__in=RemediationStatus.STARTED).exclude(pk=row.pk)
     rates = policy.rate_limit
     service_starts: list[float] = []
-    if rates.per_service is not None and row.service:
+    if rates.per_service is not None:  # "" (no service label) is one bucket of its own
         rows = started.filter(service=row.service, started_at__gt=at(now - rates.per_service.window))
         service_starts = [t.timestamp() for t in rows.values_list("started_at", flat=True) if t]
     workflow_starts: list[float] = []
@@ -239,15 +244,18 @@ def _history(policy: RemediationPolicy, row: Remediation, now: float) -> History
         .exclude(pk=row.pk)
         .values_list("service", "replicas")
     ]
-    replicas = None
-    if policy.blast_radius.max_replica_percent is not None and row.service:
-        replicas = _replicas(policy.blast_radius.provider, row.service)
+    policy_active = (
+        Remediation.objects.filter(policy=policy.name, status__in=RemediationStatus.ACTIVE)
+        .exclude(pk=row.pk)
+        .count()
+    )
     return History(
         service_starts=service_starts,
         workflow_starts=workflow_starts,
         outcomes=outcomes,
         worked_for_alert=[t.timestamp() for t in worked if t],
         active=active,
+        policy_active=policy_active,
         service_replicas=replicas,
     )
 
@@ -261,6 +269,15 @@ def outcomes_of(policy: RemediationPolicy, count: int) -> list[Outcome]:
         for moment, status in rows
         if moment
     ]
+
+
+def _replicas_of(row: Remediation) -> int | None:
+    """The replicas of the row's service, when its policy bounds the share touched (None: unknown or
+    not needed). Read before the guard lock is taken: it asks the provider."""
+    policy = RemediationPolicy.model_validate(row.plan)
+    if policy.blast_radius.max_replica_percent is None or not row.service:
+        return None
+    return _replicas(policy.blast_radius.provider, row.service)
 
 
 def _replicas(provider: str, service: str) -> int | None:

@@ -8,6 +8,8 @@ transition is guarded by the row's status, under its row lock.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
@@ -23,8 +25,10 @@ from automation.incidents.services.escalations import hasten
 from automation.incidents.services.remediations import note, outcomes_of, send_start, set_status
 from automation.incidents.services.timeline import at
 from automation.models import Alert, Remediation, WorkflowRun
-from automation.runs.compensation import compensate
+from automation.runs.compensation import compensate, steps_active
 from automation.templating import TemplateError, render
+
+logger = logging.getLogger("automation.remediation")
 
 #: A request not decided this long after it was made (its start message lost) is sent again.
 RESEND_AFTER = 30.0
@@ -48,15 +52,23 @@ def follow(now: float) -> dict[str, int]:
         done["resent"] = len(stale)
     running = Remediation.objects.filter(status=RemediationStatus.RUNNING).order_by("started_at")
     for pk in running.values_list("pk", flat=True)[:FOLLOW_BATCH]:
-        outcome = _follow_run(pk, now)
-        if outcome:
-            done[outcome] += 1
+        _count(done, pk, _follow_run, now)
     verifying = Remediation.objects.filter(status=RemediationStatus.VERIFYING).order_by("verify_until")
     for pk in verifying.values_list("pk", flat=True)[:FOLLOW_BATCH]:
-        outcome = verify(pk, now)
-        if outcome:
-            done[outcome] += 1
+        _count(done, pk, verify, now)
     return done
+
+
+def _count(done: dict[str, int], pk: int, step: Callable[[int, float], str | None], now: float) -> None:
+    """One row's step of the pass, counted; a row that raises is logged and tried again next pass (it
+    must not hold up the others)."""
+    try:
+        outcome = step(pk, now)
+    except Exception:  # noqa: BLE001 - one row must not stop the follow job for every remediation
+        logger.exception("remediation %s: not followed this pass; the next pass tries again", pk)
+        return
+    if outcome:
+        done[outcome] += 1
 
 
 def _follow_run(pk: int, now: float) -> str | None:
@@ -72,6 +84,8 @@ def _follow_run(pk: int, now: float) -> str | None:
         run = WorkflowRun.objects.filter(pk=row.run_id).first() if row.run_id is not None else None
         if run is not None and run.status not in RunStatus.TERMINAL:
             return None
+        if run is not None and run.status == RunStatus.FAILED and steps_active(run.pk):
+            return None  # its rollback waits for the steps still running; a later pass gives up
         if run is not None and run.status == RunStatus.SUCCEEDED:
             policy = RemediationPolicy.model_validate(row.plan)
             until = now + policy.verify.within
@@ -102,7 +116,8 @@ def verify(pk: int, now: float) -> str | None:
     if row is None:
         return None
     policy = RemediationPolicy.model_validate(row.plan)
-    seen, how = _seen_fixed(policy, row)
+    until = _when(row.verify_until) or now
+    seen, how = _seen_fixed(policy, row) if now < until else (False, _expected(policy))
     gave_up: Remediation | None = None
     with transaction.atomic():
         row = (
@@ -116,7 +131,6 @@ def verify(pk: int, now: float) -> str | None:
             set_status(row, now, RemediationStatus.SUCCEEDED, f"verified: {how}")
             note(row, now, EventKind.VERIFIED, how, decision=Decision.REMEDIATION_VERIFIED, run_id=row.run_id)
             return "verified"
-        until = _when(row.verify_until) or now
         if now < until:
             return None
         within = policy.verify.within
@@ -140,8 +154,9 @@ def _seen_fixed(policy: RemediationPolicy, row: Remediation) -> tuple[bool, str]
         try:
             with httpx.Client(timeout=check.timeout, follow_redirects=False) as client:
                 answer = client.get(url)
-        except httpx.HTTPError as exc:
-            return False, f"health check GET {url} did not answer {check.status} ({type(exc).__name__})"
+        except Exception as exc:  # noqa: BLE001 - a URL httpx refuses (InvalidURL, UnicodeError): not healthy
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return False, f"health check GET {url} did not answer {check.status} ({why})"
         if answer.status_code == check.status:
             return True, f"health check GET {url} answered {answer.status_code}"
         return False, f"health check GET {url} did not answer {check.status} (last: {answer.status_code})"
@@ -151,9 +166,29 @@ def _seen_fixed(policy: RemediationPolicy, row: Remediation) -> tuple[bool, str]
     return False, "the alert did not resolve"
 
 
+def _expected(policy: RemediationPolicy) -> str:
+    """What was to be seen, for a verification whose time is up (not looked at again: it times out)."""
+    check = policy.verify.http
+    if check is not None:
+        return f"health check GET {check.url} did not answer {check.status}"
+    return "the alert did not resolve"
+
+
 def _give_up(row: Remediation, now: float, status: str, reason: str) -> Remediation:
     """The fix did not work: recorded, its run's effects undone (compensation), its breaker judged."""
-    undo = compensate(row.run_id, reason=reason) if row.run_id is not None else None
+    undo: WorkflowRun | None = None
+    could_not = ""
+    if row.run_id is not None:
+        try:
+            with transaction.atomic():
+                undo = compensate(row.run_id, reason=reason)
+        except Exception as exc:  # noqa: BLE001 - the row still ends and escalates; people roll back
+            logger.warning(
+                "remediation %s: rollback of run %s could not start", row.pk, row.run_id, exc_info=True
+            )
+            could_not = f"rollback could not start: {str(exc)[:500]}"
+    if could_not:
+        reason = f"{reason}; {could_not}"
     set_status(row, now, status, reason, compensation_run_id=undo.pk if undo is not None else None)
     kind = (
         EventKind.REMEDIATION_FAILED if status == RemediationStatus.FAILED else EventKind.VERIFICATION_FAILED
@@ -161,6 +196,8 @@ def _give_up(row: Remediation, now: float, status: str, reason: str) -> Remediat
     note(row, now, kind, reason, decision=Decision.REMEDIATION_FAILED, run_id=row.run_id)
     if undo is not None:
         note(row, now, EventKind.ROLLED_BACK, f"run {undo.pk} undoes run {row.run_id}", run_id=undo.pk)
+    elif could_not:
+        note(row, now, EventKind.ROLLED_BACK, f"{could_not}; people decide what to undo")
     else:
         note(
             row, now, EventKind.ROLLED_BACK, "nothing to undo: no step that declares a compensation succeeded"
