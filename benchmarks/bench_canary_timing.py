@@ -84,70 +84,9 @@ def push_to_store(samples: list[Any]) -> None:
 
 
 def workflow(name: str, service: str, warmup: float, window: float) -> Any:
-    from automation import ActionDefinition, WorkflowDefinition
-    from automation.demo.load_generator import ACCURACY, ERROR_COUNT, ERRORS, LATENCY, REQUESTS
+    from automation.demo.ml_example import ml_model_deployment
 
-    conclusion = {
-        "service_name": service,
-        "model_version": "${model_version}",
-        "verdict": "${steps.canary_analysis.output.verdict}",
-    }
-    return WorkflowDefinition(
-        name=name,
-        description="Déploiement automatisé avec validation A/B",
-        actions=[
-            ActionDefinition(
-                name="validate_model",
-                action_type="ml",
-                parameters={
-                    "model_path": "${model_path}",
-                    "validation_dataset": "${validation_dataset}",
-                    "acceptance_threshold": 0.92,
-                },
-            ),
-            ActionDefinition(
-                name="deploy_model",
-                action_type="ml",
-                parameters={
-                    "service_name": service,
-                    "model_path": "${model_path}",
-                    "model_version": "${model_version}",
-                    "percent": 10,
-                    "model_sha256": "${steps.validate_model.output.model_sha256}",
-                },
-            ),
-            ActionDefinition(
-                name="canary_analysis",
-                action_type="ml",
-                parameters={
-                    "baseline_version": "${steps.deploy_model.output.stable_version}",
-                    "canary_version": "${model_version}",
-                    "labels": {"service": service},
-                    "warmup": warmup,
-                    "window": window,
-                    "metrics": [
-                        {"metric": ERROR_COUNT, "denominator": REQUESTS, "name": ERRORS},
-                        {"metric": LATENCY, "regression": "increase", "tolerance": 0.5},
-                        {"metric": ACCURACY, "regression": "decrease", "tolerance": 0.05},
-                    ],
-                },
-            ),
-            ActionDefinition(name="promote", action_type="ml", parameters=conclusion),
-            ActionDefinition(
-                name="rollback", action_type="ml", depends_on=["canary_analysis"], parameters=conclusion
-            ),
-            ActionDefinition(
-                name="notify",
-                action_type="notification.webhook",
-                depends_on=["promote", "rollback"],
-                parameters={
-                    "url": "${notify_url}",
-                    "text": f"{service}: ${{steps.promote.output.summary}}; "
-                    "${steps.rollback.output.summary}. ${steps.canary_analysis.output.summary}",
-                },
-            ),
-        ],
-    )
+    return ml_model_deployment(service, name=name, warmup=warmup, window=window)
 
 
 def run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,32 @@ def proportion_p_value(
     return float(2 * norm.sf(abs(z)))
 
 
+
+def _comparison(
+    check: MetricCheck,
+    alpha: float,
+    baseline: Summary,
+    canary: Summary,
+    kind: str,
+    reason: str,
+    p_value: float | None = None,
+    change: float | None = None,
+) -> MetricComparison:
+    """One metric's outcome, as both comparisons (counts, ranks) report it."""
+    return MetricComparison(
+        name=check.name,
+        regression=check.regression,
+        weight=check.weight,
+        critical=check.critical,
+        outcome=kind,
+        p_value=p_value,
+        alpha=alpha,
+        change=change,
+        reason=reason,
+        baseline=baseline,
+        canary=canary,
+    )
+
 def compare_proportion(
     check: MetricCheck,
     baseline: tuple[Sequence[float], Sequence[float]],
@@ -164,22 +191,13 @@ def compare_proportion(
         sides[side] = (len(counted), len(out_of), float(counted.sum()), float(out_of.sum()))
     (b_n, b_nt, b_events, b_total), (c_n, c_nt, c_events, c_total) = sides["baseline"], sides["canary"]
 
-    def outcome(
-        kind: str, reason: str, p_value: float | None = None, change: float | None = None
-    ) -> MetricComparison:
-        return MetricComparison(
-            name=check.name,
-            regression=check.regression,
-            weight=check.weight,
-            critical=check.critical,
-            outcome=kind,
-            p_value=p_value,
-            alpha=alpha,
-            change=change,
-            reason=reason,
-            baseline=Summary(b_n, b_events / b_total if b_total else None, None),
-            canary=Summary(c_n, c_events / c_total if c_total else None, None),
-        )
+    outcome = partial(
+        _comparison,
+        check,
+        alpha,
+        Summary(b_n, b_events / b_total if b_total else None, None),
+        Summary(c_n, c_events / c_total if c_total else None, None),
+    )
 
     if min(b_n, b_nt, c_n, c_nt) < min_samples or not (b_total > 0 and c_total > 0):
         return outcome(
@@ -216,21 +234,7 @@ def compare_metric(
     base, cand = _finite(baseline), _finite(canary)
     summaries = {"baseline": Summary.of(base), "canary": Summary.of(cand)}
 
-    def outcome(
-        kind: str, reason: str, p_value: float | None = None, change: float | None = None
-    ) -> MetricComparison:
-        return MetricComparison(
-            name=check.name,
-            regression=check.regression,
-            weight=check.weight,
-            critical=check.critical,
-            outcome=kind,
-            p_value=p_value,
-            alpha=alpha,
-            change=change,
-            reason=reason,
-            **summaries,
-        )
+    outcome = partial(_comparison, check, alpha, summaries["baseline"], summaries["canary"])
 
     if len(base) < min_samples or len(cand) < min_samples:
         return outcome(

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import yaml
 
-from automation import ActionDefinition, WorkflowDefinition
 from automation.alerting.exposition import PushedSample
-from automation.demo.load_generator import ACCURACY, ERROR_COUNT, ERRORS, LATENCY, REQUESTS, LoadGenerator
+from automation.demo.load_generator import LATENCY, LoadGenerator
+from automation.demo.ml_example import ml_model_deployment
 from tests.conftest import ROOT, SERVICES_FILE, Worker, unique, wait_for
 from tests.ml.conftest import MlFiles
 from tests.peers import HttpPeer
@@ -106,95 +106,12 @@ def recommender(ml_files: MlFiles) -> Iterator[Recommender]:
     assert not load.errors, load.errors
 
 
-def ml_model_deployment(service: str) -> WorkflowDefinition:
-    """The seed's Example 1 as written (its name made unique per test), then the steps it announces."""
-    return WorkflowDefinition(
-        name=unique("ml_model_deployment"),
-        description="Déploiement automatisé avec validation A/B",
-        actions=[
-            ActionDefinition(
-                name="validate_model",
-                action_type="ml",
-                parameters={
-                    "model_path": "${model_path}",
-                    "validation_dataset": "${validation_dataset}",
-                    "acceptance_threshold": 0.92,
-                },
-            ),
-            ActionDefinition(
-                name="deploy_model",
-                action_type="ml",
-                parameters={
-                    "service_name": service,
-                    "model_path": "${model_path}",
-                    "model_version": "${model_version}",
-                    "percent": 10,
-                    "model_sha256": "${steps.validate_model.output.model_sha256}",
-                },
-            ),
-            ActionDefinition(
-                name="canary_analysis",
-                action_type="ml",
-                parameters={
-                    "baseline_version": "${steps.deploy_model.output.stable_version}",
-                    "canary_version": "${model_version}",
-                    "labels": {"service": service},
-                    "warmup": 2,
-                    "window": 8,
-                    "metrics": [
-                        {"metric": ERROR_COUNT, "denominator": REQUESTS, "name": ERRORS},
-                        {"metric": LATENCY, "regression": "increase", "tolerance": 0.5},
-                        {"metric": ACCURACY, "regression": "decrease", "tolerance": 0.05},
-                    ],
-                },
-            ),
-            ActionDefinition(
-                name="promote",
-                action_type="ml",
-                parameters={
-                    "service_name": service,
-                    "model_version": "${model_version}",
-                    "verdict": "${steps.canary_analysis.output.verdict}",
-                },
-            ),
-            ActionDefinition(
-                name="rollback",
-                action_type="ml",
-                depends_on=["canary_analysis"],
-                parameters={
-                    "service_name": service,
-                    "model_version": "${model_version}",
-                    "verdict": "${steps.canary_analysis.output.verdict}",
-                },
-            ),
-            ActionDefinition(
-                name="notify",
-                action_type="notification.webhook",
-                depends_on=["promote", "rollback"],
-                parameters={
-                    "url": "${notify_url}",
-                    "text": f"{service}: "
-                    "${steps.promote.output.summary}; ${steps.rollback.output.summary}. "
-                    "${steps.canary_analysis.output.summary}",
-                    "fields": {
-                        "service": service,
-                        "version": "${model_version}",
-                        "promoted": "${steps.promote.output.acted}",
-                        "rolled_back": "${steps.rollback.output.acted}",
-                        "verdict": "${steps.canary_analysis.output.verdict}",
-                        "score": "${steps.canary_analysis.output.score}",
-                        "reasons": "${steps.canary_analysis.output.reasons}",
-                    },
-                },
-            ),
-        ],
-    )
 
 
 def deploy(
     engine: Any, recommender: Recommender, model: str, version: str, dataset: str, peer: HttpPeer
 ) -> Any:
-    workflow = ml_model_deployment(recommender.name)
+    workflow = ml_model_deployment(recommender.name, name=unique("ml_model_deployment"))
     engine.workflow_manager.register_workflow(workflow)
     return engine.run_workflow(
         workflow.name,
