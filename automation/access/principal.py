@@ -33,12 +33,10 @@ class Principal:
 
     @property
     def identities(self) -> frozenset[str]:
-        """Names an approval step's `approvers` may list to admit this principal: the user or service
-        name, the token's name, and `group:NAME` for each of the user's groups."""
-        names = {self.name, *(f"group:{group}" for group in self.groups)}
-        if self.token:
-            names.add(self.token)
-        return frozenset(names)
+        """Names an approval step's `approvers` may list to admit this principal: the user's name (or
+        the service token's), and `group:NAME` for each of the user's groups. Not a user token's own
+        name: bob's token named `alice` must not pass for alice."""
+        return frozenset({self.name, *(f"group:{group}" for group in self.groups)})
 
 
 @dataclass(frozen=True)

@@ -36,3 +36,18 @@ def test_a_revoked_or_expired_last_token_leaves_authentication_on(engine: Any) -
     create_token(unique("owned"), roles=["viewer"], expires_in="1h", user=owner.username)
     with pytest.raises(ProtectedError):
         owner.delete()
+
+
+def test_a_service_reads_only_runs_it_started_through_the_api(engine: Any) -> None:
+    """A CLI user's name is free (AUTOMATION_ACTOR): a service token named alike gains nothing by it."""
+    import uuid
+
+    from automation.access.choices import AuditSource
+    from automation.access.principal import Actor
+    from automation.access.services.audit import record, started_by
+
+    by_cli, by_api = str(uuid.uuid4()), str(uuid.uuid4())
+    record("run.started", "run", by_cli, actor=Actor(name="deploy", source=AuditSource.CLI))
+    record("run.started", "run", by_api, actor=Actor(name="deploy", source=AuditSource.API))
+    assert not started_by(by_cli, "deploy")
+    assert started_by(by_api, "deploy")

@@ -91,7 +91,7 @@ def test_token_names() -> None:
             tokens.check_name(bad)
 
 
-def test_a_principal_is_admitted_by_its_name_token_or_group() -> None:
+def test_a_principal_is_admitted_by_its_name_or_group_not_its_tokens_name() -> None:
     alice = Principal(
         name="alice",
         kind=PrincipalKind.USER_TOKEN,
@@ -99,7 +99,10 @@ def test_a_principal_is_admitted_by_its_name_token_or_group() -> None:
         token="alice-laptop",
         groups=("sre",),
     )
-    assert alice.identities == {"alice", "alice-laptop", "group:sre"}
+    assert alice.identities == {"alice", "group:sre"}
+    # bob's token named "alice" does not pass for alice
+    bob = Principal(name="bob", kind=PrincipalKind.USER_TOKEN, roles=("responder",), token="alice")
+    assert "alice" not in bob.identities
     assert alice.may(P.RUNS_APPROVE) and not alice.may(P.RULES_WRITE)
 
 

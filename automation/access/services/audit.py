@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from automation.access.choices import AuditSource
 from automation.access.digests import state_digest, summary
 from automation.access.principal import Actor, bound_actor, current_actor
 from automation.models import AuditEntry
@@ -50,9 +51,10 @@ def record_if_bound(action: str, object_type: str, object_id: Any, **kwargs: Any
 
 
 def started_by(run_id: Any, actor: str) -> bool:
-    """Whether `actor` started the run (its `run.started` entry): what runs:read_own lets it read."""
+    """Whether `actor` started the run through the API (its `run.started` entry): what runs:read_own lets
+    it read. Only the API's entries count: a CLI user's name may be anything (`AUTOMATION_ACTOR`)."""
     return AuditEntry.objects.filter(
-        object_type="run", object_id=str(run_id), action="run.started", actor=actor
+        object_type="run", object_id=str(run_id), action="run.started", actor=actor, source=AuditSource.API
     ).exists()
 
 
