@@ -35,9 +35,14 @@ SEED = 20261101
 
 @pytest.fixture
 def server(engine: Any) -> Iterator[ApiServer]:
+    from automation.models import ApiToken
+
     started = ApiServer(log_path=STATE_DIR / f"{unique('schemathesis-api')}.log", tokens=TOKEN, workers=2)
     yield started
     started.stop()
+    # The run creates tokens through POST /api/v1/tokens: a stored token keeps authentication on, and the
+    # session's other API tests run in the open mode (a test's cleanup; no service deletes a token).
+    ApiToken.objects.all().delete()
 
 
 def _values(items: list[str]) -> str:
