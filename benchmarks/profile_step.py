@@ -1,7 +1,8 @@
 """Where a step's time goes, engine vs plain Celery: CPU per process, Redis commands and SQL per step.
 
 Runs the sequential figure of `bench_engine.py` (an N-step workflow of zero-second waits vs a plain chain
-of N no-op tasks), or with --figure fanout the N-way fan-out with join vs a plain chord, on one worker at
+of N no-op tasks), or with --figure fanout the N-way fan-out with join vs a plain chord (--figure throughput: N
+single-action runs vs N plain tasks from the producer threads), on one worker at
 a time with `benchmarks.stepprobe` loaded into it, and reports:
   - wall time per step and CPU time per step of each process involved (worker parent, pool processes,
     PostgreSQL backends of the benchmark database, redis-server, this producer), read from
@@ -13,7 +14,7 @@ a time with `benchmarks.stepprobe` loaded into it, and reports:
   - with --producer, SQL and Redis commands of creating runs (engine) vs sending tasks (plain).
 Profilers and MONITOR slow what they watch: compare engine and plain within one mode, not across modes.
 
-Usage: python benchmarks/profile_step.py [--figure sequential|fanout] [--steps 200] [--runs 3]
+Usage: python benchmarks/profile_step.py [--figure sequential|fanout|throughput] [--steps 200] [--runs 3]
        [--monitor] [--pyspy] [--cprofile] [--producer] [--out DIR]
 """
 
@@ -220,6 +221,13 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
             if side == "engine"
             else (lambda: bench.plain_chord_seconds(args.steps) * 1000 / tasks_per_run)
         )
+    elif args.figure == "throughput":  # N single-action runs from the producer threads; ms per run
+        tasks_per_run = args.steps
+        chain = (
+            (lambda: 1000 / bench.engine_throughput(engine, bench_single(engine), args.steps))
+            if side == "engine"
+            else (lambda: 1000 / bench.plain_throughput(args.steps))
+        )
     else:
         tasks_per_run = args.steps
         chain = (
@@ -293,6 +301,11 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
     return report
 
 
+def bench_single(engine: Any) -> str:
+    """The throughput figure's single-action workflow (registered by `register_workflows`)."""
+    return "bench-single"
+
+
 def producer_pass(engine: Any, workflows: dict[str, str], count: int, out: Path) -> dict[str, Any]:
     """Create `count` single-step runs and one N-step run without a worker: SQL and Redis commands each."""
     import cProfile
@@ -361,7 +374,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--figure", choices=["sequential", "fanout"], default="sequential")
+    parser.add_argument("--figure", choices=["sequential", "fanout", "throughput"], default="sequential")
     parser.add_argument("--steps", type=int, default=200, help="sequence steps, fan-out branches")
     parser.add_argument("--runs", type=int, default=3, help="measured chains per side (after one warm-up)")
     parser.add_argument("--side", choices=bench.SIDES, action="append")
@@ -386,7 +399,7 @@ def main() -> int:
         if args.producer:
             reports["producer"] = producer_pass(engine, workflows, 200, args.out)
         for side in args.side or bench.SIDES:
-            reports[side] = run_side(side, args, engine, workflows[args.figure], args.out)
+            reports[side] = run_side(side, args, engine, workflows.get(args.figure, ""), args.out)
     reports["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(reports, indent=2)
     (args.out / "report.json").write_text(text + "\n")

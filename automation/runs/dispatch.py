@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 
-from automation.access.services.audit import record_if_bound
+from automation.access.principal import bound_actor
+from automation.access.services import audit
 from automation.actions.task import BROKER_ERRORS
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
@@ -103,10 +105,28 @@ def enqueue_run(
             ]
         )
     inputs = check_run_request(workflow, inputs, idempotency_key)
+    run_id = uuid.uuid4()
+    actor = bound_actor()
     for fresh in (False, True, True):
         latest = latest_version_ids(workflow, fresh=fresh)
         document = stored_workflow(latest.version_id).document
         resolved = resolve_inputs(document, inputs)
+        skip_reason = unmet_condition(document, resolved)
+        # Recorded only when an adapter bound an actor (a run started by a schedule or the scaling loop
+        # is logged by that domain), in the run's own transaction.
+        started = None if actor is None else audit.entry(
+            "run.started",
+            "run",
+            run_id,
+            after={
+                "workflow": workflow,
+                "version": latest.number,
+                "inputs": resolved,
+                "status": RunStatus.SKIPPED if skip_reason else RunStatus.PENDING,
+            },
+            note={"workflow": workflow},
+            actor=actor,
+        )
         try:
             run, created = services.create_run(
                 workflow_id=latest.workflow_id,
@@ -116,7 +136,9 @@ def enqueue_run(
                 inputs=resolved,
                 idempotency_key=idempotency_key,
                 queue=PRIORITY_QUEUES[Priority(document["priority"])],
-                skip_reason=unmet_condition(document, resolved),
+                skip_reason=skip_reason,
+                run_id=run_id,
+                audit=started,
             )
             break
         except services.StaleVersion:
@@ -130,14 +152,6 @@ def enqueue_run(
         # Only the process that stored the run sends it (once the caller's transaction, if any, commits);
         # if it dies in between, the stalled-run sweep does.
         transaction.on_commit(lambda: dispatch(run))
-    if created:
-        record_if_bound(
-            "run.started",
-            "run",
-            run.id,
-            after={"workflow": workflow, "version": latest.number, "inputs": resolved, "status": run.status},
-            note={"workflow": workflow},
-        )
     return run, created
 
 

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from automation.access.services import audit
 from automation.choices import RunStatus
 from automation.delivery import step_task_id
 from automation.errors import ForbiddenError, InputError, NotFoundError, StateError
-from automation.models import StepRun, WorkflowRun
+from automation.models import AuditEntry, StepRun, WorkflowRun
 from automation.runs.claims import Claim
 from automation.runs.sql import db_value, from_json, in_list, retry_deadlocks, run_statements
 
@@ -80,6 +81,18 @@ SELECT %(run)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s, %(key)s, %(qu
 
 _RUN_STORED = "SELECT count(*) FROM automation_workflowrun WHERE id = %(run)s"
 
+# The run's `run.started` audit entry, in the same transaction (and round trip) as the run: stored with it
+# or not at all.
+_AUDIT_FIELDS = (
+    "at", "actor", "source", "via", "action", "object_type", "object_id", "before_digest", "after_digest",
+    "summary",
+)
+_INSERT_AUDIT = (
+    f"INSERT INTO automation_auditentry ({', '.join(_AUDIT_FIELDS)})\n"
+    f"SELECT {', '.join(f'%(audit_{name})s' for name in _AUDIT_FIELDS)}\n"
+    " WHERE EXISTS (SELECT 1 FROM automation_workflowrun WHERE id = %(run)s)"
+)
+
 
 def _insert_steps(count: int) -> str:
     rows = ",\n".join(f"(%(n{i})s, %(t{i})s, {i}, %(k{i})s)" for i in range(count))
@@ -111,11 +124,14 @@ def create_run(
     idempotency_key: str | None,
     queue: str,
     skip_reason: str = "",
+    run_id: uuid.UUID | None = None,
+    audit: AuditEntry | None = None,
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
     already created with this idempotency key. StaleVersion when `version_number` is no longer the
-    workflow's latest (nothing stored)."""
-    run_id = uuid.uuid4()
+    workflow's latest (nothing stored). `audit`, an entry about this run (`run_id`), is stored with the
+    run in the same transaction, and only if the run is created."""
+    run_id = run_id or uuid.uuid4()
     now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
     key = idempotency_key or None
@@ -152,10 +168,17 @@ def create_run(
         params[f"n{i}"] = act["name"]
         params[f"t{i}"] = act["action_type"]
         params[f"k{i}"] = step_task_id(str(run_id), act["name"])
+    statements = [_INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED]
+    if audit is not None:
+        for name in _AUDIT_FIELDS:
+            field = AuditEntry._meta.get_field(name)
+            assert isinstance(field, Field)
+            params[f"audit_{name}"] = db_value(field, getattr(audit, name))
+        statements.insert(2, _INSERT_AUDIT)
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            stored = run_statements([_INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED], params)
+            stored = run_statements(statements, params)
     except IntegrityError:
         existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
         if key is None or existing is None:

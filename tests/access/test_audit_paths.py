@@ -331,3 +331,31 @@ def test_the_python_api_records_as_python_and_engine_runs_only_when_asked(engine
     own, _ = enqueue_run(name, {})
     assert not AuditEntry.objects.filter(object_id=str(own.id), action="run.started").exists()
     engine.cancel_run(own.id)
+
+
+def test_a_run_start_is_audited_once_in_the_runs_own_transaction(engine: Any) -> None:
+    """The `run.started` entry is written in the batch that stores the run: the same key again (the run
+    already exists) adds none, a key reused with other inputs (409) adds none, and it carries the run's
+    id and digest like any entry."""
+    from automation import ActionDefinition, WorkflowDefinition
+    from automation.access.digests import state_digest
+    from automation.errors import IdempotencyConflict
+    from automation.models import AuditEntry
+
+    name = unique("audit-once")
+    gate = ActionDefinition(name="gate", action_type="control.approval", parameters={"timeout_seconds": 30})
+    engine.register_workflow(
+        WorkflowDefinition(name=name, actions=[gate], inputs={"who": {"type": "string", "default": "x"}})
+    )
+    key = unique("key")
+    first = engine.run_workflow(name, {"who": "a"}, idempotency_key=key)
+    again = engine.run_workflow(name, {"who": "a"}, idempotency_key=key)
+    assert again.id == first.id
+    with pytest.raises(IdempotencyConflict):
+        engine.run_workflow(name, {"who": "b"}, idempotency_key=key)
+    entries = list(AuditEntry.objects.filter(object_type="run", action="run.started", object_id=str(first.id)))
+    assert len(entries) == 1
+    expected = {"workflow": name, "version": 1, "inputs": {"who": "a"}, "status": "pending"}
+    assert entries[0].after_digest == state_digest(expected)
+    assert entries[0].summary == {"created": True, "workflow": name}
+    engine.cancel_run(first.id)

@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from automation.access.choices import AuditSource
 from automation.access.digests import state_digest, summary
-from automation.access.principal import Actor, bound_actor, current_actor
+from automation.access.principal import Actor, current_actor
 from automation.models import AuditEntry
 
 
-def record(
+def entry(
     action: str,
     object_type: str,
     object_id: Any,
@@ -24,10 +24,11 @@ def record(
     note: Mapping[str, Any] | None = None,
     actor: Actor | None = None,
 ) -> AuditEntry:
-    """Append one entry: who (the bound actor, else the Python API's user), when, what, and the digests
-    of the object's state before and after (None: it did not exist / no longer does)."""
+    """One entry, not yet stored: who (the bound actor, else the Python API's user), when, what, and the
+    digests of the object's state before and after (None: it did not exist / no longer does). A caller
+    that stores it in its own statement batch (creating a run) inserts these very fields."""
     who = actor or current_actor()
-    return AuditEntry.objects.create(
+    return AuditEntry(
         at=timezone.now(),
         actor=who.name[:150],
         source=who.source,
@@ -41,13 +42,20 @@ def record(
     )
 
 
-def record_if_bound(action: str, object_type: str, object_id: Any, **kwargs: Any) -> AuditEntry | None:
-    """Record only when an adapter bound an actor: for transitions the engine also takes on its own
-    (a run started by a schedule or the scaling loop is logged by that domain, not here)."""
-    actor = bound_actor()
-    if actor is None:
-        return None
-    return record(action, object_type, object_id, actor=actor, **kwargs)
+def record(
+    action: str,
+    object_type: str,
+    object_id: Any,
+    *,
+    before: Any = None,
+    after: Any = None,
+    note: Mapping[str, Any] | None = None,
+    actor: Actor | None = None,
+) -> AuditEntry:
+    """Append one entry (see `entry`), in the caller's transaction."""
+    row = entry(action, object_type, object_id, before=before, after=after, note=note, actor=actor)
+    row.save(force_insert=True)
+    return row
 
 
 def started_by(run_id: Any, actor: str) -> bool:
