@@ -110,6 +110,30 @@ def test_a_received_alert_fires_once_and_duplicates_are_logged(level: Any) -> No
     assert len(runs_of(f"alert.{name}")) == 1
 
 
+def test_a_new_alert_received_by_many_callers_at_once_fires_once(level: Any) -> None:
+    """The first copies of a new alert race to create it (a new alert is inserted in one statement, and
+    a caller that loses the race observes the winner's row instead): one firing, one run."""
+    from automation.alerting.services.intake import receive
+
+    level("autonomous")
+    name = unique("race")
+    handler(name)
+    alert = received(name, service="api")
+
+    def first(_: int) -> str:
+        try:
+            return receive(alert, time.time()).outcome
+        finally:
+            close_thread_clients()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(first, range(8)))
+    assert sorted(outcomes) == ["deduplicated"] * 7 + ["fired"]
+    log = decisions(alert.fingerprint)
+    assert log.count("fired") == 1 and log.count("workflow_started") == 1
+    assert len(runs_of(f"alert.{name}")) == 1
+
+
 def test_a_new_firing_inside_the_cooldown_starts_no_run(level: Any) -> None:
     from automation.alerting.services.intake import receive
 

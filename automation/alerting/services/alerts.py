@@ -103,6 +103,18 @@ def _insert_once(entry: AlertLog) -> bool:
         return cursor.fetchone() is not None
 
 
+def _new_alert(observation: Observation, rule: AlertRule | None) -> Alert:
+    return Alert(
+        fingerprint=observation.fingerprint,
+        rule=rule,
+        name=observation.name,
+        origin=observation.origin,
+        severity=observation.severity,
+        labels=dict(observation.labels),
+        annotations=dict(observation.annotations or {}),
+    )
+
+
 def _locked(observation: Observation, rule: AlertRule | None) -> Alert:
     alert = Alert.objects.select_for_update().filter(fingerprint=observation.fingerprint).first()
     if alert is not None:
@@ -110,18 +122,34 @@ def _locked(observation: Observation, rule: AlertRule | None) -> Alert:
     try:
         with transaction.atomic():
             # the row this transaction inserts is its own until it commits: no second read to lock it
-            return Alert.objects.create(
-                fingerprint=observation.fingerprint,
-                rule=rule,
-                name=observation.name,
-                origin=observation.origin,
-                severity=observation.severity,
-                labels=dict(observation.labels),
-                annotations=dict(observation.annotations or {}),
-            )
+            alert = _new_alert(observation, rule)
+            alert.save(force_insert=True)
+            return alert
     except IntegrityError:
         pass  # created meanwhile by another evaluator: lock that one
     return Alert.objects.select_for_update().get(fingerprint=observation.fingerprint)
+
+
+def _insert_new(alert: Alert) -> bool:
+    """Insert a new alert as observed, in one statement: `INSERT ... ON CONFLICT (fingerprint) DO
+    NOTHING`. False when another caller created it meanwhile (nothing written: lock theirs instead)."""
+    alert.updated_at = timezone.now()
+    fields = [f for f in Alert._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(Alert._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({quote('fingerprint')}) DO NOTHING RETURNING {quote('id')}",
+            [f.get_db_prep_save(getattr(alert, f.attname), connection) for f in fields],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    alert.pk = row[0]
+    alert._state.adding = False
+    return True
 
 
 def observe(
@@ -130,49 +158,74 @@ def observe(
     """Apply one observation: the transition it causes, if this caller is the one that took it."""
     flap = flap or FlapPolicy()
     with transaction.atomic():
-        alert = _locked(observation, rule)
+        alert = None
+        if connection.vendor == "postgresql":
+            alert = Alert.objects.select_for_update().filter(fingerprint=observation.fingerprint).first()
+            if alert is None:
+                # A new alert is written once, as observed (one statement, where creating it and then
+                # updating it takes four); the row is this transaction's until it commits.
+                fresh = _new_alert(observation, rule)
+                before, after, _ = _apply(fresh, observation, now, flap)
+                if _insert_new(fresh):
+                    return _transition(fresh, before, after, observation, now)
+        if alert is None:
+            alert = _locked(observation, rule)
         if _later_known(alert, now):
             return None  # a late or redelivered evaluation: a later one already changed this alert
-        before = alert.state
         if rule is not None and alert.rule_id is None:
             alert.rule = rule  # its rule was deleted and made again: the alert is the new rule's
             alert.save(update_fields=["rule"])
-        after = observed_state(before, holds=observation.holds, active_since=observation.active_since)
-        fields = ["value", "labels", "annotations", "severity", "updated_at"]
-        alert.value = observation.value
-        alert.labels = dict(observation.labels)
-        if observation.annotations is not None:
-            alert.annotations = dict(observation.annotations)
-        alert.severity = observation.severity
-        if observation.holds or observation.active_since is not None:
-            alert.last_seen_at = at(now)
-            fields.append("last_seen_at")
-        if after == before:
-            alert.save(update_fields=fields)
-            return None
-        alert.state = after
-        alert.active_since = at(observation.active_since) if observation.active_since is not None else None
-        alert.changed_at = at(now)
-        fields += ["state", "active_since", "changes", "flapping", "changed_at"]
-        if after == AlertState.FIRING:
-            alert.fired_at = alert.active_since or at(now)
-            alert.resolved_at = None
-            fields += ["fired_at", "resolved_at"]
-        _changed(alert, now, flap)
-        alert.save(update_fields=[*fields, "flapping_since"])
-        if after == AlertState.PENDING:
-            log(
-                alert,
-                Decision.PENDING,
-                now,
-                detail=f"value {observation.value}",
-                once_key=f"pending:{alert.fingerprint}:{observation.active_since or now:.3f}",
-            )
-        else:
-            log(
-                alert, Decision.FIRED, now, detail=f"value {observation.value}", once_key=_key("fired", alert)
-            )
-        return Transition(alert, before, after)
+        before, after, fields = _apply(alert, observation, now, flap)
+        alert.save(update_fields=fields)
+        return _transition(alert, before, after, observation, now)
+
+
+def _apply(
+    alert: Alert, observation: Observation, now: float, flap: FlapPolicy
+) -> tuple[str, str, list[str]]:
+    """Apply the observation to the alert in memory: its state before and after, and the fields changed."""
+    before = alert.state
+    after = observed_state(before, holds=observation.holds, active_since=observation.active_since)
+    fields = ["value", "labels", "annotations", "severity", "updated_at"]
+    alert.value = observation.value
+    alert.labels = dict(observation.labels)
+    if observation.annotations is not None:
+        alert.annotations = dict(observation.annotations)
+    alert.severity = observation.severity
+    if observation.holds or observation.active_since is not None:
+        alert.last_seen_at = at(now)
+        fields.append("last_seen_at")
+    if after == before:
+        return before, after, fields
+    alert.state = after
+    alert.active_since = at(observation.active_since) if observation.active_since is not None else None
+    alert.changed_at = at(now)
+    fields += ["state", "active_since", "changes", "flapping", "changed_at"]
+    if after == AlertState.FIRING:
+        alert.fired_at = alert.active_since or at(now)
+        alert.resolved_at = None
+        fields += ["fired_at", "resolved_at"]
+    _changed(alert, now, flap)
+    return before, after, [*fields, "flapping_since"]
+
+
+def _transition(
+    alert: Alert, before: str, after: str, observation: Observation, now: float
+) -> Transition | None:
+    """Log the transition the observation caused (None when it caused none)."""
+    if after == before:
+        return None
+    if after == AlertState.PENDING:
+        log(
+            alert,
+            Decision.PENDING,
+            now,
+            detail=f"value {observation.value}",
+            once_key=f"pending:{alert.fingerprint}:{observation.active_since or now:.3f}",
+        )
+    else:
+        log(alert, Decision.FIRED, now, detail=f"value {observation.value}", once_key=_key("fired", alert))
+    return Transition(alert, before, after)
 
 
 def expire(

@@ -194,19 +194,23 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
 
 
 def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: bool, level: str) -> Any:
+    """Store and send the run first, in a transaction of its own (the first step starts while the alert's
+    bookkeeping is written), then record it on the alert. A process dying in between leaves the run
+    stored and sent under the firing's key: `repair` takes the transition up again, and the same key
+    gives back the same run, which is then recorded (never a second run)."""
     from automation.runs.dispatch import enqueue_run
 
     context = alert_context(alert)
+    if gated:
+        inputs: dict[str, Any] = {"alert": context}
+        if rule.workflow is not None:
+            inputs["call_inputs"] = render(rule.workflow.inputs, {"alert": context}, {})
+    elif rule.workflow is not None:
+        inputs = render(rule.workflow.inputs, {"alert": context}, {})
+    else:
+        inputs = {"alert": context}
+    run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key)
     with transaction.atomic():
-        if gated:
-            inputs: dict[str, Any] = {"alert": context}
-            if rule.workflow is not None:
-                inputs["call_inputs"] = render(rule.workflow.inputs, {"alert": context}, {})
-        elif rule.workflow is not None:
-            inputs = render(rule.workflow.inputs, {"alert": context}, {})
-        else:
-            inputs = {"alert": context}
-        run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key)
         record_run(alert, run.id, now)
         decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
         log(alert, decision, now, run_id=run.id, detail=f"level {level}", once_key=f"run:{key}")
