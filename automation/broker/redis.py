@@ -111,8 +111,23 @@ class Channel(kombu_redis.Channel):
     Message = CheckedMessage
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._clients: dict[bool, tuple[Any, Any]] = {}
         super().__init__(*args, **kwargs)
         self._restore_held()
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """One client object per connection pool, reused. Kombu builds a new `redis.Redis` for every
+        command it sends (publishing a message, its task-sent event, each acknowledgement: several per
+        task), and the constructor copies ~170 response callbacks each time. A client holds no connection
+        of its own (every command checks one out of the pool), so sharing it is safe; a new pool (after
+        a reconnection) gets a new client."""
+        pool = self.async_pool if asynchronous else self.pool
+        cached = self._clients.get(asynchronous)
+        if cached is not None and cached[0] is pool:
+            return cached[1]
+        client = super()._create_client(asynchronous)  # type: ignore[misc]
+        self._clients[asynchronous] = (pool, client)
+        return client
 
     def push_back(
         self, pipe: Any, tag: str, payload: dict[str, Any], exchange: str, routing_key: str
