@@ -69,14 +69,16 @@ def _json(value: Any) -> Any:
 # version from a per-process cache, and a newer version registered since must not be missed.
 _STILL_LATEST = "(SELECT latest_version FROM automation_workflow WHERE id = %(workflow)s) = %(number)s"
 
-_INSERT_RUN = f"""
+_INSERT_ANY_RUN = """
 INSERT INTO automation_workflowrun
        (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_sinks, error,
         created_at, finished_at, dispatched_at, generation)
 SELECT %(run)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s, %(key)s, %(queue)s, %(sinks)s,
        %(error)s, %(now)s, %(finished)s, %(dispatched)s, 0
- WHERE {_STILL_LATEST}
 """
+_INSERT_RUN = f"{_INSERT_ANY_RUN} WHERE {_STILL_LATEST}\n"
+# A compensation runs the version derived from the version of the run it undoes, latest or not.
+_INSERT_PINNED_RUN = _INSERT_ANY_RUN
 
 _RUN_STORED = "SELECT count(*) FROM automation_workflowrun WHERE id = %(run)s"
 
@@ -111,10 +113,11 @@ def create_run(
     idempotency_key: str | None,
     queue: str,
     skip_reason: str = "",
+    pinned: bool = False,
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
     already created with this idempotency key. StaleVersion when `version_number` is no longer the
-    workflow's latest (nothing stored)."""
+    workflow's latest (nothing stored), unless the caller `pinned` that version on purpose."""
     run_id = uuid.uuid4()
     now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
@@ -155,7 +158,8 @@ def create_run(
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            stored = run_statements([_INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED], params)
+            insert = _INSERT_PINNED_RUN if pinned else _INSERT_RUN
+            stored = run_statements([insert, _insert_steps(len(actions)), _RUN_STORED], params)
     except IntegrityError:
         existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
         if key is None or existing is None:
