@@ -5,7 +5,8 @@ only notifies, and each decision is on the incident's timeline and in the alert'
 
 Hastening the escalation is taken in the transaction of the decision that gives up (a loop refusal, a
 failed run): a process dying in between loses neither, and when the tick's nudge after the commit is lost,
-the escalation tick (Beat's sweep) pages the level due now.
+the escalation tick (Beat's sweep) pages the level due now. A request whose start message was never sent
+is sent again by the follow pass.
 """
 
 from __future__ import annotations
@@ -385,6 +386,33 @@ def test_a_refusal_that_escalates_is_hastened_even_if_the_deciding_process_dies(
     assert again is not None and (again.status, again.guard) == ("refused", "loop")
     assert [k for k, _ in events(row.incident_id)].count("escalation_hastened") == 1
     assert escalation(row.incident_id).next_due_at.timestamp() <= time.time()
+
+
+def test_a_request_whose_start_was_never_sent_is_decided_once_the_follow_pass_sends_it(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request is committed, its start message never sent (the process died after the commit): the
+    follow pass sends it again once it is `RESEND_AFTER` old, and the worker decides it."""
+    from automation.incidents.services import remediations
+    from automation.incidents.services.verification import RESEND_AFTER, follow
+    from automation.models import Remediation
+
+    apply(stage)
+    with monkeypatch.context() as patched:
+        patched.setattr(remediations, "send_start", lambda ids: None)
+        fingerprint = fire(stage, stage.service("a"))
+    row = newest(fingerprint)
+    follow(time.time())  # too young to send again: its message may only be queued
+    time.sleep(0.5)
+    assert newest(fingerprint).status == "requested"  # nobody was told
+    long_ago = datetime.fromtimestamp(time.time() - RESEND_AFTER - 1, tz=UTC)
+    Remediation.objects.filter(pk=row.pk).update(updated_at=long_ago)  # committed, then nothing
+    assert follow(time.time())["resent"] >= 1
+    row = decided(fingerprint, "awaiting_approval", "refused", "running")
+    assert (row.status, row.detail) == (
+        "awaiting_approval",
+        "level supervised, severity medium: waiting for an approval",
+    )
 
 
 @pytest.fixture
