@@ -313,3 +313,78 @@ def test_a_compensation_step_reads_what_succeeded_from_the_run_undone_not_its_in
         assert done.step("undo_a").output["status_code"] == 200
     finally:
         peer.close()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("worker")
+def test_a_run_is_undone_by_the_compensation_of_its_own_version_not_the_latest(engine: Any) -> None:
+    """The workflow is registered again, undoing its steps another way, while a run of its first version
+    is in flight: when that run fails, the first version's compensation undoes it."""
+    import threading
+
+    from automation.models import WorkflowRun
+    from automation.runs.compensation import compensation_of
+
+    released = threading.Event()
+
+    def answer(request: Any) -> Answer:
+        if request.path == "/b":
+            released.wait(30)  # b is in flight until the workflow has been registered again
+            return Answer(status=400)
+        return Answer()
+
+    peer = HttpPeer(answer)
+    try:
+        name = unique("reworked")
+
+        def definition(undo: str) -> WorkflowDefinition:
+            return WorkflowDefinition(
+                name=name,
+                actions=[
+                    post("a", f"{peer.url}/a", undo=f"{peer.url}/undo-a-{undo}"),
+                    post("b", f"{peer.url}/b", undo=f"{peer.url}/undo-b-{undo}", retry_attempts=0),
+                ],
+            )
+
+        engine.register_workflow(definition("v1"))
+        handle = engine.run_workflow(name)
+        wait_for(lambda: "/b" in peer.paths())
+        engine.register_workflow(definition("v2"))  # the latest compensation now undoes a with /undo-a-v2
+        released.set()
+        run = handle.wait(60)
+        assert run.status == "failed"
+        wait_for(lambda: compensation_of(run.id) is not None)
+        undo = engine.get_run(compensation_of(run.id).id).wait(60)  # type: ignore[union-attr]
+        assert undo.status == "succeeded", undo.steps
+        assert [p for p in peer.paths() if p.startswith("/undo")] == ["/undo-a-v1"]
+        stored = WorkflowRun.objects.select_related("version").get(pk=undo.id)
+        assert stored.version.version == 1 and stored.version.workflow.latest_version == 2
+    finally:
+        released.set()
+        peer.close()
+
+
+def test_the_compensation_of_a_version_is_found_by_its_digest_or_stored_again(engine: Any) -> None:
+    """`compensation_version` finds the compensation registered with a version, after newer ones; one
+    whose stored digest no longer matches (registered by an older engine) is stored again, as derived."""
+    from automation.definitions.registry import compensation_version
+    from automation.models import WorkflowVersion
+
+    name = unique("versions")
+
+    def register(undo: str) -> Any:
+        return engine.register_workflow(
+            WorkflowDefinition(name=name, actions=[post("a", "http://x/a", undo=f"http://x/{undo}")])
+        )
+
+    register("one"), register("two")
+    first, second = (
+        WorkflowVersion.objects.get(workflow__name=name, version=n).definition for n in (1, 2)
+    )
+    assert compensation_version(first).version == 1  # type: ignore[union-attr]
+    assert compensation_version(second).version == 2  # type: ignore[union-attr]
+    WorkflowVersion.objects.filter(workflow__name=f"{name}.compensation", version=1).update(digest="old")
+    again = compensation_version(first)
+    assert again is not None and again.version == 3
+    assert again.definition["actions"][0]["parameters"]["url"] == "http://x/one"
+    assert compensation_version({**first, "compensation": None}) is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,15 +32,7 @@ def register_definition(
         reserved = reserved_fields(definition)
         if reserved:
             raise DefinitionError(reserved)
-    document = validate_definition(
-        definition,
-        Defaults(
-            timeout_seconds=config.timeout_seconds,
-            retry_attempts=config.retry_attempts,
-            visibility_timeout=settings.VISIBILITY_TIMEOUT,
-        ),
-    )
-    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    document, digest = _stored_form(definition, config)
     undo = compensation_definition(document)
     with transaction.atomic():
         if undo is not None:
@@ -62,3 +56,36 @@ def register_definition(
             note={"version": version.version},
         )
         return version
+
+
+def compensation_version(document: Mapping[str, Any]) -> WorkflowVersion | None:
+    """The stored version of the compensation derived from `document` (a stored version's): the one
+    registered with it, found by its digest (the workflow registered again since may have made another
+    compensation the latest), or stored now if none matches (the digest of older registrations). None
+    when no step of `document` declares one."""
+    undo = compensation_definition(document)
+    if undo is None:
+        return None
+    # Its steps carry their own time limits and retries (normalized in `document`): no config default
+    # reaches the derived document, so its digest is the one its registration stored.
+    _, digest = _stored_form(undo, AutomationConfig())
+    found = (
+        WorkflowVersion.objects.select_related("workflow")
+        .filter(workflow__name=undo.name, digest=digest)
+        .order_by("-version")
+        .first()
+    )
+    return found if found is not None else register_definition(undo, derived=True)
+
+
+def _stored_form(definition: WorkflowDefinition, config: AutomationConfig) -> tuple[dict[str, Any], str]:
+    """The validated, normalized document of `definition` and its digest (what tells versions apart)."""
+    document = validate_definition(
+        definition,
+        Defaults(
+            timeout_seconds=config.timeout_seconds,
+            retry_attempts=config.retry_attempts,
+            visibility_timeout=settings.VISIBILITY_TIMEOUT,
+        ),
+    )
+    return document, hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from automation.choices import RunStatus
 from automation.definitions.compensation import COMPENSATION_INPUT, SUFFIX, compensation_input, undone_run
+from automation.definitions.registry import compensation_version
 from automation.errors import IdempotencyConflict
 from automation.models import StepRun, WorkflowRun
 from automation.runs.dispatch import enqueue_run
@@ -33,9 +34,10 @@ def compensation_key(run_id: Any) -> str:
 
 
 def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
-    """Start (once) the run undoing `run_id`'s succeeded steps, in reverse order; None when its workflow
-    declares no compensation or none of the steps that declare one succeeded. A failed run is undone for
-    its own error whoever asks, so every caller asks with the same inputs."""
+    """Start (once) the run undoing `run_id`'s succeeded steps, in reverse order, with the compensation
+    derived from the version `run_id` ran; None when that version declares none or none of the steps
+    that declare one succeeded. A failed run is undone for its own error whoever asks, so every caller
+    asks with the same inputs."""
     run = WorkflowRun.objects.filter(pk=run_id).first()
     if run is None:
         return None
@@ -60,8 +62,15 @@ def compensate(run_id: Any, *, reason: str) -> WorkflowRun | None:
         run_id=str(run.pk), workflow=document["name"], reason=reason, succeeded=succeeded
     )
     inputs = {**{k: v for k, v in run.inputs.items() if k != COMPENSATION_INPUT}, COMPENSATION_INPUT: record}
+    # The compensation of the version this run ran, not the latest: the workflow may have been registered
+    # again since the run started, with other steps to undo or other ways of undoing them.
+    version = compensation_version(document)
+    if version is None:
+        return None
     try:
-        undo, created = enqueue_run(str(name), inputs, idempotency_key=compensation_key(run.pk), undoing=True)
+        undo, created = enqueue_run(
+            str(name), inputs, idempotency_key=compensation_key(run.pk), undoing=True, pinned=version
+        )
     except IdempotencyConflict as exc:  # asked before for another reason: that run undoes it
         return WorkflowRun.objects.filter(pk=exc.run_id).first()
     if created:

@@ -87,13 +87,18 @@ def enqueue_run(
     *,
     idempotency_key: str | None = None,
     undoing: bool = False,
+    pinned: WorkflowVersion | None = None,
 ) -> tuple[WorkflowRun, bool]:
     """Create and dispatch a run; the same idempotency key returns the same run, dispatched once.
 
     The same key with other inputs raises IdempotencyConflict, which carries the existing run's id. A
     derived compensation workflow (`<name>.compensation`) starts only when the engine undoes a run
-    (`undoing`, automation/runs/compensation.py): asked by anyone else, InputError.
+    (`undoing`, automation/runs/compensation.py): asked by anyone else, InputError. The engine runs it at
+    the version `pinned`, the one derived from the version of the run undone (a later registration of the
+    workflow makes another compensation the latest); every other run is of the latest version.
     """
+    if pinned is not None and (not undoing or pinned.workflow.name != workflow):
+        raise InputError([("version", f"only the engine's compensation of '{workflow}' runs a set version")])
     if not undoing and isinstance(workflow, str) and is_compensation(workflow):
         raise InputError(
             [
@@ -108,7 +113,11 @@ def enqueue_run(
     run_id = uuid.uuid4()
     actor = bound_actor()
     for fresh in (False, True, True):
-        latest = latest_version_ids(workflow, fresh=fresh)
+        latest = (
+            LatestVersion(pinned.workflow_id, pinned.id, pinned.version)
+            if pinned is not None
+            else latest_version_ids(workflow, fresh=fresh)
+        )
         document = stored_workflow(latest.version_id).document
         resolved = resolve_inputs(document, inputs)
         skip_reason = unmet_condition(document, resolved)
@@ -139,6 +148,7 @@ def enqueue_run(
                 skip_reason=skip_reason,
                 run_id=run_id,
                 audit=started,
+                pinned=pinned is not None,
             )
             break
         except services.StaleVersion:

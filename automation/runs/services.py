@@ -70,14 +70,16 @@ def _json(value: Any) -> Any:
 # version from a per-process cache, and a newer version registered since must not be missed.
 _STILL_LATEST = "(SELECT latest_version FROM automation_workflow WHERE id = %(workflow)s) = %(number)s"
 
-_INSERT_RUN = f"""
+_INSERT_ANY_RUN = """
 INSERT INTO automation_workflowrun
        (id, workflow_id, version_id, status, inputs, idempotency_key, queue, remaining_sinks, error,
         created_at, finished_at, dispatched_at, generation)
 SELECT %(run)s, %(workflow)s, %(version)s, %(status)s, %(inputs)s, %(key)s, %(queue)s, %(sinks)s,
        %(error)s, %(now)s, %(finished)s, %(dispatched)s, 0
- WHERE {_STILL_LATEST}
 """
+_INSERT_RUN = f"{_INSERT_ANY_RUN} WHERE {_STILL_LATEST}\n"
+# A compensation runs the version derived from the version of the run it undoes, latest or not.
+_INSERT_PINNED_RUN = _INSERT_ANY_RUN
 
 _RUN_STORED = "SELECT count(*) FROM automation_workflowrun WHERE id = %(run)s"
 
@@ -126,11 +128,13 @@ def create_run(
     skip_reason: str = "",
     run_id: uuid.UUID | None = None,
     audit: AuditEntry | None = None,
+    pinned: bool = False,
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
     already created with this idempotency key. StaleVersion when `version_number` is no longer the
-    workflow's latest (nothing stored). `audit`, an entry about this run (`run_id`), is stored with the
-    run in the same transaction, and only if the run is created."""
+    workflow's latest (nothing stored), unless the caller `pinned` that version on purpose. `audit`, an
+    entry about this run (`run_id`), is stored with the run in the same transaction, and only if the run
+    is created."""
     run_id = run_id or uuid.uuid4()
     now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
@@ -168,7 +172,7 @@ def create_run(
         params[f"n{i}"] = act["name"]
         params[f"t{i}"] = act["action_type"]
         params[f"k{i}"] = step_task_id(str(run_id), act["name"])
-    statements = [_INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED]
+    statements = [_INSERT_PINNED_RUN if pinned else _INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED]
     if audit is not None:
         for name in _AUDIT_FIELDS:
             field = AuditEntry._meta.get_field(name)

@@ -146,7 +146,6 @@ class Decided:
 def start(pk: int, now: float) -> Decided | None:
     """Decide remediation `pk` (requested): refused, notify only, awaiting an approval, or started. None
     when it is not waiting for a decision (decided already: a redelivered message)."""
-    escalate: str | None = None
     waiting = Remediation.objects.filter(pk=pk, status=RemediationStatus.REQUESTED).first()
     if waiting is None:
         return None
@@ -161,9 +160,10 @@ def start(pk: int, now: float) -> Decided | None:
             return None
         decided = _decide(row, now, replicas)
         if decided.guard in Guard.ESCALATING and row.incident_id is not None:
-            escalate = decided.detail
-    if escalate is not None and row.incident_id is not None:
-        hasten(row.incident_id, now, f"policy {row.policy} refused to act ({escalate})")
+            # In the decision's transaction: a process dying after the commit cannot leave a refusal
+            # whose escalation was never hastened (nothing would look at the refused row again); the
+            # nudge sent once it commits may be lost, the escalation tick then pages the level due now.
+            hasten(row.incident_id, now, f"policy {row.policy} refused to act ({decided.detail})")
     return decided
 
 

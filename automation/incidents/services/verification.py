@@ -72,7 +72,6 @@ def _count(done: dict[str, int], pk: int, step: Callable[[int, float], str | Non
 
 
 def _follow_run(pk: int, now: float) -> str | None:
-    gave_up: Remediation | None = None
     with transaction.atomic():
         row = (
             Remediation.objects.select_for_update(skip_locked=True)
@@ -97,16 +96,12 @@ def _follow_run(pk: int, now: float) -> str | None:
                 f"run succeeded; verifying ({how}) for {policy.verify.within:g} s",
                 verify_until=at(until),
             )
-            outcome = "verifying"
         else:
             error = run.error if run is not None else "its run is gone"
             status = run.status if run is not None else "missing"
-            gave_up = _give_up(row, now, RemediationStatus.FAILED, f"run {status}: {error[:500]}")
-            outcome = "failed"
-    if gave_up is not None:
-        _escalate(gave_up, now)
-        return outcome
-    return verify(pk, now) or outcome
+            _escalate(_give_up(row, now, RemediationStatus.FAILED, f"run {status}: {error[:500]}"), now)
+            return "failed"
+    return verify(pk, now) or "verifying"
 
 
 def verify(pk: int, now: float) -> str | None:
@@ -118,7 +113,6 @@ def verify(pk: int, now: float) -> str | None:
     policy = RemediationPolicy.model_validate(row.plan)
     until = _when(row.verify_until) or now
     seen, how = _seen_fixed(policy, row) if now < until else (False, _expected(policy))
-    gave_up: Remediation | None = None
     with transaction.atomic():
         row = (
             Remediation.objects.select_for_update(skip_locked=True)
@@ -137,7 +131,7 @@ def verify(pk: int, now: float) -> str | None:
         gave_up = _give_up(
             row, now, RemediationStatus.UNVERIFIED, f"verification failed: {how} within {within:g} s"
         )
-    _escalate(gave_up, now)
+        _escalate(gave_up, now)
     return "unverified"
 
 
@@ -218,5 +212,9 @@ def _give_up(row: Remediation, now: float, status: str, reason: str) -> Remediat
 
 
 def _escalate(row: Remediation, now: float) -> None:
+    """Hasten the incident's escalation, in the transaction that gives the row up: once that commits, no
+    pass looks at the row again, so a hastening left for after the commit would be lost with a process
+    dying in between. The tick's nudge, sent after the commit, may be lost: the escalation tick then pages
+    the level due now within its interval."""
     if row.incident_id is not None:
         hasten(row.incident_id, now, f"remediation {row.pk} ({row.policy}) did not fix it: {row.detail}")
