@@ -31,12 +31,14 @@ SUSTAINED_SIGMAS = 2.0
 @dataclass(frozen=True)
 class Onset:
     """The first step of the excursion that crossed the threshold, its peak departure (in sigmas), and the
-    share of the points from the onset to the end of the search still above `SUSTAINED_SIGMAS`: a failure
-    persists until someone fixes it, a blip does not."""
+    share of the points from the onset to the end of the search still above `SUSTAINED_SIGMAS` and how long
+    that is: a failure persists until someone fixes it, a blip does not."""
 
     at: pd.Timestamp
     peak_sigmas: float
     sustained: float = 1.0
+    #: How long, in all, it stayed above `SUSTAINED_SIGMAS` (None: not measured).
+    held: pd.Timedelta | None = None
 
     @property
     def strength(self) -> float:
@@ -82,6 +84,10 @@ def find_onset(series: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp, day
             peak = float(np.nanmax(z[began : min(len(z), i + 30)]))
             after = z[began:]
             known = after[~np.isnan(after)]
-            sustained = float((known > SUSTAINED_SIGMAS).mean()) if len(known) else 0.0
-            return Onset(at=pd.Timestamp(times[began]), peak_sigmas=peak, sustained=sustained)
+            above = int((known > SUSTAINED_SIGMAS).sum())
+            sustained = above / len(known) if len(known) else 0.0
+            step = pd.Timedelta(times[1] - times[0]) if len(times) > 1 else pd.Timedelta(0)
+            return Onset(
+                at=pd.Timestamp(times[began]), peak_sigmas=peak, sustained=sustained, held=above * step
+            )
     return None

@@ -4,12 +4,15 @@ Three kinds of evidence, each stated in the candidate's `evidence` lines:
 - graph: how many of the affected services (alerting, or whose metric went wrong) the candidate is, or
   lies upstream of (a failure travels from a dependency to its dependents), and whether a dependency of
   its own went wrong first (then it is more likely a victim);
-- timing: when its trouble began (the metric's onset, else its first alert) against the others';
+- timing: when its trouble began (the metric's onset, else its first alert, which may lag the trouble
+  by up to `ALERT_LAG`) against the others'; a cascade does not pause for longer than a failure takes to
+  cross an edge, so trouble after such a pause is not its doing;
 - changes: a deploy, config change or workflow run on it shortly before its trouble began.
 
 Candidates are the affected services and their dependencies up to two hops (a root whose own alert never
-fired, or whose metric is not watched, can still be named from its dependents). The score is a fixed
-weighted sum, not learned: what each part contributes is visible and stable.
+fired, or whose metric is not watched, can still be named from its dependents: silence from a service
+whose metric is not watched says nothing, silence from a watched metric says it is healthy). The score is
+a fixed weighted sum, not learned: what each part contributes is visible and stable.
 """
 
 from __future__ import annotations
@@ -25,9 +28,16 @@ from automation.incidents.onset import Onset
 __all__ = ["AlertSignal", "Cause", "Change", "rank_causes"]
 
 WEIGHTS = {"coverage": 0.45, "earliest": 0.20, "change": 0.15, "strength": 0.20, "victim": -0.40}
-#: A candidate with no signal of its own (an unwatched root, or a healthy dependency) gets this share of
-#: its coverage: it is named only when nothing that went wrong explains as much.
+#: A candidate with no signal of its own whose metric was searched and shows no onset (a healthy
+#: dependency, most likely) gets this share of its coverage: named only when nothing that went wrong
+#: explains as much.
 SILENT_SHARE = 0.5
+#: The share for a candidate with no signal whose metric is not watched: its silence says nothing either way
+#: (no metric to show an onset; an alert that never fired), so only what it explains speaks for it.
+UNSEEN_SHARE = 1.0
+#: Alerts fire after their rule's `for` and a scrape or two: trouble known only by its alert may have begun
+#: this much earlier.
+ALERT_LAG = pd.Timedelta(minutes=10)
 #: How long before a service's trouble a change on it counts as a suspect.
 CHANGE_LOOKBACK = pd.Timedelta(hours=1)
 #: Onsets closer than this are simultaneous (one scrape, one evaluation apart).
@@ -39,8 +49,10 @@ CASCADE_SPAN = pd.Timedelta(hours=1)
 #: Strength of a service known only by its alert (no metric, or no onset found in it).
 ALERT_STRENGTH = 0.5
 CANDIDATE_HOPS = 2
-#: A metric onset held for less than this share of the time since is a blip, not a failure.
-LASTING = 0.3
+#: A metric onset held for less than this share of the time since, or (where measured) for less than
+#: `LASTING_FOR` in all, is a blip, not a failure.
+LASTING = 0.2
+LASTING_FOR = pd.Timedelta(minutes=10)
 #: What an alert adds to a lasting metric onset on the same service (they agree: a confirmed failure).
 CORROBORATED = 0.15
 #: The share of an alert's strength left when the service's metric was searched and shows no onset.
@@ -86,6 +98,13 @@ class _Trouble:
     #: Whether it lasted (or nothing says it did not): a failure persists until someone fixes it, so only
     #: lasting trouble can have caused trouble downstream or made a dependent its victim.
     lasting: bool = True
+    #: Known only by its alert (no metric onset): it may have begun up to `ALERT_LAG` before `began`.
+    by_alert: bool = False
+
+    @property
+    def earliest(self) -> pd.Timestamp:
+        """The earliest it can have begun."""
+        return self.began - ALERT_LAG if self.by_alert else self.began
 
 
 def _troubles(
@@ -104,10 +123,11 @@ def _troubles(
                 what += " (its metric shows no onset)"
                 found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH * UNCONFIRMED, False)
             else:
-                found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH)
+                found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH, by_alert=True)
     for service, onset in onsets.items():
-        what = f"metric onset ({onset.peak_sigmas:.1f} sigma, {onset.sustained:.0%} of the time since)"
-        lasting = onset.sustained >= LASTING
+        held = "" if onset.held is None else f"held {onset.held.total_seconds() / 60:.0f} min, "
+        what = f"metric onset ({onset.peak_sigmas:.1f} sigma, {held}{onset.sustained:.0%} of the time since)"
+        lasting = onset.sustained >= LASTING and (onset.held is None or onset.held >= LASTING_FOR)
         strength = onset.strength
         if service in found:
             # two signals of one lasting failure say more than either alone; an alert on a blip, less
@@ -129,10 +149,9 @@ def rank_causes(
 ) -> list[Cause]:
     """The candidates, best first (ties by earlier trouble, then name). `watched`: the services whose
     metrics were searched for an onset (those without one in `onsets` showed none)."""
+    watched = frozenset(watched)
     troubles = _troubles(
-        [a for a in alerts if a.service in graph],
-        {s: o for s, o in onsets.items() if s in graph},
-        frozenset(watched),
+        [a for a in alerts if a.service in graph], {s: o for s, o in onsets.items() if s in graph}, watched
     )
     if not troubles:
         return []
@@ -143,7 +162,7 @@ def rank_causes(
     for change in changes:
         by_service.setdefault(change.service, []).append(change)
     total = sum(t.strength for t in troubles.values()) or 1.0
-    causes = [_judge(graph, c, troubles, total, by_service) for c in sorted(candidates)]
+    causes = [_judge(graph, c, troubles, total, by_service, watched) for c in sorted(candidates)]
     first = min(t.began for t in troubles.values())
     far = first + pd.Timedelta(days=3650)
     causes.sort(key=lambda c: (-c.score, c.began_at if c.began_at is not None else far, c.service))
@@ -153,23 +172,51 @@ def rank_causes(
 def _explains(own: _Trouble | None, other: _Trouble) -> bool:
     """Whether trouble that began at `own` can have caused `other` downstream (no signal: it may; a blip or
     an unconfirmed alert cannot)."""
-    return own is None or (own.lasting and own.began - TIE <= other.began <= own.began + CASCADE_SPAN)
+    return own is None or (own.lasting and own.earliest - TIE <= other.began <= own.began + CASCADE_SPAN)
 
 
 def _explained(graph: ServiceGraph, service: str, troubles: Mapping[str, _Trouble]) -> list[str]:
-    """The affected services downstream of `service` whose trouble its own can have caused."""
+    """The affected services downstream of `service` whose trouble its own can have caused. A cascade does
+    not pause: what began after a longer pause than a failure takes to cross an edge is other trouble.
+    Without a signal of its own, when it began is unknown: the heaviest run of trouble without a pause."""
     own, below = troubles.get(service), graph.downstream(service)
-    return sorted(s for s in troubles if s != service and s in below and _explains(own, troubles[s]))
+    found = [s for s in troubles if s != service and s in below and _explains(own, troubles[s])]
+    runs = _runs(found, troubles, None if own is None else own.began)
+    if own is not None:
+        return sorted(runs[0])
+    return sorted(max(runs, key=lambda run: sum(troubles[s].strength for s in run), default=[]))
+
+
+def _runs(
+    names: Iterable[str], troubles: Mapping[str, _Trouble], start: pd.Timestamp | None
+) -> list[list[str]]:
+    """`names` by when their trouble began, split where none began within `PROPAGATION` (and an alert's
+    lag, for trouble known only by its alert) of the latest before it; the first run follows `start`."""
+    runs: list[list[str]] = [[]] if start is not None else []
+    reach = start
+    for name in sorted(names, key=lambda s: (troubles[s].began, s)):
+        trouble = troubles[name]
+        pause = PROPAGATION + (ALERT_LAG if trouble.by_alert else pd.Timedelta(0))
+        if reach is None or trouble.began > reach + pause:
+            runs.append([])
+        runs[-1].append(name)
+        reach = trouble.began if reach is None else max(reach, trouble.began)
+    return runs
 
 
 def _shared_silent_dependency(
-    graph: ServiceGraph, service: str, own: _Trouble, troubles: Mapping[str, _Trouble]
+    graph: ServiceGraph,
+    service: str,
+    own: _Trouble,
+    troubles: Mapping[str, _Trouble],
+    watched: frozenset[str],
 ) -> tuple[str, int] | None:
-    """A dependency without a signal shared with at least two other affected services that got into
-    trouble about when this one did: siblings failing together point at what they share."""
+    """A dependency without a signal, and whose metric is not watched, shared with at least two other
+    affected services that got into trouble about when this one did: siblings failing together point at
+    what they share (not at a dependency whose metric shows no onset)."""
     best: tuple[str, int] | None = None
     for dep, hops in graph.upstream(service).items():
-        if dep in troubles or hops > CANDIDATE_HOPS:
+        if dep in troubles or hops > CANDIDATE_HOPS or dep in watched:
             continue
         siblings = sum(
             1
@@ -190,6 +237,7 @@ def _judge(
     troubles: Mapping[str, _Trouble],
     total: float,
     changes: Mapping[str, list[Change]],
+    watched: frozenset[str],
 ) -> Cause:
     evidence: list[str] = []
     own = troubles.get(service)
@@ -202,20 +250,28 @@ def _judge(
         + (f" ({', '.join(explained)[:200]})" if explained else "")
         + f"; {coverage:.0%} of the trouble by strength"
     )
-    if own is None:
-        evidence.append("timing: no alert and no metric onset of its own")
+    if own is None and service in watched:
+        evidence.append("timing: no alert, and its metric shows no onset")
         score = WEIGHTS["coverage"] * coverage * SILENT_SHARE
+    elif own is None:
+        evidence.append("timing: no alert, and no metric of it is watched (its silence says nothing)")
+        score = WEIGHTS["coverage"] * coverage * UNSEEN_SHARE
     else:
-        after = sum(1 for s in explained if troubles[s].began >= own.began - TIE)
-        earliest = (after + 1) / (len(explained) + 1)
+        after = sum(1 for s in explained if troubles[s].began >= own.earliest - TIE)
+        # a blip or an unconfirmed alert explains nothing: no credit for coming first
+        earliest = (after + 1) / (len(explained) + 1) if own.lasting else 0.0
         score = (
             WEIGHTS["coverage"] * coverage
             + WEIGHTS["earliest"] * earliest
             + WEIGHTS["strength"] * own.strength
         )
-        evidence.append(
-            f"timing: {own.what} at {own.began:%H:%M:%S}; before {after} of the {len(explained)} it explains"
-        )
+        timing = f"timing: {own.what} at {own.began:%H:%M:%S}"
+        if own.by_alert:
+            lag = f"{ALERT_LAG.total_seconds() / 60:.0f} min"
+            timing += f" (dated by an alert: its trouble may have begun up to {lag} earlier); possibly"
+        else:
+            timing += ";"
+        evidence.append(timing + f" before {after} of the {len(explained)} it explains")
     failing_deps = sorted(
         dep
         for dep in graph.upstream(service)
@@ -228,7 +284,7 @@ def _judge(
         score += WEIGHTS["victim"]
         evidence.append(f"graph: depends on {', '.join(failing_deps[:5])}, in trouble shortly before it")
     elif own is not None:
-        shared = _shared_silent_dependency(graph, service, own, troubles)
+        shared = _shared_silent_dependency(graph, service, own, troubles, watched)
         if shared is not None:
             score += WEIGHTS["victim"] / 2
             evidence.append(
@@ -240,12 +296,14 @@ def _judge(
         hops = [below[s] for s in explained]
         if hops:
             score -= 0.01 * (sum(hops) / len(hops))  # the nearest common dependency first
-    reference = own.began if own is not None else min(t.began for t in troubles.values())
+    # a silent candidate's trouble began, at the latest, with the first trouble of what it explains
+    reference = own.began if own is not None else min(troubles[s].began for s in explained or troubles)
     suspects = [c for c in changes.get(service, ()) if reference - CHANGE_LOOKBACK <= c.at <= reference + TIE]
     if suspects:
         latest = max(suspects, key=lambda c: c.at)
         before = (reference - latest.at).total_seconds() / 60
         score += WEIGHTS["change"]
-        when = f", {before:.0f} min before its trouble (score +{WEIGHTS['change']:.2f})"
+        whose = "its trouble" if own is not None else "the first trouble it explains"
+        when = f", {before:.0f} min before {whose} (score +{WEIGHTS['change']:.2f})"
         evidence.append(f"change: {latest.kind} {latest.detail}".rstrip() + when)
     return Cause(service=service, score=score, began_at=own.began if own else None, evidence=evidence)
