@@ -1,9 +1,9 @@
 """Where a step's time goes, engine vs plain Celery: CPU per process, Redis commands and SQL per step.
 
 Runs the sequential figure of `bench_engine.py` (an N-step workflow of zero-second waits vs a plain chain
-of N no-op tasks), or with --figure fanout the N-way fan-out with join vs a plain chord (--figure throughput: N
-single-action runs vs N plain tasks from the producer threads), on one worker at
-a time with `benchmarks.stepprobe` loaded into it, and reports:
+of N no-op tasks), or with --figure fanout the N-way fan-out with join vs a plain chord, or with --figure
+throughput N single-action runs vs N plain tasks from the producer threads, on one worker at a time
+with `benchmarks.stepprobe` loaded into it, and reports:
   - wall time per step and CPU time per step of each process involved (worker parent, pool processes,
     PostgreSQL backends of the benchmark database, redis-server, this producer), read from
     /proc/PID/task/*/schedstat (getrusage for this process) before and after;
@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench_engine as bench  # noqa: E402 - after the path is set
+
+#: The throughput figure's single-action workflow (registered by `bench_engine.register_workflows`).
+SINGLE_WORKFLOW = "bench-single"
 
 
 def threads_cpu_ns(pid: int) -> int:
@@ -224,7 +227,7 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
     elif args.figure == "throughput":  # N single-action runs from the producer threads; ms per run
         tasks_per_run = args.steps
         chain = (
-            (lambda: 1000 / bench.engine_throughput(engine, bench_single(engine), args.steps))
+            (lambda: 1000 / bench.engine_throughput(engine, SINGLE_WORKFLOW, args.steps))
             if side == "engine"
             else (lambda: 1000 / bench.plain_throughput(args.steps))
         )
@@ -299,11 +302,6 @@ def run_side(side: str, args: argparse.Namespace, engine: Any, workflow: str, ou
             sorted(probe_dir.glob("parent-*.prof")), tasks, PARENT_FUNCTIONS
         )
     return report
-
-
-def bench_single(engine: Any) -> str:
-    """The throughput figure's single-action workflow (registered by `register_workflows`)."""
-    return "bench-single"
 
 
 def producer_pass(engine: Any, workflows: dict[str, str], count: int, out: Path) -> dict[str, Any]:

@@ -147,7 +147,7 @@ def enqueue_run(
                 queue=PRIORITY_QUEUES[Priority(document["priority"])],
                 skip_reason=skip_reason,
                 run_id=run_id,
-                audit=started,
+                audit_entry=started,
                 pinned=pinned is not None,
             )
             break

@@ -127,13 +127,13 @@ def create_run(
     queue: str,
     skip_reason: str = "",
     run_id: uuid.UUID | None = None,
-    audit: AuditEntry | None = None,
+    audit_entry: AuditEntry | None = None,
     pinned: bool = False,
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
     already created with this idempotency key. StaleVersion when `version_number` is no longer the
-    workflow's latest (nothing stored), unless the caller `pinned` that version on purpose. `audit`, an
-    entry about this run (`run_id`), is stored with the run in the same transaction, and only if the run
+    workflow's latest (nothing stored), unless the caller `pinned` that version on purpose. `audit_entry`,
+    an entry about this run (`run_id`), is stored with the run in the same transaction, and only if the run
     is created."""
     run_id = run_id or uuid.uuid4()
     now = _now()
@@ -173,11 +173,13 @@ def create_run(
         params[f"t{i}"] = act["action_type"]
         params[f"k{i}"] = step_task_id(str(run_id), act["name"])
     statements = [_INSERT_PINNED_RUN if pinned else _INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED]
-    if audit is not None:
+    if audit_entry is not None:
+        if audit_entry.object_id != str(run_id):
+            raise ValueError("the audit entry of a run start must name that run (pass its run_id)")
         for name in _AUDIT_FIELDS:
             field = AuditEntry._meta.get_field(name)
             assert isinstance(field, Field)
-            params[f"audit_{name}"] = db_value(field, getattr(audit, name))
+            params[f"audit_{name}"] = db_value(field, getattr(audit_entry, name))
         statements.insert(2, _INSERT_AUDIT)
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.

@@ -353,7 +353,8 @@ def test_a_run_start_is_audited_once_in_the_runs_own_transaction(engine: Any) ->
     assert again.id == first.id
     with pytest.raises(IdempotencyConflict):
         engine.run_workflow(name, {"who": "b"}, idempotency_key=key)
-    entries = list(AuditEntry.objects.filter(object_type="run", action="run.started", object_id=str(first.id)))
+    started = AuditEntry.objects.filter(object_type="run", action="run.started", object_id=str(first.id))
+    entries = list(started)
     assert len(entries) == 1
     expected = {"workflow": name, "version": 1, "inputs": {"who": "a"}, "status": "pending"}
     assert entries[0].after_digest == state_digest(expected)

@@ -80,3 +80,18 @@ def alertmanager_server() -> Iterator[Callable[..., str]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def level(engine: Any) -> Iterator[Any]:
+    """Set the automation level for one test (this process reads it at once), restored afterwards."""
+    from automation import AutomationConfig
+    from automation.config.apply import apply_config
+
+    original = engine.config
+
+    def set_level(value: str) -> None:
+        apply_config(AutomationConfig(**{**original.model_dump(), "level": value}))
+
+    yield set_level
+    apply_config(original)

@@ -1,7 +1,8 @@
 """The pipeline where it used to lose or invent pages: a muted group sends nothing, a storm-sized group is
 truncated and still delivered, a deleted rule's alerts resolve, a received alert is not resolved by a rule
 of its name, a late evaluation changes nothing, a transition whose follow-up died is taken up again, a
-newer firing from a sender that lost its resolution is a firing of its own."""
+newer firing from a sender that lost its resolution is a firing of its own, a run sent but not yet
+recorded on its alert when the process died is recorded by the repair (never a second run)."""
 
 from __future__ import annotations
 
@@ -217,3 +218,65 @@ def test_history_is_purged_after_its_retention_but_open_alerts_stay() -> None:
     assert not Alert.objects.filter(fingerprint=settled.fingerprint).exists()
     assert Alert.objects.get(fingerprint=open_.fingerprint).state == "firing"  # open alerts stay
     assert not AlertLog.objects.filter(alert__fingerprint=open_.fingerprint).exists()  # its old log went
+
+
+@pytest.fixture
+def dies_recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The process dies after the remediation run was stored and sent, before the alert records it."""
+    from automation.alerting.services import pipeline
+
+    real = pipeline.record_run
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the process died after sending the run")
+
+    monkeypatch.setattr(pipeline, "record_run", dies)
+    yield lambda: monkeypatch.setattr(pipeline, "record_run", real)
+
+
+def test_a_run_sent_but_not_recorded_is_recorded_by_the_repair_though_the_alert_moved_on(
+    level: Any, dies_recording: Any
+) -> None:
+    import dataclasses
+
+    from automation.alerting.services import pipeline
+    from automation.alerting.services.intake import receive
+    from automation.models import Alert
+
+    level("autonomous")
+    name = unique("unrecorded")
+    handler(name)
+    alert = dataclasses.replace(received(name, service="api"), value=1.0)
+    now = time.time()
+    with pytest.raises(RuntimeError):
+        receive(alert, now)
+    dies_recording()
+    (run,) = runs_of(f"alert.{name}")
+    # The sender sends the firing again with a new value (the run's inputs would differ now).
+    assert receive(dataclasses.replace(alert, value=2.0), now + 10).outcome == "deduplicated"
+    assert pipeline.repair(now + pipeline.REPAIR_AFTER + 15) >= 1
+    assert [r.id for r in runs_of(f"alert.{name}")] == [run.id]
+    assert Alert.objects.get(fingerprint=alert.fingerprint).last_run_id == run.id
+    log = decisions(alert.fingerprint)
+    assert log.count("workflow_started") == 1 and "workflow_refused" not in log
+
+
+def test_a_run_sent_but_not_recorded_stays_the_only_run_when_the_level_changed(
+    level: Any, dies_recording: Any
+) -> None:
+    from automation.alerting.services import pipeline
+    from automation.alerting.services.intake import receive
+
+    level("autonomous")
+    name = unique("regated")
+    handler(name)
+    alert = received(name, service="api")
+    now = time.time()
+    with pytest.raises(RuntimeError):
+        receive(alert, now)
+    dies_recording()
+    level("supervised")  # would gate a new run behind an approval
+    assert pipeline.repair(now + pipeline.REPAIR_AFTER + 15) >= 1
+    assert len(runs_of(f"alert.{name}")) == 1
+    assert runs_of(f"alert.{name}.gated") == []
+    assert decisions(alert.fingerprint).count("workflow_started") == 1

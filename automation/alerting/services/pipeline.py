@@ -50,27 +50,31 @@ from automation.alerting.services.groups import join
 from automation.alerting.services.muting import Muting
 from automation.choices import AlertSeverity, AutomationLevel
 from automation.config import current_config
-from automation.errors import InvalidFieldsError, NotFoundError, StateError
+from automation.errors import IdempotencyConflict, InvalidFieldsError, NotFoundError, StateError
 from automation.incidents.services.alerts import alert_fired, alert_resolved
 from automation.incidents.services.remediations import request as request_remediations
-from automation.models import Alert
+from automation.models import Alert, WorkflowRun
 from automation.templating import TemplateError, render
 
 #: A transition left unhandled this long (its process died mid-pipeline) is taken up again.
 REPAIR_AFTER = 30.0
 
 
-def on_fired(alert: Alert, now: float, rule: RuleDefinition | None) -> Any:
-    """Run the pipeline for an alert that just fired; returns the remediation run it started, if any."""
+def on_fired(alert: Alert, now: float, rule: RuleDefinition | None, *, repairing: bool = False) -> Any:
+    """Run the pipeline for an alert that just fired; returns the remediation run it started, if any.
+    `repairing`: the pipeline of this firing ran before and was cut off; a run it had already started is
+    recorded as it is, whatever the level, silences or cooldown say now."""
     key = firing_key(alert)
-    run = None
+    run = _started_before(alert, now, rule) if repairing and rule is not None else None
     muted = Muting.now(now).of(alert)
-    if alert.flapping:
-        log(alert, Decision.FLAPPING, now, detail="held: too many state changes", once_key=f"flapping:{key}")
-    elif muted is not None:
-        log(alert, muted[0], now, detail=muted[1], once_key=f"{muted[0]}:{key}")
-    elif rule is not None:
-        run = remediate(alert, now, rule)
+    if run is None:
+        if alert.flapping:
+            detail = "held: too many state changes"
+            log(alert, Decision.FLAPPING, now, detail=detail, once_key=f"flapping:{key}")
+        elif muted is not None:
+            log(alert, muted[0], now, detail=muted[1], once_key=f"{muted[0]}:{key}")
+        elif rule is not None:
+            run = remediate(alert, now, rule)
     found = _route(alert, now)
     incident_id = alert_fired(alert, now, group_keys=[d.group_key for d in found], may_open=muted is None)
     if muted is None and not alert.flapping:
@@ -150,7 +154,7 @@ def repair(now: float) -> int:
         found += 1
         if alert.state == AlertState.FIRING:
             rule = RuleDefinition.model_validate(alert.rule.document) if alert.rule is not None else None
-            on_fired(alert, now, rule)
+            on_fired(alert, now, rule, repairing=True)
         else:
             on_resolved(alert, now)
     return found
@@ -196,8 +200,8 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
 def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: bool, level: str) -> Any:
     """Store and send the run first, in a transaction of its own (the first step starts while the alert's
     bookkeeping is written), then record it on the alert. A process dying in between leaves the run
-    stored and sent under the firing's key: `repair` takes the transition up again, and the same key
-    gives back the same run, which is then recorded (never a second run)."""
+    stored and sent under the firing's key, not yet recorded: `repair` finds it (`_started_before`) and
+    records it, never starting a second one."""
     from automation.runs.dispatch import enqueue_run
 
     context = alert_context(alert)
@@ -209,9 +213,36 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
         inputs = render(rule.workflow.inputs, {"alert": context}, {})
     else:
         inputs = {"alert": context}
-    run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key)
+    try:
+        run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key)
+    except IdempotencyConflict as exc:
+        # This firing's run exists, asked with the alert as it was then: it is the one to record.
+        run = WorkflowRun.objects.get(id=exc.run_id)
+    _record_start(alert, now, run, gated=gated, detail=f"level {level}")
+    return run
+
+
+def _record_start(alert: Alert, now: float, run: Any, *, gated: bool, detail: str) -> None:
     with transaction.atomic():
         record_run(alert, run.id, now)
         decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
-        log(alert, decision, now, run_id=run.id, detail=f"level {level}", once_key=f"run:{key}")
+        log(alert, decision, now, run_id=run.id, detail=detail, once_key=f"run:{firing_key(alert)}")
+
+
+def _started_before(alert: Alert, now: float, rule: RuleDefinition) -> Any:
+    """The run this firing already started (its key, under the rule's direct or gated workflow), now
+    recorded on the alert; None if it started none."""
+    if not rule.actions and rule.workflow is None:
+        return None
+    names = {run_workflow_name(rule, gated=False): False, run_workflow_name(rule, gated=True): True}
+    run = (
+        WorkflowRun.objects.filter(idempotency_key=firing_key(alert), workflow__name__in=list(names))
+        .select_related("workflow")
+        .order_by("created_at")
+        .first()
+    )
+    if run is None:
+        return None
+    if alert.last_run_id != run.id:
+        _record_start(alert, now, run, gated=names[run.workflow.name], detail="recorded on repair")
     return run
