@@ -25,7 +25,7 @@ import pandas as pd
 from automation.incidents.graph import ServiceGraph
 from automation.incidents.onset import Onset
 
-__all__ = ["AlertSignal", "Cause", "Change", "rank_causes"]
+__all__ = ["AlertSignal", "Cause", "Change", "lasting", "rank_causes"]
 
 WEIGHTS = {"coverage": 0.45, "earliest": 0.20, "change": 0.15, "strength": 0.20, "victim": -0.40}
 #: A candidate with no signal of its own whose metric was searched and shows no onset (a healthy
@@ -107,6 +107,11 @@ class _Trouble:
         return self.began - ALERT_LAG if self.by_alert else self.began
 
 
+def lasting(onset: Onset) -> bool:
+    """Whether a metric onset held (`LASTING`, `LASTING_FOR`): a failure, not a blip."""
+    return onset.sustained >= LASTING and (onset.held is None or onset.held >= LASTING_FOR)
+
+
 def _troubles(
     alerts: Iterable[AlertSignal], onsets: Mapping[str, Onset], watched: frozenset[str]
 ) -> dict[str, _Trouble]:
@@ -126,16 +131,17 @@ def _troubles(
                 found[alert.service] = _Trouble(alert.started_at, what, ALERT_STRENGTH, by_alert=True)
     for service, onset in onsets.items():
         held = "" if onset.held is None else f"held {onset.held.total_seconds() / 60:.0f} min, "
-        what = f"metric onset ({onset.peak_sigmas:.1f} sigma, {held}{onset.sustained:.0%} of the time since)"
-        lasting = onset.sustained >= LASTING and (onset.held is None or onset.held >= LASTING_FOR)
+        named = f"metric {onset.metric} onset" if onset.metric else "metric onset"
+        what = f"{named} ({onset.peak_sigmas:.1f} sigma, {held}{onset.sustained:.0%} of the time since)"
+        held_on = lasting(onset)
         strength = onset.strength
         if service in found:
             # two signals of one lasting failure say more than either alone; an alert on a blip, less
-            strength = min(1.0, max(strength, ALERT_STRENGTH) + CORROBORATED) if lasting else max(
+            strength = min(1.0, max(strength, ALERT_STRENGTH) + CORROBORATED) if held_on else max(
                 strength, ALERT_STRENGTH * onset.sustained
             )
             what += " and its alert"
-        found[service] = _Trouble(onset.at, what, strength, lasting)
+        found[service] = _Trouble(onset.at, what, strength, held_on)
     return found
 
 
