@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from automation.incidents.graph import ServiceGraph
-from automation.incidents.onset import Onset
+from automation.incidents.onset import SCALE_WINDOW, Onset
 
-__all__ = ["AlertSignal", "Cause", "Change", "lasting", "rank_causes"]
+__all__ = ["AlertSignal", "Cause", "Change", "lasting", "onset_window", "rank_causes"]
 
 WEIGHTS = {"coverage": 0.45, "earliest": 0.20, "change": 0.15, "strength": 0.20, "victim": -0.40}
 #: A candidate with no signal of its own whose metric was searched and shows no onset (a healthy
@@ -57,6 +57,16 @@ LASTING_FOR = pd.Timedelta(minutes=10)
 CORROBORATED = 0.15
 #: The share of an alert's strength left when the service's metric was searched and shows no onset.
 UNCONFIRMED = 0.5
+
+#: The search starts this long before the first alert: an alert reports trouble up to `ALERT_LAG` old,
+#: from a dependency up to `PROPAGATION` per edge upstream (two edges, and the same again as margin).
+SEARCH_BEFORE = ALERT_LAG + 2 * PROPAGATION
+#: And ends at the resolution, now, or this long after the first alert, whichever is first: a cascade
+#: spreads no longer (`CASCADE_SPAN`).
+SEARCH_AFTER = CASCADE_SPAN
+#: History read before the live search for the departure's scale (the previous hour's median is then the
+#: baseline: a daily one would need days of samples per series).
+SEARCH_HISTORY = SCALE_WINDOW
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,16 @@ def lasting(onset: Onset) -> bool:
     return onset.sustained >= LASTING and (onset.held is None or onset.held >= LASTING_FOR)
 
 
+def onset_window(
+    first_alert: pd.Timestamp, end: pd.Timestamp
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    """Where a live incident's metric onsets are looked for (its first alert fired at `first_alert`, it was
+    resolved, or is seen, at `end`): from when history is read, and the search's start and end."""
+    start = first_alert - SEARCH_BEFORE
+    stop = max(first_alert, min(end, first_alert + SEARCH_AFTER))
+    return start - SEARCH_HISTORY, start, stop
+
+
 def _troubles(
     alerts: Iterable[AlertSignal], onsets: Mapping[str, Onset], watched: frozenset[str]
 ) -> dict[str, _Trouble]:
@@ -137,8 +157,10 @@ def _troubles(
         strength = onset.strength
         if service in found:
             # two signals of one lasting failure say more than either alone; an alert on a blip, less
-            strength = min(1.0, max(strength, ALERT_STRENGTH) + CORROBORATED) if held_on else max(
-                strength, ALERT_STRENGTH * onset.sustained
+            strength = (
+                min(1.0, max(strength, ALERT_STRENGTH) + CORROBORATED)
+                if held_on
+                else max(strength, ALERT_STRENGTH * onset.sustained)
             )
             what += " and its alert"
         found[service] = _Trouble(onset.at, what, strength, held_on)

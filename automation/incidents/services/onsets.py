@@ -3,10 +3,11 @@ engine's store with a `service` label naming it, in minute bins, searched by `on
 RCA benchmark searches its generated metrics. Read-only.
 
 Which series are a service's: those carrying `service="<name>"` (the label the alert rules' series and
-their alerts already carry), at most `PER_SERVICE` of them (by metric name), histogram buckets and
-creation timestamps left out. A counter (`_total`, `_count`, `_sum`) is read as its increase per minute; every
-other series as it is, where higher is worse (latency, errors, saturation): a metric whose fall is the
-trouble (throughput, availability) shows none.
+their alerts already carry), at most `PER_SERVICE` of them (by metric name), histogram buckets, creation
+and start times and info series left out (they say nothing of health). A counter (`_total`, `_count`,
+`_sum`) is read as its increase per minute; every other series as it is, where higher is worse (latency,
+errors, saturation): a metric whose fall is the trouble (throughput, availability) shows none, and, being
+searchable, makes its service count as watched and quiet; label such series otherwise.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from automation.alerting.services.samples import LabelledSeries, MinuteBins, minute_bins, series_labelled
-from automation.incidents.onset import SCALE_WINDOW, Onset, find_onset, measurable
-from automation.incidents.rca import ALERT_LAG, CASCADE_SPAN, PROPAGATION, lasting
+from automation.incidents.onset import Onset, find_onset, measurable
+from automation.incidents.rca import lasting, onset_window
 
 __all__ = ["MetricOnsets", "SERVICE_LABEL", "service_onsets"]
 
@@ -30,17 +31,8 @@ SERVICE_LABEL = "service"
 #: to at most `MAX_SERIES` x the window's minutes rows.
 PER_SERVICE = 8
 MAX_SERIES = 160
-#: The search starts this long before the first alert: an alert reports trouble up to `ALERT_LAG` old,
-#: from a dependency up to `PROPAGATION` per edge upstream (two edges, and the same again as margin).
-SEARCH_BEFORE = ALERT_LAG + 2 * PROPAGATION
-#: And ends at the resolution, now, or this long after the first alert, whichever is first: a cascade
-#: spreads no longer (`CASCADE_SPAN`).
-SEARCH_AFTER = CASCADE_SPAN
-#: History read before the search for the departure's scale (the previous hour's median is then the
-#: baseline: a daily one would need days of samples per series).
-HISTORY = SCALE_WINDOW
 COUNTER_SUFFIXES = ("_total", "_count", "_sum")
-SKIPPED_SUFFIXES = ("_bucket", "_created")
+SKIPPED_SUFFIXES = ("_bucket", "_created", "_info", "_start_time_seconds")
 
 
 @dataclass(frozen=True)
@@ -69,11 +61,10 @@ def service_onsets(
     """The onsets of `services` (ordered nearest the incident first: the cap keeps those) around an
     incident whose first alert fired at `first_alert`, searched up to `end` (its resolution, or now)."""
     ordered = list(dict.fromkeys(services))
-    first = pd.Timestamp(first_alert).tz_convert("UTC")
-    start = first - SEARCH_BEFORE
-    stop = min(pd.Timestamp(end).tz_convert("UTC"), pd.Timestamp(now).tz_convert("UTC"), first + SEARCH_AFTER)
-    stop = max(stop, first)
-    history = (start - HISTORY).timestamp()
+    read_from, start, stop = onset_window(
+        pd.Timestamp(first_alert), min(pd.Timestamp(end), pd.Timestamp(now))
+    )
+    history = read_from.timestamp()
     found = series_labelled(
         SERVICE_LABEL, ordered, since=history, per_value=PER_SERVICE, skip_suffixes=SKIPPED_SUFFIXES
     )
