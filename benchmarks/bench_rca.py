@@ -10,13 +10,14 @@ accuracy of `rank_causes`, against baselines on the same scenarios:
 The weights and the onset detector were set on development seeds 0-299 (`--dev`; `--misses` prints why
 the true root was not first in each miss), checked on seeds 300-599 (`--dev --first 300`); the figures are
 on held-out seeds (10,000 on), never used to tune. `ours_without_changes` is the same ranking blind to the
-recorded changes. Misses (top-1 and top-3) are counted by the scenario's traits (root alert missing, root
-unwatched, ...), so they can be explained; "failure unseen" marks a scenario where nothing that failed
-gave a signal (the root alone failed, its metric is not watched and its alert never fired): the incident
-holds only noise, if anything, and nothing can point at the root.
+recorded changes, `ours_alerts_only` the same without the metrics (alerts and changes: what the live
+incident report gave before it read the push store). Misses (top-1 and top-3) are counted by the
+scenario's traits (root alert missing, root unwatched, ...), so they can be explained; "failure unseen"
+marks a scenario where nothing that failed gave a signal (the root alone failed, its metric is not watched
+and its alert never fired): the incident holds only noise, if anything, and nothing can point at the root.
 
-`--live-window` finds the onsets as the live incident report does (`rca.onset_window`: 6 h of history, so
-the previous hour's median as the baseline, searched from 30 min before the first alert to an hour after it).
+`--live-window` finds the onsets as the live incident report does (`rca.onset_window`: a day and 6 h of
+history, searched from 30 min before the first alert to an hour after it).
 
 Usage: python benchmarks/bench_rca.py [--quick] [--seeds N] [--dev [--first N]] [--misses] [--live-window]
 Writes benchmarks/results/rca.json (not with --quick, --dev or --live-window).
@@ -84,6 +85,13 @@ def ours_without_changes(scenario: Scenario, onsets: dict[str, Onset]) -> list[s
     return [c.service for c in causes]
 
 
+def ours_alerts_only(scenario: Scenario, onsets: dict[str, Onset]) -> list[str]:
+    """The same ranking with the alerts' timing alone, no metric watched: what the live incident report
+    gave before it read the push store."""
+    causes = rank_causes(scenario.graph, alerts=scenario.alerts, onsets={}, changes=scenario.changes)
+    return [c.service for c in causes]
+
+
 def strongest_onset(scenario: Scenario, onsets: dict[str, Onset]) -> list[str]:
     """The service whose metric went wrong hardest and longest (the onsets `rank_causes` reads)."""
     return sorted(onsets, key=lambda s: (-onsets[s].strength, onsets[s].at, s))
@@ -124,6 +132,7 @@ def most_upstream_alert(scenario: Scenario, onsets: dict[str, Onset]) -> list[st
 METHODS = {
     "ours": ours,
     "ours_without_changes": ours_without_changes,
+    "ours_alerts_only": ours_alerts_only,
     "first_alert": first_alert,
     "most_upstream_alert": most_upstream_alert,
     "strongest_onset": strongest_onset,
@@ -217,7 +226,7 @@ def main() -> int:
     parser.add_argument(
         "--live-window",
         action="store_true",
-        help="onsets as the live incident report finds them: 6 h of history, searched around the first alert",
+        help="onsets as the live incident report finds them (30 h of history, around the first alert)",
     )
     args = parser.parse_args()
     count = 40 if args.quick else args.seeds
