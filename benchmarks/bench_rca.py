@@ -16,8 +16,8 @@ scenario's traits (root alert missing, root unwatched, ...), so they can be expl
 marks a scenario where nothing that failed gave a signal (the root alone failed, its metric is not watched
 and its alert never fired): the incident holds only noise, if anything, and nothing can point at the root.
 
-`--live-window` finds the onsets as the live incident report does (`rca.onset_window`: a day and 6 h of
-history, searched from 30 min before the first alert to an hour after it).
+`--live-window` finds the onsets as the live incident report does (`rca.onset_window`: searched from 30 min
+before the first alert to an hour after it, on the 6 h before and the same minutes a day earlier).
 
 Usage: python benchmarks/bench_rca.py [--quick] [--seeds N] [--dev [--first N]] [--misses] [--live-window]
 Writes benchmarks/results/rca.json (not with --quick, --dev or --live-window).
@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from automation.incidents.cascades import Scenario, generate  # noqa: E402
@@ -51,17 +52,20 @@ def onsets_of(scenario: Scenario, *, live: bool = False) -> dict[str, Onset]:
     """The onsets of the scenario's metrics; `live`: searched as the live incident report searches them
     (`onset_window`), else over the whole scenario with its 3 days of history."""
     start, end = scenario.start, scenario.end
+    spans: list[tuple[pd.Timestamp, pd.Timestamp]] = []
     if live:
         # the report's window, from the first alert (none: the failure's start, as the search would be
         # without an incident to date it), ending an hour after it at the latest
         first = (
             scenario.alerts[0].started_at if scenario.alerts else scenario.start + pd.Timedelta(minutes=30)
         )
-        read_from, start, end = onset_window(first, scenario.end)
+        spans, start, end = onset_window(first, scenario.end)
     found = {}
     for service, series in scenario.metrics.items():
         if live:
-            series = series[(series.index >= read_from) & (series.index <= end)]
+            series = series[
+                np.logical_or.reduce([(series.index >= a) & (series.index <= b) for a, b in spans])
+            ]
         onset = find_onset(series, start=start, end=end)
         if onset is not None:
             found[service] = onset
@@ -226,7 +230,7 @@ def main() -> int:
     parser.add_argument(
         "--live-window",
         action="store_true",
-        help="onsets as the live incident report finds them (30 h of history, around the first alert)",
+        help="onsets as the live incident report finds them (`rca.onset_window`)",
     )
     args = parser.parse_args()
     count = 40 if args.quick else args.seeds

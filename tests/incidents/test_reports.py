@@ -114,7 +114,7 @@ def test_the_live_report_reads_the_candidates_metric_onsets(
     from automation.incidents.services.reports import incident_report
 
     alerted = time.time() - 1800
-    history = alerted - 7 * 3600
+    history = alerted - 31 * 3600  # a day and more: the same minutes of the day before are the baseline
     # db's latency steps up 5 min before api alerts, api's 3 min before, web's 2 min before; db never alerts
     if db_metric != "not pushed":
         rise = alerted - 300 if db_metric == "rises first" else None
@@ -132,7 +132,7 @@ def test_the_live_report_reads_the_candidates_metric_onsets(
     if db_metric == "rises first":
         assert ranked[0] == chain.db, report["causes"]
         began = datetime.fromisoformat(causes[chain.db]["began_at"]).timestamp()
-        assert alerted - 360 <= began <= alerted - 240
+        assert alerted - 600 <= began <= alerted - 240  # the CUSUM dates a run from its first point up
         assert db_timing.startswith('timing: metric latency_seconds{route="/"} onset'), db_timing
         assert "before 2 of the 2 it explains" in db_timing
         assert any(f"depends on {chain.db}" in line for line in causes[chain.api]["evidence"])
@@ -191,7 +191,7 @@ def test_a_services_series_are_capped_and_counters_read_as_increases(chain: Chai
     assert list(found) == [chain.db]
     assert [s.metric for s in found[chain.db]] == ["a_requests_total", "b_gauge"]
     counter = found[chain.db][0]
-    bins = minute_bins([counter.id], now - 3600, now)[counter.id]
+    bins = minute_bins([counter.id], [(now - 3600, now - 1800), (now - 1800, now)])[counter.id]
     assert len(bins.times) == len(counts) and bins.maxima == [float(v) for v in counts]
     increases = _regular(counter, bins)
     assert isinstance(increases, pd.Series)

@@ -122,14 +122,17 @@ class MinuteBins:
     maxima: list[float]
 
 
-def minute_bins(series_ids: Iterable[int], start: float, end: float) -> dict[int, MinuteBins]:
-    """The samples of these series in [start, end], in minute bins (aggregated by the database: at most
-    one row per series and minute comes back, whatever the scrape interval)."""
+def minute_bins(series_ids: Iterable[int], spans: Sequence[tuple[float, float]]) -> dict[int, MinuteBins]:
+    """The samples of these series in each [start, end] of `spans`, in minute bins (aggregated by the
+    database: at most one row per series and minute comes back, whatever the scrape interval)."""
     ids = sorted(set(series_ids))
-    if not ids:
+    if not ids or not spans:
         return {}
+    within = Q()
+    for start, end in spans:
+        within |= Q(at__gte=_at(start), at__lte=_at(end))
     rows = (
-        MetricSample.objects.filter(series_id__in=ids, at__gte=_at(start), at__lte=_at(end))
+        MetricSample.objects.filter(within, series_id__in=ids)
         .annotate(minute=TruncMinute("at", tzinfo=UTC))
         .values("series_id", "minute")
         .annotate(mean=Avg("value"), top=Max("value"))

@@ -28,7 +28,7 @@ __all__ = ["MetricOnsets", "SERVICE_LABEL", "service_onsets"]
 #: The label naming the service a series measures.
 SERVICE_LABEL = "service"
 #: Series read per service, and in all (the services nearest the incident first): what bounds the read
-#: to at most `MAX_SERIES` x the window's minutes rows (about 32 h: 192,000 rows).
+#: to at most `MAX_SERIES` x the minutes of `rca.onset_window`'s spans (about 15 h: 90,000 rows).
 PER_SERVICE = 8
 MAX_SERIES = 100
 COUNTER_SUFFIXES = ("_total", "_count", "_sum")
@@ -61,10 +61,8 @@ def service_onsets(
     """The onsets of `services` (ordered nearest the incident first: the cap keeps those) around an
     incident whose first alert fired at `first_alert`, searched up to `end` (its resolution, or now)."""
     ordered = list(dict.fromkeys(services))
-    read_from, start, stop = onset_window(
-        pd.Timestamp(first_alert), min(pd.Timestamp(end), pd.Timestamp(now))
-    )
-    history = read_from.timestamp()
+    spans, start, stop = onset_window(pd.Timestamp(first_alert), min(pd.Timestamp(end), pd.Timestamp(now)))
+    history = spans[0][0].timestamp()
     found = series_labelled(
         SERVICE_LABEL, ordered, since=history, per_value=PER_SERVICE, skip_suffixes=SKIPPED_SUFFIXES
     )
@@ -75,7 +73,8 @@ def service_onsets(
         if taken:
             chosen[service] = taken
             budget -= len(taken)
-    bins = minute_bins([s.id for taken in chosen.values() for s in taken], history, stop.timestamp())
+    read = [(a.timestamp(), b.timestamp()) for a, b in spans]
+    bins = minute_bins([s.id for taken in chosen.values() for s in taken], read)
     onsets: dict[str, Onset] = {}
     watched: set[str] = set()
     for service, taken in chosen.items():
