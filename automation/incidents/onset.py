@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Onset", "find_onset"]
+__all__ = ["Onset", "find_onset", "measurable"]
 
 #: CUSUM allowance and decision threshold, in robust standard deviations.
 ALLOWANCE = 1.0
@@ -22,6 +22,8 @@ THRESHOLD = 6.0
 #: The departure's spread is measured over this much of the metric before the search starts.
 SCALE_WINDOW = pd.Timedelta(hours=6)
 MAD_TO_SIGMA = 1.4826
+#: The fewest known departures before the search starts that give a scale.
+MIN_SCALE_POINTS = 10
 
 
 #: A point after the onset counts as still in trouble above this departure, in sigmas.
@@ -39,6 +41,8 @@ class Onset:
     sustained: float = 1.0
     #: How long, in all, it stayed above `SUSTAINED_SIGMAS` (None: not measured).
     held: pd.Timedelta | None = None
+    #: The series it was found in, when the caller names it (shown in the ranking's evidence).
+    metric: str = ""
 
     @property
     def strength(self) -> float:
@@ -52,10 +56,9 @@ def _seasonal_baseline(series: pd.Series, days: int) -> pd.Series:
     return pd.concat(shifted, axis=1).median(axis=1, skipna=True)
 
 
-def find_onset(series: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp, days: int = 3) -> Onset | None:
-    """The onset of the first sustained rise in [start, end] of a regular series with a daily cycle, or
-    None. Needs history before `start`: at least a day for the baseline and `SCALE_WINDOW` for the scale;
-    without a daily history the previous hour's median is the baseline."""
+def _departure(series: pd.Series, start: pd.Timestamp, days: int) -> tuple[pd.Series, pd.Series]:
+    """The series' departure from its baseline, and the known departures of the scale window before
+    `start`."""
     values = pd.to_numeric(series, errors="coerce").astype(float).sort_index()
     history_days = int((start - values.index[0]) / pd.Timedelta(days=1)) if len(values) else 0
     if history_days >= 1:
@@ -64,7 +67,25 @@ def find_onset(series: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp, day
         baseline = values.rolling(pd.Timedelta(hours=1), min_periods=5).median().shift(1)
     departure = values - baseline
     before = departure[(departure.index >= start - SCALE_WINDOW) & (departure.index < start)].dropna()
-    if len(before) < 10:
+    return departure, before
+
+
+def measurable(series: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp, days: int = 3) -> bool:
+    """Whether `find_onset` can search the series over [start, end]: enough history before `start` for
+    a scale, and a point in the window. A measurable series without an onset is a quiet one."""
+    if not len(series):
+        return False
+    departure, before = _departure(series, start, days)
+    inside = departure[(departure.index >= start) & (departure.index <= end)]
+    return len(before) >= MIN_SCALE_POINTS and bool(inside.notna().any())
+
+
+def find_onset(series: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp, days: int = 3) -> Onset | None:
+    """The onset of the first sustained rise in [start, end] of a regular series with a daily cycle, or
+    None. Needs history before `start`: at least a day for the baseline and `SCALE_WINDOW` for the scale;
+    without a daily history the previous hour's median is the baseline."""
+    departure, before = _departure(series, start, days)
+    if len(before) < MIN_SCALE_POINTS:
         return None
     centre = float(before.median())
     scale = MAD_TO_SIGMA * float((before - centre).abs().median())

@@ -74,3 +74,125 @@ def test_mtta_and_mttr_per_service_and_severity(chain: Chain) -> None:  # noqa: 
     table = cli("incidents", "stats", "--since", "3h")
     assert table.returncode == 0 and chain.noise[:23] in table.stdout and "2.0 min" in table.stdout
     assert "--since" in one_line_error(cli("incidents", "stats", "--since", "yesterday-ish"))
+
+
+def _push_latency(service: str, *, start: float, stop: float, rise_at: float | None, seed: int) -> None:
+    """One sample a minute of `latency_seconds{service=...}` (100 +- 5, stepped up by 60 from `rise_at`)."""
+    import numpy as np
+
+    from automation.alerting.exposition import PushedSample
+    from automation.alerting.services.samples import ingest
+
+    times = np.arange(start, stop, 60.0)
+    values = 100 + np.random.default_rng(seed).normal(0, 5, len(times))
+    if rise_at is not None:
+        values[times >= rise_at] += 60
+    labels = {"service": service, "route": "/"}
+    ingest(
+        PushedSample("latency_seconds", labels, float(v), float(t))
+        for t, v in zip(times, values, strict=True)
+    )
+
+
+def _incident_from_dependents(chain: Chain, now: float) -> Any:  # noqa: F811
+    """api and web alert (web 30 s after api); db, which both depend on, never alerts."""
+    from automation.alerting.services.intake import receive
+
+    for offset, service in ((0, chain.api), (30, chain.web)):
+        receive(received(service, starts=now + offset), now + offset)
+    (incident,) = incidents_of(*chain.linked)
+    return incident
+
+
+@pytest.mark.parametrize("db_metric", ["rises first", "quiet", "not pushed"])
+def test_the_live_report_reads_the_candidates_metric_onsets(
+    chain: Chain,  # noqa: F811 - the fixture
+    db_metric: str,
+) -> None:
+    from datetime import UTC, datetime
+
+    from automation.incidents.services.reports import incident_report
+
+    alerted = time.time() - 1800
+    history = alerted - 31 * 3600  # a day and more: the same minutes of the day before are the baseline
+    # db's latency steps up 5 min before api alerts, api's 3 min before, web's 2 min before; db never alerts
+    if db_metric != "not pushed":
+        rise = alerted - 300 if db_metric == "rises first" else None
+        _push_latency(chain.db, start=history, stop=time.time(), rise_at=rise, seed=1)
+    _push_latency(chain.api, start=history, stop=time.time(), rise_at=alerted - 180, seed=2)
+    _push_latency(chain.web, start=history, stop=time.time(), rise_at=alerted - 120, seed=3)
+    incident = _incident_from_dependents(chain, alerted)
+    report = incident_report(incident, now=datetime.fromtimestamp(time.time(), tz=UTC))
+
+    causes = {c["service"]: c for c in report["causes"]}
+    ranked = [c["service"] for c in report["causes"]]
+    db_timing = next(line for line in causes[chain.db]["evidence"] if line.startswith("timing:"))
+    api_timing = next(line for line in causes[chain.api]["evidence"] if line.startswith("timing:"))
+    assert 'metric latency_seconds{route="/"} onset' in api_timing, api_timing
+    if db_metric == "rises first":
+        assert ranked[0] == chain.db, report["causes"]
+        began = datetime.fromisoformat(causes[chain.db]["began_at"]).timestamp()
+        assert alerted - 600 <= began <= alerted - 240  # the CUSUM dates a run from its first point up
+        assert db_timing.startswith('timing: metric latency_seconds{route="/"} onset'), db_timing
+        assert "before 2 of the 2 it explains" in db_timing
+        assert any(f"depends on {chain.db}" in line for line in causes[chain.api]["evidence"])
+    elif db_metric == "quiet":  # watched and healthy: not the cause
+        assert ranked[0] == chain.api, report["causes"]
+        assert db_timing == "timing: no alert, and its metric shows no onset"
+    else:  # not watched: its silence says nothing
+        assert ranked[0] == chain.api, report["causes"]
+        assert "no metric of it is watched" in db_timing
+    assert any(
+        note.startswith("metrics: ") and "series labelled service=" in note for note in report["notes"]
+    )
+
+
+def test_a_failure_to_read_metrics_leaves_the_alert_only_ranking(
+    chain: Chain,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import DatabaseError
+
+    from automation.incidents.services.reports import incident_report
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("push store unreachable")
+
+    alerted = time.time() - 1800
+    _push_latency(chain.db, start=alerted - 7 * 3600, stop=time.time(), rise_at=alerted - 300, seed=1)
+    incident = _incident_from_dependents(chain, alerted)
+    monkeypatch.setattr("automation.incidents.services.onsets.minute_bins", broken)
+    report = incident_report(incident)
+    assert report["causes"][0]["service"] == chain.api, report["causes"]
+    unread = "metrics: not read (DatabaseError: push store unreachable); timing from alerts only"
+    assert unread in report["notes"] and all(unread in c["evidence"] for c in report["causes"])
+    assert report["alerts"] and report["timeline"]  # the rest of the report is there
+
+
+def test_a_services_series_are_capped_and_counters_read_as_increases(chain: Chain) -> None:  # noqa: F811
+    import pandas as pd
+
+    from automation.alerting.exposition import PushedSample
+    from automation.alerting.services.samples import ingest, minute_bins, series_labelled
+    from automation.incidents.services.onsets import SKIPPED_SUFFIXES, _regular
+
+    now = time.time()
+    labels = {"service": chain.db}
+    pushed = [PushedSample(f"{name}", labels, 1.0, now - 60) for name in ("b_gauge", "a_bucket", "c_other")]
+    # a counter: +5 a minute, reset to 0 (then +5 again) after the fourth minute; two samples a minute
+    counts = [0, 5, 10, 15, 20, 5, 10]
+    minute = now // 60 * 60 - 600
+    for k, v in enumerate(counts):
+        pushed += [PushedSample("a_requests_total", labels, float(v) - 1, minute + 60 * k + 10)]
+        pushed += [PushedSample("a_requests_total", labels, float(v), minute + 60 * k + 40)]
+    ingest(pushed)
+    found = series_labelled("service", [chain.db, chain.api], since=now - 3600, per_value=2,
+                            skip_suffixes=SKIPPED_SUFFIXES)  # fmt: skip
+    assert list(found) == [chain.db]
+    assert [s.metric for s in found[chain.db]] == ["a_requests_total", "b_gauge"]
+    counter = found[chain.db][0]
+    bins = minute_bins([counter.id], [(now - 3600, now - 1800), (now - 1800, now)])[counter.id]
+    assert len(bins.times) == len(counts) and bins.maxima == [float(v) for v in counts]
+    increases = _regular(counter, bins)
+    assert isinstance(increases, pd.Series)
+    assert increases.tolist() == [5.0, 5.0, 5.0, 5.0, 5.0, 5.0]

@@ -1,12 +1,16 @@
-"""Pushed samples: stored idempotently (a sample is its series and time), dropped after the retention."""
+"""Pushed samples: stored idempotently (a sample is its series and time), dropped after the retention;
+and read by label for what is not a rule (the incident report's metric onsets), in minute bins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Avg, Exists, F, Max, OuterRef, Q, Window
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import RowNumber, TruncMinute
 
 from automation.alerting.exposition import PushedSample
 from automation.alerting.matchers import digest
@@ -65,3 +69,82 @@ def purge(older_than: float) -> int:
     left = MetricSample.objects.filter(series=OuterRef("pk"))
     MetricSeries.objects.filter(last_at__lt=horizon).exclude(Exists(left)).delete()
     return dropped
+
+
+@dataclass(frozen=True)
+class LabelledSeries:
+    id: int
+    metric: str
+    labels: dict[str, str]
+
+
+def series_labelled(
+    label: str,
+    values: Iterable[str],
+    *,
+    since: float,
+    per_value: int,
+    skip_suffixes: Sequence[str] = (),
+) -> dict[str, list[LabelledSeries]]:
+    """Per value of `label`, up to `per_value` of the series carrying it (by metric name, then id) with a
+    sample pushed since `since` (epoch s), leaving out metrics whose name ends in one of
+    `skip_suffixes`. One query; the cap is applied in it."""
+    wanted = sorted(set(values))
+    if not wanted or per_value < 1:
+        return {}
+    skipped = Q()
+    for suffix in skip_suffixes:
+        skipped |= Q(metric__endswith=suffix)
+    rows = (
+        MetricSeries.objects.annotate(owner=KeyTextTransform(label, "labels"))
+        .filter(owner__in=wanted, last_at__gte=_at(since))
+        .exclude(skipped)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("owner")], order_by=[F("metric").asc(), F("id").asc()])
+        )
+        .filter(rank__lte=per_value)
+        .order_by("owner", "metric", "id")
+        .values_list("owner", "id", "metric", "labels")
+    )
+    found: dict[str, list[LabelledSeries]] = {}
+    for owner, series_id, metric, labels in rows:
+        found.setdefault(owner, []).append(LabelledSeries(series_id, metric, dict(labels)))
+    return found
+
+
+@dataclass(frozen=True)
+class MinuteBins:
+    """One series' samples in minute bins: the start of each bin (epoch s, ascending), and the mean and
+    the largest sample in it."""
+
+    times: list[float]
+    means: list[float]
+    maxima: list[float]
+
+
+def minute_bins(series_ids: Iterable[int], spans: Sequence[tuple[float, float]]) -> dict[int, MinuteBins]:
+    """The samples of these series in each [start, end] of `spans`, in minute bins (aggregated by the
+    database: at most one row per series and minute comes back, whatever the scrape interval)."""
+    ids = sorted(set(series_ids))
+    if not ids or not spans:
+        return {}
+    within = Q()
+    for start, end in spans:
+        within |= Q(at__gte=_at(start), at__lte=_at(end))
+    rows = (
+        MetricSample.objects.filter(within, series_id__in=ids)
+        .annotate(minute=TruncMinute("at", tzinfo=UTC))
+        .values("series_id", "minute")
+        .annotate(mean=Avg("value"), top=Max("value"))
+        .order_by("series_id", "minute")
+        .values_list("series_id", "minute", "mean", "top")
+    )
+    found: dict[int, MinuteBins] = {}
+    for series_id, minute, mean, top in rows.iterator(chunk_size=10_000):
+        bins = found.get(series_id)
+        if bins is None:
+            bins = found[series_id] = MinuteBins([], [], [])
+        bins.times.append(minute.timestamp())
+        bins.means.append(float(mean))
+        bins.maxima.append(float(top))
+    return found

@@ -2,32 +2,54 @@
 incident, its timeline, its alerts with what the notification log decided for each, the workflow runs
 it started with their outcomes, its remediations with what their guards decided, the changes recorded
 on the graph's services shortly before and during it, and the ranked candidate causes
-(automation/incidents/rca.py, on the dependency graph, the alerts' timing and those changes).
-Read-only."""
+(automation/incidents/rca.py, on the dependency graph, the alerts' timing, the candidates' metric onsets
+read from the push store (services/onsets.py) and those changes). Read-only."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from django.db import transaction
+from django.utils.timezone import now as django_now
 
 from automation.incidents.rca import CANDIDATE_HOPS, CHANGE_LOOKBACK, AlertSignal, Change, rank_causes
 from automation.incidents.remediation_serializers import remediation_json
 from automation.incidents.serializers import change_json, event_json, firing_json, incident_json
 from automation.incidents.services.changes import changes_near
+from automation.incidents.services.onsets import MetricOnsets, service_onsets
 from automation.models import AlertLog, Incident, IncidentAlert, IncidentEvent, Remediation, WorkflowRun
+
+logger = logging.getLogger(__name__)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start is not None and end is not None else None
 
 
-def incident_report(incident: Incident) -> dict[str, Any]:
-    """The report of one incident as JSON-ready data (`render_text` and `render_html` lay it out)."""
+def _metric_onsets(
+    services: list[str], *, first: datetime, end: datetime, now: datetime
+) -> tuple[MetricOnsets | None, str]:
+    """The candidates' metric onsets, or None and why: the metrics are evidence the report can do without,
+    so no failure to read them (a database error, a series the detector chokes on) may break it."""
+    try:
+        with transaction.atomic():  # a database error rolls back to here, not the caller's transaction
+            return service_onsets(services, first_alert=first, end=end, now=now), ""
+    except Exception as exc:  # noqa: BLE001 - any failure degrades to the alerts' timing, said in the report
+        logger.warning("incident report: metrics not read", exc_info=True)
+        return None, f"metrics: not read ({type(exc).__name__}: {str(exc)[:200]}); timing from alerts only"
+
+
+def incident_report(incident: Incident, *, now: datetime | None = None) -> dict[str, Any]:
+    """The report of one incident as JSON-ready data (`render_text` and `render_html` lay it out). `now`
+    (default: the clock) bounds the metrics read for an incident not yet resolved."""
     from automation.incidents.services.catalog import current_graph
+
+    now = now or django_now()
 
     firings = list(IncidentAlert.objects.filter(incident=incident).order_by("fired_at", "id"))
     events = list(IncidentEvent.objects.filter(incident=incident).order_by("at", "id"))
@@ -69,11 +91,15 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         if f.service
     ]
     first = min([f.fired_at for f in firings], default=incident.opened_at)
-    near = set(incident.services)  # the candidates: its services and what they depend on (rca.py)
+    # the candidates: its services and what they depend on (rca.py), the nearest first
+    hops_to: dict[str, int] = {service: 0 for service in incident.services}
     for service in incident.services:
         if service in graph:
-            near |= {s for s, hops in graph.upstream(service).items() if hops <= CANDIDATE_HOPS}
-    recorded = changes_near(near, first - CHANGE_LOOKBACK.to_pytimedelta(), end)
+            for dep, hops in graph.upstream(service).items():
+                if hops <= CANDIDATE_HOPS:
+                    hops_to[dep] = min(hops, hops_to.get(dep, hops))
+    near = sorted(hops_to, key=lambda s: (hops_to[s], s))
+    recorded = changes_near(set(near), first - CHANGE_LOOKBACK.to_pytimedelta(), end)
     changes = [
         Change(
             service=row.service,
@@ -83,8 +109,19 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         )
         for row in recorded
     ]
-    causes = [c.to_dict() for c in rank_causes(graph, alerts=signals, onsets={}, changes=changes)][:5]
     notes = []
+    metrics, unread = _metric_onsets(near, first=first, end=incident.resolved_at or now, now=now)
+    if metrics is not None:
+        notes.append(metrics.note(len(near)))
+        ranked = rank_causes(
+            graph, alerts=signals, onsets=metrics.onsets, changes=changes, watched=metrics.watched
+        )
+    else:
+        notes.append(unread)
+        ranked = rank_causes(graph, alerts=signals, onsets={}, changes=changes)
+        for cause in ranked:
+            cause.evidence.append(unread)
+    causes = [c.to_dict() for c in ranked][:5]
     if not causes:
         notes.append("no candidate cause: no alert of this incident names a service of the dependency graph")
     return {
