@@ -20,7 +20,7 @@ ranking can be measured on generators whose clocks do not match its own constant
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -54,11 +54,16 @@ class Timing:
     #: Minutes at the end of the window in which nothing new begins: a failure (of a victim) or a noise
     #: alert later than this is left out of the scenario.
     quiet_end: float = 10.0
+    #: Minutes after the root's failure the ranking is asked (None: at the window's end): the same
+    #: incident, cut there, without what had not begun by then.
+    asked_after: float | None = None
 
     def __post_init__(self) -> None:
         errors: list[tuple[str, str]] = []
         for spec in fields(self):
             value = getattr(self, spec.name)
+            if value is None:
+                continue
             low, high = value if isinstance(value, tuple) else (value, value)
             if not 0 <= low <= high:
                 errors.append((f"timing.{spec.name}", f"must be 0 <= low <= high, got {value!r}"))
@@ -66,6 +71,8 @@ class Timing:
             errors.append(("timing.blip", f"must last at least {BLIP_LEAD_MINUTES:g} min (its lead)"))
         if self.quiet_end >= self.window_after:
             errors.append(("timing.quiet_end", "must be shorter than window_after"))
+        if self.asked_after is not None and not 0 < self.asked_after <= self.window_after:
+            errors.append(("timing.asked_after", "must be after the failure and within window_after"))
         if errors:
             raise InvalidFieldsError(errors)
 
@@ -213,7 +220,7 @@ def generate(seed: int, *, size: int | None = None, timing: Timing = DEFAULT_TIM
         traits.append("no cascade")
     if noisy:
         traits.append(f"{len(noisy)} noise alert(s)")
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         depends_on=depends_on,
         declared=declared,
@@ -224,5 +231,34 @@ def generate(seed: int, *, size: int | None = None, timing: Timing = DEFAULT_TIM
         changes=changes,
         start=start,
         end=end,
+        traits=traits,
+    )
+    if timing.asked_after is None:
+        return scenario
+    return _seen_at(scenario, onset + pd.Timedelta(minutes=timing.asked_after))
+
+
+def _seen_at(scenario: Scenario, at: pd.Timestamp) -> Scenario:
+    """The scenario as it stood at `at`: failures, alerts, deploys and metric points after it left out (every
+    draw is the same as for the whole window, so it is the same incident, only seen earlier)."""
+    failed = {s: t for s, t in scenario.failed.items() if t <= at}
+    alerts = [a for a in scenario.alerts if a.started_at <= at]
+    noise = {a.service for a in alerts if a.service not in scenario.failed}
+    traits = [
+        t for t in scenario.traits if t not in ("root alert missing", "no cascade") and "noise" not in t
+    ]
+    if scenario.root not in {a.service for a in alerts}:
+        traits.append("root alert missing")
+    if len(failed) == 1:
+        traits.append("no cascade")
+    if noise:
+        traits.append(f"{len(noise)} noise alert(s)")
+    return replace(
+        scenario,
+        failed=failed,
+        alerts=alerts,
+        metrics={s: series[series.index <= at] for s, series in scenario.metrics.items()},
+        changes=[c for c in scenario.changes if c.at <= at],
+        end=at,
         traits=traits,
     )

@@ -55,14 +55,25 @@ def test_longer_blips_last_as_long_as_asked_and_change_nothing_else() -> None:
 
 
 def test_a_ranking_asked_early_sees_nothing_after_the_window() -> None:
-    timing = Timing(window_after=20.0, quiet_end=0.0)
+    timing = Timing(window_after=5.0, quiet_end=0.0)
     for seed in SEEDS:
         scenario = generate(seed, timing=timing)
-        assert scenario.end - scenario.start == pd.Timedelta(minutes=50)
+        assert scenario.end - scenario.start == pd.Timedelta(minutes=35)
         assert all(a.started_at <= scenario.end for a in scenario.alerts)
         assert all(c.at <= scenario.end for c in scenario.changes)
         assert all(t <= scenario.end for t in scenario.failed.values())
         assert all(series.index[-1] <= scenario.end for series in scenario.metrics.values())
+
+
+def test_asked_early_is_the_same_incident_cut_short() -> None:
+    for seed in SEEDS:
+        whole, early = generate(seed), generate(seed, timing=Timing(asked_after=20.0))
+        cut = whole.failed[whole.root] + pd.Timedelta(minutes=20)
+        assert early.end == cut and (early.root, early.declared) == (whole.root, whole.declared)
+        assert early.failed == {s: t for s, t in whole.failed.items() if t <= cut}
+        assert early.alerts == [a for a in whole.alerts if a.started_at <= cut]
+        for service, series in early.metrics.items():
+            assert series.equals(whole.metrics[service][whole.metrics[service].index <= cut])
 
 
 @pytest.mark.parametrize(
@@ -72,6 +83,7 @@ def test_a_ranking_asked_early_sees_nothing_after_the_window() -> None:
         ({"propagation": (-1.0, 10.0)}, "timing.propagation"),
         ({"blip": (2.0, 4.0)}, "timing.blip"),
         ({"window_after": 10.0, "quiet_end": 10.0}, "timing.quiet_end"),
+        ({"asked_after": 90.0}, "timing.asked_after"),
     ],
 )
 def test_bad_timings_are_refused_naming_the_field(timing: dict[str, Any], field: str) -> None:
