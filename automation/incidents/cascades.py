@@ -12,22 +12,72 @@ missing in about one case in seven; about one service in ten has no metric (an u
 be named from its dependents); deploys happen on healthy services too; the root's metric step is drawn
 from the same range as its victims' (2-9 sigma); and the ranking is given the graph as declared, with a
 tenth of the true edges missing and a few false ones added.
+
+The timings (alert delays, blips, propagation, the window) are a `Timing`, today's values by default, so the
+ranking can be measured on generators whose clocks do not match its own constants (`bench_rca.py
+--sensitivity`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
+from automation.errors import InvalidFieldsError
 from automation.incidents.graph import ServiceGraph
 from automation.incidents.rca import AlertSignal, Change
 
-__all__ = ["Scenario", "generate"]
+__all__ = ["DEFAULT_TIMING", "Scenario", "Timing", "generate"]
 
 HISTORY = pd.Timedelta(days=3)
 STEP = pd.Timedelta(minutes=1)
+#: A noise blip begins this long before its alert fires (the rule's `for`).
+BLIP_LEAD_MINUTES = 3.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The generator's clocks; each (low, high) pair is the range a uniform draw is taken from."""
+
+    #: Seconds from a service's failure to its alert firing (rules with `for`, scrapes).
+    alert_delay: tuple[float, float] = (60.0, 600.0)
+    #: Seconds a failure takes to cross one edge, to a dependent.
+    propagation: tuple[float, float] = (15.0, 150.0)
+    #: Minutes a noise blip lasts (it begins `BLIP_LEAD_MINUTES` before its alert).
+    blip: tuple[float, float] = (5.0, 5.0)
+    #: Minutes before the root's failure that the deploy on it (half the scenarios) lands.
+    deploy_lead: tuple[float, float] = (2.0, 40.0)
+    #: Minutes from the root's failure to the end of the window the ranking sees.
+    window_after: float = 60.0
+    #: Minutes at the end of the window in which nothing new begins: a failure (of a victim) or a noise
+    #: alert later than this is left out of the scenario.
+    quiet_end: float = 10.0
+    #: Minutes after the root's failure the ranking is asked (None: at the window's end): the same
+    #: incident, cut there, without what had not begun by then.
+    asked_after: float | None = None
+
+    def __post_init__(self) -> None:
+        errors: list[tuple[str, str]] = []
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            low, high = value if isinstance(value, tuple) else (value, value)
+            if not 0 <= low <= high:
+                errors.append((f"timing.{spec.name}", f"must be 0 <= low <= high, got {value!r}"))
+        if self.blip[0] < BLIP_LEAD_MINUTES:
+            errors.append(("timing.blip", f"must last at least {BLIP_LEAD_MINUTES:g} min (its lead)"))
+        if self.quiet_end >= self.window_after:
+            errors.append(("timing.quiet_end", "must be shorter than window_after"))
+        if self.asked_after is not None and not 0 < self.asked_after <= self.window_after:
+            errors.append(("timing.asked_after", "must be after the failure and within window_after"))
+        if errors:
+            raise InvalidFieldsError(errors)
+
+
+DEFAULT_TIMING = Timing()
 
 
 @dataclass
@@ -80,8 +130,10 @@ def _metric(rng: np.random.Generator, index: pd.DatetimeIndex) -> tuple[np.ndarr
     return base * cycle + rng.normal(0, sd, len(index)), sd
 
 
-def generate(seed: int, *, size: int | None = None) -> Scenario:
+def generate(seed: int, *, size: int | None = None, timing: Timing = DEFAULT_TIMING) -> Scenario:
     rng = np.random.default_rng(seed)
+    # blip lengths come from a stream of their own: whatever their range, every other draw is the same
+    blip_rng = np.random.default_rng([seed, 1])
     size = size or int(rng.integers(10, 51))
     depends_on = _graph(rng, size)
     graph = ServiceGraph(depends_on)
@@ -89,7 +141,7 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
     root = str(rng.choice(services))
     day0 = pd.Timestamp("2026-03-02")
     onset = day0 + HISTORY + pd.Timedelta(minutes=int(rng.integers(0, 20 * 60)))
-    start, end = onset - pd.Timedelta(minutes=30), onset + pd.Timedelta(minutes=60)
+    start, end = onset - pd.Timedelta(minutes=30), onset + pd.Timedelta(minutes=timing.window_after)
     traits: list[str] = []
 
     failed = {root: onset}
@@ -101,10 +153,11 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
             for dependent in graph.dependents(service):
                 if dependent in failed or rng.random() > edge_probability:
                     continue
-                failed[dependent] = failed[service] + pd.Timedelta(seconds=float(rng.uniform(15, 150)))
+                crossing = pd.Timedelta(seconds=float(rng.uniform(*timing.propagation)))
+                failed[dependent] = failed[service] + crossing
                 nxt.append(dependent)
         frontier = nxt
-    failed = {s: t for s, t in failed.items() if t <= end - pd.Timedelta(minutes=10)}
+    failed = {s: t for s, t in failed.items() if t <= end - pd.Timedelta(minutes=timing.quiet_end)}
 
     index = pd.date_range(day0, end, freq=STEP)
     watched = {s for s in services if rng.random() >= 0.1}
@@ -125,29 +178,36 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
             rise = np.clip((minutes - at) / ramp, 0, 1) if ramp else (minutes >= at).astype(float)
             values = values + size_sigmas * sd * rise
             fires = rng.random() < (0.85 if service in watched else 0.5)
-            if service == root and not fires:
-                traits.append("root alert missing")
+            fired_at = None
             if fires:
-                delay = pd.Timedelta(seconds=float(rng.uniform(60, 600)))
-                alerts.append(AlertSignal(service, failed[service] + delay, "HighLatency"))
+                delay = pd.Timedelta(seconds=float(rng.uniform(*timing.alert_delay)))
+                # an alert that fires after the window ends has not fired yet when the ranking is asked
+                fired_at = failed[service] + delay if failed[service] + delay <= end else None
+            if service == root and fired_at is None:
+                traits.append("root alert missing")
+            if fired_at is not None:
+                alerts.append(AlertSignal(service, fired_at, "HighLatency"))
         elif service in noisy:
-            at_time = start + pd.Timedelta(seconds=float(rng.uniform(0, (end - start).total_seconds() - 600)))
+            latest = (end - start).total_seconds() - timing.quiet_end * 60
+            at_time = start + pd.Timedelta(seconds=float(rng.uniform(0, latest)))
             if rng.random() < 0.5:
                 at = (at_time - day0).total_seconds() / 60
-                blip = (minutes >= at - 3) & (minutes < at + 2)
+                lasts = float(blip_rng.uniform(*timing.blip))
+                blip = (minutes >= at - BLIP_LEAD_MINUTES) & (minutes < at + (lasts - BLIP_LEAD_MINUTES))
                 values = values + 4 * sd * blip
             alerts.append(AlertSignal(service, at_time, "HighLatency"))
         if service in watched:
             metrics[service] = pd.Series(values, index=index)
     changes: list[Change] = []
     if rng.random() < 0.5:
-        before = pd.Timedelta(minutes=float(rng.uniform(2, 40)))
+        before = pd.Timedelta(minutes=float(rng.uniform(*timing.deploy_lead)))
         changes.append(Change(root, onset - before, "deploy", f"{root} v{int(rng.integers(2, 90))}"))
         traits.append("deploy on root")
     for _ in range(int(rng.poisson(2))):
         service = str(rng.choice(services))
         at_time = onset + pd.Timedelta(minutes=float(rng.uniform(-60, 30)))
-        changes.append(Change(service, at_time, "deploy", f"{service} routine"))
+        if at_time <= end:  # nor has a deploy after the window's end happened yet
+            changes.append(Change(service, at_time, "deploy", f"{service} routine"))
     # What operators declared is not the truth: a tenth of the edges missing, a few that are not there.
     declared = {s: [d for d in deps if rng.random() >= 0.1] for s, deps in depends_on.items()}
     for _ in range(max(1, size // 10)):
@@ -160,7 +220,7 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
         traits.append("no cascade")
     if noisy:
         traits.append(f"{len(noisy)} noise alert(s)")
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         depends_on=depends_on,
         declared=declared,
@@ -171,5 +231,34 @@ def generate(seed: int, *, size: int | None = None) -> Scenario:
         changes=changes,
         start=start,
         end=end,
+        traits=traits,
+    )
+    if timing.asked_after is None:
+        return scenario
+    return _seen_at(scenario, onset + pd.Timedelta(minutes=timing.asked_after))
+
+
+def _seen_at(scenario: Scenario, at: pd.Timestamp) -> Scenario:
+    """The scenario as it stood at `at`: failures, alerts, deploys and metric points after it left out (every
+    draw is the same as for the whole window, so it is the same incident, only seen earlier)."""
+    failed = {s: t for s, t in scenario.failed.items() if t <= at}
+    alerts = [a for a in scenario.alerts if a.started_at <= at]
+    noise = {a.service for a in alerts if a.service not in scenario.failed}
+    traits = [
+        t for t in scenario.traits if t not in ("root alert missing", "no cascade") and "noise" not in t
+    ]
+    if scenario.root not in {a.service for a in alerts}:
+        traits.append("root alert missing")
+    if len(failed) == 1:
+        traits.append("no cascade")
+    if noise:
+        traits.append(f"{len(noise)} noise alert(s)")
+    return replace(
+        scenario,
+        failed=failed,
+        alerts=alerts,
+        metrics={s: series[series.index <= at] for s, series in scenario.metrics.items()},
+        changes=[c for c in scenario.changes if c.at <= at],
+        end=at,
         traits=traits,
     )
