@@ -27,6 +27,7 @@ from tests.incidents.escalation_setup import (
     stored_documents,
     webhook,
 )
+from tests.incidents.test_remediation_integration import receive
 from tests.peers import Answer, HttpPeer
 
 pytestmark = pytest.mark.usefixtures("engine", "worker")
@@ -129,24 +130,7 @@ def apply(stage: Stage, **guards: Any) -> None:
 
 def fire(stage: Stage, service: str, *, firing: bool = True) -> str:
     """The stage's alert on `service` received (firing or resolved) through the pipeline; its fingerprint."""
-    from automation.alerting.matchers import digest
-    from automation.alerting.services.intake import ReceivedAlert, receive
-
-    now = time.time()
-    labels = {"alertname": stage.alertname, "service": service, "severity": "medium"}
-    fingerprint = digest("guards-test", labels)
-    receive(
-        ReceivedAlert(
-            fingerprint=fingerprint,
-            origin="event",
-            labels=labels,
-            annotations={},
-            firing=firing,
-            starts_at=datetime.fromtimestamp(now, tz=UTC),
-        ),
-        now,
-    )
-    return fingerprint
+    return receive(stage.alertname, service, firing=firing)
 
 
 def newest(fingerprint: str) -> Any:

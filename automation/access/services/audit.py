@@ -42,18 +42,10 @@ def entry(
     )
 
 
-def record(
-    action: str,
-    object_type: str,
-    object_id: Any,
-    *,
-    before: Any = None,
-    after: Any = None,
-    note: Mapping[str, Any] | None = None,
-    actor: Actor | None = None,
-) -> AuditEntry:
-    """Append one entry (see `entry`), in the caller's transaction."""
-    row = entry(action, object_type, object_id, before=before, after=after, note=note, actor=actor)
+def record(action: str, object_type: str, object_id: Any, **details: Any) -> AuditEntry:
+    """Append one entry (`entry`, with its `before`, `after`, `note` and `actor`) in the caller's
+    transaction."""
+    row = entry(action, object_type, object_id, **details)
     row.save(force_insert=True)
     return row
 

@@ -89,18 +89,26 @@ def log(
 def _insert_once(entry: AlertLog) -> bool:
     """`INSERT ... ON CONFLICT (once_key) DO NOTHING`: one statement where a savepoint around the insert
     takes three (the first caller writes; a concurrent one waits for it, as on the unique index)."""
-    fields = [f for f in AlertLog._meta.concrete_fields if not f.primary_key]
+    return _insert_unless_conflict(entry, "once_key") is not None
+
+
+def _insert_unless_conflict(row: Any, unique: str) -> Any:
+    """Insert `row` (every field but its primary key) unless a row with the same `unique` exists: its new
+    id, or None when it exists (nothing written)."""
+    model = type(row)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(f.column)) for f in fields)
-    once = quote(str(AlertLog._meta.get_field("once_key").column))
+    conflict = quote(str(model._meta.get_field(unique).column))
     placeholders = ", ".join(["%s"] * len(fields))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(AlertLog._meta.db_table)} ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({once}) DO NOTHING RETURNING 1",
-            [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields],
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(str(model._meta.pk.column))}",
+            [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields],
         )
-        return cursor.fetchone() is not None
+        found = cursor.fetchone()
+    return None if found is None else found[0]
 
 
 def _new_alert(observation: Observation, rule: AlertRule | None) -> Alert:
@@ -134,20 +142,10 @@ def _insert_new(alert: Alert) -> bool:
     """Insert a new alert as observed, in one statement: `INSERT ... ON CONFLICT (fingerprint) DO
     NOTHING`. False when another caller created it meanwhile (nothing written: lock theirs instead)."""
     alert.updated_at = timezone.now()
-    fields = [f for f in Alert._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(Alert._meta.db_table)} ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({quote('fingerprint')}) DO NOTHING RETURNING {quote('id')}",
-            [f.get_db_prep_save(getattr(alert, f.attname), connection) for f in fields],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    pk = _insert_unless_conflict(alert, "fingerprint")
+    if pk is None:
         return False
-    alert.pk = row[0]
+    alert.pk = pk
     alert._state.adding = False
     return True
 
