@@ -1,5 +1,6 @@
 """The post-incident report laid out: plain text for a terminal, and one self-contained HTML page (its
-plot embedded) for the write-up. Every text that came from outside is escaped. No I/O."""
+plots embedded: the alerts and timeline, the candidate causes' key metrics) for the write-up. Every text
+that came from outside is escaped. No I/O."""
 
 from __future__ import annotations
 
@@ -75,6 +76,14 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(
             f"  {rank}. {cause['service']} (score {cause['score']:.2f}): {'; '.join(cause['evidence'])}"
         )
+    metrics = report.get("metrics") or []
+    if metrics:
+        lines += ["", "Key metrics (the candidates' series, minute bins)"]
+    for metric in metrics:
+        values = [v for _, v in metric["points"] if v is not None]
+        span = f"{min(values):.4g}..{max(values):.4g}" if values else "no values"
+        onset = f", onset {metric['onset_at'][:19]}" if metric["onset_at"] else ", no onset"
+        lines.append(f"  {metric['service']}: {metric['metric']} ({span}{onset})")
     lines += [f"  {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -113,6 +122,37 @@ def timeline_png(report: dict[str, Any]) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def metrics_png(report: dict[str, Any]) -> bytes | None:
+    """Each candidate cause's key metric around the incident, one panel each, its onset marked (red) and
+    the incident's opening (grey); None when no metric was read."""
+    metrics = report.get("metrics") or []
+    if not metrics:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["text.parse_math"] = False
+    opened = datetime.fromisoformat(report["incident"]["opened_at"])
+    figure, panels = plt.subplots(len(metrics), 1, figsize=(10, 1.8 * len(metrics) + 0.6), squeeze=False)
+    for axes, metric in zip(panels[:, 0], metrics, strict=True):
+        minutes = [(datetime.fromisoformat(t) - opened).total_seconds() / 60 for t, _ in metric["points"]]
+        values = [float("nan") if v is None else v for _, v in metric["points"]]
+        axes.plot(minutes, values, linewidth=1)
+        axes.axvline(0, color="grey", linewidth=0.8, linestyle=":")
+        if metric["onset_at"]:
+            onset = (datetime.fromisoformat(metric["onset_at"]) - opened).total_seconds() / 60
+            axes.axvline(onset, color="red", linewidth=1)
+        axes.set_title(f"{metric['service']}: {metric['metric']}", fontsize=9, loc="left")
+    panels[-1, 0].set_xlabel("minutes since the incident opened (red: onset found; grey: opened)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
     return buffer.getvalue()
 
@@ -218,7 +258,17 @@ def render_html(report: dict[str, Any]) -> str:
                 for i, c in enumerate(report["causes"], 1)
             ],
         ),
+        *_metrics_section(report),
         "".join(f"<p>{e(note)}</p>" for note in report["notes"]),
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _metrics_section(report: dict[str, Any]) -> list[str]:
+    plot = metrics_png(report)
+    if plot is None:
+        return []
+    image = base64.b64encode(plot).decode()
+    alt = "key metrics of the candidate causes"
+    return ["<h2>Key metrics</h2>", f"<img alt='{alt}' src='data:image/png;base64,{image}'>"]

@@ -145,6 +145,21 @@ def test_the_live_report_reads_the_candidates_metric_onsets(
     assert any(
         note.startswith("metrics: ") and "series labelled service=" in note for note in report["notes"]
     )
+    # The key metrics: each ranked candidate's series around the incident, its onset where one was found.
+    from automation.incidents.report_render import render_html, render_text
+
+    shown = {m["service"]: m for m in report["metrics"]}
+    assert [m["service"] for m in report["metrics"]] == [s for s in ranked if s in shown]
+    api_curve = shown[chain.api]
+    assert api_curve["metric"] == 'latency_seconds{route="/"}' and api_curve["onset_at"] is not None
+    values = [v for _, v in api_curve["points"] if v is not None]
+    assert min(values) < 130 < max(values)  # the step from ~100 to ~160 is in the window shown
+    if db_metric == "not pushed":
+        assert chain.db not in shown
+    else:
+        assert chain.db in shown and (shown[chain.db]["onset_at"] is None) == (db_metric == "quiet")
+    assert f"{chain.api}: latency_seconds" in render_text(report)
+    assert render_html(report).count("data:image/png;base64,") == 2
 
 
 def test_a_failure_to_read_metrics_leaves_the_alert_only_ranking(

@@ -13,7 +13,7 @@ searchable, makes its service count as watched and quiet; label such series othe
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -46,6 +46,9 @@ class MetricOnsets:
     series: int
     start: pd.Timestamp
     end: pd.Timestamp
+    #: Per watched service, the series its onset was found in (else its first searchable one), over the
+    #: searched window: what the report plots as the service's key metric. (name, minute values)
+    curves: dict[str, tuple[str, pd.Series]] = field(default_factory=dict)
 
     def note(self, services: int) -> str:
         return (
@@ -77,24 +80,32 @@ def service_onsets(
     bins = minute_bins([s.id for taken in chosen.values() for s in taken], read)
     onsets: dict[str, Onset] = {}
     watched: set[str] = set()
+    curves: dict[str, tuple[str, pd.Series]] = {}
     for service, taken in chosen.items():
         seen: list[Onset] = []
+        searched: dict[str, pd.Series] = {}
         for labelled in taken:
             values = _regular(labelled, bins.get(labelled.id))
             if values is None or not measurable(values, start=start, end=stop):
                 continue
             watched.add(service)
+            name = _name(labelled)
+            searched.setdefault(name, values[(values.index >= start) & (values.index <= stop)])
             onset = find_onset(values, start=start, end=stop)
             if onset is not None:
-                seen.append(replace(onset, metric=_name(labelled)))
+                seen.append(replace(onset, metric=name))
         if seen:
             onsets[service] = _first(seen)
+        if searched:
+            shown = onsets[service].metric if service in onsets else next(iter(searched))
+            curves[service] = (shown, searched[shown])
     return MetricOnsets(
         onsets=onsets,
         watched=frozenset(watched),
         series=sum(len(t) for t in chosen.values()),
         start=start,
         end=stop,
+        curves=curves,
     )
 
 

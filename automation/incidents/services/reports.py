@@ -122,6 +122,7 @@ def incident_report(incident: Incident, *, now: datetime | None = None) -> dict[
         for cause in ranked:
             cause.evidence.append(unread)
     causes = [c.to_dict() for c in ranked][:5]
+    key_metrics = _key_metrics(metrics, [c.service for c in ranked[:5]]) if metrics is not None else []
     if not causes:
         notes.append("no candidate cause: no alert of this incident names a service of the dependency graph")
     return {
@@ -140,8 +141,38 @@ def incident_report(incident: Incident, *, now: datetime | None = None) -> dict[
         ],
         "causes": causes,
         "changes": [change_json(row) for row in recorded],
+        "metrics": key_metrics,
         "notes": notes,
     }
+
+
+#: Points a key metric keeps in the report (a two-hour window of minute bins fits whole).
+METRIC_POINTS = 240
+
+
+def _key_metrics(metrics: MetricOnsets, services: list[str]) -> list[dict[str, Any]]:
+    """The key metric of each candidate cause that has one, in rank order: its name, its onset and its
+    minute values over the window searched (thinned to `METRIC_POINTS`; None where nothing was pushed)."""
+    shown = []
+    for service in services:
+        if service not in metrics.curves:
+            continue
+        name, values = metrics.curves[service]
+        step = max(1, -(-len(values) // METRIC_POINTS))
+        kept = values.iloc[::step]
+        onset = metrics.onsets.get(service)
+        shown.append(
+            {
+                "service": service,
+                "metric": name,
+                "onset_at": onset.at.isoformat() if onset is not None and onset.metric == name else None,
+                "points": [
+                    [moment.isoformat(), None if pd.isna(value) else round(float(value), 6)]
+                    for moment, value in kept.items()
+                ],
+            }
+        )
+    return shown
 
 
 def incident_stats(since: datetime) -> list[dict[str, Any]]:
