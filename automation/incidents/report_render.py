@@ -266,7 +266,10 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def _metrics_section(report: dict[str, Any]) -> list[str]:
-    plot = metrics_png(report)
+    try:
+        plot = metrics_png(report)
+    except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn must not cost the report
+        return ["<h2>Key metrics</h2>", f"<p>not drawn ({html.escape(type(exc).__name__)})</p>"]
     if plot is None:
         return []
     image = base64.b64encode(plot).decode()

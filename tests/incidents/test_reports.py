@@ -182,6 +182,7 @@ def test_a_failure_to_read_metrics_leaves_the_alert_only_ranking(
     unread = "metrics: not read (DatabaseError: push store unreachable); timing from alerts only"
     assert unread in report["notes"] and all(unread in c["evidence"] for c in report["causes"])
     assert report["alerts"] and report["timeline"]  # the rest of the report is there
+    assert report["metrics"] == []
 
 
 def test_a_services_series_are_capped_and_counters_read_as_increases(chain: Chain) -> None:  # noqa: F811
@@ -211,3 +212,42 @@ def test_a_services_series_are_capped_and_counters_read_as_increases(chain: Chai
     increases = _regular(counter, bins)
     assert isinstance(increases, pd.Series)
     assert increases.tolist() == [5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+
+
+def test_runtime_families_do_not_fill_a_services_slots(chain: Chain) -> None:  # noqa: F811
+    """A Go service's default runtime series (go_*, process_*) would take all its slots by name before its
+    latency: they are left out, and so is a replaced pod's series with nothing in the window."""
+    from automation.alerting.exposition import PushedSample
+    from automation.alerting.services.samples import ingest, series_labelled
+    from automation.incidents.services.onsets import SKIPPED_PREFIXES, SKIPPED_SUFFIXES
+
+    now = time.time()
+    labels = {"service": chain.web}
+    runtime = [f"go_gc_duration_seconds_{q}" for q in range(6)] + ["go_goroutines", "process_open_fds"]
+    pushed = [PushedSample(name, labels, 1.0, now - 60) for name in runtime]
+    pushed.append(PushedSample("latency_seconds", labels, 0.2, now - 60))
+    pushed.append(PushedSample("a_old_pod_latency", labels, 0.2, now - 7200))
+    ingest(pushed)
+    found = series_labelled(
+        "service", [chain.web], since=now - 3600, per_value=8,
+        skip_suffixes=SKIPPED_SUFFIXES, skip_prefixes=SKIPPED_PREFIXES,
+    )  # fmt: skip
+    assert [s.metric for s in found[chain.web]] == ["latency_seconds"]
+
+
+def test_a_slow_counter_counts_and_a_gauge_named_like_a_counter_is_a_gauge() -> None:
+    import pandas as pd
+
+    from automation.alerting.services.samples import LabelledSeries, MinuteBins
+    from automation.incidents.services.onsets import _regular
+
+    start = 1_800_000_000.0
+    every_two = MinuteBins([start + 120 * k for k in range(6)], [0.0] * 6, [0, 10, 20, 30, 5, 15])
+    increases = _regular(LabelledSeries(1, "jobs_total", {}), every_two)
+    assert isinstance(increases, pd.Series)
+    # 5 a minute, spread over the minutes between samples; the restart (30 -> 5) counts from zero
+    assert increases.tolist() == [5.0] * 6 + [2.5, 2.5, 5.0, 5.0]
+    queue = MinuteBins([start + 60 * k for k in range(5)], [100, 90, 80, 70, 100], [100, 90, 80, 70, 100])
+    gauge = _regular(LabelledSeries(2, "queue_count", {}), queue)
+    assert isinstance(gauge, pd.Series)
+    assert gauge.tolist() == [100, 90, 80, 70, 100]  # read as it is: its falls are no restarts

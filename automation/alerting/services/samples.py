@@ -85,16 +85,19 @@ def series_labelled(
     since: float,
     per_value: int,
     skip_suffixes: Sequence[str] = (),
+    skip_prefixes: Sequence[str] = (),
 ) -> dict[str, list[LabelledSeries]]:
     """Per value of `label`, up to `per_value` of the series carrying it (by metric name, then id) with a
-    sample pushed since `since` (epoch s), leaving out metrics whose name ends in one of
-    `skip_suffixes`. One query; the cap is applied in it."""
+    sample pushed since `since` (epoch s), leaving out metrics whose name ends in one of `skip_suffixes`
+    or starts with one of `skip_prefixes`. One query; the cap is applied in it."""
     wanted = sorted(set(values))
     if not wanted or per_value < 1:
         return {}
     skipped = Q()
     for suffix in skip_suffixes:
         skipped |= Q(metric__endswith=suffix)
+    for prefix in skip_prefixes:
+        skipped |= Q(metric__startswith=prefix)
     rows = (
         MetricSeries.objects.annotate(owner=KeyTextTransform(label, "labels"))
         .filter(owner__in=wanted, last_at__gte=_at(since))

@@ -3,11 +3,15 @@ engine's store with a `service` label naming it, in minute bins, searched by `on
 RCA benchmark searches its generated metrics. Read-only.
 
 Which series are a service's: those carrying `service="<name>"` (the label the alert rules' series and
-their alerts already carry), at most `PER_SERVICE` of them (by metric name), histogram buckets, creation
-and start times and info series left out (they say nothing of health). A counter (`_total`, `_count`,
-`_sum`) is read as its increase per minute; every other series as it is, where higher is worse (latency,
-errors, saturation): a metric whose fall is the trouble (throughput, availability) shows none, and, being
-searchable, makes its service count as watched and quiet; label such series otherwise.
+their alerts already carry) with a sample in the window searched (a replaced pod's series are left out),
+at most `PER_SERVICE` of them (by metric name), histogram buckets, creation and start times, info series
+and the client libraries' runtime families (`go_`, `process_`, `python_`, ...: they say little of the
+service's health and would fill its slots) left out. A counter (`_total`, `_count`, `_sum` whose values
+only fall to restart: a fall to less than half) is read as its increase per minute, spread over the minutes
+between its samples (a counter pushed every few minutes counts too); every other series as it is, where
+higher is worse (latency, errors, saturation): a metric whose fall is the trouble (throughput,
+availability) shows none, and, being searchable, makes its service count as watched and quiet; label
+such series otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ PER_SERVICE = 8
 MAX_SERIES = 100
 COUNTER_SUFFIXES = ("_total", "_count", "_sum")
 SKIPPED_SUFFIXES = ("_bucket", "_created", "_info", "_start_time_seconds")
+#: The runtime series client libraries export by default (Go, process, Python, JVM, the exporter's own).
+SKIPPED_PREFIXES = ("go_", "process_", "python_", "jvm_", "promhttp_", "scrape_")
+#: A counter's samples further apart than this are a gap, not one slow increase.
+COUNTER_GAP_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,13 @@ def service_onsets(
     incident whose first alert fired at `first_alert`, searched up to `end` (its resolution, or now)."""
     ordered = list(dict.fromkeys(services))
     spans, start, stop = onset_window(pd.Timestamp(first_alert), min(pd.Timestamp(end), pd.Timestamp(now)))
-    history = spans[0][0].timestamp()
     found = series_labelled(
-        SERVICE_LABEL, ordered, since=history, per_value=PER_SERVICE, skip_suffixes=SKIPPED_SUFFIXES
+        SERVICE_LABEL,
+        ordered,
+        since=start.timestamp(),
+        per_value=PER_SERVICE,
+        skip_suffixes=SKIPPED_SUFFIXES,
+        skip_prefixes=SKIPPED_PREFIXES,
     )
     chosen: dict[str, list[LabelledSeries]] = {}
     budget = MAX_SERIES
@@ -110,20 +122,33 @@ def service_onsets(
 
 
 def _regular(labelled: LabelledSeries, bins: MinuteBins | None) -> pd.Series | None:
-    """One value per minute (NaN where nothing was pushed); a counter's increase over each minute (a reset
-    counts from zero)."""
+    """One value per minute (NaN where nothing was pushed); a counter's increase per minute."""
     if bins is None or not bins.times:
         return None
     index = pd.to_datetime(np.array(bins.times), unit="s", utc=True)
+    minutes = pd.date_range(index[0], index[-1], freq="1min")
     if labelled.metric.endswith(COUNTER_SUFFIXES):
-        raw = pd.Series(bins.maxima, index=index)
-        full = raw.reindex(pd.date_range(index[0], index[-1], freq="1min"))
-        increase = full.diff()
-        reset = increase < 0
-        increase[reset] = full[reset]
-        return increase.iloc[1:]
-    raw = pd.Series(bins.means, index=index)
-    return raw.reindex(pd.date_range(index[0], index[-1], freq="1min"))
+        increase = counter_increase(pd.Series(bins.maxima, index=index), minutes)
+        if increase is not None:
+            return increase
+    return pd.Series(bins.means, index=index).reindex(minutes)
+
+
+def counter_increase(raw: pd.Series, minutes: pd.DatetimeIndex) -> pd.Series | None:
+    """A counter's increase per minute over `minutes`: each increase between two samples (from zero after a
+    restart) spread evenly over the minutes between them, NaN across gaps longer than
+    `COUNTER_GAP_MINUTES`. None when the series is no counter: it fell to more than half its value (a
+    gauge named like a counter)."""
+    previous = raw.shift(1)
+    fell = raw < previous
+    if bool((fell & (raw > previous / 2)).any()):
+        return None
+    step = raw - previous
+    step[fell] = raw[fell]  # a restart: counted again from zero
+    gap = raw.index.to_series().diff().dt.total_seconds() / 60
+    per_minute = (step / gap).where(gap <= COUNTER_GAP_MINUTES).iloc[1:]
+    # each minute takes the rate of the interval it ends (the next sample's), within the same gap bound
+    return per_minute.reindex(minutes[1:], method="bfill", limit=COUNTER_GAP_MINUTES)
 
 
 def _first(onsets: list[Onset]) -> Onset:

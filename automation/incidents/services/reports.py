@@ -8,6 +8,7 @@ read from the push store (services/onsets.py) and those changes). Read-only."""
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from collections import Counter
 from datetime import datetime, timedelta
@@ -122,7 +123,13 @@ def incident_report(incident: Incident, *, now: datetime | None = None) -> dict[
         for cause in ranked:
             cause.evidence.append(unread)
     causes = [c.to_dict() for c in ranked][:5]
-    key_metrics = _key_metrics(metrics, [c.service for c in ranked[:5]]) if metrics is not None else []
+    key_metrics: list[dict[str, Any]] = []
+    if metrics is not None:
+        try:
+            key_metrics = _key_metrics(metrics, [c.service for c in ranked[:5]])
+        except Exception as exc:  # noqa: BLE001 - the plots are a view of evidence already ranked
+            logger.warning("incident report: key metrics not shown", exc_info=True)
+            notes.append(f"key metrics: not shown ({type(exc).__name__})")
     if not causes:
         notes.append("no candidate cause: no alert of this incident names a service of the dependency graph")
     return {
@@ -146,8 +153,15 @@ def incident_report(incident: Incident, *, now: datetime | None = None) -> dict[
     }
 
 
-#: Points a key metric keeps in the report (a two-hour window of minute bins fits whole).
+#: Points a key metric keeps in the report (the searched window, at most about 90 minute bins, fits whole).
 METRIC_POINTS = 240
+
+
+def _shown(value: Any) -> float | None:
+    """A value as the report's JSON holds it: six significant digits, None for a gap or a value JSON has
+    no number for (NaN, infinities)."""
+    number = float(value)
+    return float(f"{number:.6g}") if math.isfinite(number) else None
 
 
 def _key_metrics(metrics: MetricOnsets, services: list[str]) -> list[dict[str, Any]]:
@@ -166,10 +180,7 @@ def _key_metrics(metrics: MetricOnsets, services: list[str]) -> list[dict[str, A
                 "service": service,
                 "metric": name,
                 "onset_at": onset.at.isoformat() if onset is not None and onset.metric == name else None,
-                "points": [
-                    [moment.isoformat(), None if pd.isna(value) else round(float(value), 6)]
-                    for moment, value in kept.items()
-                ],
+                "points": [[moment.isoformat(), _shown(value)] for moment, value in kept.items()],
             }
         )
     return shown
