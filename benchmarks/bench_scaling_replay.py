@@ -31,7 +31,9 @@ import math  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import asdict, dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -108,8 +110,12 @@ def trace_for(name: str, quick: bool) -> Trace:
     return trace
 
 
-def definition_document(point: Point, trace: Trace, capacity: float) -> dict[str, Any]:
-    """The target replayed for `point`: the simulator's settings written as a scaling target."""
+def definition_document(
+    point: Point, trace: Trace, capacity: float, *, guards: str = "loop"
+) -> dict[str, Any]:
+    """The target replayed for `point`: the simulator's settings written as a scaling target. `guards`
+    `loop`: the target's default scale-in rules (cooldown 300 s after any change, at most 50% per step),
+    as an operator gets them; `simulator`: none (cooldown 0, 100%), as the simulator's policies run."""
     kind = {"reactive": "r", "hybrid": "h", "predictive": "p"}[point.policy]
     quantile = point.quantile if point.quantile is not None else 0.95
     return {
@@ -127,6 +133,7 @@ def definition_document(point: Point, trace: Trace, capacity: float) -> dict[str
         "max_replicas": MAX_REPLICAS,
         "policy": point.policy,
         "provisioning_delay": PROVISIONING_DELAY.total_seconds(),
+        "scale_in": {"cooldown": 0, "max_percent": 100} if guards == "simulator" else {},
         "forecast": {
             "quantile": quantile,
             "refit_every": REFIT_EVERY.total_seconds(),
@@ -135,14 +142,14 @@ def definition_document(point: Point, trace: Trace, capacity: float) -> dict[str
     }
 
 
-def replay_point(point: Point, quick: bool) -> dict[str, Any]:
+def replay_point(point: Point, quick: bool, guards: str) -> dict[str, Any]:
     """Replay one sweep point through the loop (in a worker process); its scores and what it cost."""
     from automation.scaling.definitions import ScalingTargetDefinition
     from automation.scaling.replay import replay
 
     trace = trace_for(point.trace, quick)
     capacity = capacity_at_percentile(trace_for(point.trace, False))
-    definition = ScalingTargetDefinition.parse(definition_document(point, trace, capacity))
+    definition = ScalingTargetDefinition.parse(definition_document(point, trace, capacity, guards=guards))
     began, cpu = time.perf_counter(), time.process_time()
     answer = replay(definition, trace, decision_interval=pd.Timedelta(seconds=point.interval_seconds))
     loop = answer["loop"]
@@ -289,14 +296,36 @@ def main() -> int:
     parser.add_argument("--quantiles", nargs="+", type=float, default=list(POLICY_QUANTILES))
     parser.add_argument(
         "--hybrid-targets",
-        nargs="+",
+        nargs="*",
         type=float,
         default=list(HYBRID_TARGETS),
         help="the hybrid's floor targets (the simulator's frontier sweeps HYBRID_TARGETS)",
     )
     parser.add_argument("--predictive", action="store_true", help="also predictive (at target 0.7)")
+    parser.add_argument(
+        "--guards",
+        choices=("loop", "simulator"),
+        default="loop",
+        help="the replayed targets' scale-in rules: the loop's defaults, or none as in the simulator",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="replay into this existing migrated database (e.g. a running benchmark's), neither created "
+        "nor dropped, Redis not flushed: to add points beside a run in progress",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="no replay: one report from the points of these JSON files (the simulator's side recomputed)",
+    )
     parser.add_argument("--note", default="", help="said in the JSON's method field (why a reduction)")
     options = parser.parse_args()
+    if options.merge:
+        return merge(options)
     quick = options.quick
     if quick:
         options.reactive_targets, options.quantiles, options.hybrid_targets = [0.5, 0.9], [0.9], [0.7]
@@ -317,16 +346,17 @@ def main() -> int:
     )
     replayed: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in options.traces}
     simulated: dict[str, dict[str, Any]] = {}
-    with bench_engine.benchmark_database():
+    with existing_database(options.database) if options.database else bench_engine.benchmark_database():
         from django.db import connections
 
         with connections["default"].cursor() as cursor:
             # the replay commits every decision; durability of a throw-away database is not measured
-            cursor.execute(f'ALTER DATABASE "{bench_engine.BENCH_DB}" SET synchronous_commit TO off')
+            name = options.database or bench_engine.BENCH_DB
+            cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
         connections.close_all()  # the workers are forked: each opens its own connection
         with ProcessPoolExecutor(max_workers=options.workers, initializer=renice_backend) as pool:
             ordered = priority_order(points, options.hybrid_targets)
-            futures = {pool.submit(replay_point, p, quick): p for p in ordered}
+            futures = {pool.submit(replay_point, p, quick, options.guards): p for p in ordered}
             # the simulator's side in this process meanwhile (seconds to minutes per trace)
             for name in options.traces:
                 simulated[name] = simulator_side(name, [p for p in points if p.trace == name], quick)
@@ -342,18 +372,64 @@ def main() -> int:
                 )
                 if not quick:  # after every point: a run cut short leaves what it measured
                     write(
-                        build_report(options, points, replayed, simulated, quick, time.perf_counter() - began)
+                        options.output,
+                        build_report(
+                            options, points, replayed, simulated, quick, time.perf_counter() - began
+                        ),
                     )
     report = build_report(options, points, replayed, simulated, quick, time.perf_counter() - began)
     if not quick:
-        write(report)
+        write(options.output, report)
     print_report(report)
     return 0
 
 
-def write(report: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+def write(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def existing_database(name: str) -> Iterator[None]:
+    """Another run's database, already migrated: used as it is, left as it is."""
+    os.environ["DATABASE_URL"] = f"{bench_engine.PG_SERVER}/{name}"
+    from automation.bootstrap import setup
+
+    setup()
+    yield
+
+
+def merge(options: argparse.Namespace) -> int:
+    """One report from the replayed points of several runs (a later run adding points to an earlier one):
+    the points as measured, the simulator's side recomputed for them, the frontiers matched again."""
+    replayed: dict[str, dict[str, dict[str, Any]]] = {}
+    missing: set[str] = set()
+    seconds = 0.0
+    for path in options.merge:
+        report = json.loads(path.read_text())
+        seconds += report["seconds"]
+        missing.update(report.get("not_replayed", []))
+        for entry in report["traces"]:
+            for row in entry["points"]:
+                replayed.setdefault(entry["trace"], {})[row["label"]] = {
+                    k: v for k, v in row.items() if k != "simulator"
+                }
+    options.traces = [name for name in TRACES if name in replayed]
+    points = [Point(**row["point"]) for name in options.traces for row in replayed[name].values()]
+    options.reactive_targets = sorted({p.target for p in points if p.policy == "reactive"})
+    options.quantiles = sorted({p.quantile for p in points if p.policy != "reactive" and p.quantile})
+    options.hybrid_targets = sorted({p.target for p in points if p.policy == "hybrid"})
+    options.predictive = any(p.policy == "predictive" for p in points)
+    simulated = {
+        name: simulator_side(name, [p for p in points if p.trace == name], False) for name in options.traces
+    }
+    report = build_report(options, points, replayed, simulated, False, seconds)
+    report["not_replayed"] = sorted(missing - {f"{p.trace} {p.label}" for p in points})
+    report["complete"] = not report["not_replayed"]
+    report["merged_from"] = [str(path) for path in options.merge]
+    write(options.output, report)
+    print_report(report)
+    return 0
 
 
 def build_report(
@@ -447,6 +523,12 @@ def build_report(
             "and lead time 10m; reactive every 15 s (HPA sync period), the policies every 1 m; replicas "
             f"{MIN_REPLICAS}-{MAX_REPLICAS}; forecast refit every 1d, min history 1d, history 28d; "
             "scored after min(7 days, a quarter of the trace)",
+            "guards": {
+                "loop": "the targets' default scale-in rules (cooldown 300 s after any change, at most 50% "
+                "per step), which the simulator's policies do not have",
+                "simulator": "scale_in cooldown 0 and max_percent 100: the loop's reactive then decides as "
+                "the simulator's (tests/scaling/test_replay.py)",
+            }[options.guards],
             "sweep": ran,
             "reduced_from_full_sweep": reduced or "nothing: the full sweep",
             "note": options.note,
