@@ -543,6 +543,7 @@ def build_report(
         "replay_cpu_seconds": round(replay_cpu, 1),
         "workers": options.workers,
         "seconds": round(seconds, 1),
+        "output": str(options.output),
     }
 
 
@@ -575,8 +576,7 @@ def print_report(report: dict[str, Any]) -> None:
                 )
     print(
         f"\nReplay CPU {report['replay_cpu_seconds']:.0f} s; wall {report['seconds']:.0f} s on "
-        f"{report['workers']} processes"
-        + ("" if report["quick"] else f"; results in {RESULTS.relative_to(ROOT)}")
+        f"{report['workers']} processes" + ("" if report["quick"] else f"; results in {report['output']}")
     )
 
 
