@@ -292,7 +292,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help=f"first {QUICK_DAYS} days, two points each side")
     parser.add_argument("--workers", type=int, default=2, help="replay processes (default 2)")
     parser.add_argument("--traces", nargs="+", choices=sorted(TRACES), default=list(TRACES))
-    parser.add_argument("--reactive-targets", nargs="+", type=float, default=list(REACTIVE_TARGETS))
+    parser.add_argument("--reactive-targets", nargs="*", type=float, default=list(REACTIVE_TARGETS))
     parser.add_argument("--quantiles", nargs="+", type=float, default=list(POLICY_QUANTILES))
     parser.add_argument(
         "--hybrid-targets",
@@ -401,8 +401,10 @@ def existing_database(name: str) -> Iterator[None]:
 
 def merge(options: argparse.Namespace) -> int:
     """One report from the replayed points of several runs (a later run adding points to an earlier one):
-    the points as measured, the simulator's side recomputed for them, the frontiers matched again."""
+    the points as measured with the simulator's figures the runs computed beside them (deterministic: the
+    same slices, the same settings), the frontiers matched again."""
     replayed: dict[str, dict[str, dict[str, Any]]] = {}
+    simulated: dict[str, dict[str, Any]] = {}
     missing: set[str] = set()
     seconds = 0.0
     for path in options.merge:
@@ -410,19 +412,20 @@ def merge(options: argparse.Namespace) -> int:
         seconds += report["seconds"]
         missing.update(report.get("not_replayed", []))
         for entry in report["traces"]:
+            side = simulated.setdefault(entry["trace"], {"points": {}, "full_grid": {}, "seconds": 0.0})
+            side["full_grid"] = side["full_grid"] or entry["simulator_full_grid"]
+            side["seconds"] += entry["simulator_seconds"]
             for row in entry["points"]:
                 replayed.setdefault(entry["trace"], {})[row["label"]] = {
                     k: v for k, v in row.items() if k != "simulator"
                 }
+                side["points"][row["label"]] = row["simulator"]
     options.traces = [name for name in TRACES if name in replayed]
     points = [Point(**row["point"]) for name in options.traces for row in replayed[name].values()]
     options.reactive_targets = sorted({p.target for p in points if p.policy == "reactive"})
     options.quantiles = sorted({p.quantile for p in points if p.policy != "reactive" and p.quantile})
     options.hybrid_targets = sorted({p.target for p in points if p.policy == "hybrid"})
     options.predictive = any(p.policy == "predictive" for p in points)
-    simulated = {
-        name: simulator_side(name, [p for p in points if p.trace == name], False) for name in options.traces
-    }
     report = build_report(options, points, replayed, simulated, False, seconds)
     report["not_replayed"] = sorted(missing - {f"{p.trace} {p.label}" for p in points})
     report["complete"] = not report["not_replayed"]
