@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("engine")]
 
 TAXI = ROOT / "tests" / "data" / "nab" / "realKnownCause" / "nyc_taxi.csv"
 STEPS = 480  # ten days of 30-minute buckets
+NASA = ROOT / "tests" / "data" / "nasa-http" / "requests_per_minute_rows_0-7199.csv"
+NASA_MINUTES = 360  # six hours of requests per minute
 
 
 @pytest.fixture
@@ -71,6 +73,29 @@ def test_the_loops_reactive_policy_decides_as_the_simulators_and_leaves_nothing_
     assert loop["under_provisioned_minutes"] > 0  # the figure measures something on this slice
     assert not ScalingTarget.objects.filter(name__startswith="replay-").exists()
     assert not Workflow.objects.filter(name__startswith="scaling.replay-").exists()
+
+
+def test_without_the_scale_in_rules_the_loops_reactive_decides_as_the_simulators_every_15_s(
+    tmp_path: Path,
+) -> None:
+    """At the HPA's 15 s on minute data the loop's default scale-in rules (cooldown after any change, at
+    most 50% a step) are what separates it from the simulator's reactive: without them, the same figures
+    (bench_scaling_replay.py's `--guards simulator`)."""
+    lines = NASA.read_text().splitlines()
+    trace = tmp_path / "nasa.csv"
+    trace.write_text("\n".join(lines[: NASA_MINUTES + 1]) + "\n")
+    no_rules = {"cooldown": 0, "max_percent": 100}
+    file = targets_file(
+        tmp_path, capacity_per_replica=20, load={"metric": "hits", "step": 60}, scale_in=no_rules
+    )
+    ran = replay("-f", file, "--trace", trace, "--decision-interval", "15s", "--compare", "--json")
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)
+    loop, simulator = answer["loop"], answer["simulator"]
+    assert loop["policy"]["decisions"] == NASA_MINUTES * 4 - 1
+    for figure in ("under_provisioned_minutes", "replica_hours", "scale_actions"):
+        assert loop[figure] == simulator[figure], figure
+    assert loop["under_provisioned_minutes"] > 0 and loop["scale_actions"] > 10
 
 
 def test_a_kept_replay_leaves_its_decision_log_and_runs_to_read(tmp_path: Path, trace: Path) -> None:
