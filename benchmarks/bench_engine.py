@@ -281,24 +281,35 @@ def wait_tasks(task_ids: list[str], timeout: float) -> float:
 
 
 def wait_runs(run_ids: list[str], timeout: float) -> float:
-    """Wait until every run succeeded (one query per poll); returns the latest finished_at (epoch s)."""
+    """Wait until every run succeeded (one query per poll); returns the latest finished_at (epoch s).
+
+    The poll is one raw query on an array of the pending ids: the ORM's `id__in` over 1,000 UUIDs cost
+    this process ~10 ms of CPU a poll (plain Celery's MGET ~1.5 ms), taken from the cores the engine's
+    worker and PostgreSQL share with it while the figure runs."""
+    from django.db import connection
+
     from automation.choices import RunStatus
-    from automation.models import StepRun, WorkflowRun
+    from automation.models import StepRun
 
     pending = set(run_ids)
     latest = 0.0
     deadline = time.monotonic() + timeout
+    terminal = list(RunStatus.TERMINAL)
     while pending:
-        finished = WorkflowRun.objects.filter(id__in=pending, status__in=RunStatus.TERMINAL).values_list(
-            "id", "status", "error", "finished_at"
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id::text, status, error, finished_at FROM automation_workflowrun"
+                " WHERE id = ANY(%s::uuid[]) AND status = ANY(%s)",
+                [list(pending), terminal],
+            )
+            finished = cursor.fetchall()
         for run_id, status, error, finished_at in finished:
             if status != RunStatus.SUCCEEDED or finished_at is None:
                 failed = StepRun.objects.filter(run_id=run_id).exclude(status=RunStatus.SUCCEEDED)
                 detail = [(s.name, s.status, s.error) for s in failed[:3]]
                 raise BenchmarkError(f"run {run_id} ended {status}: {error} {detail}")
             latest = max(latest, finished_at.timestamp())
-            pending.discard(str(run_id))
+            pending.discard(run_id)
         if pending:
             if time.monotonic() > deadline:
                 raise BenchmarkError(f"{len(pending)} run(s) unfinished after {timeout} s")

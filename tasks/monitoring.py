@@ -28,7 +28,8 @@ def redispatch_stalled_runs() -> int:
 
 @app.task(name="automation.monitoring.settle_lost_steps")
 def settle_lost_steps() -> int:
-    """Settle steps killed at their hard time limit, or whose completion was lost, from Celery's record."""
+    """Fail steps killed at their hard time limit (Celery's record says so); run again the internal
+    steps whose completion was lost."""
     from automation.runs.recovery import settle_lost_steps as settle
 
     return settle()

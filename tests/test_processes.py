@@ -176,13 +176,12 @@ def test_step_killed_at_its_hard_limit_is_settled_from_the_recorded_failure(engi
     assert StepRun.objects.get(run_id=run.id, name="after").status == "skipped"
 
 
-def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(engine: Any) -> None:
+def test_internal_step_whose_completion_was_lost_runs_again_as_the_same_attempt(engine: Any) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
 
     from automation import ActionDefinition
-    from automation.celery import app
     from automation.models import StepRun, WorkflowRun
     from automation.runs import services
     from automation.runs.recovery import settle_lost_steps
@@ -192,13 +191,81 @@ def test_step_whose_completion_was_lost_is_completed_from_the_recorded_success(e
         engine,
         "lost-completion",
         ActionDefinition(
-            name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5
+            name="only", action_type="control.wait", parameters={"seconds": 0}, timeout_seconds=5,
+            retry_attempts=0,
         ),
     )
     claimed = services.claim_step(run.id, "only", claim=TEST_CLAIM)
-    assert claimed is not None
-    # The task succeeded and Celery recorded it, but the completion write was lost in a database crash.
-    app.backend.mark_as_done(StepRun.objects.get(id=claimed.id).task_id, {})
+    assert claimed is not None and claimed.attempt == 1
+    # The task succeeded and its message was acknowledged, but the completion (written without waiting
+    # for the disk) was lost in a database crash: nothing in the result backend says so.
+    assert settle_lost_steps() == 0, "too early: the step is still within its time limit"
     assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 1
+    assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 0, "settled once"
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+    # The copy sent again resumes the same attempt (a step with no retries left is not failed for it).
+    again = Claim(claimant=Claimant(node="other-node", pid=2), token="b" * 32, previous="", generation=0)
+    resumed = services.claim_step(run.id, "only", claim=again)
+    assert resumed is not None and resumed.attempt == 1
+    services.complete_step(resumed.id, run_id=run.id, output={}, sink=True)
     assert StepRun.objects.get(id=claimed.id).status == "succeeded"
     assert WorkflowRun.objects.get(id=run.id).status == "succeeded"
+
+
+def test_step_acting_outside_is_not_run_again_when_no_outcome_is_recorded(engine: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation import ActionDefinition
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+    from automation.runs.recovery import settle_lost_steps
+    from tests.conftest import stored_run
+
+    run = stored_run(
+        engine,
+        "outside",
+        ActionDefinition(
+            name="call", action_type="http.request", parameters={"url": "http://127.0.0.1:9/"},
+            timeout_seconds=5,
+        ),
+    )
+    claimed = services.claim_step(run.id, "call", claim=TEST_CLAIM)
+    assert claimed is not None
+    # Its completion waits for the disk: no outcome recorded means it is still to be settled by the
+    # stalled-run sweep, never run again blind.
+    assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 0
+    assert StepRun.objects.get(id=claimed.id).status == "running"
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None
+
+
+def test_a_step_acting_outside_completes_durably_an_internal_one_does_not(
+    engine: Any, peer: Any, monkeypatch: Any
+) -> None:
+    from automation import ActionDefinition
+    from automation.actions.registry import get_action
+    from automation.runs import executor, services
+    from tests.conftest import stored_run
+
+    run = stored_run(
+        engine,
+        "durability",
+        ActionDefinition(name="call", action_type="http.request", parameters={"url": f"{peer.url}/x"}),
+        ActionDefinition(name="pause", action_type="control.wait", parameters={"seconds": 0}),
+    )
+    seen: dict[str, bool] = {}
+    real = services.complete_step
+
+    def recording(step_id: int, **kwargs: Any) -> None:
+        seen[str(kwargs["output"])] = kwargs["durable"]
+        real(step_id, **kwargs)
+
+    monkeypatch.setattr(services, "complete_step", recording)
+    for step, action_type in (("call", "http.request"), ("pause", "control.wait")):
+        spec = get_action(action_type)
+        assert spec is not None
+        executor.run_claimed_step(spec, run.id, step, {}, TEST_CLAIM)
+    durable = {("waited" in output): flag for output, flag in seen.items()}
+    assert durable == {False: True, True: False}, seen
+    assert len(peer.received) == 1

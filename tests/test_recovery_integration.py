@@ -76,6 +76,29 @@ def test_a_hard_time_limit_kill_is_settled_by_the_recovery_job(engine: Any) -> N
     assert run.step("after").status == "skipped"
 
 
+def test_a_step_output_is_stored_once_in_postgresql_not_in_the_result_backend(engine: Any) -> None:
+    from automation.celery import app
+    from automation.models import StepRun
+
+    name = unique("stored-once")
+    engine.register_workflow(
+        WorkflowDefinition(
+            name=name,
+            actions=[
+                ActionDefinition(name="first", action_type="control.wait", parameters={"seconds": 0}),
+                ActionDefinition(
+                    name="second", action_type="control.wait", parameters={"seconds": 0}, depends_on=["first"]
+                ),
+            ],
+        )
+    )
+    run = engine.run_workflow(name)
+    assert run.wait(60).status == "succeeded"
+    for step in StepRun.objects.filter(run_id=run.id):
+        assert step.output == {"waited_seconds": 0}, (step.name, step.output)
+        assert app.backend.get_task_meta(step.task_id)["status"] == "PENDING", f"{step.name}: a copy in Redis"
+
+
 def test_a_canvas_sent_twice_still_joins_and_acts_once(engine: Any, peer: HttpPeer) -> None:
     from automation.models import WorkflowRun
     from automation.runs.dispatch import dispatch

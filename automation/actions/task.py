@@ -57,6 +57,11 @@ class ActionTask(GuardedTask):
     acks_late = True
     reject_on_worker_lost = True
     typing = False
+    # A step's output is stored once, in PostgreSQL, by its completion: no copy in the result backend (a
+    # GET, a SETEX and a PUBLISH per step that nothing reads). Failures are still recorded there, the
+    # pool's kill at a hard time limit among them: the recovery job settles such a step from that record.
+    ignore_result = True
+    store_errors_even_if_ignored = True
     spec: ActionSpec
     # An expected outcome, already recorded on the step: logged without a traceback.
     throws = (StepFailed,)

@@ -196,14 +196,14 @@ def run_claimed_step(
     stored = stored_workflow(claimed.version_id)
     act = stored.actions[step]
     if done is not None:
-        return completed(claimed, run_id, step, done, stored, context)
+        return completed(claimed, run_id, step, done, stored, context, durable=spec.external)
     idle = (
         should_act(act, undone_succeeded(str(stored.document["name"]), claimed.inputs))
         if act.get("compensates")
         else None
     )
     if idle is not None:  # a compensation step whose step did not succeed: recorded, nothing done
-        return completed(claimed, run_id, step, {"skipped": idle}, stored, context)
+        return completed(claimed, run_id, step, {"skipped": idle}, stored, context, durable=spec.external)
     if claimed.attempt > act["retry_attempts"] + 1:
         # Only a step whose process died while executing it gets here (failures are counted below):
         # one that kills its own worker must not be given to worker after worker.
@@ -255,7 +255,7 @@ def run_claimed_step(
             undo_failed_run(run_id)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
     try:
-        return completed(claimed, run_id, step, output, stored, context)
+        return completed(claimed, run_id, step, output, stored, context, durable=spec.external)
     except (OperationalError, InterfaceError):
         raise _CompletionPending(output) from None
 
@@ -293,9 +293,15 @@ def completed(
     output: Any,
     stored: StoredWorkflow,
     context: dict[str, Any],
+    *,
+    durable: bool,
 ) -> dict[str, Any]:
-    # Not waiting for the disk: a completion lost in a database crash is restored by the recovery job.
-    services.complete_step(claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=False)
+    # A step that acted outside waits for the disk: once its message is acknowledged, its completion
+    # cannot be lost. An engine-internal one does not: lost in a database crash, the step is run again
+    # (it acts on nothing outside), see `settle_lost_steps`.
+    services.complete_step(
+        claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=durable
+    )
     logger.debug("step %s of run %s succeeded", step, run_id)
     if step in stored.referenced_outputs:
         context[step] = output

@@ -9,8 +9,9 @@ Every few seconds (`recover_runs`), runs are marked to be sent again when
 and the marked runs are sent again as a new generation (automation/runs/dispatch.py).
 
 Every `monitoring_interval`, as a last resort, a run none of whose steps moved for far longer than they
-may legitimately take is sent again, and steps killed at their hard time limit (or whose completion
-was lost in a database crash) are settled from the outcome Celery recorded for their task.
+may legitimately take is sent again, steps killed at their hard time limit are failed from the outcome
+Celery recorded for their task, and engine-internal steps whose completion was lost in a database
+crash run again.
 """
 
 from __future__ import annotations
@@ -172,8 +173,14 @@ def redispatch_stalled(now: datetime | None = None, *, limit: int = BATCH) -> in
 
 
 def settle_lost_steps(now: datetime | None = None) -> int:
-    """Settle running steps past their hard time limit from the outcome Celery recorded for their task:
-    FAILURE (killed at the limit) fails the step; SUCCESS (the completion write was lost) completes it."""
+    """Settle running steps past their hard time limit, from their latest claim.
+
+    A step whose task Celery recorded as failed (the pool killed it at the limit) fails. An engine-internal
+    step with no recorded outcome is run again: its completion, written without waiting for the disk, was
+    lost in a database crash (its message is acknowledged; no copy of it will come), and running it again
+    acts on nothing outside. A step acting outside completes durably, so that cannot happen to it.
+    """
+    from automation.actions.registry import get_action
     from automation.celery import app
 
     now = now or timezone.now()
@@ -182,9 +189,9 @@ def settle_lost_steps(now: datetime | None = None) -> int:
     ).values_list("id", "run_id", "name", "task_id", "touched_at", "run__version_id")
     settled = 0
     for step_id, run_id, name, task_id, claimed_at, version_id in running:
-        timeout = stored_workflow(version_id).actions[name]["timeout_seconds"]
+        act = stored_workflow(version_id).actions[name]
         # From the latest claim: a copy sent again may be running the step right now.
-        if claimed_at is None or now - claimed_at < timedelta(seconds=timeout) + SETTLE_MARGIN:
+        if claimed_at is None or now - claimed_at < timedelta(seconds=act["timeout_seconds"]) + SETTLE_MARGIN:
             continue
         meta = app.backend.get_task_meta(task_id)
         if meta.get("status") == "FAILURE":
@@ -192,11 +199,9 @@ def settle_lost_steps(now: datetime | None = None) -> int:
             reason = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else result
             services.fail_step(step_id, run_id=run_id, error=f"task killed: {reason}")
             settled += 1
-        elif meta.get("status") == "SUCCESS":
-            result = meta.get("result")
-            handed_on: dict[str, Any] = result if isinstance(result, dict) else {}
-            output = handed_on.get(name, {"recovered": "completion restored from the task's recorded result"})
-            sink = name in stored_workflow(version_id).sinks
-            services.complete_step(step_id, run_id=run_id, output=output, sink=sink)
+            continue
+        spec = get_action(act["action_type"])
+        if spec is not None and not spec.external and services.resume_lost_step(step_id, run_id=run_id):
+            logger.warning("run %s: step %s lost its completion; it runs again", run_id, name)
             settled += 1
     return settled

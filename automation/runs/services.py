@@ -323,7 +323,8 @@ def complete_step(step_id: int, *, run_id: Any, output: Any, sink: bool, durable
     """Record a step's success; a step without dependents also counts off its run, which succeeds with
     the last of them. A step whose action finished after its run was cancelled is still recorded as
     succeeded: its effect happened. `durable=False`: see automation/runs/sql.py; a completion lost that
-    way leaves the step running, and the recovery job restores it from the outcome Celery recorded.
+    way leaves the step running, and the recovery job runs it again (only engine-internal steps, which
+    act on nothing outside, complete so).
     """
     statements = [_COMPLETE_STEP, _COUNT_OFF_RUN] if sink else [_COMPLETE_STEP]
     params = {"step": step_id, "run": _run_id(run_id), "output": _json(output), "now": _at(_now())}
@@ -350,6 +351,21 @@ def defer_step(step_id: int, *, countdown: float, state: dict[str, Any] | None, 
         if state is not None:
             fields["state"] = {**row.state, **state}
         StepRun.objects.filter(id=step_id).update(**fields)
+
+
+def resume_lost_step(step_id: int, *, run_id: Any) -> bool:
+    """A running step whose completion was lost (its message acknowledged, no copy coming): park it, due
+    now, so that its next execution resumes the same attempt, and mark its run to be sent again. False
+    when the step is no longer running as it was (nothing changed)."""
+    now = _now()
+    with transaction.atomic():
+        moved = StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING, deferred=False).update(
+            deferred=True, touched_at=now, due_at=now, error="completion lost: run again"
+        )
+        if not moved:
+            return False
+        request_redispatch(run_id)  # False when the run is already marked: it is sent again either way
+        return True
 
 
 def record_retry(step_id: int, *, error: str, countdown: float) -> None:
