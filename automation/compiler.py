@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import chain, chord, group
-from celery.canvas import Signature
+from celery.canvas import Signature, _chain
 
 from automation.celery import app
 from automation.delivery import DEFAULT_QUEUE, action_task_name, soft_time_limit, step_task_id
@@ -80,6 +80,24 @@ def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
     return build(set(position))
 
 
+def _ends_in_group(sig: Signature) -> bool:
+    if isinstance(sig, group):
+        return True
+    return isinstance(sig, _chain) and not isinstance(sig, chord) and _ends_in_group(sig.tasks[-1])
+
+
+def _keep_results(sig: Signature) -> None:
+    """Step tasks are `ignore_result`; these steps' results are stored after all (see `compile_workflow`)."""
+    if isinstance(sig, chord):
+        for part in (*sig.tasks, sig.body):
+            _keep_results(part)
+    elif isinstance(sig, group | _chain):
+        for part in sig.tasks:
+            _keep_results(part)
+    else:
+        sig.options["ignore_result"] = False
+
+
 def compile_workflow(
     document: Mapping[str, Any], *, run_id: str, queue: str, generation: int = 0
 ) -> Signature:
@@ -121,6 +139,11 @@ def compile_workflow(
         while i < len(parts):
             part = parts[i]
             if isinstance(part, group) and i + 1 < len(parts):
+                if any(_ends_in_group(task) for task in part.tasks):
+                    # A header holding a group (a branch ending in parallel steps) is joined by Celery from
+                    # the result backend (RedisBackend.apply_chord saves it, on_chord_part_return joins
+                    # it): its steps store their results, or the join waits until the soft time limit.
+                    _keep_results(part)
                 merged.append(chord(part, parts[i + 1], app=app))
                 i += 2
             else:

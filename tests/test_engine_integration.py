@@ -290,8 +290,11 @@ def test_webhook_is_slack_compatible_and_never_repeated_on_redelivery(
     assert peer.received[0].headers["Idempotency-Key"] == f"{run.id}:notify"
     # The step's message delivered again while its run goes on (as after a crash before the ack): the
     # guard hands on the recorded output and does not notify twice.
+    # Step tasks are `ignore_result`: this copy asks for its result to be stored, to read it.
     again = app.send_task(
-        "automation.action.notification.webhook", kwargs={"run_id": run.id, "step": "notify"}
+        "automation.action.notification.webhook",
+        kwargs={"run_id": run.id, "step": "notify"},
+        ignore_result=False,
     )
     assert again.get(timeout=30) == {}
     assert run.wait(60).status == "succeeded"
@@ -360,3 +363,19 @@ def test_enqueue_inside_a_callers_transaction_is_sent_on_commit(engine: Any, pee
         after_task_publish.disconnect(record)
     assert run.wait(60).status == "succeeded"
     assert peer.paths() == ["/act"]
+
+
+def test_a_join_after_a_branch_ending_in_parallel_steps(engine: Any) -> None:
+    """The chord's header holds a chain ending in a group: Celery joins such a header from the result
+    backend, so its steps store their results although step tasks are `ignore_result`."""
+
+    def wait(name: str, *deps: str) -> ActionDefinition:
+        return ActionDefinition(
+            name=name, action_type="control.wait", parameters={"seconds": 0}, depends_on=list(deps)
+        )
+
+    name = unique("nested-header")
+    actions = [wait("a"), wait("b", "a"), wait("c", "a"), wait("d"), wait("e", "b", "c", "d")]
+    engine.register_workflow(WorkflowDefinition(name=name, actions=actions))
+    run = engine.run_workflow(name).wait(30)
+    assert run.status == "succeeded", [(s.name, s.status, s.error) for s in run.steps]

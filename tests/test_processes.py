@@ -269,3 +269,34 @@ def test_a_step_acting_outside_completes_durably_an_internal_one_does_not(
     durable = {("waited" in output): flag for output, flag in seen.items()}
     assert durable == {False: True, True: False}, seen
     assert len(peer.received) == 1
+
+
+def test_internal_step_waiting_for_its_next_attempt_is_not_run_again_early(engine: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation import ActionDefinition
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+    from automation.runs.recovery import settle_lost_steps
+    from tests.conftest import stored_run
+
+    run = stored_run(
+        engine,
+        "between-attempts",
+        ActionDefinition(
+            name="only", action_type="workflow.start", parameters={"workflow": "nope"}, timeout_seconds=5,
+            retry_attempts=3,
+        ),
+    )
+    claimed = services.claim_step(run.id, "only", claim=TEST_CLAIM)
+    assert claimed is not None and claimed.attempt == 1
+    # Attempt 1 failed; attempt 2 is due in two minutes (a backoff longer than the step's time limit).
+    services.record_retry(claimed.id, error="boom", countdown=120)
+    assert settle_lost_steps(timezone.now() + timedelta(minutes=1)) == 0
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None
+    assert not StepRun.objects.get(id=claimed.id).deferred
+    again = Claim(claimant=Claimant(node="other-node", pid=2), token="c" * 32, previous="", generation=0)
+    resumed = services.claim_step(run.id, "only", claim=again)
+    assert resumed is not None and resumed.attempt == 2, "the next attempt is counted"

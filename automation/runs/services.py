@@ -359,8 +359,12 @@ def resume_lost_step(step_id: int, *, run_id: Any) -> bool:
     when the step is no longer running as it was (nothing changed)."""
     now = _now()
     with transaction.atomic():
-        moved = StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING, deferred=False).update(
-            deferred=True, touched_at=now, due_at=now, error="completion lost: run again"
+        # Not a step released between attempts (`record_retry`: no claim token): its retry message is
+        # due, and if lost, `mark_overdue_parked_runs` sends the run again with the next attempt counted.
+        moved = (
+            StepRun.objects.filter(id=step_id, status=RunStatus.RUNNING, deferred=False)
+            .exclude(claim_token="")
+            .update(deferred=True, touched_at=now, due_at=now, error="completion lost: run again")
         )
         if not moved:
             return False

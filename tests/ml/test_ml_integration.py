@@ -145,7 +145,10 @@ def redeliver(step: str, run: Any) -> Any:
 def redeliver_as(action_type: str, step: str, run: Any) -> Any:
     from automation.celery import app
 
-    return app.send_task(f"automation.action.{action_type}", kwargs={"run_id": run.id, "step": step})
+    # Step tasks are `ignore_result`: a copy sent here stores its result, for a test to read it.
+    return app.send_task(
+        f"automation.action.{action_type}", kwargs={"run_id": run.id, "step": step}, ignore_result=False
+    )
 
 
 def test_a_good_model_is_promoted(
