@@ -233,8 +233,8 @@ def test_step_acting_outside_is_not_run_again_when_no_outcome_is_recorded(engine
     )
     claimed = services.claim_step(run.id, "call", claim=TEST_CLAIM)
     assert claimed is not None
-    # Its completion waits for the disk: no outcome recorded means it is still to be settled by the
-    # stalled-run sweep, never run again blind.
+    # Its completion waits for the disk: no outcome recorded does not mean a lost completion, and the
+    # recovery job does not run it again as one (the stalled-run sweep's takeover is the only path left).
     assert settle_lost_steps(timezone.now() + timedelta(minutes=2)) == 0
     assert StepRun.objects.get(id=claimed.id).status == "running"
     assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None

@@ -58,8 +58,9 @@ class ActionTask(GuardedTask):
     reject_on_worker_lost = True
     typing = False
     # A step's output is stored once, in PostgreSQL, by its completion: no copy in the result backend (a
-    # GET, a SETEX and a PUBLISH per step that nothing reads). Failures are still recorded there, the
-    # pool's kill at a hard time limit among them: the recovery job settles such a step from that record.
+    # GET, a SETEX and a PUBLISH per step that nothing reads). Failures (the pool's kill at a hard time
+    # limit among them: the recovery job settles such a step from that record) and retries are still
+    # recorded there, and the compiler keeps the results of a chord header Celery joins from the backend.
     ignore_result = True
     store_errors_even_if_ignored = True
     spec: ActionSpec
