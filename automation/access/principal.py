@@ -8,6 +8,7 @@ nothing is the Python API, acting as the operating-system user.
 from __future__ import annotations
 
 import contextvars
+import functools
 import getpass
 import os
 from collections.abc import Iterator
@@ -51,7 +52,9 @@ class Actor:
 _ACTOR: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("automation_actor", default=None)
 
 
+@functools.cache
 def _os_user() -> str:
+    """The operating-system user of this process (looked up once: getpass may read the password file)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -34,7 +34,7 @@ class AuditEntry(models.Model):
     trigger refuses it)."""
 
     at = models.DateTimeField(db_index=True)
-    actor = models.CharField(max_length=150, db_index=True)
+    actor = models.CharField(max_length=150)
     source = models.CharField(max_length=16, choices=AuditSource.CHOICES)
     via = models.CharField(max_length=100, default="", blank=True)
     action = models.CharField(max_length=64)
@@ -45,7 +45,11 @@ class AuditEntry(models.Model):
     summary = models.JSONField(default=dict)
 
     class Meta:
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+        # Actors are matched exactly: a plain index (a CharField's db_index adds a second, LIKE one).
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+            models.Index(fields=["actor"], name="audit_actor"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"

@@ -81,8 +81,6 @@ _INSERT_RUN = f"{_INSERT_ANY_RUN} WHERE {_STILL_LATEST}\n"
 # A compensation runs the version derived from the version of the run it undoes, latest or not.
 _INSERT_PINNED_RUN = _INSERT_ANY_RUN
 
-_RUN_STORED = "SELECT count(*) FROM automation_workflowrun WHERE id = %(run)s"
-
 # The run's `run.started` audit entry, in the same transaction (and round trip) as the run: stored with it
 # or not at all.
 _AUDIT_FIELDS = (
@@ -103,7 +101,9 @@ def _insert_steps(count: int) -> str:
         " deferred, state, error, finished_at, claimed_node, claim_token)\n"
         "SELECT %(run)s, column1, column2, column3, column4, %(status)s, 0, false, '{}', %(error)s,"
         f" %(finished)s, '', ''\n  FROM (VALUES {rows}) AS v\n"
-        " WHERE EXISTS (SELECT 1 FROM automation_workflowrun WHERE id = %(run)s)"
+        " WHERE EXISTS (SELECT 1 FROM automation_workflowrun WHERE id = %(run)s)\n"
+        # A row per step stored: none when the run was not (its version is no longer the latest).
+        "RETURNING 1"
     )
 
 
@@ -172,7 +172,8 @@ def create_run(
         params[f"n{i}"] = act["name"]
         params[f"t{i}"] = act["action_type"]
         params[f"k{i}"] = step_task_id(str(run_id), act["name"])
-    statements = [_INSERT_PINNED_RUN if pinned else _INSERT_RUN, _insert_steps(len(actions)), _RUN_STORED]
+    # The steps last: their RETURNING says whether the run was stored.
+    statements = [_INSERT_PINNED_RUN if pinned else _INSERT_RUN, _insert_steps(len(actions))]
     if audit_entry is not None:
         if audit_entry.object_id != str(run_id):
             raise ValueError("the audit entry of a run start must name that run (pass its run_id)")
@@ -180,7 +181,7 @@ def create_run(
             field = AuditEntry._meta.get_field(name)
             assert isinstance(field, Field)
             params[f"audit_{name}"] = db_value(field, getattr(audit_entry, name))
-        statements.insert(2, _INSERT_AUDIT)
+        statements.insert(1, _INSERT_AUDIT)
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
