@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import chain, chord, group
+from celery.backends.redis import RedisBackend
 from celery.canvas import Signature, _chain
 
 from automation.celery import app
@@ -98,6 +99,17 @@ def _keep_results(sig: Signature) -> None:
         sig.options["ignore_result"] = False
 
 
+def _joined_from_results(header: group) -> bool:
+    """Whether Celery joins this chord header by reading its tasks' results from the result backend; its
+    steps then store their results, or the join waits until the soft time limit. The Redis backend joins
+    from a list the header tasks append to, except a header holding a group (a branch ending in parallel
+    steps: RedisBackend.apply_chord saves it as a GroupResult and joins it from the results); every other
+    backend (the embedded store's cache, a database) always joins from the results."""
+    if not isinstance(app.backend, RedisBackend):
+        return True
+    return any(_ends_in_group(task) for task in header.tasks)
+
+
 def compile_workflow(
     document: Mapping[str, Any], *, run_id: str, queue: str, generation: int = 0
 ) -> Signature:
@@ -139,10 +151,7 @@ def compile_workflow(
         while i < len(parts):
             part = parts[i]
             if isinstance(part, group) and i + 1 < len(parts):
-                if any(_ends_in_group(task) for task in part.tasks):
-                    # A header holding a group (a branch ending in parallel steps) is joined by Celery from
-                    # the result backend (RedisBackend.apply_chord saves it, on_chord_part_return joins
-                    # it): its steps store their results, or the join waits until the soft time limit.
+                if _joined_from_results(part):
                     _keep_results(part)
                 merged.append(chord(part, parts[i + 1], app=app))
                 i += 2

@@ -117,3 +117,36 @@ def test_wide_fan_out_join() -> None:
     sig = compile_workflow({"actions": actions}, run_id="r", queue="default")
     assert isinstance(sig.tasks[1], chord)
     assert len(sig.tasks[1].tasks) == 1000
+
+
+def _steps(sig: Signature) -> list[Signature]:
+    if isinstance(sig, chord):
+        return [s for part in (*sig.tasks, sig.body) for s in _steps(part)]
+    if isinstance(sig, chain | group):
+        return [s for part in sig.tasks for s in _steps(part)]
+    return [sig]
+
+
+def test_a_chord_header_keeps_results_only_where_celery_joins_it_from_them(monkeypatch: Any) -> None:
+    from celery.backends.cache import CacheBackend
+    from celery.backends.redis import RedisBackend
+
+    from automation import compiler
+
+    flat = {"actions": [act("a", []), act("b", []), act("j", ["a", "b"])]}
+    nested = {
+        "actions": [act("a", []), act("b", ["a"]), act("c", ["a"]), act("d", []), act("e", ["b", "c", "d"])]
+    }
+
+    def kept(doc: dict[str, Any]) -> set[str]:
+        sig = compile_workflow(doc, run_id="r", queue="default")
+        steps = _steps(sig)
+        return {s.options["task_id"].split(":")[1] for s in steps if s.options.get("ignore_result") is False}
+
+    redis = RedisBackend(app=compiler.app, url="redis://127.0.0.1:6379/0")
+    monkeypatch.setattr(type(compiler.app), "backend", property(lambda _: redis))
+    assert kept(flat) == set(), "the Redis backend joins a flat header from its own list"
+    assert kept(nested) == {"a", "b", "c", "d"}, "a header holding a group is joined from the results"
+    cache = CacheBackend(app=compiler.app, backend="memory")
+    monkeypatch.setattr(type(compiler.app), "backend", property(lambda _: cache))
+    assert kept(flat) == {"a", "b"}, "any other backend joins every header from the results"
