@@ -82,15 +82,18 @@ class ActionTask(GuardedTask):
         # Imported here, not at the top: the executor reaches the models, which exist only once Django is
         # set up, and Celery imports task modules before that.
         from automation.runs.executor import execute_step
+        from automation.runs.handoff import await_join_report
 
         if not (run_id and step):
             named = parse_step_task_id(str(self.request.id or ""))
             if named is None:
                 raise StepFailed(f"task id {self.request.id!r} names no run and step", retryable=False)
             run_id, step = named
-        return execute_step(
+        outcome = execute_step(
             self, self.spec, upstream, run_id, step, generation=gen, previous=prev, done=done
         )
+        await_join_report(self, run_id)
+        return outcome
 
     def apply_async(  # type: ignore[override]
         self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any

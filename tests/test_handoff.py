@@ -1,0 +1,46 @@
+"""A chord branch's report to its join: waited for while the Redis result backend is down, then the run is
+marked to be sent again (Celery would lose the report, and the join would never run)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from celery.backends.redis import RedisBackend
+
+from automation import ActionDefinition
+
+WAIT = ActionDefinition(name="a", action_type="control.wait", parameters={"seconds": 0})
+
+
+def _task(backend: Any, *, chord: Any) -> Any:
+    return SimpleNamespace(backend=backend, request=SimpleNamespace(chord=chord))
+
+
+def test_a_branch_whose_join_cannot_be_reached_marks_its_run(engine: Any, monkeypatch: Any) -> None:
+    from django.conf import settings
+
+    from automation.celery import app
+    from automation.models import WorkflowRun
+    from automation.runs.handoff import await_join_report
+    from tests.conftest import stored_run
+
+    policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.05, "interval_max": 0.05}
+    monkeypatch.setattr(settings, "CELERY_TASK_PUBLISH_RETRY_POLICY", policy)
+    run = stored_run(engine, "join-unreachable", WAIT)
+    down = RedisBackend(app=app, url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    await_join_report(_task(down, chord=None), str(run.id))
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None, "not a chord branch"
+    await_join_report(_task(down, chord={"task": "join"}), str(run.id))
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+
+
+def test_a_branch_whose_join_is_reachable_leaves_its_run_alone(engine: Any) -> None:
+    from automation.celery import app
+    from automation.models import WorkflowRun
+    from automation.runs.handoff import await_join_report
+    from tests.conftest import REDIS_URL, stored_run
+
+    run = stored_run(engine, "join-reachable", WAIT)
+    await_join_report(_task(RedisBackend(app=app, url=REDIS_URL), chord={"task": "join"}), str(run.id))
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None
