@@ -84,7 +84,9 @@ def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
 def _ends_in_group(sig: Signature) -> bool:
     if isinstance(sig, group):
         return True
-    return isinstance(sig, _chain) and not isinstance(sig, chord) and _ends_in_group(sig.tasks[-1])
+    if isinstance(sig, chord):  # a chord stands for its body: a group body freezes to a GroupResult
+        return _ends_in_group(sig.body)
+    return isinstance(sig, _chain) and _ends_in_group(sig.tasks[-1])
 
 
 def _keep_results(sig: Signature) -> None:

@@ -379,3 +379,21 @@ def test_a_join_after_a_branch_ending_in_parallel_steps(engine: Any) -> None:
     engine.register_workflow(WorkflowDefinition(name=name, actions=actions))
     run = engine.run_workflow(name).wait(30)
     assert run.status == "succeeded", [(s.name, s.status, s.error) for s in run.steps]
+
+
+def test_a_join_after_a_branch_ending_in_a_chord_with_parallel_successors(engine: Any) -> None:
+    """Review: the header holds chord(group(a1, a2), group(c1, c2)), whose frozen result is a GroupResult."""
+
+    def wait(name: str, *deps: str) -> ActionDefinition:
+        return ActionDefinition(
+            name=name, action_type="control.wait", parameters={"seconds": 0}, depends_on=list(deps)
+        )
+
+    name = unique("chord-group-body-header")
+    actions = [
+        wait("r"), wait("a1", "r"), wait("a2", "r"), wait("c1", "a1", "a2"), wait("c2", "a1", "a2"),
+        wait("e", "r"), wait("j", "c1", "c2", "e"),
+    ]
+    engine.register_workflow(WorkflowDefinition(name=name, actions=actions))
+    run = engine.run_workflow(name).wait(60)
+    assert run.status == "succeeded", [(s.name, s.status, s.error) for s in run.steps]
