@@ -44,3 +44,24 @@ def test_a_branch_whose_join_is_reachable_leaves_its_run_alone(engine: Any) -> N
     run = stored_run(engine, "join-reachable", WAIT)
     await_join_report(_task(RedisBackend(app=app, url=REDIS_URL), chord={"task": "join"}), str(run.id))
     assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None
+
+
+class _OutOfTime(RedisBackend):
+    """A backend reached while the step's soft time limit strikes."""
+
+    @property
+    def client(self) -> Any:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        raise SoftTimeLimitExceeded()
+
+
+def test_a_branch_whose_time_runs_out_waiting_marks_its_run(engine: Any) -> None:
+    from automation.celery import app
+    from automation.models import WorkflowRun
+    from automation.runs.handoff import await_join_report
+    from tests.conftest import REDIS_URL, stored_run
+
+    run = stored_run(engine, "join-out-of-time", WAIT)
+    await_join_report(_task(_OutOfTime(app=app, url=REDIS_URL), chord={"task": "join"}), str(run.id))
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None

@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import Task
 from celery.backends.redis import RedisBackend
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -40,15 +41,20 @@ def await_join_report(task: Task[Any, Any], run_id: str) -> None:
     if not task.request.chord or not isinstance(backend, RedisBackend):
         return
     policy = settings.CELERY_TASK_PUBLISH_RETRY_POLICY
+    retries = int(policy["max_retries"])
     interval = float(policy["interval_start"])
-    for attempt in range(int(policy["max_retries"]) + 1):
-        try:
-            backend.client.ping()
-            return
-        except (RedisError, ConnectionError, TimeoutError) as exc:
-            if attempt == int(policy["max_retries"]):
-                logger.warning("run %s: the result backend is unreachable (%r)", run_id, exc)
-                break
+    try:
+        for attempt in range(retries + 1):
+            try:
+                backend.client.ping()
+                return
+            except (RedisError, ConnectionError, TimeoutError) as exc:
+                if attempt == retries:
+                    logger.warning("run %s: the result backend is unreachable (%r)", run_id, exc)
+                    break
             time.sleep(interval)
             interval = min(interval + float(policy["interval_step"]), float(policy["interval_max"]))
+    except SoftTimeLimitExceeded:
+        # The step succeeded and is recorded; its time ran out waiting for the join's store.
+        logger.warning("run %s: time limit reached waiting for the result backend", run_id)
     note_unsent(run_id)
