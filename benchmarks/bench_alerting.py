@@ -122,9 +122,12 @@ class Plan:
     probes: int  # alerts (or tasks) per side per repetition (figure 3)
 
 
-FULL = Plan(rules=10_000, series=100_000, alerts=1_000, groups=20, repeats=5, ticks=5, probes=7)
+FULL = Plan(rules=10_000, series=100_000, alerts=1_000, groups=20, repeats=5, ticks=5, probes=15)
 QUICK = Plan(rules=1_000, series=10_000, alerts=200, groups=10, repeats=3, ticks=3, probes=3)
 FIGURES = ("tick", "storm", "first_step")
+#: Probes sent and not counted before each side's measured ones, the same number on both sides: each of
+#: the two pool processes and of the API server's two processes connects, loads and caches on its first.
+WARM_UPS = 4
 
 
 @dataclass
@@ -962,7 +965,7 @@ def measure_first_step(plan: Plan, figures: dict[str, Figure], api: ApiServer) -
         for repeat in range(plan.repeats):
             for side in bench_engine.SIDES if repeat % 2 == 0 else bench_engine.SIDES[::-1]:
                 with bench_engine.running_worker(side):
-                    for _ in range(2):  # warm-up: pool processes connect, load, cache
+                    for _ in range(WARM_UPS):
                         engine_probe(api, client) if side == "engine" else plain_probe()
                     if side == "engine":
                         pairs = [engine_probe(api, client) for _ in range(plan.probes)]
@@ -1063,7 +1066,7 @@ def write_results(figures: list[Figure], plan: Plan, quick: bool, machine: dict[
             "evaluations per window; Prometheus scrape 15 s, group interval 5 s",
             "storm": f"{plan.alerts} alerts, {plan.groups} groups, {IN_FLIGHT} requests in flight, handler "
             f"rules for {', '.join(HANDLED)}",
-            "first_step": f"{plan.probes} probes per side per repetition after 2 warm-ups; workers "
+            "first_step": f"{plan.probes} probes per side per repetition after {WARM_UPS} warm-ups; workers "
             f"prefork -c {bench_engine.CONCURRENCY} -Q {bench_engine.QUEUE}, one side at a time",
         },
         "machine": machine,

@@ -88,6 +88,7 @@ def enqueue_run(
     idempotency_key: str | None = None,
     undoing: bool = False,
     pinned: WorkflowVersion | None = None,
+    durable: bool = True,
 ) -> tuple[WorkflowRun, bool]:
     """Create and dispatch a run; the same idempotency key returns the same run, dispatched once.
 
@@ -96,6 +97,7 @@ def enqueue_run(
     (`undoing`, automation/runs/compensation.py): asked by anyone else, InputError. The engine runs it at
     the version `pinned`, the one derived from the version of the run undone (a later registration of the
     workflow makes another compensation the latest); every other run is of the latest version.
+    `durable=False`: see `services.create_run` (the alert intake's answer waits for a later commit).
     """
     if pinned is not None and (not undoing or pinned.workflow.name != workflow):
         raise InputError([("version", f"only the engine's compensation of '{workflow}' runs a set version")])
@@ -149,6 +151,7 @@ def enqueue_run(
                 run_id=run_id,
                 audit_entry=started,
                 pinned=pinned is not None,
+                durable=durable,
             )
             break
         except services.StaleVersion:

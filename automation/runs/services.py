@@ -3,7 +3,7 @@
 Each transition is conditional on the state it starts from (`WHERE status IN ...`), so a redelivered
 message, a duplicate worker or a late timer can never move a finished step or run backwards or count it
 twice. The hot ones (creating a run, claiming and completing a step) are SQL that PostgreSQL and the
-embedded SQLite store both run (automation/runs/sql.py), in one round trip on PostgreSQL; the others
+embedded SQLite store both run (automation/sql.py), in one round trip on PostgreSQL; the others
 use the ORM. Either way the same definition runs on both stores.
 """
 
@@ -25,7 +25,7 @@ from automation.delivery import step_task_id
 from automation.errors import ForbiddenError, InputError, NotFoundError, StateError
 from automation.models import AuditEntry, StepRun, WorkflowRun
 from automation.runs.claims import Claim
-from automation.runs.sql import db_value, from_json, in_list, retry_deadlocks, run_statements
+from automation.sql import db_value, from_json, in_list, retry_deadlocks, run_statements
 
 ACTIVE = RunStatus.ACTIVE
 TERMINAL = RunStatus.TERMINAL
@@ -129,12 +129,14 @@ def create_run(
     run_id: uuid.UUID | None = None,
     audit_entry: AuditEntry | None = None,
     pinned: bool = False,
+    durable: bool = True,
 ) -> tuple[WorkflowRun, bool]:
     """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
     already created with this idempotency key. StaleVersion when `version_number` is no longer the
     workflow's latest (nothing stored), unless the caller `pinned` that version on purpose. `audit_entry`,
     an entry about this run (`run_id`), is stored with the run in the same transaction, and only if the run
-    is created."""
+    is created. `durable=False` does not wait for the disk (automation/sql.py): only for a caller
+    whose own answer waits for a later durable commit, which writes this one to the disk with it."""
     run_id = run_id or uuid.uuid4()
     now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
@@ -185,7 +187,7 @@ def create_run(
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            stored = run_statements(statements, params)
+            stored = run_statements(statements, params, durable=durable)
     except IntegrityError:
         existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
         if key is None or existing is None:
@@ -323,7 +325,7 @@ UPDATE automation_workflowrun
 def complete_step(step_id: int, *, run_id: Any, output: Any, sink: bool, durable: bool = True) -> None:
     """Record a step's success; a step without dependents also counts off its run, which succeeds with
     the last of them. A step whose action finished after its run was cancelled is still recorded as
-    succeeded: its effect happened. `durable=False`: see automation/runs/sql.py; a completion lost that
+    succeeded: its effect happened. `durable=False`: see automation/sql.py; a completion lost that
     way leaves the step running, and the recovery job runs it again (only engine-internal steps, which
     act on nothing outside, complete so).
     """

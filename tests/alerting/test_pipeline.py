@@ -119,6 +119,111 @@ def test_a_new_alert_received_by_many_callers_at_once_fires_once(level: Any) -> 
     assert len(runs_of(f"alert.{name}")) == 1
 
 
+def _observation(fingerprint: str, now: float) -> Any:
+    from automation.alerting.services.alerts import Observation
+
+    return Observation(
+        fingerprint=fingerprint,
+        name="written",
+        labels={"alertname": "written", "service": "api"},
+        value=3.5,
+        holds=True,
+        active_since=now - 30,
+        origin="event",
+        severity="high",
+        annotations={"summary": "s"},
+    )
+
+
+def _stored(fingerprint: str) -> dict[str, Any]:
+    from automation.models import Alert, AlertLog
+
+    row = Alert.objects.filter(fingerprint=fingerprint).values().get()
+    log = list(AlertLog.objects.filter(alert_id=row["id"]).values("at", "decision", "detail", "once_key"))
+    for entry in log:
+        entry["once_key"] = entry["once_key"].replace(fingerprint, "<fp>")
+    for name in ("id", "fingerprint", "updated_at"):
+        row.pop(name)
+    return {"alert": row, "log": log}
+
+
+class _Counting:
+    """The database driver's connection, counting what its cursors send (one `execute` is a round trip)."""
+
+    def __init__(self, raw: Any, executed: list[str]) -> None:
+        self._raw, self._executed = raw, executed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        cursor, executed = self._raw.cursor(*args, **kwargs), self._executed
+
+        class Cursor:
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: Any) -> None:
+                cursor.close()
+
+            def execute(self, sql: str, params: Any = None) -> Any:
+                executed.append(sql)
+                return cursor.execute(sql, params)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cursor, name)
+
+        return Cursor()
+
+
+def test_a_new_alert_is_written_in_one_statement_as_the_locked_path_writes_it() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from automation.alerting.services.alerts import observe, observe_if_new
+    from automation.alerting.services.rules import save_rule
+
+    rule = save_rule({"name": unique("written"), "condition": "x > 1"})
+    now = time.time()
+    locked, fast = unique("locked"), unique("fast")
+    assert observe(_observation(locked, now), now, rule=rule) is not None
+    raw = connection.connection
+    executed: list[str] = []
+    try:
+        connection.connection = _Counting(raw, executed)
+        observe_if_new(_observation(unique("warm"), now), now, rule_name=rule.name)  # prepares on this one
+        executed.clear()
+        with CaptureQueriesContext(connection) as queries:
+            sight = observe_if_new(_observation(fast, now), now, rule_name=rule.name)
+    finally:
+        connection.connection = raw
+    assert queries.captured_queries == [] and len(executed) == 1  # one round trip
+    assert sight.rule is not None and (sight.rule.pk, sight.rule.document) == (rule.pk, rule.document)
+    assert sight.transition is not None and sight.found is None
+    assert (sight.transition.before, sight.transition.after) == ("inactive", "firing")
+    assert sight.transition.alert.pk is not None and sight.transition.alert.rule_id == rule.pk
+    assert _stored(fast) == _stored(locked)
+
+
+def test_an_alert_that_exists_is_read_not_written_by_its_first_sight() -> None:
+    from automation.alerting.services.alerts import expire, observe, observe_if_new
+    from automation.models import Alert
+
+    now = time.time()
+    fingerprint = unique("seen")
+    first = observe_if_new(_observation(fingerprint, now), now, rule_name=unique("no-such-rule"))
+    assert first.rule is None and first.transition is not None
+    fired_at = Alert.objects.get(fingerprint=fingerprint).fired_at
+    again = observe_if_new(_observation(fingerprint, now + 1), now + 1, rule_name="none")
+    assert again.transition is None and again.found == ("firing", fired_at)
+    expire(fingerprint, now + 2)
+    resolved = observe_if_new(_observation(fingerprint, now + 3), now + 3, rule_name="none")
+    assert resolved.transition is None and resolved.found is not None and resolved.found[0] == "resolved"
+    refired = observe(_observation(fingerprint, now + 3), now + 3)
+    assert refired is not None and (refired.before, refired.after) == ("resolved", "firing")
+    assert decisions(fingerprint) == ["fired", "resolved", "fired"]
+
+
 def test_a_new_firing_inside_the_cooldown_starts_no_run(level: Any) -> None:
     from automation.alerting.services.intake import receive
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -23,6 +24,7 @@ from automation.alerting.choices import AlertOrigin, AlertState, Decision
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.lifecycle import observed_state, record_change, resolves
 from automation.models import Alert, AlertLog, AlertRule
+from automation.sql import run_statements
 
 
 def at(seconds: float) -> datetime:
@@ -92,21 +94,28 @@ def _insert_once(entry: AlertLog) -> bool:
     return _insert_unless_conflict(entry, "once_key") is not None
 
 
-def _insert_unless_conflict(row: Any, unique: str) -> Any:
-    """Insert `row` (every field but its primary key) unless a row with the same `unique` exists: its new
-    id, or None when it exists (nothing written)."""
+def _insert_sql(row: Any, unique: str, *, without: str = "") -> tuple[str, list[Any]]:
+    """`INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING pk` of `row` (every field but its primary key
+    and the field named `without`), and its parameters."""
     model = type(row)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name != without]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(f.column)) for f in fields)
     conflict = quote(str(model._meta.get_field(unique).column))
     placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(str(model._meta.pk.column))}"
+    )
+    return sql, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+
+
+def _insert_unless_conflict(row: Any, unique: str) -> Any:
+    """Insert `row` (every field but its primary key) unless a row with the same `unique` exists: its new
+    id, or None when it exists (nothing written)."""
+    sql, params = _insert_sql(row, unique)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(str(model._meta.pk.column))}",
-            [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields],
-        )
+        cursor.execute(sql, params)
         found = cursor.fetchone()
     return None if found is None else found[0]
 
@@ -151,7 +160,11 @@ def _insert_new(alert: Alert) -> bool:
 
 
 def observe(
-    observation: Observation, now: float, *, rule: AlertRule | None = None, flap: FlapPolicy | None = None
+    observation: Observation,
+    now: float,
+    *,
+    rule: AlertRule | None = None,
+    flap: FlapPolicy | None = None,
 ) -> Transition | None:
     """Apply one observation: the transition it causes, if this caller is the one that took it."""
     flap = flap or FlapPolicy()
@@ -176,6 +189,105 @@ def observe(
         before, after, fields = _apply(alert, observation, now, flap)
         alert.save(update_fields=fields)
         return _transition(alert, before, after, observation, now)
+
+
+def _inserted(model: Any, *, skip: str = "") -> list[Any]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name != skip]
+
+
+def _log_params(entry: AlertLog) -> dict[str, Any]:
+    """The parameters of `_log_insert_sql` for this log line."""
+    return {
+        f"l_{f.attname}": f.get_db_prep_save(getattr(entry, f.attname), connection)
+        for f in _inserted(AlertLog, skip="alert")
+    }
+
+
+@cache
+def _log_insert_sql(source: str) -> str:
+    """`INSERT` of a log line (parameters `l_<field>`) for the alert whose `id` the CTE `source` returns,
+    unless its `once_key` is logged already."""
+    quote = connection.ops.quote_name
+    log_fields = _inserted(AlertLog, skip="alert")
+    columns = ", ".join(quote(str(f.column)) for f in [AlertLog._meta.get_field("alert"), *log_fields])
+    # typed: in a SELECT list a parameter's type is not taken from the column it is inserted into
+    typed = ", ".join(f"CAST(%(l_{f.attname})s AS {f.cast_db_type(connection)})" for f in log_fields)
+    return (
+        f"INSERT INTO {quote(AlertLog._meta.db_table)} ({columns}) SELECT {source}.id, {typed} FROM {source} "
+        f"ON CONFLICT ({quote('once_key')}) DO NOTHING"
+    )
+
+
+@cache
+def _first_sight_sql(logged: bool) -> str:
+    """The statement of `observe_if_new` (with the log line's insert when `logged`), built from the models."""
+    quote = connection.ops.quote_name
+    alert_fields = _inserted(Alert)
+    values = ", ".join(
+        "(SELECT id FROM r)" if f.name == "rule" else f"%(a_{f.attname})s" for f in alert_fields
+    )
+    log_insert = f", logged AS ({_log_insert_sql('new')})" if logged else ""
+    rule_columns = ", ".join(f"r.{quote(str(f.column))}" for f in AlertRule._meta.concrete_fields)
+    return (
+        f"WITH r AS (SELECT * FROM {quote(AlertRule._meta.db_table)} WHERE {quote('name')} = %(rule)s), "
+        f"new AS (INSERT INTO {quote(Alert._meta.db_table)} "
+        f"({', '.join(quote(str(f.column)) for f in alert_fields)}) VALUES ({values}) "
+        f"ON CONFLICT ({quote('fingerprint')}) DO NOTHING RETURNING id){log_insert} "
+        f"SELECT (SELECT id FROM new), {rule_columns}, a.state, a.fired_at FROM (SELECT 1) AS one "
+        f"LEFT JOIN r ON true LEFT JOIN {quote(Alert._meta.db_table)} AS a ON a.fingerprint = %(fingerprint)s"
+    )
+
+
+@dataclass(frozen=True)
+class FirstSight:
+    """What `observe_if_new` found: the rule named after the alert, and either the new alert's transition
+    or the state and firing start of the alert that exists."""
+
+    rule: AlertRule | None
+    #: The alert was new: inserted as observed, with the log line of its transition.
+    transition: Transition | None = None
+    #: (state, fired_at) of the alert found instead.
+    found: tuple[str, datetime | None] | None = None
+
+
+def observe_if_new(observation: Observation, now: float, *, rule_name: str) -> FirstSight:
+    """Read the rule named `rule_name` and the alert of this fingerprint, and insert the alert as observed
+    (with the log line of its transition) if there is none: one statement on PostgreSQL, where the reads,
+    a locked read, two inserts and their transaction take seven round trips; when the alert exists (or on
+    SQLite, where it only reads), nothing is written: observe it with `observe`.
+
+    That statement does not wait for the disk: the caller answers its sender only after a later commit
+    that does (PostgreSQL writes its log in order: that commit writes this one too), see
+    automation/alerting/services/intake.py. A new alert's first change never makes it flapping, whatever
+    the rule's policy: the policy is not needed to insert it.
+    """
+    if connection.vendor != "postgresql":
+        found = Alert.objects.filter(fingerprint=observation.fingerprint).values_list("state", "fired_at")
+        return FirstSight(rule=AlertRule.objects.filter(name=rule_name).first(), found=found.first())
+    fresh = _new_alert(observation, None)
+    before, after, _ = _apply(fresh, observation, now, FlapPolicy())
+    fresh.updated_at = timezone.now()
+    entry = _transition_entry(fresh, before, after, observation, now)
+    params: dict[str, Any] = {"rule": rule_name, "fingerprint": observation.fingerprint}
+    for field in _inserted(Alert, skip="rule"):
+        params[f"a_{field.attname}"] = field.get_db_prep_save(getattr(fresh, field.attname), connection)
+    if entry is not None:
+        params.update(_log_params(entry))
+    rows = run_statements([_first_sight_sql(entry is not None)], params, durable=False)
+    new_id, *row, state, fired_at = rows[0]
+    rule = None
+    if row[0] is not None:
+        rule_fields = AlertRule._meta.concrete_fields
+        converted = [
+            f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
+            for f, v in zip(rule_fields, row, strict=True)
+        ]
+        rule = AlertRule.from_db(connection.alias, [f.attname for f in rule_fields], converted)
+    if new_id is None:
+        return FirstSight(rule=rule, found=None if state is None else (state, fired_at))
+    fresh.pk, fresh.rule = new_id, rule
+    fresh._state.adding = False
+    return FirstSight(rule=rule, transition=Transition(fresh, before, after) if after != before else None)
 
 
 def _apply(
@@ -207,22 +319,29 @@ def _apply(
     return before, after, [*fields, "flapping_since"]
 
 
+def _transition_entry(
+    alert: Alert, before: str, after: str, observation: Observation, now: float
+) -> AlertLog | None:
+    """The log line of the transition the observation caused (None when it caused none)."""
+    if after == before:
+        return None
+    if after == AlertState.PENDING:
+        since = observation.active_since or now
+        decision, once_key = Decision.PENDING, f"pending:{alert.fingerprint}:{since:.3f}"
+    else:
+        decision, once_key = Decision.FIRED, _key("fired", alert)
+    detail = f"value {observation.value}"
+    return AlertLog(alert=alert, at=at(now), decision=decision, detail=detail, once_key=once_key)
+
+
 def _transition(
     alert: Alert, before: str, after: str, observation: Observation, now: float
 ) -> Transition | None:
     """Log the transition the observation caused (None when it caused none)."""
-    if after == before:
+    entry = _transition_entry(alert, before, after, observation, now)
+    if entry is None:
         return None
-    if after == AlertState.PENDING:
-        log(
-            alert,
-            Decision.PENDING,
-            now,
-            detail=f"value {observation.value}",
-            once_key=f"pending:{alert.fingerprint}:{observation.active_since or now:.3f}",
-        )
-    else:
-        log(alert, Decision.FIRED, now, detail=f"value {observation.value}", once_key=_key("fired", alert))
+    log(alert, entry.decision, now, detail=entry.detail, once_key=entry.once_key)
     return Transition(alert, before, after)
 
 
@@ -303,10 +422,30 @@ def firing_key(alert: Alert) -> str:
     return _key("firing", alert)
 
 
-def record_run(alert: Alert, run_id: Any, now: float) -> None:
-    Alert.objects.filter(pk=alert.pk).update(last_run_id=run_id, last_run_at=at(now))
+def record_run(alert: Alert, run_id: Any, now: float, *, decision: str, detail: str, once_key: str) -> None:
+    """Record the run a firing started on its alert, and the decision in the log (once per `once_key`),
+    in one transaction that waits for the disk: one statement on PostgreSQL."""
+    entry = AlertLog(
+        alert=alert, at=at(now), decision=decision, run_id=run_id, detail=detail, once_key=once_key
+    )
+    if connection.vendor == "postgresql":
+        run_statements([_record_run_sql()], {"alert": alert.pk, **_log_params(entry)})
+    else:
+        with transaction.atomic():
+            Alert.objects.filter(pk=alert.pk).update(last_run_id=run_id, last_run_at=at(now))
+            log(alert, decision, now, run_id=run_id, detail=detail, once_key=once_key)
     alert.last_run_id = run_id
     alert.last_run_at = at(now)
+
+
+@cache
+def _record_run_sql() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"WITH recorded AS (UPDATE {quote(Alert._meta.db_table)} "
+        f"SET {quote('last_run_id')} = %(l_run_id)s, {quote('last_run_at')} = %(l_at)s "
+        f"WHERE id = %(alert)s RETURNING id) {_log_insert_sql('recorded')}"
+    )
 
 
 _NONE: frozenset[str] = frozenset()

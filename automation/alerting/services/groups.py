@@ -18,7 +18,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import LOG_RECEIVER, RuleDefinition
@@ -45,7 +45,7 @@ def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
             "group_labels": dict(destination.group_labels),
         },
     )
-    group.alerts.add(alert)
+    _add_member(group, alert)
     AlertGroup.objects.filter(pk=group.pk, waiting_since__isnull=True).update(waiting_since=at(now))
     timings = destination.timings
     detail = (
@@ -63,6 +63,16 @@ def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
         once_key=f"held:{group.key}:{alert.fingerprint}:{alert.state}:{stamp:.3f}",
     )
     return group
+
+
+def _add_member(group: AlertGroup, alert: Alert) -> None:
+    """`group.alerts.add(alert)` in one statement (`add` wraps its insert in a transaction of its own)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO automation_alertgroup_alerts (alertgroup_id, alert_id) VALUES (%s, %s) "
+            "ON CONFLICT DO NOTHING",
+            [group.pk, alert.pk],
+        )
 
 
 def _timings(group: AlertGroup, routes: dict[str, Timings]) -> Timings:

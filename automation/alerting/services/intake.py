@@ -12,7 +12,7 @@ from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.payloads import ReceivedAlert, alert_name
-from automation.alerting.services.alerts import Observation, expire, log, observe
+from automation.alerting.services.alerts import Observation, expire, log, observe, observe_if_new
 from automation.alerting.services.pipeline import on_fired, on_resolved
 from automation.choices import AlertSeverity
 from automation.models import Alert, AlertRule
@@ -40,18 +40,34 @@ NEW_FIRING_AFTER = 1.0
 
 def receive(received: ReceivedAlert, now: float) -> Receipt:
     name = alert_name(received.labels)
-    rule = AlertRule.objects.filter(name=name).first()
-    definition = RuleDefinition.model_validate(rule.document) if rule is not None else None
-    flap = FlapPolicy(definition.flap.changes, definition.flap.window) if definition else FlapPolicy()
     if not received.firing:
-        transition = expire(received.fingerprint, now, flap=flap)
+        rule = AlertRule.objects.filter(name=name).first()
+        transition = expire(received.fingerprint, now, flap=_flap_policy(_definition(rule)))
         if transition is not None and transition.after == AlertState.RESOLVED:
             on_resolved(transition.alert, now)
             return Receipt(received.fingerprint, transition.after, "resolved")
         state = Alert.objects.filter(fingerprint=received.fingerprint).values_list("state", flat=True).first()
         return Receipt(received.fingerprint, state or AlertState.INACTIVE, "deduplicated")
     start = received.starts_at.timestamp()
-    current = Alert.objects.filter(fingerprint=received.fingerprint).values_list("state", "fired_at").first()
+    observation = Observation(
+        fingerprint=received.fingerprint,
+        name=name,
+        labels=received.labels,
+        value=received.value,
+        holds=True,
+        active_since=min(start, now),
+        origin=received.origin,
+        severity=_severity(received.labels),
+        annotations=received.annotations,
+    )
+    # A first firing (most of what a storm brings) is written in one statement that also reads the rule.
+    sight = observe_if_new(observation, now, rule_name=name)
+    definition = _definition(sight.rule)
+    if sight.transition is not None:
+        on_fired(sight.transition.alert, now, definition)
+        return Receipt(received.fingerprint, sight.transition.after, "fired")
+    flap = _flap_policy(definition)
+    current = sight.found
     if current is not None and current[0] == AlertState.FIRING and current[1] is not None:
         if current[1].timestamp() + NEW_FIRING_AFTER < start <= now:
             # A firing that started after the one we hold: the sender's resolution of ours was lost
@@ -59,22 +75,7 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
             ended = expire(received.fingerprint, now, flap=flap)
             if ended is not None and ended.after == AlertState.RESOLVED:
                 on_resolved(ended.alert, now)
-    transition = observe(
-        Observation(
-            fingerprint=received.fingerprint,
-            name=name,
-            labels=received.labels,
-            value=received.value,
-            holds=True,
-            active_since=min(start, now),
-            origin=received.origin,
-            severity=_severity(received.labels),
-            annotations=received.annotations,
-        ),
-        now,
-        rule=rule,
-        flap=flap,
-    )
+    transition = observe(observation, now, rule=sight.rule, flap=flap)
     if transition is None:
         alert = Alert.objects.get(fingerprint=received.fingerprint)
         started = alert.fired_at.timestamp() if alert.fired_at else 0.0
@@ -88,3 +89,11 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
         return Receipt(received.fingerprint, alert.state, "deduplicated")
     on_fired(transition.alert, now, definition)
     return Receipt(received.fingerprint, transition.after, "fired")
+
+
+def _definition(rule: AlertRule | None) -> RuleDefinition | None:
+    return RuleDefinition.model_validate(rule.document) if rule is not None else None
+
+
+def _flap_policy(definition: RuleDefinition | None) -> FlapPolicy:
+    return FlapPolicy(definition.flap.changes, definition.flap.window) if definition else FlapPolicy()

@@ -78,8 +78,7 @@ def on_fired(alert: Alert, now: float, rule: RuleDefinition | None, *, repairing
     found = _route(alert, now)
     incident_id = alert_fired(alert, now, group_keys=[d.group_key for d in found], may_open=muted is None)
     if muted is None and not alert.flapping:
-        with transaction.atomic():
-            request_remediations(alert, now, incident_id)
+        request_remediations(alert, now, incident_id)
     _handled(alert, alert.fired_at)
     return run
 
@@ -214,7 +213,9 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
     else:
         inputs = {"alert": context}
     try:
-        run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key)
+        # Not waiting for the disk: `_record_start` below does, and writes the run with it before anyone
+        # is answered (the step may start meanwhile; a run lost in a crash is asked for again).
+        run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key, durable=False)
     except IdempotencyConflict as exc:
         # This firing's run exists, asked with the alert as it was then: it is the one to record.
         run = WorkflowRun.objects.get(id=exc.run_id)
@@ -223,10 +224,8 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
 
 
 def _record_start(alert: Alert, now: float, run: Any, *, gated: bool, detail: str) -> None:
-    with transaction.atomic():
-        record_run(alert, run.id, now)
-        decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
-        log(alert, decision, now, run_id=run.id, detail=detail, once_key=f"run:{firing_key(alert)}")
+    decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
+    record_run(alert, run.id, now, decision=decision, detail=detail, once_key=f"run:{firing_key(alert)}")
 
 
 def _started_before(alert: Alert, now: float, rule: RuleDefinition) -> Any:

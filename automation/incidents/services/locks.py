@@ -21,6 +21,7 @@ def lock(names: set[str] | frozenset[str]) -> None:
     """Take the locks of `names` until the transaction ends, in one global order (no deadlock)."""
     if connection.vendor != "postgresql" or not names:
         return
+    keys = sorted({_key(name) for name in names})
     with connection.cursor() as cursor:
-        for key in sorted({_key(name) for name in names}):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        # one round trip: the statements of one query string run one after another, in this order
+        cursor.execute(";".join(["SELECT pg_advisory_xact_lock(%s)"] * len(keys)), keys)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -58,33 +59,48 @@ GUARD_LOCK = "remediation-guards"
 def request(alert: Alert, now: float, incident_id: int | None) -> list[int]:
     """One remediation per policy matching this firing of `alert` (once however often it is asked);
     the start of each is sent once the caller's transaction commits. Returns their ids."""
-    if alert.fired_at is None or alert.state != AlertState.FIRING:
+    fired_at = alert.fired_at
+    if fired_at is None or alert.state != AlertState.FIRING:
         return []
     labels = {str(k): str(v) for k, v in alert.labels.items()}
     policies = current_remediation().matching(labels)
+    if not policies:
+        return []
     made: list[int] = []
-    for policy in policies:
-        try:
-            with transaction.atomic():
-                row = Remediation.objects.create(
-                    policy=policy.name,
-                    workflow=policy.workflow,
-                    alert=alert,
-                    fingerprint=alert.fingerprint,
-                    fired_at=alert.fired_at,
-                    incident_id=incident_id,
-                    service=labels.get(policy.service_label, "")[:200],
-                    replicas=policy.blast_radius.replicas_touched,
-                    plan=policy.model_dump(mode="json", by_alias=True),
-                    requested_at=at(now),
-                    detail="requested: waiting for its guards",
-                )
-        except IntegrityError:
-            continue  # this firing asked already (the pipeline ran again)
-        made.append(row.pk)
+    with transaction.atomic():
+        for policy in policies:
+            made += _request_one(alert, fired_at, now, incident_id, policy, labels)
     if made:
         transaction.on_commit(lambda: send_start(made))
     return made
+
+
+def _request_one(
+    alert: Alert,
+    fired_at: datetime,
+    now: float,
+    incident_id: int | None,
+    policy: RemediationPolicy,
+    labels: dict[str, str],
+) -> list[int]:
+    try:
+        with transaction.atomic():
+            row = Remediation.objects.create(
+                policy=policy.name,
+                workflow=policy.workflow,
+                alert=alert,
+                fingerprint=alert.fingerprint,
+                fired_at=fired_at,
+                incident_id=incident_id,
+                service=labels.get(policy.service_label, "")[:200],
+                replicas=policy.blast_radius.replicas_touched,
+                plan=policy.model_dump(mode="json", by_alias=True),
+                requested_at=at(now),
+                detail="requested: waiting for its guards",
+            )
+    except IntegrityError:
+        return []  # this firing asked already (the pipeline ran again)
+    return [row.pk]
 
 
 def send_start(ids: list[int]) -> None:

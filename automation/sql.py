@@ -1,5 +1,7 @@
 """Running a transition written as SQL on both stores: PostgreSQL in production, SQLite when embedded.
 
+Used by the domains' services (runs, alerting) for their hot transitions; imports nothing of this project.
+
 A transition's statements are plain SQL both understand (UPDATE ... RETURNING, EXISTS, CASE), written
 once in automation/runs/services.py with named placeholders. They run as one transaction: on SQLite
 one after another inside `atomic()`; on PostgreSQL in one round trip, each statement prepared once per
@@ -7,9 +9,10 @@ connection, in a round trip of its own (planning these statements costs more tha
 prepared statement lost behind the engine's back (a pooler's reset, a migration) is prepared again.
 
 `durable=False` does not wait for the disk on PostgreSQL (`synchronous_commit off` for that
-transaction only): PostgreSQL can then lose the last fraction of a second of such commits, only in a
-database crash and only as a suffix of its history. SQLite has no per-transaction equivalent; the
-embedded store is for demos and development.
+transaction only, and only when it is a transaction of its own): PostgreSQL can then lose the last
+fraction of a second of such commits, only in a database crash and only as a suffix of its history (a
+later commit that waits for the disk writes every earlier one with it). SQLite has no per-transaction
+equivalent; the embedded store is for demos and development.
 """
 
 from __future__ import annotations
@@ -111,7 +114,8 @@ def _postgresql(statements: Sequence[str], params: dict[str, Any], *, durable: b
     # hot path); Django still turns the driver's errors into its own and notes them on the connection.
     plans = [prepared(statement) for statement in statements]
     connection.ensure_connection()
-    commit_mode = [] if durable else ["SET LOCAL synchronous_commit TO OFF"]
+    # Inside a caller's transaction, the caller's commit decides: never made to skip the disk from here.
+    commit_mode = [] if durable or connection.in_atomic_block else ["SET LOCAL synchronous_commit TO OFF"]
     batch = ";\n".join(commit_mode + [p.execute for p in plans])
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         known = _known_on_this_connection()
