@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from automation.incidents.graph import ServiceGraph
 
-__all__ = ["Correlation", "OpenIncident", "SERVICE_LABELS", "correlate", "service_of"]
+__all__ = ["Correlation", "OpenIncident", "SERVICE_LABELS", "correlate", "linkable_services", "service_of"]
 
 #: Labels that name an alert's service, in order of preference.
 SERVICE_LABELS = ("service", "service_name", "job", "app")
@@ -37,6 +37,17 @@ def service_of(labels: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
+
+
+def linkable_services(labels: Mapping[str, str], graph: ServiceGraph) -> frozenset[str]:
+    """The services an open incident must hold for `correlate` to join the alert to it through the graph
+    (the alert's own, and those within MAX_HOPS of it); none when its service is not in the graph. With
+    the alert's group keys, what a store may filter open incidents by before calling `correlate`."""
+    service = service_of(labels)
+    if service is None or service not in graph:
+        return frozenset()
+    near = {**graph.upstream(service), **graph.downstream(service)}
+    return frozenset({service, *(other for other, hops in near.items() if hops <= MAX_HOPS)})
 
 
 def correlate(

@@ -296,3 +296,56 @@ def test_steps_are_guarded_updates_taken_once(chain: Chain) -> None:
         acknowledge(incident.pk, by="max", now=time.time())
     with pytest.raises(NotFoundError):
         resolve(2**62, by="max", now=time.time())
+
+
+def test_the_open_incidents_read_for_an_alert_lead_to_the_choice_all_of_them_would(chain: Chain) -> None:
+    """Only the open incidents holding one of the alert's group keys, or a service it links to that fired
+    within the window, are read; `correlate` picks from them what it would pick from every open one."""
+    from automation.config import current_config
+    from automation.incidents.choices import IncidentStatus
+    from automation.incidents.correlation import OpenIncident, correlate, linkable_services
+    from automation.incidents.services.alerts import _open_incidents
+    from automation.incidents.services.catalog import current_graph
+    from automation.models import Incident
+
+    window = current_config().incident_correlation_window
+    now = time.time()
+    since = datetime.fromtimestamp(now - window, tz=UTC)
+
+    def opened(services: list[str], keys: list[str], last_fired: float) -> int:
+        at = datetime.fromtimestamp(last_fired, tz=UTC)
+        row = Incident.objects.create(
+            title=unique("i"), services=services, group_keys=keys, opened_at=at, last_fired_at=at
+        )
+        return int(row.pk)
+
+    key = unique("group")
+    by_key = opened([chain.noise], [key], now - 10 * window)  # its group: joined however long ago
+    by_graph = opened([chain.db], [unique("g")], now - window / 2)
+    stale = opened([chain.api], [unique("g")], now - 2 * window)  # linked, fired outside the window
+    unrelated = {opened([unique("svc")], [unique("g")], now) for _ in range(20)}
+    graph = current_graph()
+    every_open = [
+        OpenIncident(str(pk), frozenset(keys), frozenset(services), last.timestamp())
+        for pk, keys, services, last in Incident.objects.filter(status__in=IncidentStatus.ACTIVE).values_list(
+            "pk", "group_keys", "services", "last_fired_at"
+        )
+    ]
+    cases = [
+        ({"service": chain.web}, frozenset({key}), {by_key, by_graph}, by_key),
+        ({"service": chain.web}, frozenset({unique("none")}), {by_graph}, by_graph),
+        ({"service": chain.noise}, frozenset({unique("none")}), set(), None),
+        ({"service": unique("unknown")}, frozenset(), set(), None),
+    ]
+    for labels, keys, expected_read, expected_choice in cases:
+        read = _open_incidents(set(), keys, linkable_services(labels, graph), since)
+        assert {int(i.id) for i in read} == expected_read
+        assert stale not in expected_read and not expected_read & unrelated
+        chosen = [
+            correlate(
+                labels=labels, group_keys=keys, fired_at=now, open_incidents=found, graph=graph, window=window
+            )
+            for found in (read, every_open)
+        ]
+        assert chosen[0] == chosen[1]
+        assert chosen[0].incident == (None if expected_choice is None else str(expected_choice))
