@@ -3,10 +3,12 @@
 Used by the domains' services (runs, alerting) for their hot transitions; imports nothing of this project.
 
 A transition's statements are plain SQL both understand (UPDATE ... RETURNING, EXISTS, CASE), written
-once in automation/runs/services.py with named placeholders. They run as one transaction: on SQLite
-one after another inside `atomic()`; on PostgreSQL in one round trip, each statement prepared once per
-connection, in a round trip of its own (planning these statements costs more than running them). A
-prepared statement lost behind the engine's back (a pooler's reset, a migration) is prepared again.
+once in their domain's services (automation/runs/services.py) with named placeholders; a statement only
+PostgreSQL runs (automation/alerting/services/alerts.py) has an ORM path beside it for SQLite. They
+run as one transaction: on SQLite one after another inside `atomic()`; on PostgreSQL in one round trip,
+each statement prepared once per connection, in a round trip of its own (planning these statements
+costs more than running them). A prepared statement lost behind the engine's back (a pooler's reset, a
+migration) is prepared again.
 
 `durable=False` does not wait for the disk on PostgreSQL (`synchronous_commit off` for that
 transaction only, and only when it is a transaction of its own): PostgreSQL can then lose the last

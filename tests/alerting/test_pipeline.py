@@ -224,6 +224,22 @@ def test_an_alert_that_exists_is_read_not_written_by_its_first_sight() -> None:
     assert decisions(fingerprint) == ["fired", "resolved", "fired"]
 
 
+def test_an_alert_whose_rule_no_longer_validates_is_handled_as_without_a_rule(level: Any) -> None:
+    from automation.alerting.services.intake import receive
+    from automation.models import AlertRule
+
+    level("autonomous")
+    name = unique("broken")
+    handler(name)
+    AlertRule.objects.filter(name=name).update(document={"name": name, "condition": "((("})
+    alert = received(name, service="api")
+    assert receive(alert, time.time()).outcome == "fired"
+    assert receive(alert, time.time()).outcome == "deduplicated"
+    logged = decisions(alert.fingerprint)
+    assert logged[0] == "fired" and "workflow_started" not in logged
+    assert runs_of(f"alert.{name}") == []
+
+
 def test_a_new_firing_inside_the_cooldown_starts_no_run(level: Any) -> None:
     from automation.alerting.services.intake import receive
 

@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import TextField
+from django.db.models import CharField, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -94,11 +94,11 @@ def _insert_once(entry: AlertLog) -> bool:
     return _insert_unless_conflict(entry, "once_key") is not None
 
 
-def _insert_sql(row: Any, unique: str, *, without: str = "") -> tuple[str, list[Any]]:
-    """`INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING pk` of `row` (every field but its primary key
-    and the field named `without`), and its parameters."""
+def _insert_sql(row: Any, unique: str) -> tuple[str, list[Any]]:
+    """`INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING pk` of `row` (every field but its primary
+    key), and its parameters."""
     model = type(row)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name != without]
+    fields = _inserted(model)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(f.column)) for f in fields)
     conflict = quote(str(model._meta.get_field(unique).column))
@@ -203,6 +203,10 @@ def _log_params(entry: AlertLog) -> dict[str, Any]:
     }
 
 
+def _cast_type(field: Any) -> str:
+    return "text" if isinstance(field, CharField | TextField) else str(field.cast_db_type(connection))
+
+
 @cache
 def _log_insert_sql(source: str) -> str:
     """`INSERT` of a log line (parameters `l_<field>`) for the alert whose `id` the CTE `source` returns,
@@ -210,8 +214,9 @@ def _log_insert_sql(source: str) -> str:
     quote = connection.ops.quote_name
     log_fields = _inserted(AlertLog, skip="alert")
     columns = ", ".join(quote(str(f.column)) for f in [AlertLog._meta.get_field("alert"), *log_fields])
-    # typed: in a SELECT list a parameter's type is not taken from the column it is inserted into
-    typed = ", ".join(f"CAST(%(l_{f.attname})s AS {f.cast_db_type(connection)})" for f in log_fields)
+    # typed: in a SELECT list a parameter's type is not taken from the column it is inserted into. Text as
+    # `text`: a CAST to varchar(n) would cut a value that is too long, where the column refuses it.
+    typed = ", ".join(f"CAST(%(l_{f.attname})s AS {_cast_type(f)})" for f in log_fields)
     return (
         f"INSERT INTO {quote(AlertLog._meta.db_table)} ({columns}) SELECT {source}.id, {typed} FROM {source} "
         f"ON CONFLICT ({quote('once_key')}) DO NOTHING"

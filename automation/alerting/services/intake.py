@@ -5,8 +5,11 @@ the sender's `startsAt`, so duplicate webhooks and an HA pair of Alertmanagers c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
@@ -18,6 +21,8 @@ from automation.choices import AlertSeverity
 from automation.models import Alert, AlertRule
 
 __all__ = ["ReceivedAlert", "Receipt", "receive"]
+
+logger = logging.getLogger("automation.alerting")
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,15 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
 
 
 def _definition(rule: AlertRule | None) -> RuleDefinition | None:
-    return RuleDefinition.model_validate(rule.document) if rule is not None else None
+    """The rule's definition; None for no rule, or for a stored document that no longer validates (the
+    alert is then handled as one no rule handles, and said so, rather than refused after it was stored)."""
+    if rule is None:
+        return None
+    try:
+        return RuleDefinition.model_validate(rule.document)
+    except ValidationError as exc:
+        logger.error("rule %s: stored document invalid, alerts handled as without a rule: %s", rule.name, exc)
+        return None
 
 
 def _flap_policy(definition: RuleDefinition | None) -> FlapPolicy:

@@ -90,6 +90,8 @@ def on_resolved(alert: Alert, now: float) -> None:
 
 
 def _handled(alert: Alert, moment: Any) -> None:
+    # Always a write, waiting for the disk: the commit that makes a received alert's first sight and its
+    # run durable (they do not wait) before the sender is answered, when nothing after them did.
     Alert.objects.filter(pk=alert.pk).update(handled_for=moment)
     alert.handled_for = moment
 

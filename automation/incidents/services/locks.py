@@ -23,5 +23,6 @@ def lock(names: set[str] | frozenset[str]) -> None:
         return
     keys = sorted({_key(name) for name in names})
     with connection.cursor() as cursor:
-        # one round trip: the statements of one query string run one after another, in this order
+        # One round trip: the statements of one query string run one after another, in this order (the
+        # simple query protocol of psycopg2; a driver binding parameters server-side takes one at a time).
         cursor.execute(";".join(["SELECT pg_advisory_xact_lock(%s)"] * len(keys)), keys)
