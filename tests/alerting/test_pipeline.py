@@ -225,19 +225,28 @@ def test_an_alert_that_exists_is_read_not_written_by_its_first_sight() -> None:
 
 
 def test_an_alert_whose_rule_no_longer_validates_is_handled_as_without_a_rule(level: Any) -> None:
+    from automation.alerting.definitions import RuleDefinition
     from automation.alerting.services.intake import receive
     from automation.models import AlertRule
 
     level("autonomous")
     name = unique("broken")
     handler(name)
-    AlertRule.objects.filter(name=name).update(document={"name": name, "condition": "((("})
-    alert = received(name, service="api")
-    assert receive(alert, time.time()).outcome == "fired"
-    assert receive(alert, time.time()).outcome == "deduplicated"
-    logged = decisions(alert.fingerprint)
-    assert logged[0] == "fired" and "workflow_started" not in logged
-    assert runs_of(f"alert.{name}") == []
+    stored = AlertRule.objects.get(name=name)
+    broken = {**stored.document, "severity": "not-a-severity"}  # its actions would start a run
+    with pytest.raises(ValueError):
+        RuleDefinition.model_validate(broken)
+    # disabled: the evaluator's ticks (other tests') do not read it
+    AlertRule.objects.filter(pk=stored.pk).update(document=broken, enabled=False)
+    try:
+        alert = received(name, service="api")
+        assert receive(alert, time.time()).outcome == "fired"
+        assert receive(alert, time.time()).outcome == "deduplicated"
+        logged = decisions(alert.fingerprint)
+        assert logged[0] == "fired" and "workflow_started" not in logged
+        assert runs_of(f"alert.{name}") == []
+    finally:
+        AlertRule.objects.filter(pk=stored.pk).delete()
 
 
 def test_a_new_firing_inside_the_cooldown_starts_no_run(level: Any) -> None:

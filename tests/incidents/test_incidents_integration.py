@@ -302,21 +302,36 @@ def test_the_open_incidents_read_for_an_alert_lead_to_the_choice_all_of_them_wou
     """Only the open incidents holding one of the alert's group keys, or a service it links to that fired
     within the window, are read; `correlate` picks from them what it would pick from every open one."""
     from automation.config import current_config
+    from automation.models import Incident
+
+    window = current_config().incident_correlation_window
+    now = time.time()
+    since = datetime.fromtimestamp(now - window, tz=UTC)
+    made: list[int] = []
+    try:
+        _compare_reads(chain, window, now, since, made)
+    finally:
+        Incident.objects.filter(pk__in=made).delete()  # open incidents of no alert: not left for others
+
+
+def _compare_reads(chain: Chain, window: float, now: float, since: datetime, made: list[int]) -> None:
     from automation.incidents.choices import IncidentStatus
     from automation.incidents.correlation import OpenIncident, correlate, linkable_services
     from automation.incidents.services.alerts import _open_incidents
     from automation.incidents.services.catalog import current_graph
     from automation.models import Incident
 
-    window = current_config().incident_correlation_window
-    now = time.time()
-    since = datetime.fromtimestamp(now - window, tz=UTC)
-
     def opened(services: list[str], keys: list[str], last_fired: float) -> int:
         at = datetime.fromtimestamp(last_fired, tz=UTC)
         row = Incident.objects.create(
-            title=unique("i"), services=services, group_keys=keys, opened_at=at, last_fired_at=at
+            title=unique("i"),
+            severity="medium",
+            services=services,
+            group_keys=keys,
+            opened_at=at,
+            last_fired_at=at,
         )
+        made.append(row.pk)
         return int(row.pk)
 
     key = unique("group")
