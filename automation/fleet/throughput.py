@@ -63,16 +63,18 @@ def _counting_connection() -> Any:
             url, socket_timeout=0.5, socket_connect_timeout=0.2
         ).make_connection()
         connection.connect()
+        # Replies off means nothing comes back, not even to PING. Whether something does (CLIENT denied
+        # by an ACL, a proxy) is looked at by the next write, a second later: never waited for here, on
+        # the task's path.
         connection.send_command("CLIENT", "REPLY", "OFF")
-        # Replies off means nothing comes back, not even to PING: anything that does (CLIENT denied by an
-        # ACL, a proxy) would pile up unread on the broker, so such a broker gets no counts.
         connection.send_command("PING")
-        if connection.can_read(timeout=0.05):
-            connection.disconnect()
-            logger.warning("queue stats disabled: the broker does not accept CLIENT REPLY OFF")
-            connection = None
     _connection = (os.getpid(), connection)
     return connection
+
+
+def _answers(connection: Any) -> bool:
+    """Whether the broker sent anything back on the reply-less connection (it then ignores REPLY OFF)."""
+    return bool(connection.can_read(timeout=0))
 
 
 def _drop_connection() -> None:
@@ -110,13 +112,20 @@ def _task_finished(task_id: str | None = None, task: Any = None, **_: Any) -> No
 
 def flush(now: float | None = None) -> None:
     """Write what this process counted since its last write (kept for later when the broker fails)."""
-    global _flushed_at
+    global _flushed_at, _connection
     _flushed_at = time.monotonic() if now is None else now
     if not _pending:
         return
     try:
         connection = _counting_connection()
         if connection is None:
+            return
+        if _answers(connection):
+            # Replies would pile up unread on the broker: such a broker gets no counts from this process.
+            logger.warning("queue stats disabled: the broker does not accept CLIENT REPLY OFF")
+            connection.disconnect()
+            _connection = (os.getpid(), None)
+            _pending.clear()
             return
         commands = []
         for queue, (completed, busy) in _pending.items():

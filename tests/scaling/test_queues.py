@@ -209,3 +209,46 @@ def test_a_stored_reading_comes_back_the_same_and_a_broken_one_names_its_field()
     with pytest.raises(QueueLoadError) as caught:
         QueueLoad.from_dict(document)
     assert caught.value.errors[0][0] == "completed"
+
+
+@pytest.mark.integration
+def test_a_broker_that_answers_despite_reply_off_gets_no_counts(broker: Any, queue_name: str) -> None:
+    """A broker user denied CLIENT (an ACL) answers every write: the process finds out at a later write,
+    disconnects and counts nothing more there, instead of piling up unread replies on the broker."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.test import override_settings
+
+    from automation.fleet import throughput
+
+    user = f"no-client-{uuid.uuid4().hex[:8]}"
+    broker.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-client")
+    parts = urlsplit(REDIS_URL)
+    url = urlunsplit(parts._replace(netloc=f"{user}:pw@{parts.hostname}:{parts.port or 6379}"))
+    task = SimpleNamespace(request=SimpleNamespace(delivery_info={"routing_key": queue_name}))
+
+    def count(task_id: str) -> None:
+        throughput._task_started(task_id=task_id)
+        throughput._task_finished(task_id=task_id, task=task)
+        throughput.flush()
+
+    def clients_of_user() -> list[dict[str, Any]]:
+        return [c for c in broker.client_list() if c.get("user") == user]
+
+    throughput._drop_connection()
+    throughput._retry_at = 0.0
+    try:
+        with override_settings(CELERY_BROKER_URL=url):
+            count("a")  # connects and asks for no replies (refused), writes or already sees the refusal
+            time.sleep(0.2)
+            count("b")  # sees the replies by now: disconnected, disabled in this process
+            wait_for(lambda: not clients_of_user(), timeout=5)
+            assert throughput._connection is not None and throughput._connection[1] is None
+            count("c")  # no new connection, nothing written
+            time.sleep(0.2)
+            assert not clients_of_user()
+            assert read_queue_load(broker, queue_name).completed <= 1
+    finally:
+        broker.execute_command("ACL", "DELUSER", user)
+        throughput._connection = None
+        throughput._pending.clear()
