@@ -46,6 +46,11 @@ def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
     """The canvas shape as nested tuples: ("chain", [...]), ("group", [...]) or a step name."""
     position = {a["name"]: i for i, a in enumerate(actions)}
     deps = {a["name"]: list(a["depends_on"]) for a in actions}
+    dependents: dict[str, list[str]] = {name: [] for name in position}
+    for name, needs in deps.items():
+        for dep in needs:
+            if dep in dependents:
+                dependents[dep].append(name)
 
     def ordered(names: list[str]) -> list[str]:
         return sorted(names, key=position.__getitem__)
@@ -65,8 +70,18 @@ def plan_canvas(actions: list[Mapping[str, Any]]) -> Any:
                 break
             sources = [n for n in nodes if not any(d in nodes for d in deps[n])]
             if len(sources) == 1:
-                head.append(sources[0])
-                nodes.discard(sources[0])
+                # While the one source has one dependent, what remains once it is peeled is still one
+                # component (the source was a leaf of it) whose one source is that dependent (nothing
+                # else could have waited for the source only): the general case would find exactly
+                # that again. A chain costs linear time, not quadratic.
+                current = sources[0]
+                while True:
+                    head.append(current)
+                    nodes.discard(current)
+                    after = [m for m in dependents[current] if m in nodes]
+                    if len(after) != 1 or len(nodes) == 1:
+                        break
+                    current = after[0]
                 continue
             sinks = [n for n in nodes if not any(n in deps[m] for m in nodes)]
             if len(sinks) == 1:

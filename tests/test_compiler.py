@@ -108,6 +108,66 @@ def test_long_chain_does_not_recurse() -> None:
     assert shape[0] == "chain" and len(shape[1]) == 2000
 
 
+def reference_plan(actions: list[dict[str, Any]]) -> Any:
+    """The planner before chains were peeled in linear time: every step of a chain recomputed the
+    components and the sources. The fast path must give exactly its shapes."""
+    from automation.compiler import _components
+
+    position = {a["name"]: i for i, a in enumerate(actions)}
+    deps = {a["name"]: list(a["depends_on"]) for a in actions}
+
+    def build(nodes: set[str]) -> Any:
+        head: list[Any] = []
+        tail: list[Any] = []
+        nodes = set(nodes)
+        while nodes:
+            if len(nodes) == 1:
+                head.append(nodes.pop())
+                break
+            components = _components(nodes, deps)
+            if len(components) > 1:
+                components.sort(key=lambda c: min(position[n] for n in c))
+                head.append(("group", [build(c) for c in components]))
+                break
+            sources = [n for n in nodes if not any(d in nodes for d in deps[n])]
+            if len(sources) == 1:
+                head.append(sources[0])
+                nodes.discard(sources[0])
+                continue
+            sinks = [n for n in nodes if not any(n in deps[m] for m in nodes)]
+            if len(sinks) == 1:
+                tail.append(sinks[0])
+                nodes.discard(sinks[0])
+                continue
+            head.append(build(set(sorted(sources, key=position.__getitem__))))
+            nodes -= set(sources)
+        items = head + tail[::-1]
+        return items[0] if len(items) == 1 else ("chain", items)
+
+    return build(set(position))
+
+
+def test_the_planner_gives_the_reference_shapes_on_random_workflows() -> None:
+    import random
+
+    rng = random.Random(20261130)
+    shapes = set()
+    for _ in range(400):
+        size = rng.randint(1, 30)
+        chainy = rng.random()  # from mostly parallel to mostly sequential
+        actions = []
+        for i in range(size):
+            if i and rng.random() < chainy:
+                needs = [f"s{i - 1}"]  # the previous step: long chains
+            else:
+                needs = [f"s{j}" for j in range(i) if rng.random() < 2 / (i + 1)]
+            actions.append(act(f"s{i}", needs))
+        shape = plan_canvas(actions)
+        assert shape == reference_plan(actions), actions
+        shapes.add(repr(shape))
+    assert len(shapes) > 100  # the workflows were varied
+
+
 def test_wide_fan_out_join() -> None:
     actions = (
         [act("start", [])]
