@@ -223,3 +223,35 @@ def test_the_beat_tick_sends_batches_and_fires_once(engine: Any) -> None:
         assert runs() == 1
     finally:
         apply_config(original)
+
+
+def test_a_stored_rule_that_no_longer_validates_leaves_the_tick_to_the_others(caplog: Any) -> None:
+    from automation.alerting.definitions import RuleDefinition
+    from automation.alerting.rules import parse_rule
+    from automation.alerting.services.evaluation import evaluate_rules, load_rules
+    from automation.alerting.services.rules import save_rule
+    from automation.alerting.services.ticks import tick_batches
+    from automation.errors import DefinitionError
+    from automation.models import AlertRule
+
+    metric = unique("disk").replace("-", "_")
+    now = time.time()
+    push(metric, {"service": "db"}, every(10, now - 60, now, 95.0))
+    good = save_rule({"name": unique("disk_full"), "condition": f"{metric} > 90"})
+    bad = save_rule({"name": unique("disk_broken"), "condition": f"{metric} > 80"})
+    broken = {**bad.document, "condition": f"{metric} >>> 80"}  # stored by hand: never validated
+    with pytest.raises(DefinitionError):
+        parse_rule(RuleDefinition.model_validate(broken).condition or "")
+    AlertRule.objects.filter(pk=bad.pk).update(document=broken)
+    try:
+        with caplog.at_level("ERROR", logger="automation.alerting"):
+            rules = load_rules(name__in=[good.name, bad.name], enabled=True)
+            again = load_rules(name__in=[good.name, bad.name], enabled=True)
+        assert [r.name for r in rules] == [good.name] == [r.name for r in again]
+        logged = [r.getMessage() for r in caplog.records if bad.name in r.getMessage()]
+        assert len(logged) == 1 and "no longer validates" in logged[0]  # once per version, not per tick
+        assert [len(batch) for batch in tick_batches(rules)] == [1]
+        reports = evaluate_rules(rules, now)
+        assert [r["rule"] for r in reports] == [good.name] and len(reports[0]["fired"]) == 1
+    finally:
+        AlertRule.objects.filter(pk__in=[good.pk, bad.pk]).delete()

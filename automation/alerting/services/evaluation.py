@@ -27,7 +27,7 @@ from automation.alerting.rules import Outcome, Rule, evaluate, parse_rule
 from automation.alerting.series import MetricSource, Series
 from automation.alerting.services.alerts import ActiveAlerts, Observation, Transition, expire, observe
 from automation.alerting.services.pipeline import on_fired, on_resolved
-from automation.errors import SourceError
+from automation.errors import AutomationError, SourceError
 from automation.models import AlertRule
 
 logger = logging.getLogger("automation.alerting")
@@ -98,10 +98,32 @@ def stored_rules(versions: Sequence[tuple[Any, str, datetime | None]]) -> list[A
     for pk, name, updated in versions:
         cached = _compiled.get((pk, name, updated))
         rule = cached.rule if cached is not None else fresh.get(pk)
-        if rule is not None:  # deleted meanwhile: skipped
-            compile_rule(rule)
+        if rule is not None and (cached is not None or _compiles(rule)):  # deleted meanwhile: skipped
             found.append(rule)
     return found
+
+
+#: Versions of stored rules that no longer compile (their error), logged once per process.
+_invalid: dict[tuple[Any, str, datetime | None], str] = {}
+
+
+def _compiles(rule: AlertRule) -> bool:
+    """Whether a stored rule still compiles. One that does not (stored by an older version, edited in the
+    database) is left out of every evaluation, with an error logged once per version, instead of failing
+    the ticks of every other rule; saving it through the API or the CLI validates it again."""
+    key = (rule.pk, rule.name, rule.updated_at)
+    try:
+        compile_rule(rule)
+    except (ValueError, AutomationError) as exc:  # pydantic's ValidationError is a ValueError
+        if key not in _invalid:
+            if len(_invalid) >= MAX_COMPILED:
+                _invalid.clear()
+            _invalid[key] = f"{type(exc).__name__}: {exc}"
+            logger.error(
+                "alerting: stored rule %s no longer validates, not evaluated: %s", rule.name, _invalid[key]
+            )
+        return False
+    return True
 
 
 def load_rules(**filters: Any) -> list[AlertRule]:
