@@ -457,6 +457,19 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far (/proc/stat): the share the hypervisor gave other guests
+    while this machine wanted to run. On a shared host it moves every figure; quoted with them."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, sum(fields[:8])
+
+
+def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else 0.0
+
+
 def print_table(figures: list[Figure]) -> None:
     print(f"\n{'figure':<40} {'plain':>10} {'engine':>10} {'ratio':>7}  {'target':<16} met")
     for fig in figures:
@@ -554,9 +567,12 @@ def main() -> int:
         print(f"warning: load average {machine['loadavg_at_start']} before starting: other work shares the "
               f"{machine['nproc']} cores, figures will be noisy", flush=True)
     print(f"database {BENCH_DB}, broker {REDIS_URL}, worker log in {STATE_DIR}", flush=True)
+    started_cpu = cpu_times()
     with benchmark_database():
         figures = measure(plan, only=args.only)
     machine["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    machine["cpu_steal_percent"] = steal_percent(started_cpu, cpu_times())
+    print(f"CPU steal during the run: {machine['cpu_steal_percent']}% of CPU time (other guests of the host)")
     figures = [fig for fig in figures if fig.plain]
     print_table(figures)
     if not args.only:
