@@ -3,12 +3,15 @@ metrics, spread over workers), the notification-group flush, and the retention o
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict
 from typing import Any
 
 from automation.celery import app
 from automation.delivery import MONITORING_QUEUE
+
+logger = logging.getLogger("automation.alerting")
 
 
 @app.task(name="automation.alerting.evaluate", acks_late=True)
@@ -19,7 +22,11 @@ def evaluate(now: float | None = None) -> int:
     from automation.config import current_config
 
     at = float(now) if isinstance(now, int | float) else time.time()
-    rules = enabled_rules()
+    skipped: list[dict[str, str]] = []
+    rules = enabled_rules(skipped)
+    if skipped:  # every tick: an operator must fix or delete them (the reason is logged once per version)
+        names = ", ".join(report["rule"] for report in skipped)
+        logger.warning("alerting: %d stored rule(s) no longer valid, not evaluated: %s", len(skipped), names)
     # A batch not taken within one interval is dropped: the next tick evaluates later data anyway.
     expires = float(current_config().monitoring_interval)
     for batch in tick_batches(rules):
@@ -37,8 +44,9 @@ def evaluate_rules(names: list[str], now: float | None = None) -> dict[str, Any]
     from automation.alerting.services.evaluation import load_rules
 
     at = float(now) if isinstance(now, int | float) else time.time()
-    rules = load_rules(name__in=[str(name) for name in names], enabled=True)
-    reports = run(rules, at)
+    skipped: list[dict[str, str]] = []
+    rules = load_rules(skipped, name__in=[str(name) for name in names], enabled=True)
+    reports = [*run(rules, at), *skipped]
     summary: dict[str, Any] = {"rules": len(reports), "series": 0, "fired": [], "resolved": [], "pending": []}
     errors: dict[str, str] = {}
     for report in reports:
@@ -54,13 +62,16 @@ def evaluate_rules(names: list[str], now: float | None = None) -> dict[str, Any]
 @app.task(name="automation.alerting.evaluate_rule", acks_late=True)
 def evaluate_rule(name: str, now: float | None = None) -> dict[str, Any]:
     """Evaluate one rule at `now` (a redelivered message evaluates the same time: same transitions)."""
+    from automation.alerting.services.evaluation import compile_error, rule_source
     from automation.alerting.services.evaluation import evaluate_rule as run
-    from automation.alerting.services.evaluation import rule_source
     from automation.models import AlertRule
 
     rule = AlertRule.objects.filter(name=str(name), enabled=True).first()
     if rule is None:
         return {"rule": name, "skipped": "no such enabled rule"}
+    error = compile_error(rule)
+    if error is not None:
+        return {"rule": name, "error": f"stored rule invalid, not evaluated: {error}"}
     at = float(now) if isinstance(now, int | float) else time.time()
     source = rule_source(rule)
     try:

@@ -59,13 +59,14 @@ def _counting_connection() -> Any:
     if url.startswith(("redis://", "rediss://")):
         import redis
 
+        # RESP2: no push messages (RESP3's maintenance notifications would read as replies below).
         connection = redis.ConnectionPool.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.2
+            url, socket_timeout=0.5, socket_connect_timeout=0.2, protocol=2
         ).make_connection()
         connection.connect()
         # Replies off means nothing comes back, not even to PING. Whether something does (CLIENT denied
-        # by an ACL, a proxy) is looked at by the next write, a second later: never waited for here, on
-        # the task's path.
+        # by an ACL, a proxy) is looked at by every write, without waiting (the first usually comes too
+        # early to see it, the next a second later): never waited for here, on the task's path.
         connection.send_command("CLIENT", "REPLY", "OFF")
         connection.send_command("PING")
     _connection = (os.getpid(), connection)
@@ -111,7 +112,8 @@ def _task_finished(task_id: str | None = None, task: Any = None, **_: Any) -> No
 
 
 def flush(now: float | None = None) -> None:
-    """Write what this process counted since its last write (kept for later when the broker fails)."""
+    """Write what this process counted since its last write (kept for later when the broker fails; dropped,
+    and counting off in this process, when the broker answers despite CLIENT REPLY OFF)."""
     global _flushed_at, _connection
     _flushed_at = time.monotonic() if now is None else now
     if not _pending:

@@ -1,7 +1,9 @@
 """Drop the `varchar_pattern_ops` copies Django adds beside the unique index of a CharField on PostgreSQL
 (for `LIKE 'prefix%'` lookups) where nothing looks values up by prefix: every alert, log line, pushed
 series and recorded change otherwise writes one more index entry. The unique indexes stay. PostgreSQL
-only; a later AlterField of one of these fields would bring its copy back (drop it again then)."""
+only, dropped CONCURRENTLY (outside a transaction: writes to these tables go on meanwhile). An AlterField
+that makes Django create the field's indexes again (its type, `unique` or `db_index`) would bring its copy
+back: drop it again then."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def _drop(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     for _, _, name in _names(apps, schema_editor):
-        schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
 
 
 def _create(apps: Any, schema_editor: Any) -> None:
@@ -41,10 +43,11 @@ def _create(apps: Any, schema_editor: Any) -> None:
     quote = schema_editor.quote_name
     for table, column, name in _names(apps, schema_editor):
         index = f"{quote(name)} ON {quote(table)} ({quote(column)} varchar_pattern_ops)"
-        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {index}")
+        schema_editor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index}")
 
 
 class Migration(migrations.Migration):
+    atomic = False  # CONCURRENTLY cannot run inside a transaction
     dependencies = [("automation", "0021_lean_run_and_audit_indexes")]
 
     operations = [migrations.RunPython(_drop, _create, elidable=False)]

@@ -229,14 +229,14 @@ def test_a_stored_rule_that_no_longer_validates_leaves_the_tick_to_the_others(ca
     from automation.alerting.definitions import RuleDefinition
     from automation.alerting.rules import parse_rule
     from automation.alerting.services.evaluation import evaluate_rules, load_rules
-    from automation.alerting.services.rules import save_rule
-    from automation.alerting.services.ticks import tick_batches
+    from automation.alerting.services.rules import delete_rule, save_rule
+    from automation.alerting.services.ticks import evaluate_all
     from automation.errors import DefinitionError
-    from automation.models import AlertRule
+    from automation.models import AlertRule, Incident
 
-    metric = unique("disk").replace("-", "_")
+    metric, service = unique("disk").replace("-", "_"), unique("db")
     now = time.time()
-    push(metric, {"service": "db"}, every(10, now - 60, now, 95.0))
+    push(metric, {"service": service}, every(10, now - 60, now, 95.0))
     good = save_rule({"name": unique("disk_full"), "condition": f"{metric} > 90"})
     bad = save_rule({"name": unique("disk_broken"), "condition": f"{metric} > 80"})
     broken = {**bad.document, "condition": f"{metric} >>> 80"}  # stored by hand: never validated
@@ -244,14 +244,26 @@ def test_a_stored_rule_that_no_longer_validates_leaves_the_tick_to_the_others(ca
         parse_rule(RuleDefinition.model_validate(broken).condition or "")
     AlertRule.objects.filter(pk=bad.pk).update(document=broken)
     try:
+        names = [good.name, bad.name]
         with caplog.at_level("ERROR", logger="automation.alerting"):
-            rules = load_rules(name__in=[good.name, bad.name], enabled=True)
-            again = load_rules(name__in=[good.name, bad.name], enabled=True)
+            skipped: list[dict[str, str]] = []
+            rules = load_rules(skipped, name__in=names, enabled=True)
+            again = load_rules(skipped, name__in=names, enabled=True)
         assert [r.name for r in rules] == [good.name] == [r.name for r in again]
+        assert [s["rule"] for s in skipped] == [bad.name, bad.name]  # reported every time...
+        assert "column" in skipped[0]["error"]
         logged = [r.getMessage() for r in caplog.records if bad.name in r.getMessage()]
-        assert len(logged) == 1 and "no longer validates" in logged[0]  # once per version, not per tick
-        assert [len(batch) for batch in tick_batches(rules)] == [1]
+        assert len(logged) == 1 and "no longer validates" in logged[0]  # ...logged once per version
         reports = evaluate_rules(rules, now)
         assert [r["rule"] for r in reports] == [good.name] and len(reports[0]["fired"]) == 1
+        # The whole tick goes on and names the rule it left out.
+        tick = {r["rule"]: r for r in evaluate_all(now + 15, flush=False) if r["rule"] in names}
+        assert tick[good.name]["fired"] == [] and "error" not in tick[good.name]
+        assert "not evaluated" in tick[bad.name]["error"]
+        # Saved again through the service (validated), the rule is evaluated at once.
+        save_rule({"name": bad.name, "condition": f"{metric} > 80"})
+        assert [r.name for r in load_rules(name__in=names, enabled=True)] == sorted(names)
     finally:
-        AlertRule.objects.filter(pk__in=[good.pk, bad.pk]).delete()
+        for name in (good.name, bad.name):
+            delete_rule(name)  # its firing alerts resolve: nothing left firing for later tests
+        Incident.objects.filter(services__contains=[service]).delete()  # nor an incident open

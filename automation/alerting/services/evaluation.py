@@ -89,47 +89,63 @@ def compile_rule(rule: AlertRule) -> CompiledRule:
     return found
 
 
-def stored_rules(versions: Sequence[tuple[Any, str, datetime | None]]) -> list[AlertRule]:
+def stored_rules(
+    versions: Sequence[tuple[Any, str, datetime | None]], skipped: list[dict[str, str]] | None = None
+) -> list[AlertRule]:
     """The rules of these versions (id, name, updated_at), in that order: compiled already in this process,
-    or read (documents included) in one query and compiled."""
-    missing = [pk for pk, name, updated in versions if (pk, name, updated) not in _compiled]
+    or read (documents included) in one query and compiled.
+
+    A stored rule that no longer compiles (stored by an older version of the engine, edited in the
+    database) is left out, instead of failing the evaluation of every other rule: `{"rule", "error"}` is
+    appended to `skipped` for it, every time, and an error logged once per version and process. Its alerts
+    keep their state until the rule is saved again (the API and the CLI validate it) or deleted.
+    """
+    missing = [version[0] for version in versions if version not in _compiled and version not in _invalid]
     fresh = {rule.pk: rule for rule in AlertRule.objects.filter(pk__in=missing)} if missing else {}
     found = []
     for pk, name, updated in versions:
         cached = _compiled.get((pk, name, updated))
+        error = _invalid.get((pk, name, updated))
+        if cached is None and error is None and pk in fresh:
+            error = compile_error(fresh[pk])
+        if error is not None:
+            if skipped is not None:
+                skipped.append({"rule": name, "error": f"stored rule invalid, not evaluated: {error}"})
+            continue
         rule = cached.rule if cached is not None else fresh.get(pk)
-        if rule is not None and (cached is not None or _compiles(rule)):  # deleted meanwhile: skipped
+        if rule is not None:  # deleted meanwhile: skipped
             found.append(rule)
     return found
 
 
-#: Versions of stored rules that no longer compile (their error), logged once per process.
+#: Versions of stored rules that no longer compile (their error).
 _invalid: dict[tuple[Any, str, datetime | None], str] = {}
 
 
-def _compiles(rule: AlertRule) -> bool:
-    """Whether a stored rule still compiles. One that does not (stored by an older version, edited in the
-    database) is left out of every evaluation, with an error logged once per version, instead of failing
-    the ticks of every other rule; saving it through the API or the CLI validates it again."""
+def compile_error(rule: AlertRule) -> str | None:
+    """None when the stored rule compiles; otherwise why not (logged once per version and process)."""
     key = (rule.pk, rule.name, rule.updated_at)
+    if key in _invalid:
+        return _invalid[key]
     try:
         compile_rule(rule)
     except (ValueError, AutomationError) as exc:  # pydantic's ValidationError is a ValueError
-        if key not in _invalid:
+        error = f"{type(exc).__name__}: {exc}"
+        with _compiled_lock:
             if len(_invalid) >= MAX_COMPILED:
                 _invalid.clear()
-            _invalid[key] = f"{type(exc).__name__}: {exc}"
-            logger.error(
-                "alerting: stored rule %s no longer validates, not evaluated: %s", rule.name, _invalid[key]
-            )
-        return False
-    return True
+            _invalid[key] = error
+        logger.error("alerting: stored rule %s no longer validates, not evaluated: %s", rule.name, error)
+        return error
+    return None
 
 
-def load_rules(**filters: Any) -> list[AlertRule]:
-    """The rules matching `filters`, by name, through `stored_rules` (only new versions are read whole)."""
+def load_rules(skipped: list[dict[str, str]] | None = None, **filters: Any) -> list[AlertRule]:
+    """The rules matching `filters`, by name, through `stored_rules` (only new versions are read whole;
+    those that no longer compile are reported in `skipped`)."""
     return stored_rules(
-        list(AlertRule.objects.filter(**filters).order_by("name").values_list("pk", "name", "updated_at"))
+        list(AlertRule.objects.filter(**filters).order_by("name").values_list("pk", "name", "updated_at")),
+        skipped,
     )
 
 

@@ -21,9 +21,10 @@ logger = logging.getLogger("automation.alerting")
 RULES_PER_BATCH = 1000
 
 
-def enabled_rules() -> list[AlertRule]:
-    """The enabled rules by name (read whole only when not compiled yet in this process)."""
-    return load_rules(enabled=True)
+def enabled_rules(skipped: list[dict[str, str]] | None = None) -> list[AlertRule]:
+    """The enabled rules by name (read whole only when not compiled yet in this process); those stored
+    rules that no longer compile are left out, and reported in `skipped` (see `stored_rules`)."""
+    return load_rules(skipped, enabled=True)
 
 
 def _reads(rule: AlertRule) -> tuple[str, ...]:
@@ -40,14 +41,15 @@ def tick_batches(rules: Sequence[AlertRule], size: int = RULES_PER_BATCH) -> lis
 
 def evaluate_all(now: float | None = None, *, flush: bool = True) -> list[dict[str, Any]]:
     """Every enabled rule at `now` (default: the current time) in this process, as one batch (one load of
-    each metric, one read of the active alerts); the reports in rule-name order. With `flush`, the due
-    notifications are sent afterwards."""
+    each metric, one read of the active alerts); the reports in rule-name order, a stored rule that no
+    longer compiles as `{"rule", "error"}`. With `flush`, the due notifications are sent afterwards."""
     at = time.time() if now is None else now
+    skipped: list[dict[str, Any]] = []
     with collector_paused():
-        reports = evaluate_rules(enabled_rules(), at)
+        reports = evaluate_rules(enabled_rules(skipped), at)
     if flush:
         flush_tick(at)
-    return reports
+    return sorted([*reports, *skipped], key=lambda report: str(report["rule"])) if skipped else reports
 
 
 def flush_tick(now: float) -> int:
