@@ -15,7 +15,13 @@ from celery.backends.redis import RedisBackend
 from celery.canvas import Signature, _chain
 
 from automation.celery import app
-from automation.delivery import DEFAULT_QUEUE, action_task_name, soft_time_limit, step_task_id
+from automation.delivery import (
+    DEFAULT_QUEUE,
+    TASK_TIME_LIMIT,
+    action_task_name,
+    soft_time_limit,
+    step_task_id,
+)
 
 
 def _components(nodes: set[str], deps: Mapping[str, list[str]]) -> list[set[str]]:
@@ -142,11 +148,9 @@ def compile_workflow(
         timeout = act["timeout_seconds"]
         # Every hop of a chain re-sends the rest of it: a signature carries only what the task id (run and
         # step), the task class and Celery's default queue do not already say.
-        options: dict[str, Any] = {
-            "task_id": step_task_id(run_id, name),
-            "soft_time_limit": soft_time_limit(timeout),
-            "time_limit": timeout,
-        }
+        options: dict[str, Any] = {"task_id": step_task_id(run_id, name)}
+        if timeout != TASK_TIME_LIMIT:  # the task class's own limits otherwise (automation/actions/task.py)
+            options.update(soft_time_limit=soft_time_limit(timeout), time_limit=timeout)
         if queue != DEFAULT_QUEUE:
             options["queue"] = queue
         return Signature(

@@ -19,6 +19,9 @@ MONITORING_QUEUE = "critical"
 VISIBILITY_MARGIN = 30
 #: Seconds between the soft time limit (the action is told to stop) and the hard one (it is killed).
 SOFT_LIMIT_LEAD = 15
+#: The hard time limit of an action task whose message names none: the default `timeout_seconds`, so a
+#: step with that limit sends none (every hop of a chain re-sends the rest of it).
+TASK_TIME_LIMIT = 300
 
 #: The entry point other services call by name.
 RUN_WORKFLOW_TASK = "automation.run_workflow"

@@ -46,6 +46,18 @@ def test_sequence_compiles_to_a_chain() -> None:
     assert 20 <= first.options["soft_time_limit"] < 30
 
 
+def test_a_step_with_the_default_time_limit_leaves_it_to_its_task_class() -> None:
+    from automation.actions.task import ActionTask
+
+    doc = {"actions": [act("a", [], timeout=300), act("b", ["a"], timeout=600)]}
+    sig = compile_workflow(doc, run_id="r1", queue="default")
+    first, second = sig.tasks
+    assert "time_limit" not in first.options and "soft_time_limit" not in first.options
+    # What the worker applies to the first (every action task class derives from ActionTask).
+    assert (ActionTask.time_limit, ActionTask.soft_time_limit) == (300, 285)
+    assert (second.options["time_limit"], second.options["soft_time_limit"]) == (600, 585)
+
+
 def test_diamond_compiles_to_chain_with_a_chord() -> None:
     doc = {"actions": [act("a", []), act("b", ["a"]), act("c", ["a"]), act("d", ["b", "c"])]}
     sig = compile_workflow(doc, run_id="r1", queue="default")

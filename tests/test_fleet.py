@@ -471,6 +471,68 @@ def test_a_retry_carrying_its_output_records_it_without_acting_again(engine: Any
         peer.close()
 
 
+@pytest.mark.usefixtures("worker")
+def test_a_completion_the_database_refused_after_the_successors_were_sent_is_recorded_by_a_copy(
+    engine: Any,
+) -> None:
+    """A step's completion is recorded after Celery sent its successors; when PostgreSQL refuses it, a copy
+    of the message goes out without them and records the output, without acting again."""
+    from django.db import connection
+
+    from automation.celery import app
+    from automation.fleet.identity import Claimant
+    from automation.models import StepRun
+    from automation.runs import executor, services
+    from automation.runs.claims import Claim
+    from tests.peers import HttpPeer
+
+    peer = HttpPeer()
+    try:
+        run = stored_run(
+            engine,
+            "pending",
+            ActionDefinition(name="call", action_type="http.request", parameters={"url": f"{peer.url}/x"}),
+            ActionDefinition(name="then", action_type="control.wait", parameters={"seconds": 0}),
+        )
+        acted = Claim(claimant=Claimant("gone", 1), token=uuid.uuid4().hex)
+        claimed = services.claim_step(run.id, "call", claim=acted)
+        assert claimed is not None
+        task = app.tasks["automation.action.http.request"]
+        pending = executor.PendingCompletion(
+            task=task,
+            token=acted.token,
+            task_id=StepRun.objects.get(id=claimed.id).task_id,
+            args=(),
+            kwargs={},
+            queue="default",
+            step_id=claimed.id,
+            run_id=run.id,
+            output={"status_code": 200, "carried": True},
+        )
+        executor._pending.completion = pending
+        with connection.cursor() as cursor:  # the database goes away under this process's connection
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        import psycopg2
+
+        from tests.conftest import PG_SERVER, TEST_DB
+
+        admin = psycopg2.connect(f"{PG_SERVER}/{TEST_DB}")
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.close()
+        executor.record_pending_completion()
+        assert getattr(executor._pending, "completion", None) is None
+        wait_for(lambda: StepRun.objects.get(id=claimed.id).status == "succeeded", timeout=30)
+        step = StepRun.objects.get(id=claimed.id)
+        assert step.output == {"status_code": 200, "carried": True} and step.attempts == 1
+        assert peer.received == [], "the action did not run again"
+    finally:
+        peer.close()
+        services.cancel_run(run.id)
+
+
 def test_a_retry_whose_message_is_long_overdue_marks_its_run(engine: Any) -> None:
     from django.utils import timezone
 

@@ -213,6 +213,28 @@ def the_last_sink_completes_the_run_once() -> None:
 
 
 @case
+def a_run_succeeds_with_the_completion_that_leaves_no_step_running() -> None:
+    from automation.models import WorkflowRun
+    from automation.runs import services
+
+    # A worker records a step's completion after sending its successors: the sink can finish first.
+    run = new_run(register(wait("a"), wait("b"), wait("c")))
+    a = services.claim_step(run.id, "a", claim=me())
+    assert a is not None
+    services.complete_step(a.id, run_id=run.id, output={}, sink=False)
+    b = services.claim_step(run.id, "b", claim=me(2))
+    c = services.claim_step(run.id, "c", claim=me(3))
+    assert b is not None and c is not None
+    services.complete_step(c.id, run_id=run.id, output={}, sink=True)
+    stored = WorkflowRun.objects.get(id=run.id)
+    assert stored.status == "running" and stored.remaining_sinks == 0, "succeeded with step b running"
+    services.complete_step(b.id, run_id=run.id, output={"late": True}, sink=False)
+    stored = WorkflowRun.objects.get(id=run.id)
+    assert stored.status == "succeeded" and stored.finished_at is not None
+    assert statuses(run) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+
+
+@case
 def a_failure_fails_the_run_and_skips_what_did_not_start() -> None:
     from automation.runs import services
 

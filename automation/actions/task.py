@@ -13,7 +13,8 @@ from redis.exceptions import RedisError
 
 from automation.actions.registry import ActionFunction, ActionSpec, register
 from automation.celery import app
-from automation.delivery import action_task_name, parse_step_task_id
+from automation.delivery import TASK_TIME_LIMIT, action_task_name, parse_step_task_id
+from automation.delivery import soft_time_limit as soft_limit_of
 from automation.errors import ConfigurationError, StepFailed
 
 #: What a publish raises when the broker is unreachable (kombu wraps most, not all, of Redis's errors).
@@ -57,6 +58,9 @@ class ActionTask(GuardedTask):
     acks_late = True
     reject_on_worker_lost = True
     typing = False
+    # A step's message names its limits only when they differ from these (the compiler leaves them out).
+    time_limit = TASK_TIME_LIMIT
+    soft_time_limit = int(soft_limit_of(TASK_TIME_LIMIT))
     # A step's output is stored once, in PostgreSQL, by its completion: no copy in the result backend (a
     # GET, a SETEX and a PUBLISH per step that nothing reads). Failures (the pool's kill at a hard time
     # limit among them: the recovery job settles such a step from that record) and retries are still
@@ -81,9 +85,10 @@ class ActionTask(GuardedTask):
         """Run the step its task id names ("<run id>:<step>"); explicit `run_id` and `step` win."""
         # Imported here, not at the top: the executor reaches the models, which exist only once Django is
         # set up, and Celery imports task modules before that.
-        from automation.runs.executor import execute_step
+        from automation.runs.executor import execute_step, record_pending_completion
         from automation.runs.handoff import await_join_report
 
+        record_pending_completion()  # one a previous task of this thread left (none unless it broke off)
         if not (run_id and step):
             named = parse_step_task_id(str(self.request.id or ""))
             if named is None:
@@ -95,6 +100,13 @@ class ActionTask(GuardedTask):
         await_join_report(self, run_id)
         return outcome
 
+    def after_return(self, *args: Any, **kwargs: Any) -> None:
+        """Celery sent this step's successors (or failed to): its completion is recorded now, before its
+        message is acknowledged (see automation/runs/executor.py)."""
+        from automation.runs.executor import record_pending_completion
+
+        record_pending_completion()
+
     def apply_async(  # type: ignore[override]
         self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any
     ) -> Any:
@@ -104,6 +116,10 @@ class ActionTask(GuardedTask):
         try:
             return super().apply_async(args, kwargs, task_id, **options)
         except BROKER_ERRORS:
+            from automation.runs.executor import record_pending_completion
+
+            # The step whose successor this is completes first: the recovery job then sends what follows it.
+            record_pending_completion()
             named = parse_step_task_id(str(task_id or ""))
             run_id = (kwargs or {}).get("run_id") or (named[0] if named else None)
             if run_id:

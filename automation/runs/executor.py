@@ -4,6 +4,11 @@ A step is guarded by (run, step) in the database, and claiming it records who ex
 a finished step hands the recorded output on without acting again; a message for a step that a live
 worker is executing waits, then does the same; a message of an older generation of its run (the run was
 sent again by recovery) retires.
+
+A step with successors to send is recorded complete just after Celery sent them, before its message is
+acknowledged (`record_pending_completion`, from the task's `after_return`): the successors do not wait
+for that round trip to PostgreSQL. A step without successors (a sink) is recorded before it returns, and
+a run succeeds only once none of its steps is running (automation/runs/services.py `complete_step`).
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -98,7 +105,7 @@ class _Again(Exception):  # noqa: N818 - control flow inside this module
 
 def slot_seconds(task: Task[Any, Any]) -> float:
     """How long a fleet slot may be held: the action's hard time limit, plus a margin."""
-    hard = (task.request.timelimit or (None, None))[0]
+    hard = (task.request.timelimit or (None, None))[0] or task.time_limit
     return float(hard) + 5 if hard else max_countdown()
 
 
@@ -161,13 +168,12 @@ def execute_step(
             if isinstance(slot, float):
                 raise _Again(slot)
         claim = Claim(claimant=current_claimant(), token=token, previous=previous, generation=generation)
-        return run_claimed_step(spec, uuid.UUID(run_id), step, context, claim, done)
+        later = task if sends_successors(task) else None
+        return run_claimed_step(spec, uuid.UUID(run_id), step, context, claim, done, complete_later=later)
     except _Again as again:
         countdown = again.countdown
     except (OperationalError, InterfaceError, _CompletionPending) as exc:
         # Not the action's failure (a failover, a restart): this message runs again shortly.
-        from django.db import connection
-
         logger.warning("step %s of run %s: database unavailable (%s), retrying", step, run_id, describe(exc))
         connection.close()
         countdown = random.uniform(1.0, 3.0)
@@ -187,7 +193,12 @@ def run_claimed_step(
     context: dict[str, Any],
     claim: Claim,
     done: Any = None,
+    *,
+    complete_later: Task[Any, Any] | None = None,
 ) -> dict[str, Any]:
+    """Claim, act, complete. `complete_later`: the task whose successors Celery sends once this returns;
+    the completion of a step with successors is then left to `record_pending_completion`."""
+    later = PendingCompletion.of(complete_later, claim.token) if complete_later is not None else None
     # An action acting outside must be known to have started before it acts: after a database crash the
     # step is then found running (and settled from Celery's record), never pending and run again blind.
     claimed = services.claim_step(run_id, step, claim=claim, durable=spec.external)
@@ -196,14 +207,16 @@ def run_claimed_step(
     stored = stored_workflow(claimed.version_id)
     act = stored.actions[step]
     if done is not None:
-        return completed(claimed, run_id, step, done, stored, context, durable=spec.external)
+        return completed(claimed, run_id, step, done, stored, context, durable=spec.external, later=later)
     idle = (
         should_act(act, undone_succeeded(str(stored.document["name"]), claimed.inputs))
         if act.get("compensates")
         else None
     )
     if idle is not None:  # a compensation step whose step did not succeed: recorded, nothing done
-        return completed(claimed, run_id, step, {"skipped": idle}, stored, context, durable=spec.external)
+        return completed(
+            claimed, run_id, step, {"skipped": idle}, stored, context, durable=spec.external, later=later
+        )
     if claimed.attempt > act["retry_attempts"] + 1:
         # Only a step whose process died while executing it gets here (failures are counted below):
         # one that kills its own worker must not be given to worker after worker.
@@ -255,7 +268,7 @@ def run_claimed_step(
             undo_failed_run(run_id)
         raise StepFailed(f"{step}: {error}", retryable=False) from None
     try:
-        return completed(claimed, run_id, step, output, stored, context, durable=spec.external)
+        return completed(claimed, run_id, step, output, stored, context, durable=spec.external, later=later)
     except (OperationalError, InterfaceError):
         raise _CompletionPending(output) from None
 
@@ -295,17 +308,99 @@ def completed(
     context: dict[str, Any],
     *,
     durable: bool,
+    later: PendingCompletion | None = None,
 ) -> dict[str, Any]:
     # A step that acted outside waits for the disk: once its message is acknowledged, its completion
     # cannot be lost. An engine-internal one does not: lost in a database crash, the step is run again
     # (it acts on nothing outside), see `settle_lost_steps`.
-    services.complete_step(
-        claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=durable
-    )
-    logger.debug("step %s of run %s succeeded", step, run_id)
+    if later is not None and step not in stored.sinks:
+        later.step_id, later.run_id, later.output, later.durable = claimed.id, run_id, output, durable
+        _pending.completion = later
+    else:
+        services.complete_step(
+            claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=durable
+        )
+        logger.debug("step %s of run %s succeeded", step, run_id)
     if step in stored.referenced_outputs:
         context[step] = output
     return context
+
+
+# --- completions recorded after the successors are sent --------------------------------------------
+
+
+@dataclass
+class PendingCompletion:
+    """A step's success, to record once Celery sent its successors; how to send its message again (`task`
+    ran it, with `token` as its claim)."""
+
+    task: Task[Any, Any]
+    token: str
+    task_id: str
+    args: Any
+    kwargs: dict[str, Any]
+    queue: str | None
+    step_id: int = 0
+    run_id: uuid.UUID | None = None
+    output: Any = None
+    durable: bool = True
+
+    @classmethod
+    def of(cls, task: Task[Any, Any], token: str) -> PendingCompletion:
+        request = task.request
+        return cls(
+            task=task,
+            token=token,
+            task_id=str(request.id),
+            args=request.args,
+            kwargs=dict(request.kwargs or {}),
+            queue=(request.delivery_info or {}).get("routing_key"),
+        )
+
+
+_pending = threading.local()
+
+
+def sends_successors(task: Task[Any, Any]) -> bool:
+    """Whether Celery sends messages for this task once it returns: the rest of its chain, callbacks, or
+    its chord's join. Not when run eagerly: the successors would run before this step is recorded."""
+    request = task.request
+    return not request.is_eager and bool(request.chain or request.callbacks or request.chord)
+
+
+def record_pending_completion() -> None:
+    """Record the success this thread's step left pending, if any: after Celery sent its successors (the
+    task's `after_return`), or before the run is marked for recovery when that send failed.
+
+    The message is not acknowledged yet: when the write fails (PostgreSQL unavailable), a copy of it is
+    sent, without the successors (they were sent), carrying the output and the claim's token; it records
+    the completion once the database is back, without acting again (see `execute_step`)."""
+    pending: PendingCompletion | None = getattr(_pending, "completion", None)
+    if pending is None:
+        return
+    _pending.completion = None
+    try:
+        services.complete_step(
+            pending.step_id, run_id=pending.run_id, output=pending.output, sink=False, durable=pending.durable
+        )
+    except Exception as exc:  # noqa: BLE001 - a completion left unrecorded would stall its run
+        # Unrecorded, the step would stay running, claimed by a live process, until the stall window; a copy
+        # records it (or, on a failure that repeats, fails its task, which the recovery job settles).
+        if isinstance(exc, OperationalError | InterfaceError):
+            connection.close()
+        logger.warning(
+            "step %s: its completion was not recorded (%s), retrying",
+            pending.task_id,
+            describe(exc),
+        )
+        route: dict[str, Any] = {"queue": pending.queue} if pending.queue else {}
+        pending.task.apply_async(
+            args=pending.args,
+            kwargs={**pending.kwargs, "prev": pending.token, "done": pending.output},
+            task_id=pending.task_id,
+            countdown=random.uniform(1.0, 3.0),
+            **route,
+        )
 
 
 def settled_step(run_id: uuid.UUID, step: str, context: dict[str, Any], generation: int) -> dict[str, Any]:

@@ -308,28 +308,61 @@ UPDATE automation_steprun
  WHERE id = %(step)s AND status IN {_COMPLETABLE_SQL}
 """
 
-# Only a completion that moved the step counts its run off (its finish time is this call's own).
+# Only a completion that moved the step counts its run off (its finish time is this call's own); the
+# last one finishes the run at once when no step is seen running (see below for when one is).
+_NOTHING_RUNNING = f"""NOT EXISTS (SELECT 1 FROM automation_steprun AS o
+                                   WHERE o.run_id = %(run)s AND o.status = '{RunStatus.RUNNING}')"""
+_ENDS = f"remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}' AND {_NOTHING_RUNNING}"
 _COUNT_OFF_RUN = f"""
 UPDATE automation_workflowrun
    SET remaining_sinks = remaining_sinks - 1,
-       status = CASE WHEN remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}'
-                     THEN '{RunStatus.SUCCEEDED}' ELSE status END,
-       finished_at = CASE WHEN remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}'
-                          THEN %(now)s ELSE finished_at END
+       status = CASE WHEN {_ENDS} THEN '{RunStatus.SUCCEEDED}' ELSE status END,
+       finished_at = CASE WHEN {_ENDS} THEN %(now)s ELSE finished_at END
  WHERE id = %(run)s
    AND EXISTS (SELECT 1 FROM automation_steprun AS s
                 WHERE s.id = %(step)s AND s.status = '{RunStatus.SUCCEEDED}' AND s.finished_at = %(now)s)
 """
 
+# A worker records a step's completion after sending its successors (automation/runs/executor.py), so
+# when the last sink is counted off, a step before it may still be running, its completion on its way:
+# the run succeeds with whichever completion leaves no step running. Each completion that may be that one
+# first waits for the others still in flight (PostgreSQL only; SQLite runs one transaction at a time), so
+# that its check, a statement of its own, sees them committed and the last one cannot be missed:
+# - the last sink, holding its run (the count-off), for the transactions completing the running steps;
+_AWAIT_RUNNING_STEPS = f"""
+SELECT s.id FROM automation_steprun AS s
+ WHERE s.run_id = %(run)s AND s.status = '{RunStatus.RUNNING}'
+   AND EXISTS (SELECT 1 FROM automation_workflowrun AS r
+                WHERE r.id = %(run)s AND r.remaining_sinks <= 0 AND r.status = '{RunStatus.RUNNING}')
+   FOR UPDATE OF s
+"""
+# - any other step, once its run has no sink left to count off, for the others holding the run.
+_AWAIT_ENDING_RUN = f"""
+SELECT id FROM automation_workflowrun
+ WHERE id = %(run)s AND remaining_sinks <= 0 AND status = '{RunStatus.RUNNING}'
+   FOR UPDATE
+"""
 
+_FINISH_RUN = f"""
+UPDATE automation_workflowrun SET status = '{RunStatus.SUCCEEDED}', finished_at = %(now)s
+ WHERE id = %(run)s AND status = '{RunStatus.RUNNING}' AND remaining_sinks <= 0 AND {_NOTHING_RUNNING}
+"""
+
+
+@retry_deadlocks
 def complete_step(step_id: int, *, run_id: Any, output: Any, sink: bool, durable: bool = True) -> None:
-    """Record a step's success; a step without dependents also counts off its run, which succeeds with
-    the last of them. A step whose action finished after its run was cancelled is still recorded as
-    succeeded: its effect happened. `durable=False`: see automation/sql.py; a completion lost that
-    way leaves the step running, and the recovery job runs it again (only engine-internal steps, which
-    act on nothing outside, complete so).
+    """Record a step's success; a step without dependents also counts off its run. The run succeeds with
+    the completion after which no sink is left to count off and no step is running. A step whose action
+    finished after its run was cancelled is still recorded as succeeded: its effect happened.
+    `durable=False`: see automation/sql.py; a completion lost that way leaves the step running, and the
+    recovery job runs it again (only engine-internal steps, which act on nothing outside, complete so).
     """
-    statements = [_COMPLETE_STEP, _COUNT_OFF_RUN] if sink else [_COMPLETE_STEP]
+    awaits = connection.vendor == "postgresql"
+    if sink:
+        statements = [_COMPLETE_STEP, _COUNT_OFF_RUN, *([_AWAIT_RUNNING_STEPS] if awaits else [])]
+    else:
+        statements = [_COMPLETE_STEP, *([_AWAIT_ENDING_RUN] if awaits else [])]
+    statements.append(_FINISH_RUN)
     params = {"step": step_id, "run": _run_id(run_id), "output": _json(output), "now": _at(_now())}
     run_statements(statements, params, durable=durable)
 
