@@ -65,3 +65,57 @@ def test_a_branch_whose_time_runs_out_waiting_marks_its_run(engine: Any) -> None
     run = stored_run(engine, "join-out-of-time", WAIT)
     await_join_report(_task(_OutOfTime(app=app, url=REDIS_URL), chord={"task": "join"}), str(run.id))
     assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+
+
+def _pending_completion(engine: Any, name: str) -> tuple[Any, Any, Any]:
+    """A run of two steps whose first acted and left its completion pending, as a worker's thread does."""
+    from automation.celery import app
+    from automation.fleet.identity import Claimant
+    from automation.runs import executor, services
+    from automation.runs.claims import Claim
+    from tests.conftest import stored_run
+
+    then = ActionDefinition(name="b", action_type="control.wait", parameters={"seconds": 0})
+    run = stored_run(engine, name, WAIT, then)
+    acted = Claim(claimant=Claimant("here", 1), token="t-" + name)
+    claimed = services.claim_step(run.id, "a", claim=acted)
+    assert claimed is not None
+    task = app.tasks["automation.action.control.wait"]
+    pending = executor.PendingCompletion.of(task, acted.token)
+    pending.step_id, pending.run_id, pending.output = claimed.id, run.id, {"waited": 0}
+    executor._pending.completion = pending
+    return run, claimed, task
+
+
+def test_a_step_whose_successors_may_not_have_gone_is_recorded_and_its_run_marked(engine: Any) -> None:
+    """`after_return` with another outcome than success (sending the successors failed)."""
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+
+    run, claimed, task = _pending_completion(engine, "unsent")
+    task.after_return("FAILURE", None, "x", (), {}, None)
+    assert StepRun.objects.get(id=claimed.id).status == "succeeded"
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+    services.cancel_run(run.id)
+
+
+def test_a_completion_the_tracer_left_pending_is_recorded_after_the_task(engine: Any) -> None:
+    """Celery failed between sending the successors and `after_return`: the task_postrun receiver records
+    the completion and marks the run; a completion recorded normally marks nothing."""
+    from celery.signals import task_postrun
+
+    from automation.models import StepRun, WorkflowRun
+    from automation.runs import services
+
+    run, claimed, task = _pending_completion(engine, "left")
+    task.after_return("SUCCESS", None, "x", (), {}, None)
+    task_postrun.send(sender=task, task_id="x", task=task, args=(), kwargs={}, retval=None, state="SUCCESS")
+    assert StepRun.objects.get(id=claimed.id).status == "succeeded"
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is None, "recorded as usual"
+    services.cancel_run(run.id)
+
+    run, claimed, task = _pending_completion(engine, "left-behind")
+    task_postrun.send(sender=task, task_id="x", task=task, args=(), kwargs={}, retval=None, state="SUCCESS")
+    assert StepRun.objects.get(id=claimed.id).status == "succeeded"
+    assert WorkflowRun.objects.get(id=run.id).redispatch_requested_at is not None
+    services.cancel_run(run.id)

@@ -119,13 +119,20 @@ def _meet(held: Any, complete: Any) -> list[BaseException]:
     from django.db import connection
 
     errors: list[BaseException] = []
+    backend: list[int] = []
+    started = threading.Event()
 
     def other() -> None:
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend.append(cursor.fetchone()[0])
+            started.set()
             complete()
         except BaseException as exc:  # noqa: BLE001 - reported to the test
             errors.append(exc)
         finally:
+            started.set()
             connection.close()
 
     with held.cursor() as cur:
@@ -134,12 +141,13 @@ def _meet(held: Any, complete: Any) -> list[BaseException]:
     watcher = psycopg2.connect(f"{PG_SERVER}/{TEST_DB}")
     watcher.autocommit = True
     thread.start()
+    assert started.wait(10) and backend, errors
     deadline = time.monotonic() + 5
     with watcher.cursor() as watch:
         while thread.is_alive() and time.monotonic() < deadline:
             watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s",
-                (TEST_DB,),
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = %s",
+                (backend[0],),
             )
             if watch.fetchone()[0]:
                 break

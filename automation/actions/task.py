@@ -6,7 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Task
+from celery import Task, states
+from celery.signals import task_postrun
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from redis.exceptions import RedisError
@@ -100,12 +101,17 @@ class ActionTask(GuardedTask):
         await_join_report(self, run_id)
         return outcome
 
-    def after_return(self, *args: Any, **kwargs: Any) -> None:
+    def after_return(self, status: str, *args: Any, **kwargs: Any) -> None:
         """Celery sent this step's successors (or failed to): its completion is recorded now, before its
         message is acknowledged (see automation/runs/executor.py)."""
         from automation.runs.executor import record_pending_completion
 
-        record_pending_completion()
+        recorded = record_pending_completion()
+        if recorded is not None and status != states.SUCCESS and recorded.run_id is not None:
+            # Its successors may not have gone out (a refused publish marked the run already).
+            from automation.runs.handoff import note_unsent
+
+            note_unsent(recorded.run_id)
 
     def apply_async(  # type: ignore[override]
         self, args: Any = None, kwargs: Any = None, task_id: Any = None, **options: Any
@@ -127,6 +133,25 @@ class ActionTask(GuardedTask):
 
                 note_unsent(run_id)
             raise
+
+
+def _completion_left_pending(sender: Any = None, **_: Any) -> None:
+    """After every task (the tracer sends this in a `finally`): a completion still pending means Celery
+    failed between sending the step's successors and `after_return` (a chord's report to its join, say).
+    It is recorded before the message is acknowledged, and the run marked: what follows may not have
+    gone out."""
+    if not isinstance(sender, ActionTask):
+        return
+    from automation.runs.executor import record_pending_completion
+
+    recorded = record_pending_completion()
+    if recorded is not None and recorded.run_id is not None:
+        from automation.runs.handoff import note_unsent
+
+        note_unsent(recorded.run_id)
+
+
+task_postrun.connect(_completion_left_pending, weak=False)
 
 
 def action(

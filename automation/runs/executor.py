@@ -41,6 +41,7 @@ from automation.delivery import longest_time_limit
 from automation.errors import ActionError, StepFailed
 from automation.fleet.identity import current_claimant
 from automation.incidents.services.changes import record_step_change
+from automation.models import WorkflowRun
 from automation.runs import services
 from automation.runs.claims import Claim
 from automation.runs.compensation import compensate, undone_succeeded
@@ -315,6 +316,7 @@ def completed(
     # (it acts on nothing outside), see `settle_lost_steps`.
     if later is not None and step not in stored.sinks:
         later.step_id, later.run_id, later.output, later.durable = claimed.id, run_id, output, durable
+        later.undoable = "compensation" in stored.document
         _pending.completion = later
     else:
         services.complete_step(
@@ -344,6 +346,8 @@ class PendingCompletion:
     run_id: uuid.UUID | None = None
     output: Any = None
     durable: bool = True
+    #: Its workflow declares a compensation (a run that failed meanwhile is undone once this is recorded).
+    undoable: bool = False
 
     @classmethod
     def of(cls, task: Task[Any, Any], token: str) -> PendingCompletion:
@@ -368,16 +372,17 @@ def sends_successors(task: Task[Any, Any]) -> bool:
     return not request.is_eager and bool(request.chain or request.callbacks or request.chord)
 
 
-def record_pending_completion() -> None:
-    """Record the success this thread's step left pending, if any: after Celery sent its successors (the
-    task's `after_return`), or before the run is marked for recovery when that send failed.
+def record_pending_completion() -> PendingCompletion | None:
+    """Record the success this thread's step left pending, if any (returned): after Celery sent its
+    successors (the task's `after_return`), or at once when sending them or reaching the chord's join
+    fails (before the run is marked for recovery).
 
     The message is not acknowledged yet: when the write fails (PostgreSQL unavailable), a copy of it is
     sent, without the successors (they were sent), carrying the output and the claim's token; it records
     the completion once the database is back, without acting again (see `execute_step`)."""
     pending: PendingCompletion | None = getattr(_pending, "completion", None)
     if pending is None:
-        return
+        return None
     _pending.completion = None
     try:
         services.complete_step(
@@ -401,6 +406,22 @@ def record_pending_completion() -> None:
             countdown=random.uniform(1.0, 3.0),
             **route,
         )
+        return pending
+    if pending.undoable and pending.run_id is not None:
+        undo_if_failed(pending.run_id)
+    return pending
+
+
+def undo_if_failed(run_id: uuid.UUID) -> None:
+    """A successor may have failed the run before its predecessor's completion was recorded: the run's
+    undoing waited for that step (`compensate` waits until no step runs), and starts now."""
+    try:
+        failed = WorkflowRun.objects.filter(id=run_id, status=RunStatus.FAILED).exists()
+    except Exception as exc:  # noqa: BLE001 - the compensation sweep starts it on its next pass
+        logger.warning("run %s: not checked for undoing (%s)", run_id, describe(exc))
+        return
+    if failed:
+        undo_failed_run(run_id)
 
 
 def settled_step(run_id: uuid.UUID, step: str, context: dict[str, Any], generation: int) -> dict[str, Any]:

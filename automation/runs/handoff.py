@@ -49,12 +49,17 @@ def await_join_report(task: Task[Any, Any], run_id: str) -> None:
                 backend.client.ping()
                 return
             except (RedisError, ConnectionError, TimeoutError) as exc:
+                if attempt == 0:
+                    # The step's completion waits for nothing: written now, not after the wait.
+                    from automation.runs.executor import record_pending_completion
+
+                    record_pending_completion()
                 if attempt == retries:
                     logger.warning("run %s: the result backend is unreachable (%r)", run_id, exc)
                     break
             time.sleep(interval)
             interval = min(interval + float(policy["interval_step"]), float(policy["interval_max"]))
     except SoftTimeLimitExceeded:
-        # The step succeeded and is recorded; its time ran out waiting for the join's store.
+        # The step succeeded (recorded at the first failed ping); its time ran out waiting for the join.
         logger.warning("run %s: time limit reached waiting for the result backend", run_id)
     note_unsent(run_id)

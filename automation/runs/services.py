@@ -310,8 +310,11 @@ UPDATE automation_steprun
 
 # Only a completion that moved the step counts its run off (its finish time is this call's own); the
 # last one finishes the run at once when no step is seen running (see below for when one is).
+# Correlated with the run's row, so that it is looked at only when the conditions before it hold (not
+# once per statement, before the run is even found).
 _NOTHING_RUNNING = f"""NOT EXISTS (SELECT 1 FROM automation_steprun AS o
-                                   WHERE o.run_id = %(run)s AND o.status = '{RunStatus.RUNNING}')"""
+                                   WHERE o.run_id = automation_workflowrun.id
+                                     AND o.status = '{RunStatus.RUNNING}')"""
 _ENDS = f"remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}' AND {_NOTHING_RUNNING}"
 _COUNT_OFF_RUN = f"""
 UPDATE automation_workflowrun
