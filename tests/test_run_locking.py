@@ -105,7 +105,8 @@ def _completion_held_open(statements: list[str], step_id: int, run_id: Any) -> A
     from automation.runs import services
 
     held = psycopg2.connect(f"{PG_SERVER}/{TEST_DB}")
-    params = {"step": step_id, "run": str(run_id), "output": Json({}), "now": services._now()}
+    now = services._now()
+    params = {"step": step_id, "run": str(run_id), "output": Json({}), "now": now, "ended": now}
     with held.cursor() as cur:
         for statement in statements:
             cur.execute(statement, params)

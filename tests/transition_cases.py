@@ -213,6 +213,25 @@ def the_last_sink_completes_the_run_once() -> None:
 
 
 @case
+def a_run_of_sinks_only_succeeds_with_its_last_count_off() -> None:
+    from automation import ActionDefinition
+    from automation.models import WorkflowRun
+    from automation.runs import services
+
+    alone = ActionDefinition(name="b", action_type="control.wait", parameters={"seconds": 0}, depends_on=[])
+    run = new_run(register(wait("a"), alone))
+    a = services.claim_step(run.id, "a", claim=me())
+    b = services.claim_step(run.id, "b", claim=me(2))
+    assert a is not None and b is not None
+    services.complete_step(a.id, run_id=run.id, output={}, sink=True, sinks_only=True)
+    services.complete_step(a.id, run_id=run.id, output={}, sink=True, sinks_only=True)  # a duplicate
+    assert run_status(run) == "running", "a duplicate completion counted twice"
+    services.complete_step(b.id, run_id=run.id, output={}, sink=True, sinks_only=True)
+    stored = WorkflowRun.objects.get(id=run.id)
+    assert stored.status == "succeeded" and stored.remaining_sinks == 0 and stored.finished_at is not None
+
+
+@case
 def a_run_succeeds_with_the_completion_that_leaves_no_step_running() -> None:
     from automation.models import WorkflowRun
     from automation.runs import services

@@ -21,12 +21,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from django.utils import timezone
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -317,10 +319,16 @@ def completed(
     if later is not None and step not in stored.sinks:
         later.step_id, later.run_id, later.output, later.durable = claimed.id, run_id, output, durable
         later.undoable = "compensation" in stored.document
+        later.finished = timezone.now()  # the step's end, before its successors start
         _pending.completion = later
     else:
         services.complete_step(
-            claimed.id, run_id=run_id, output=output, sink=step in stored.sinks, durable=durable
+            claimed.id,
+            run_id=run_id,
+            output=output,
+            sink=step in stored.sinks,
+            durable=durable,
+            sinks_only=len(stored.sinks) == len(stored.actions),
         )
         logger.debug("step %s of run %s succeeded", step, run_id)
     if step in stored.referenced_outputs:
@@ -348,6 +356,7 @@ class PendingCompletion:
     durable: bool = True
     #: Its workflow declares a compensation (a run that failed meanwhile is undone once this is recorded).
     undoable: bool = False
+    finished: datetime | None = None
 
     @classmethod
     def of(cls, task: Task[Any, Any], token: str) -> PendingCompletion:
@@ -386,7 +395,12 @@ def record_pending_completion() -> PendingCompletion | None:
     _pending.completion = None
     try:
         services.complete_step(
-            pending.step_id, run_id=pending.run_id, output=pending.output, sink=False, durable=pending.durable
+            pending.step_id,
+            run_id=pending.run_id,
+            output=pending.output,
+            sink=False,
+            durable=pending.durable,
+            finished_at=pending.finished,
         )
     except Exception as exc:  # noqa: BLE001 - a completion left unrecorded would stall its run
         # Unrecorded, the step would stay running, claimed by a live process, until the stall window; a copy

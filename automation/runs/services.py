@@ -320,7 +320,22 @@ _COUNT_OFF_RUN = f"""
 UPDATE automation_workflowrun
    SET remaining_sinks = remaining_sinks - 1,
        status = CASE WHEN {_ENDS} THEN '{RunStatus.SUCCEEDED}' ELSE status END,
-       finished_at = CASE WHEN {_ENDS} THEN %(now)s ELSE finished_at END
+       finished_at = CASE WHEN {_ENDS} THEN %(ended)s ELSE finished_at END
+ WHERE id = %(run)s
+   AND EXISTS (SELECT 1 FROM automation_steprun AS s
+                WHERE s.id = %(step)s AND s.status = '{RunStatus.SUCCEEDED}' AND s.finished_at = %(now)s)
+"""
+
+# A run whose steps are all sinks (one step, or steps nothing depends on) has no completion written after
+# a successor started: its last count-off finishes it, and a concurrent one sees that count (PostgreSQL
+# reads the run's row again once the other committed).
+_COUNT_OFF_SINKS_ONLY_RUN = f"""
+UPDATE automation_workflowrun
+   SET remaining_sinks = remaining_sinks - 1,
+       status = CASE WHEN remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}'
+                     THEN '{RunStatus.SUCCEEDED}' ELSE status END,
+       finished_at = CASE WHEN remaining_sinks <= 1 AND status = '{RunStatus.RUNNING}'
+                          THEN %(ended)s ELSE finished_at END
  WHERE id = %(run)s
    AND EXISTS (SELECT 1 FROM automation_steprun AS s
                 WHERE s.id = %(step)s AND s.status = '{RunStatus.SUCCEEDED}' AND s.finished_at = %(now)s)
@@ -347,26 +362,48 @@ SELECT id FROM automation_workflowrun
 """
 
 _FINISH_RUN = f"""
-UPDATE automation_workflowrun SET status = '{RunStatus.SUCCEEDED}', finished_at = %(now)s
+UPDATE automation_workflowrun SET status = '{RunStatus.SUCCEEDED}', finished_at = %(ended)s
  WHERE id = %(run)s AND status = '{RunStatus.RUNNING}' AND remaining_sinks <= 0 AND {_NOTHING_RUNNING}
 """
 
 
 @retry_deadlocks
-def complete_step(step_id: int, *, run_id: Any, output: Any, sink: bool, durable: bool = True) -> None:
+def complete_step(
+    step_id: int,
+    *,
+    run_id: Any,
+    output: Any,
+    sink: bool,
+    durable: bool = True,
+    sinks_only: bool = False,
+    finished_at: datetime | None = None,
+) -> None:
     """Record a step's success; a step without dependents also counts off its run. The run succeeds with
     the completion after which no sink is left to count off and no step is running. A step whose action
     finished after its run was cancelled is still recorded as succeeded: its effect happened.
     `durable=False`: see automation/sql.py; a completion lost that way leaves the step running, and the
     recovery job runs it again (only engine-internal steps, which act on nothing outside, complete so).
+    `sinks_only`: every step of the run is a sink (none completes after a successor started).
+    `finished_at`: when the action finished, if before now (a completion written after the successors
+    were sent); the run's own end is the time of the completion that ends it.
     """
+    now = _now()
+    params = {
+        "step": step_id,
+        "run": _run_id(run_id),
+        "output": _json(output),
+        "now": _at(finished_at or now),
+        "ended": _at(now),
+    }
+    if sink and sinks_only:
+        run_statements([_COMPLETE_STEP, _COUNT_OFF_SINKS_ONLY_RUN], params, durable=durable)
+        return
     awaits = connection.vendor == "postgresql"
     if sink:
         statements = [_COMPLETE_STEP, _COUNT_OFF_RUN, *([_AWAIT_RUNNING_STEPS] if awaits else [])]
     else:
         statements = [_COMPLETE_STEP, *([_AWAIT_ENDING_RUN] if awaits else [])]
     statements.append(_FINISH_RUN)
-    params = {"step": step_id, "run": _run_id(run_id), "output": _json(output), "now": _at(_now())}
     run_statements(statements, params, durable=durable)
 
 
