@@ -24,6 +24,12 @@ def _celery_settings() -> dict[str, Any]:
 
 
 app.config_from_object(_celery_settings(), namespace="CELERY")
+# A process that sends a workflow's steps without their task classes loaded (the API server) does not
+# subscribe to their results, which nothing waits on (automation/broker/results.py).
+app.loader.override_backends = {
+    "redis": "automation.broker.results:RedisBackend",
+    "rediss": "automation.broker.results:RedisBackend",
+}
 # Tasks live in the top-level `tasks` package: one module per action family, the entry points and the
 # monitoring jobs. Every module there is loaded; none is listed by hand.
 app.conf.imports = task_modules()
