@@ -87,7 +87,6 @@ class ActionTask(GuardedTask):
         # Imported here, not at the top: the executor reaches the models, which exist only once Django is
         # set up, and Celery imports task modules before that.
         from automation.runs.executor import execute_step, record_pending_completion
-        from automation.runs.handoff import await_join_report
 
         record_pending_completion()  # one a previous task of this thread left (none unless it broke off)
         if not (run_id and step):
@@ -95,11 +94,7 @@ class ActionTask(GuardedTask):
             if named is None:
                 raise StepFailed(f"task id {self.request.id!r} names no run and step", retryable=False)
             run_id, step = named
-        outcome = execute_step(
-            self, self.spec, upstream, run_id, step, generation=gen, previous=prev, done=done
-        )
-        await_join_report(self, run_id)
-        return outcome
+        return execute_step(self, self.spec, upstream, run_id, step, generation=gen, previous=prev, done=done)
 
     def after_return(self, status: str, *args: Any, **kwargs: Any) -> None:
         """Celery sent this step's successors (or failed to): its completion is recorded now, before its
