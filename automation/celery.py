@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
-
+from automation.broker.publishing import App
 from automation.discovery import task_modules
 from automation.fleet import heartbeat, throughput
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
 
-app = Celery("automation")
+# Its messages go out with their `task-sent` events in one round trip (automation/broker/publishing.py).
+app = App("automation")
 
 
 def _celery_settings() -> dict[str, Any]:

@@ -13,6 +13,8 @@ from django.db import transaction
 from automation.access.principal import bound_actor
 from automation.access.services import audit
 from automation.actions.task import BROKER_ERRORS
+from automation.broker.publishing import BatchPublishError, batched
+from automation.celery import app
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
 from automation.conditions import parse_condition
@@ -181,14 +183,30 @@ def _asked_with_other_inputs(
     return bool(run.inputs != json.loads(json.dumps(resolved)))
 
 
+def send_canvas(run: WorkflowRun, *, generation: int) -> None:
+    """Send every first message of the run's canvas (a 1,000-way fan-out's thousand) in a few pipelines
+    (automation/broker/publishing.py). When a pipeline fails, what it carried may or may not be stored:
+    the canvas is sent again the ordinary way, under Celery's publish retry policy (a step delivered twice
+    acts once)."""
+    document = stored_workflow(run.version_id).document
+
+    def canvas() -> Any:
+        return compile_workflow(document, run_id=str(run.id), queue=run.queue, generation=generation)
+
+    try:
+        with batched(app):
+            canvas().apply_async()
+    except BatchPublishError as exc:
+        logger.warning("run %s: pipeline failed (%r), sending it again", run.id, exc.__cause__ or exc)
+        canvas().apply_async()
+
+
 def dispatch(run: WorkflowRun) -> bool:
     """Send the run's canvas; False when the broker refused it (the run is then marked, and the recovery
     job sends it on its next pass: the caller's answer stays "accepted"). Sending twice is harmless:
     every step is guarded by (run, step)."""
-    document = stored_workflow(run.version_id).document
-    canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue, generation=run.generation)
     try:
-        canvas.apply_async()
+        send_canvas(run, generation=run.generation)
     except BROKER_ERRORS as exc:
         logger.warning("run %s stored but not sent (%s): the recovery job will send it", run.id, exc)
         return False
@@ -199,11 +217,9 @@ def redispatch(run: WorkflowRun, *, reason: str) -> bool:
     """Send the run again as a new generation: steps that finished hand their outputs on, steps a live
     worker is executing are waited for, and only the missing work is done. Messages of the older
     generation retire at the step guard once the new one is sent."""
-    document = stored_workflow(run.version_id).document
     sent = run.generation + 1
-    canvas = compile_workflow(document, run_id=str(run.id), queue=run.queue, generation=sent)
     try:
-        canvas.apply_async()
+        send_canvas(run, generation=sent)
     except BROKER_ERRORS as exc:
         logger.warning("run %s could not be sent again (%s); next pass retries", run.id, exc)
         return False
