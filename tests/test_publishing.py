@@ -88,31 +88,67 @@ def test_a_canvas_sent_in_a_batch_goes_out_in_a_few_pipelines(idle_queue: str, w
     assert sorted(queued_ids(idle_queue)) == sorted(few + many)
 
 
-def test_a_pipeline_that_failed_is_sent_again_once(
-    idle_queue: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_pipeline_that_failed_is_sent_again_without_a_batch(
+    idle_queue: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, writes: list[bytes]
 ) -> None:
+    """The pipeline reaches Redis, then the connection breaks before its replies: delivery is uncertain,
+    so the message is sent again, message and event apart (Celery's ordinary way, with its retries). The
+    copy that arrives twice is what the step guard stops (tests/test_recovery_integration.py)."""
     from redis.client import Pipeline
 
     from automation.celery import app
 
+    task_id = step_task_id(str(uuid.uuid4()), "only")
     failures: list[int] = []
     original = Pipeline.execute
 
-    def fails_once(self: Any, raise_on_error: bool = True) -> Any:
-        if not failures and any(str(args[0]).upper() == "LPUSH" for args, _ in self.command_stack):
+    def written_then_broken(self: Any, raise_on_error: bool = True) -> Any:
+        ours = any(task_id in str(args) for args, _ in self.command_stack)
+        result = original(self, raise_on_error)
+        if ours and not failures:
             failures.append(1)
-            self.reset()
             raise redis.ConnectionError("connection reset by peer (test)")
-        return original(self, raise_on_error)
+        return result
 
-    monkeypatch.setattr(Pipeline, "execute", fails_once)
-    task_id = step_task_id(str(uuid.uuid4()), "only")
+    monkeypatch.setattr(Pipeline, "execute", written_then_broken)
     with caplog.at_level(logging.WARNING, logger="automation.broker"):
         app.send_task(TASK, task_id=task_id, queue=idle_queue)
 
     assert failures == [1]
-    assert queued_ids(idle_queue) == [task_id]
+    assert queued_ids(idle_queue) == [task_id, task_id]
+    # The pipeline (message and event), then the message in a write of its own (its event follows apart).
+    carrying = [w for w in writes if task_id.encode() in w]
+    assert len(carrying) == 2
+    assert b"LPUSH" in carrying[0] and b"PUBLISH" in carrying[0]
+    assert b"LPUSH" in carrying[1] and b"PUBLISH" not in carrying[1]
     assert "pipeline failed" in caplog.text and "sending it again" in caplog.text
+
+
+def test_a_failure_that_is_not_the_broker_s_is_raised_as_itself(
+    idle_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What kombu wraps in BatchPublishError may be a task's soft time limit arriving mid-write: raised as
+    itself, not swallowed by a second send."""
+    from celery.exceptions import SoftTimeLimitExceeded
+    from redis.client import Pipeline
+
+    from automation.celery import app
+
+    original = Pipeline.execute
+    interruptions: list[int] = []
+
+    def interrupted(self: Any, raise_on_error: bool = True) -> Any:
+        if not any(str(args[0]).upper() == "LPUSH" for args, _ in self.command_stack):
+            return original(self, raise_on_error)  # the queue's declaration
+        interruptions.append(1)
+        self.reset()
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(Pipeline, "execute", interrupted)
+    with pytest.raises(SoftTimeLimitExceeded):
+        app.send_task(TASK, task_id=step_task_id(str(uuid.uuid4()), "only"), queue=idle_queue)
+    assert interruptions == [1]
+    assert queued_ids(idle_queue) == []
 
 
 def test_a_run_whose_canvas_pipeline_failed_is_sent_again(

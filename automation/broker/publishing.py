@@ -10,8 +10,9 @@ them as one non-transactional pipeline when the outermost batch ends. Celery doe
   every message of a canvas goes out in pipelines of up to `BATCH_COMMANDS` commands.
 
 A pipeline that fails (Redis unreachable) leaves its delivery uncertain: some of its messages may have
-been stored. Kombu then raises `BatchPublishError` without retrying; here the message, or the canvas, is
-sent again the ordinary way, under Celery's publish retry policy. A step delivered twice that way is
+been stored. Kombu then raises `BatchPublishError` without retrying; here, when Redis could not be
+reached, the message, or the canvas, is sent again the ordinary way, under Celery's publish retry policy
+(any other failure kombu wrapped is raised as itself). A step delivered twice that way is
 harmless: each step is guarded by (run, step) in the database. Transports without batches (the
 embedded store's) send each message at once, as before.
 """
@@ -27,6 +28,7 @@ from typing import Any
 from celery import Celery
 from celery.app.amqp import AMQP as CeleryAMQP
 from kombu.exceptions import BatchPublishError  # type: ignore[attr-defined]  # kombu 5.7's; stubs predate it
+from redis.exceptions import RedisError
 
 logger = logging.getLogger("automation.broker")
 
@@ -35,7 +37,7 @@ BATCH_COMMANDS = 1000
 
 _held = threading.local()
 
-__all__ = ["AMQP", "App", "BATCH_COMMANDS", "BatchPublishError", "batched"]
+__all__ = ["AMQP", "App", "BATCH_COMMANDS", "BatchPublishError", "batched", "raise_unless_unreachable"]
 
 
 def _batching(producer: Any) -> bool:
@@ -47,6 +49,14 @@ def _can_batch(producer: Any) -> bool:
         return bool(producer.supports_batch_publish)
     except Exception:  # noqa: BLE001 - a transport that cannot say sends each message at once
         return False
+
+
+def raise_unless_unreachable(exc: BaseException) -> None:
+    """A pipeline that failed because Redis could not be reached is sent again; anything else kombu wrapped
+    (a task's soft time limit arriving during the write, say) is raised as itself."""
+    cause = exc.__cause__
+    if not isinstance(cause, RedisError | OSError):
+        raise cause if cause is not None else exc
 
 
 class AMQP(CeleryAMQP):
@@ -63,8 +73,8 @@ class AMQP(CeleryAMQP):
                 with producer.batch():
                     return send(producer, name, message, **options)
             except BatchPublishError as exc:
-                cause = exc.__cause__ or exc
-                logger.warning("message %s: pipeline failed (%r), sending it again", name, cause)
+                raise_unless_unreachable(exc)
+                logger.warning("message %s: pipeline failed (%r), sending it again", name, exc.__cause__)
                 return send(producer, name, message, **options)
 
         return send_task_message

@@ -13,7 +13,7 @@ from django.db import transaction
 from automation.access.principal import bound_actor
 from automation.access.services import audit
 from automation.actions.task import BROKER_ERRORS
-from automation.broker.publishing import BatchPublishError, batched
+from automation.broker.publishing import BatchPublishError, batched, raise_unless_unreachable
 from automation.celery import app
 from automation.choices import PRIORITY_QUEUES, Priority, RunStatus
 from automation.compiler import compile_workflow
@@ -197,7 +197,8 @@ def send_canvas(run: WorkflowRun, *, generation: int) -> None:
         with batched(app):
             canvas().apply_async()
     except BatchPublishError as exc:
-        logger.warning("run %s: pipeline failed (%r), sending it again", run.id, exc.__cause__ or exc)
+        raise_unless_unreachable(exc)
+        logger.warning("run %s: pipeline failed (%r), sending it again", run.id, exc.__cause__)
         canvas().apply_async()
 
 
