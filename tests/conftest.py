@@ -226,6 +226,18 @@ def worker(engine: Any) -> Iterator[Worker]:
 
 
 @pytest.fixture
+def idle_queue() -> Iterator[str]:
+    """A queue no worker consumes: what is sent to it stays there, and is removed afterwards."""
+    import redis
+
+    require(REDIS_URL, "Redis")
+    name = unique("no-consumer")
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(*[key for key in client.scan_iter(match=f"{name}*")], f"_kombu.binding.{name}")
+
+
+@pytest.fixture
 def peer() -> Iterator[Any]:
     from tests.peers import HttpPeer
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,21 +14,11 @@ import redis
 from celery import group
 
 from automation.delivery import step_task_id
-from tests.conftest import REDIS_URL, require, unique
+from tests.conftest import REDIS_URL, unique
 
 pytestmark = pytest.mark.integration
 
 TASK = "automation.action.control.wait"
-
-
-@pytest.fixture
-def idle_queue() -> Iterator[str]:
-    """A queue no worker consumes: what is sent to it stays there, and is removed afterwards."""
-    require(REDIS_URL, "Redis")
-    name = unique("no-consumer")
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    client.delete(*[key for key in client.scan_iter(match=f"{name}*")], f"_kombu.binding.{name}")
 
 
 @pytest.fixture

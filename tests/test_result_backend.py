@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from automation.delivery import step_task_id
-from tests.conftest import REDIS_URL, require, unique
-
-
-@pytest.fixture
-def idle_queue() -> Iterator[str]:
-    """A queue no worker consumes: what is sent to it stays there, and is removed afterwards."""
-    require(REDIS_URL, "Redis")
-    name = unique("no-consumer")
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    client.delete(*[key for key in client.scan_iter(match=f"{name}*")], f"_kombu.binding.{name}")
+from tests.conftest import REDIS_URL
 
 
 def subscribers(client: redis.Redis, channel: bytes) -> int:
