@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from automation.delivery import step_task_id
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, require
 
 TASK = "automation.action.control.wait"
 
@@ -83,3 +83,27 @@ def test_waiting_on_a_step_s_result_still_gets_it(idle_queue: str) -> None:
         assert app.AsyncResult(later).get(timeout=10) == {"later": 1}
     finally:
         timer.join()
+
+
+@pytest.mark.integration
+def test_joining_a_group_of_steps_that_holds_a_group_gets_every_result() -> None:
+    """A header holding a group of steps that all finished before the join (a chord's join from the
+    results), joined twice: every result each time, and nothing stays subscribed afterwards."""
+    require(REDIS_URL, "Redis")
+    from celery.result import GroupResult
+
+    from automation.celery import app
+
+    backend = app.backend
+    run = str(uuid.uuid4())
+    outer, inner = step_task_id(run, "outer"), [step_task_id(run, f"inner{i}") for i in range(3)]
+    for task_id in (outer, *inner):
+        backend.mark_as_done(task_id, {task_id: 1})
+    nested = GroupResult(str(uuid.uuid4()), [app.AsyncResult(task_id) for task_id in inner], app=app)
+    header = GroupResult(str(uuid.uuid4()), [app.AsyncResult(outer), nested], app=app)
+
+    channels = {backend.get_key_for_task(task_id) for task_id in (outer, *inner)}
+    for _ in range(2):  # the second time, every outcome is already held
+        joined = header.join_native(timeout=10)
+        assert joined == [{outer: 1}, [{task_id: 1} for task_id in inner]]
+        assert not channels & backend.result_consumer.subscribed_to

@@ -40,10 +40,11 @@ class RedisBackend(CeleryRedisBackend):
         return base.add_pending_result(result, weak=weak, start_drainer=start_drainer)
 
     def _follow_steps(self, results: Any) -> None:
-        """Follow every step among `results`, at any depth (a chord's header may hold groups)."""
+        """Subscribe to every step among `results` whose outcome this process does not hold yet, at any
+        depth (a chord's header may hold groups)."""
         base: Any = super()
         for result in results:
-            if _is_step(result.id):
+            if _is_step(result.id) and getattr(result, "_cache", None) is None:
                 base.add_pending_result(result)
             self._follow_steps(getattr(result, "results", None) or [])
 
@@ -56,12 +57,3 @@ class RedisBackend(CeleryRedisBackend):
         self._follow_steps(getattr(result, "results", None) or [])
         base: Any = super()
         return base.iter_native(result, **kwargs)
-
-    def on_result_fulfilled(self, result: Any) -> None:
-        """Unsubscribe only from a channel this process subscribed to."""
-        subscribed = getattr(getattr(self, "result_consumer", None), "subscribed_to", None)
-        if subscribed is not None and _is_step(result.id):
-            if self.get_key_for_task(result.id) not in subscribed:
-                return
-        base: Any = super()
-        base.on_result_fulfilled(result)
