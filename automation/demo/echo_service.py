@@ -48,11 +48,14 @@ def main() -> None:
     parser.add_argument("--startup-delay", type=float, default=0.0)
     args = parser.parse_args()
 
-    terminating = threading.Event()
+    # A flag, not a threading.Event: the handler runs in the main thread, and setting an Event there can
+    # deadlock when the signal lands while that thread holds the Event's lock inside `wait()` (a replica
+    # stopped just after it started then ignored SIGTERM until its grace period ran out).
+    terminating: list[int] = []
     if args.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
-        signal.signal(signal.SIGTERM, lambda signum, frame: terminating.set())
+        signal.signal(signal.SIGTERM, lambda signum, frame: terminating.append(signum))
 
     time.sleep(args.startup_delay)
     HealthHandler.unhealthy = args.unhealthy
@@ -60,7 +63,8 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     print(f"echo_service pid {os.getpid()} listening on {args.port}", flush=True)
 
-    terminating.wait()
+    while not terminating:
+        time.sleep(0.05)
     print(f"echo_service pid {os.getpid()} got SIGTERM, draining {args.drain}s", flush=True)
     time.sleep(args.drain)
     server.shutdown()
