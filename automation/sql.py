@@ -25,13 +25,15 @@ import json
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
-from django.db.models import BooleanField, CharField, Field, IntegerField, TextField
+from django.db.models import BooleanField, CharField, DateTimeField, Field, IntegerField, TextField, UUIDField
 from psycopg2.errors import (
     DeadlockDetected,
     DuplicatePreparedStatement,
@@ -64,13 +66,31 @@ _AS_IS: dict[type, tuple[type[Field[Any, Any]], ...]] = {
 }
 
 
+#: Values PostgreSQL's driver takes as they are, by type, with the fields they are so for there: Django's
+#: conversion returns an aware datetime and a UUID unchanged on PostgreSQL (SQLite wants text).
+_AS_IS_ON_POSTGRESQL: dict[type, tuple[type[Field[Any, Any]], ...]] = {
+    datetime: (DateTimeField,),
+    uuid.UUID: (UUIDField,),
+}
+
+
 def db_value(field: Field[Any, Any], value: Any) -> Any:
     """`value` as the store expects it for `field` (UUIDs, datetimes and JSON differ between stores).
 
     Text, numbers and flags are passed as they are, without the field's conversion (a few dozen Python
-    calls each, on the hot paths that build their parameters here)."""
-    as_is = _AS_IS.get(type(value))
+    calls each, on the hot paths that build their parameters here); on PostgreSQL, so are aware
+    datetimes and UUIDs."""
+    kind = type(value)
+    as_is = _AS_IS.get(kind)
     if as_is is not None and isinstance(field, as_is):
+        return value
+    as_is = _AS_IS_ON_POSTGRESQL.get(kind)
+    if (
+        as_is is not None
+        and isinstance(field, as_is)
+        and connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+        and (kind is not datetime or value.utcoffset() is not None)
+    ):
         return value
     return field.get_db_prep_value(value, connection, prepared=False)
 

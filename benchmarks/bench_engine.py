@@ -146,6 +146,7 @@ def benchmark_database() -> Iterator[None]:
     finally:
         from django.db import connections
 
+        stop_producers()
         connections.close_all()
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
@@ -355,19 +356,39 @@ def engine_fanout_seconds(engine: Any, workflow: str, width: int) -> float:
     return wait_runs([handle.id], timeout=60 + width) - started
 
 
+#: The submitting threads, alive for the whole benchmark: like a service's, each keeps its connections from
+#: one measurement to the next (plain Celery's producer pool is the app's, warm after the warm-up run; the
+#: engine's database connection is per thread, and a thread made anew would connect again, measured).
+_producers: ThreadPoolExecutor | None = None
+
+
 def produce(count: int, submit: Callable[[], str]) -> list[str]:
     """Submit `count` items from PRODUCERS threads at once, as the services of a platform would."""
+    global _producers
+    if _producers is None:
+        _producers = ThreadPoolExecutor(PRODUCERS, thread_name_prefix="producer")
+    sizes = [count // PRODUCERS + (1 if i < count % PRODUCERS else 0) for i in range(PRODUCERS)]
+    return [item for chunk in _producers.map(lambda n: [submit() for _ in range(n)], sizes) for item in chunk]
+
+
+def stop_producers() -> None:
+    """Close each submitting thread's database connection, then end the threads."""
+    import threading
+
     from django.db import connection
 
-    def share(n: int) -> list[str]:
-        try:
-            return [submit() for _ in range(n)]
-        finally:
-            connection.close()  # each thread has its own Django connection
+    global _producers
+    if _producers is None:
+        return
+    every_thread = threading.Barrier(PRODUCERS)  # one closing call per thread, not two on one
 
-    sizes = [count // PRODUCERS + (1 if i < count % PRODUCERS else 0) for i in range(PRODUCERS)]
-    with ThreadPoolExecutor(PRODUCERS) as pool:
-        return [item for chunk in pool.map(share, sizes) for item in chunk]
+    def close(_: int) -> None:
+        every_thread.wait(timeout=30)
+        connection.close()
+
+    list(_producers.map(close, range(PRODUCERS)))
+    _producers.shutdown()
+    _producers = None
 
 
 def plain_throughput(count: int) -> float:
@@ -496,7 +517,7 @@ def write_results(figures: list[Figure], plan: Plan, quick: bool, machine: dict[
             "baseline": "benchmarks/plain_celery.py: same Redis broker and backend, acks_late, prefetch 1, "
                         "JSON, task events, result_extended; no result deduplication",
             "engine_step": "control.wait with {seconds: 0}",
-            "throughput_producers": PRODUCERS,
+            "throughput_producers": f"{PRODUCERS} threads alive for the whole run, keeping their connections",
             "sizes": {"steps": plan.steps, "fanout": plan.fanout, "throughput": plan.throughput},
         },
         "machine": machine,

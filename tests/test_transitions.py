@@ -73,3 +73,37 @@ def test_outputs_json_cannot_hold_are_stored_as_null() -> None:
     assert storable({"v": float("nan"), "w": [float("inf"), 1.5], "t": "a\x00b"}) == {
         "v": None, "w": [None, 1.5], "t": "ab"
     }
+
+
+def test_values_passed_as_they_are_on_postgresql_store_as_django_would(database: None) -> None:
+    """The shortcut of `db_value` (aware datetimes and UUIDs as they are on PostgreSQL) gives what the
+    field's own conversion gives; a naive datetime still goes through Django (made aware, with its
+    warning), and a UUID given as text is still converted."""
+    import uuid
+    import warnings
+    from datetime import UTC, datetime
+
+    from django.db import connection
+
+    from automation.models import StepRun, WorkflowRun
+    from automation.sql import db_value
+
+    at_field = StepRun._meta.get_field("touched_at")
+    id_field = WorkflowRun._meta.get_field("id")
+    aware = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    run_id = uuid.uuid4()
+    assert db_value(at_field, aware) is aware
+    assert db_value(at_field, aware) == at_field.get_db_prep_value(aware, connection, prepared=False)
+    assert db_value(id_field, run_id) is run_id
+    assert db_value(id_field, str(run_id)) == run_id
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        naive = db_value(at_field, datetime(2026, 12, 1, 7, 0))
+    assert naive.utcoffset() is not None and any("naive datetime" in str(w.message) for w in caught)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::timestamptz = %s::timestamptz, %s::uuid::text",
+            [db_value(at_field, aware), aware, db_value(id_field, run_id)],
+        )
+        same, text = cursor.fetchone()
+    assert same and text == str(run_id)
