@@ -74,6 +74,13 @@ _AS_IS_ON_POSTGRESQL: dict[type, tuple[type[Field[Any, Any]], ...]] = {
 }
 
 
+@cache
+def _default_vendor() -> str:
+    """The default database's vendor: set by the settings, fixed for the process (looked up once: each
+    lookup through `connections` costs a thread-local access)."""
+    return str(connections[DEFAULT_DB_ALIAS].vendor)
+
+
 def db_value(field: Field[Any, Any], value: Any) -> Any:
     """`value` as the store expects it for `field` (UUIDs, datetimes and JSON differ between stores).
 
@@ -88,7 +95,7 @@ def db_value(field: Field[Any, Any], value: Any) -> Any:
     if (
         as_is is not None
         and isinstance(field, as_is)
-        and connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+        and _default_vendor() == "postgresql"
         and (kind is not datetime or value.utcoffset() is not None)
     ):
         return value
