@@ -146,12 +146,14 @@ def benchmark_database() -> Iterator[None]:
     finally:
         from django.db import connections
 
-        stop_producers()
-        connections.close_all()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.close()
-        broker.flushdb()
+        try:
+            stop_producers()
+        finally:
+            connections.close_all()
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            admin.close()
+            broker.flushdb()
 
 
 class Worker:
@@ -383,12 +385,19 @@ def stop_producers() -> None:
     every_thread = threading.Barrier(PRODUCERS)  # one closing call per thread, not two on one
 
     def close(_: int) -> None:
-        every_thread.wait(timeout=30)
+        try:
+            every_thread.wait(timeout=30)
+        except threading.BrokenBarrierError:
+            pass  # a thread still stuck in a measurement: its session ends with the database (FORCE)
         connection.close()
 
-    list(_producers.map(close, range(PRODUCERS)))
-    _producers.shutdown()
-    _producers = None
+    pool, _producers = _producers, None
+    closing = [pool.submit(close, i) for i in range(PRODUCERS)]
+    try:
+        for done in closing:
+            done.result(timeout=60)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def plain_throughput(count: int) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,41 @@ def test_values_passed_as_they_are_on_postgresql_store_as_django_would(database:
         )
         same, text = cursor.fetchone()
     assert same and text == str(run_id)
+
+
+def test_values_pass_as_they_are_only_on_postgresql(database: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any aware datetime passes as it is (its offset kept); a subclass of one, and on any store other
+    than PostgreSQL every datetime and UUID, goes through the field's own conversion."""
+    import uuid
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from automation import sql
+    from automation.models import StepRun, WorkflowRun
+
+    class Moment(datetime):
+        pass
+
+    at_field = StepRun._meta.get_field("touched_at")
+    id_field = WorkflowRun._meta.get_field("id")
+    converted: list[object] = []
+
+    def spied(own: Any) -> Any:
+        def convert(value: Any, *args: Any, **kwargs: Any) -> Any:
+            converted.append(value)
+            return own(value, *args, **kwargs)
+
+        return convert
+
+    for field in (at_field, id_field):
+        monkeypatch.setattr(field, "get_db_prep_value", spied(field.get_db_prep_value))
+    paris = datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    run_id = uuid.uuid4()
+    assert sql.db_value(at_field, paris) is paris and sql.db_value(id_field, run_id) is run_id
+    assert converted == []
+    subclassed = Moment(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    assert sql.db_value(at_field, subclassed) == paris and converted == [subclassed]
+    monkeypatch.setattr(sql, "_default_vendor", lambda: "sqlite")
+    sql.db_value(at_field, paris)
+    sql.db_value(id_field, run_id)
+    assert converted == [subclassed, paris, run_id]
