@@ -122,44 +122,17 @@ def enqueue_run(
             if pinned is not None
             else latest_version_ids(workflow, fresh=fresh)
         )
-        document = stored_workflow(latest.version_id).document
-        resolved = resolve_inputs(document, inputs)
-        skip_reason = unmet_condition(document, resolved)
-        # Recorded only when an adapter bound an actor (a run started by a schedule or the scaling loop
-        # is logged by that domain), in the run's own transaction.
-        started = None if actor is None else audit.entry(
-            "run.started",
-            "run",
-            run_id,
-            after={
-                "workflow": workflow,
-                "version": latest.number,
-                "inputs": resolved,
-                "status": RunStatus.SKIPPED if skip_reason else RunStatus.PENDING,
-            },
-            note={"workflow": workflow},
-            actor=actor,
-        )
+        planned = _planned(workflow, latest, inputs, key=idempotency_key, run_id=run_id, actor=actor)
         try:
-            run, created = services.create_run(
-                workflow_id=latest.workflow_id,
-                version_id=latest.version_id,
-                version_number=latest.number,
-                actions=document["actions"],
-                inputs=resolved,
-                idempotency_key=idempotency_key,
-                queue=PRIORITY_QUEUES[Priority(document["priority"])],
-                skip_reason=skip_reason,
-                run_id=run_id,
-                audit_entry=started,
-                pinned=pinned is not None,
-                durable=durable,
+            run, created = services.store_run(
+                services.run_insert(**planned, pinned=pinned is not None), durable=durable
             )
             break
         except services.StaleVersion:
             continue
     else:
         raise StateError(f"workflow '{workflow}' kept changing while the run was stored; try again")
+    resolved = planned["inputs"]
     version_id = latest.version_id
     if not created and _asked_with_other_inputs(run, version_id, resolved, inputs):
         raise IdempotencyConflict(str(run.id), str(idempotency_key))
@@ -168,6 +141,67 @@ def enqueue_run(
         # if it dies in between, the stalled-run sweep does.
         transaction.on_commit(lambda: dispatch(run))
     return run, created
+
+
+def _planned(
+    workflow: str,
+    latest: LatestVersion,
+    inputs: dict[str, Any],
+    *,
+    key: str | None,
+    run_id: uuid.UUID,
+    actor: Any,
+) -> dict[str, Any]:
+    """The arguments of `services.run_insert` for a run of `latest` with `inputs` (checked)."""
+    document = stored_workflow(latest.version_id).document
+    resolved = resolve_inputs(document, inputs)
+    skip_reason = unmet_condition(document, resolved)
+    # Recorded only when an adapter bound an actor (a run started by a schedule or the scaling loop is
+    # logged by that domain), in the run's own transaction.
+    started = None if actor is None else audit.entry(
+        "run.started",
+        "run",
+        run_id,
+        after={
+            "workflow": workflow,
+            "version": latest.number,
+            "inputs": resolved,
+            "status": RunStatus.SKIPPED if skip_reason else RunStatus.PENDING,
+        },
+        note={"workflow": workflow},
+        actor=actor,
+    )
+    return {
+        "workflow_id": latest.workflow_id,
+        "version_id": latest.version_id,
+        "version_number": latest.number,
+        "actions": document["actions"],
+        "inputs": resolved,
+        "idempotency_key": key,
+        "queue": PRIORITY_QUEUES[Priority(document["priority"])],
+        "skip_reason": skip_reason,
+        "run_id": run_id,
+        "audit_entry": started,
+    }
+
+
+def guarded_run(
+    workflow: str, inputs: dict[str, Any], *, idempotency_key: str, only_if: str
+) -> services.RunInsert | None:
+    """The statements of the run `enqueue_run(workflow, inputs, idempotency_key=...)` would create now
+    (the latest version as this process knows it), for a caller that runs them in a transaction of its
+    own: they store the run only while that version is still the latest and `only_if` holds, and store
+    nothing when a run holds the key already. None for a run that would be skipped. The caller sends a
+    run they stored with `dispatch`, once committed."""
+    inputs = check_run_request(workflow, inputs, idempotency_key)
+    if is_compensation(workflow):
+        return None
+    latest = latest_version_ids(workflow)
+    actor = bound_actor()
+    planned = _planned(workflow, latest, inputs, key=idempotency_key, run_id=uuid.uuid4(), actor=actor)
+    if planned["skip_reason"]:
+        return None
+    return services.run_insert(**planned, only_if=only_if)
 
 
 def _asked_with_other_inputs(

@@ -116,7 +116,17 @@ def sink_count(actions: list[dict[str, Any]]) -> int:
     return len({a["name"] for a in actions} - {d for a in actions for d in a["depends_on"]})
 
 
-def create_run(
+@dataclass(frozen=True)
+class RunInsert:
+    """The statements storing a run (its steps and audit entry with it), their parameters, and the run as
+    they store it. The steps' statement comes last: its RETURNING says whether the run was stored."""
+
+    run: WorkflowRun
+    statements: list[str]
+    params: dict[str, Any]
+
+
+def run_insert(
     *,
     workflow_id: int,
     version_id: int,
@@ -129,14 +139,13 @@ def create_run(
     run_id: uuid.UUID | None = None,
     audit_entry: AuditEntry | None = None,
     pinned: bool = False,
-    durable: bool = True,
-) -> tuple[WorkflowRun, bool]:
-    """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
-    already created with this idempotency key. StaleVersion when `version_number` is no longer the
-    workflow's latest (nothing stored), unless the caller `pinned` that version on purpose. `audit_entry`,
-    an entry about this run (`run_id`), is stored with the run in the same transaction, and only if the run
-    is created. `durable=False` does not wait for the disk (automation/sql.py): only for a caller
-    whose own answer waits for a later durable commit, which writes this one to the disk with it."""
+    only_if: str = "",
+) -> RunInsert:
+    """What `create_run` runs. `only_if`, SQL over the same parameters (and any the caller adds): the run
+    is stored only where it holds too, and a run already holding its idempotency key then makes the
+    statement store nothing instead of failing (the caller finds out from what it stored)."""
+    if only_if and pinned:
+        raise ValueError("a pinned run is stored unconditionally")
     run_id = run_id or uuid.uuid4()
     now = _now()
     status = RunStatus.SKIPPED if skip_reason else RunStatus.PENDING
@@ -174,8 +183,11 @@ def create_run(
         params[f"n{i}"] = act["name"]
         params[f"t{i}"] = act["action_type"]
         params[f"k{i}"] = step_task_id(str(run_id), act["name"])
+    insert_run = _INSERT_PINNED_RUN if pinned else _INSERT_RUN
+    if only_if:
+        insert_run = f"{insert_run} AND {only_if}\nON CONFLICT DO NOTHING"
     # The steps last: their RETURNING says whether the run was stored.
-    statements = [_INSERT_PINNED_RUN if pinned else _INSERT_RUN, _insert_steps(len(actions))]
+    statements = [insert_run, _insert_steps(len(actions))]
     if audit_entry is not None:
         if audit_entry.object_id != str(run_id):
             raise ValueError("the audit entry of a run start must name that run (pass its run_id)")
@@ -184,17 +196,62 @@ def create_run(
             assert isinstance(field, Field)
             params[f"audit_{name}"] = db_value(field, getattr(audit_entry, name))
         statements.insert(1, _INSERT_AUDIT)
+    return RunInsert(run, statements, params)
+
+
+def create_run(
+    *,
+    workflow_id: int,
+    version_id: int,
+    version_number: int,
+    actions: list[dict[str, Any]],
+    inputs: dict[str, Any],
+    idempotency_key: str | None,
+    queue: str,
+    skip_reason: str = "",
+    run_id: uuid.UUID | None = None,
+    audit_entry: AuditEntry | None = None,
+    pinned: bool = False,
+    durable: bool = True,
+) -> tuple[WorkflowRun, bool]:
+    """Create a run and its steps (waiting for the disk: an accepted run is stored), or return the run
+    already created with this idempotency key. StaleVersion when `version_number` is no longer the
+    workflow's latest (nothing stored), unless the caller `pinned` that version on purpose. `audit_entry`,
+    an entry about this run (`run_id`), is stored with the run in the same transaction, and only if the run
+    is created. `durable=False` does not wait for the disk (automation/sql.py): only for a caller
+    whose own answer waits for a later durable commit, which writes this one to the disk with it."""
+    planned = run_insert(
+        workflow_id=workflow_id,
+        version_id=version_id,
+        version_number=version_number,
+        actions=actions,
+        inputs=inputs,
+        idempotency_key=idempotency_key,
+        queue=queue,
+        skip_reason=skip_reason,
+        run_id=run_id,
+        audit_entry=audit_entry,
+        pinned=pinned,
+    )
+    return store_run(planned, durable=durable)
+
+
+def store_run(planned: RunInsert, *, durable: bool = True) -> tuple[WorkflowRun, bool]:
+    """Run `planned` (of `run_insert`, without `only_if`): as `create_run`."""
+    run = planned.run
     try:
         # Inside a caller's transaction, a savepoint keeps that transaction usable when the key conflicts.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            stored = run_statements(statements, params, durable=durable)
+            stored = run_statements(planned.statements, planned.params, durable=durable)
     except IntegrityError:
-        existing = WorkflowRun.objects.filter(workflow_id=workflow_id, idempotency_key=key).first()
+        key = run.idempotency_key
+        existing = WorkflowRun.objects.filter(workflow_id=run.workflow_id, idempotency_key=key).first()
         if key is None or existing is None:
             raise
         return existing, False
     if not stored or not stored[0][0]:
-        raise StaleVersion(f"version {version_number} of workflow {workflow_id} is no longer the latest")
+        number = planned.params["number"]
+        raise StaleVersion(f"version {number} of workflow {run.workflow_id} is no longer the latest")
     run._state.adding = False
     return run, True
 

@@ -9,7 +9,7 @@ follows a transition (suppression, the remediation run, grouping) is done by the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -23,7 +23,8 @@ from django.utils import timezone
 from automation.alerting.choices import AlertOrigin, AlertState, Decision
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.lifecycle import observed_state, record_change, resolves
-from automation.models import Alert, AlertLog, AlertRule
+from automation.models import Alert, AlertLog, AlertRule, WorkflowRun
+from automation.runs.services import RunInsert
 from automation.sql import run_statements
 
 
@@ -195,10 +196,10 @@ def _inserted(model: Any, *, skip: str = "") -> list[Any]:
     return [f for f in model._meta.concrete_fields if not f.primary_key and f.name != skip]
 
 
-def _log_params(entry: AlertLog) -> dict[str, Any]:
+def _log_params(entry: AlertLog, prefix: str = "l") -> dict[str, Any]:
     """The parameters of `_log_insert_sql` for this log line."""
     return {
-        f"l_{f.attname}": f.get_db_prep_save(getattr(entry, f.attname), connection)
+        f"{prefix}_{f.attname}": f.get_db_prep_save(getattr(entry, f.attname), connection)
         for f in _inserted(AlertLog, skip="alert")
     }
 
@@ -208,30 +209,42 @@ def _cast_type(field: Any) -> str:
 
 
 @cache
-def _log_insert_sql(source: str) -> str:
-    """`INSERT` of a log line (parameters `l_<field>`) for the alert whose `id` the CTE `source` returns,
-    unless its `once_key` is logged already."""
+def _log_insert_sql(source: str, prefix: str = "l") -> str:
+    """`INSERT` of a log line (parameters `<prefix>_<field>`) for the alert whose `id` the CTE `source`
+    returns, unless its `once_key` is logged already."""
     quote = connection.ops.quote_name
     log_fields = _inserted(AlertLog, skip="alert")
     columns = ", ".join(quote(str(f.column)) for f in [AlertLog._meta.get_field("alert"), *log_fields])
     # typed: in a SELECT list a parameter's type is not taken from the column it is inserted into. Text as
     # `text`: a CAST to varchar(n) would cut a value that is too long, where the column refuses it.
-    typed = ", ".join(f"CAST(%(l_{f.attname})s AS {_cast_type(f)})" for f in log_fields)
+    typed = ", ".join(f"CAST(%({prefix}_{f.attname})s AS {_cast_type(f)})" for f in log_fields)
     return (
         f"INSERT INTO {quote(AlertLog._meta.db_table)} ({columns}) SELECT {source}.id, {typed} FROM {source} "
         f"ON CONFLICT ({quote('once_key')}) DO NOTHING"
     )
 
 
+#: Where the run of a first sight is stored (`StartWith`): no alert holds the fingerprint yet, and the rule
+#: is still the version the run was planned from.
+FIRST_SIGHT_ONLY_IF = (
+    "NOT EXISTS (SELECT 1 FROM automation_alert WHERE fingerprint = %(fingerprint)s) "
+    "AND EXISTS (SELECT 1 FROM automation_alertrule "
+    "WHERE id = %(rule_id)s AND name = %(rule)s AND updated_at = %(rule_stamp)s)"
+)
+
+
 @cache
-def _first_sight_sql(logged: bool) -> str:
-    """The statement of `observe_if_new` (with the log line's insert when `logged`), built from the models."""
+def _first_sight_sql(logged: bool, with_run: bool = False) -> str:
+    """The statement of `observe_if_new` (with the log line's insert when `logged`), built from the models;
+    `with_run`: with the log line of the run the alert names (parameters `g_<field>`)."""
     quote = connection.ops.quote_name
     alert_fields = _inserted(Alert)
     values = ", ".join(
         "(SELECT id FROM r)" if f.name == "rule" else f"%(a_{f.attname})s" for f in alert_fields
     )
     log_insert = f", logged AS ({_log_insert_sql('new')})" if logged else ""
+    if with_run:
+        log_insert += f", run_logged AS ({_log_insert_sql('new', 'g')})"
     rule_columns = ", ".join(f"r.{quote(str(f.column))}" for f in AlertRule._meta.concrete_fields)
     return (
         f"WITH r AS (SELECT * FROM {quote(AlertRule._meta.db_table)} WHERE {quote('name')} = %(rule)s), "
@@ -244,6 +257,21 @@ def _first_sight_sql(logged: bool) -> str:
 
 
 @dataclass(frozen=True)
+class StartWith:
+    """The run a new alert's firing starts, stored and sent before the alert is (automation/alerting/
+    services/pipeline.py `planned_start` plans it): the first step starts while the alert and its log are
+    written. `insert` stores it only where `FIRST_SIGHT_ONLY_IF` holds for the rule version `rule` (id,
+    updated_at); once stored, `send` sends it. Exactly once per firing all the same: the run's idempotency
+    key is the firing's, and a copy of the alert racing this one stores no second run (the key holds)."""
+
+    insert: RunInsert
+    rule: tuple[Any, datetime]
+    decision: str
+    detail: str
+    send: Callable[[WorkflowRun], Any]
+
+
+@dataclass(frozen=True)
 class FirstSight:
     """What `observe_if_new` found: the rule named after the alert, and either the new alert's transition
     or the state and firing start of the alert that exists."""
@@ -253,16 +281,28 @@ class FirstSight:
     transition: Transition | None = None
     #: (state, fired_at) of the alert found instead.
     found: tuple[str, datetime | None] | None = None
+    #: The run of `StartWith` this call stored and sent, recorded on the alert if the alert was new (if
+    #: it was not, its pipeline records it: the run holds the firing's key); None when it stored none.
+    run: WorkflowRun | None = None
 
 
-def observe_if_new(observation: Observation, now: float, *, rule_name: str) -> FirstSight:
+def observe_if_new(
+    observation: Observation,
+    now: float,
+    *,
+    rule_name: str,
+    plan: Callable[[Alert], StartWith | None] | None = None,
+) -> FirstSight:
     """Read the rule named `rule_name` and the alert of this fingerprint, and insert the alert as observed
     (with the log line of its transition) if there is none: one statement on PostgreSQL, where the reads,
     a locked read, two inserts and their transaction take seven round trips; when the alert exists (or on
     SQLite, where it only reads), nothing is written: observe it with `observe`.
 
-    That statement does not wait for the disk: the caller answers its sender only after a later commit
-    that does (PostgreSQL writes its log in order: that commit writes this one too), see
+    `plan`: given the new alert as it would be inserted, the run its firing starts (`StartWith`), stored
+    and sent first, then recorded on the alert as it is inserted; None for none.
+
+    Neither statement waits for the disk: the caller answers its sender only after a later commit that
+    does (PostgreSQL writes its log in order: that commit writes these too), see
     automation/alerting/services/intake.py. A new alert's first change never makes it flapping, whatever
     the rule's policy: the policy is not needed to insert it.
     """
@@ -272,13 +312,33 @@ def observe_if_new(observation: Observation, now: float, *, rule_name: str) -> F
     fresh = _new_alert(observation, None)
     before, after, _ = _apply(fresh, observation, now, FlapPolicy())
     fresh.updated_at = timezone.now()
-    entry = _transition_entry(fresh, before, after, observation, now)
     params: dict[str, Any] = {"rule": rule_name, "fingerprint": observation.fingerprint}
+    start = plan(fresh) if plan is not None and after == AlertState.FIRING else None
+    stored = None
+    if start is not None:
+        rule_id, stamp = start.rule
+        guarded = {**start.insert.params, **params, "rule_id": rule_id, "rule_stamp": stamp}
+        if run_statements(start.insert.statements, guarded, durable=False):  # a row per step stored
+            stored = start.insert.run
+            stored._state.adding = False
+            start.send(stored)
+            fresh.last_run_id, fresh.last_run_at = stored.id, at(now)
+    entry = _transition_entry(fresh, before, after, observation, now)
     for field in _inserted(Alert, skip="rule"):
         params[f"a_{field.attname}"] = field.get_db_prep_save(getattr(fresh, field.attname), connection)
     if entry is not None:
         params.update(_log_params(entry))
-    rows = run_statements([_first_sight_sql(entry is not None)], params, durable=False)
+    if start is not None and stored is not None:
+        ran = AlertLog(
+            alert=fresh,
+            at=at(now),
+            decision=start.decision,
+            run_id=stored.id,
+            detail=start.detail,
+            once_key=f"run:{firing_key(fresh)}",
+        )
+        params.update(_log_params(ran, "g"))
+    rows = run_statements([_first_sight_sql(entry is not None, stored is not None)], params, durable=False)
     new_id, *row, state, fired_at = rows[0]
     rule = None
     if row[0] is not None:
@@ -289,10 +349,11 @@ def observe_if_new(observation: Observation, now: float, *, rule_name: str) -> F
         ]
         rule = AlertRule.from_db(connection.alias, [f.attname for f in rule_fields], converted)
     if new_id is None:
-        return FirstSight(rule=rule, found=None if state is None else (state, fired_at))
+        return FirstSight(rule=rule, found=None if state is None else (state, fired_at), run=stored)
     fresh.pk, fresh.rule = new_id, rule
     fresh._state.adding = False
-    return FirstSight(rule=rule, transition=Transition(fresh, before, after) if after != before else None)
+    transition = Transition(fresh, before, after) if after != before else None
+    return FirstSight(rule=rule, transition=transition, run=stored)
 
 
 def _apply(

@@ -6,18 +6,20 @@ the sender's `startsAt`, so duplicate webhooks and an HA pair of Alertmanagers c
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-from pydantic import ValidationError
+from datetime import datetime
+from typing import Any
 
 from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.payloads import ReceivedAlert, alert_name
-from automation.alerting.services.alerts import Observation, expire, log, observe, observe_if_new
-from automation.alerting.services.pipeline import on_fired, on_resolved
+from automation.alerting.services.alerts import Observation, StartWith, expire, log, observe, observe_if_new
+from automation.alerting.services.evaluation import compile_rule
+from automation.alerting.services.pipeline import on_fired, on_resolved, planned_start
 from automation.choices import AlertSeverity
+from automation.errors import AutomationError
 from automation.models import Alert, AlertRule
 
 __all__ = ["ReceivedAlert", "Receipt", "receive"]
@@ -65,11 +67,14 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
         severity=_severity(received.labels),
         annotations=received.annotations,
     )
-    # A first firing (most of what a storm brings) is written in one statement that also reads the rule.
-    sight = observe_if_new(observation, now, rule_name=name)
+    # A first firing (most of what a storm brings) is written in one statement that also reads the rule;
+    # when this process knows the rule, the run it starts is stored and sent just before.
+    sight = observe_if_new(observation, now, rule_name=name, plan=_planner(name, now))
     definition = _definition(sight.rule)
+    if sight.rule is None:
+        _known.pop(name, None)
     if sight.transition is not None:
-        on_fired(sight.transition.alert, now, definition)
+        on_fired(sight.transition.alert, now, definition, started=sight.run)
         return Receipt(received.fingerprint, sight.transition.after, "fired")
     flap = _flap_policy(definition)
     current = sight.found
@@ -96,16 +101,37 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
     return Receipt(received.fingerprint, transition.after, "fired")
 
 
+#: The version (id, updated_at) and definition of each rule this process last read, by name: the run of
+#: a new alert's firing is planned from it and stored only if it is still the rule's version.
+_known: dict[str, tuple[tuple[Any, datetime], RuleDefinition]] = {}
+MAX_KNOWN = 10_000
+
+
+def _planner(name: str, now: float) -> Callable[[Alert], StartWith | None] | None:
+    known = _known.get(name)
+    if known is None:
+        return None
+    version, definition = known
+    return lambda alert: planned_start(alert, now, definition, version)
+
+
 def _definition(rule: AlertRule | None) -> RuleDefinition | None:
-    """The rule's definition; None for no rule, or for a stored document that no longer validates (the
-    alert is then handled as one no rule handles, and said so, rather than refused after it was stored)."""
+    """The rule's definition (validated once per version and process); None for no rule, or for a stored
+    document that no longer validates (the alert is then handled as one no rule handles, and said so,
+    rather than refused after it was stored)."""
     if rule is None:
         return None
     try:
-        return RuleDefinition.model_validate(rule.document)
-    except ValidationError as exc:
+        definition = compile_rule(rule).definition
+    except (ValueError, AutomationError) as exc:  # pydantic's ValidationError is a ValueError
         logger.error("rule %s: stored document invalid, alerts handled as without a rule: %s", rule.name, exc)
+        _known.pop(rule.name, None)
         return None
+    if rule.updated_at is not None:
+        if len(_known) >= MAX_KNOWN:
+            _known.clear()
+        _known[rule.name] = ((rule.pk, rule.updated_at), definition)
+    return definition
 
 
 def _flap_policy(definition: RuleDefinition | None) -> FlapPolicy:

@@ -44,13 +44,26 @@ from automation.alerting.remediation import (
     run_workflow_name,
 )
 from automation.alerting.routing import Destination, destinations
-from automation.alerting.services.alerts import at, firing_key, log, record_run
+from automation.alerting.services.alerts import (
+    FIRST_SIGHT_ONLY_IF,
+    StartWith,
+    at,
+    firing_key,
+    log,
+    record_run,
+)
 from automation.alerting.services.config import apply_document, current_document
 from automation.alerting.services.groups import join
 from automation.alerting.services.muting import Muting
 from automation.choices import AlertSeverity, AutomationLevel
 from automation.config import current_config
-from automation.errors import IdempotencyConflict, InvalidFieldsError, NotFoundError, StateError
+from automation.errors import (
+    AutomationError,
+    IdempotencyConflict,
+    InvalidFieldsError,
+    NotFoundError,
+    StateError,
+)
 from automation.incidents.services.alerts import alert_fired, alert_resolved
 from automation.incidents.services.remediations import request as request_remediations
 from automation.models import Alert, WorkflowRun
@@ -60,12 +73,17 @@ from automation.templating import TemplateError, render
 REPAIR_AFTER = 30.0
 
 
-def on_fired(alert: Alert, now: float, rule: RuleDefinition | None, *, repairing: bool = False) -> Any:
+def on_fired(
+    alert: Alert, now: float, rule: RuleDefinition | None, *, repairing: bool = False, started: Any = None
+) -> Any:
     """Run the pipeline for an alert that just fired; returns the remediation run it started, if any.
     `repairing`: the pipeline of this firing ran before and was cut off; a run it had already started is
-    recorded as it is, whatever the level, silences or cooldown say now."""
+    recorded as it is, whatever the level, silences or cooldown say now. `started`: the run stored and
+    recorded with the alert's first sight (`planned_start`), the one step 5 would have started."""
     key = firing_key(alert)
-    run = _started_before(alert, now, rule) if repairing and rule is not None else None
+    run = started
+    if run is None and repairing and rule is not None:
+        run = _started_before(alert, now, rule)
     muted = Muting.now(now).of(alert)
     if run is None:
         if alert.flapping:
@@ -198,6 +216,62 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
         return None
 
 
+def planned_start(
+    alert: Alert, now: float, rule: RuleDefinition, version: tuple[Any, Any]
+) -> StartWith | None:
+    """The run `remediate` would start for the firing of this new alert (not stored yet), to be stored
+    with it in one round trip (`observe_if_new`): only when step 5 would start it directly or behind an
+    approval, under the rule's `version` (id, updated_at) as this process knows it. None otherwise:
+    `remediate` then decides after the alert is stored, and logs why not. A new alert is not flapping
+    and has no run to be in cooldown after."""
+    if (not rule.actions and rule.workflow is None) or alert.flapping:
+        return None
+    if Muting.now(now).of(alert) is not None or outside_remediate_when(rule, alert.labels) is not None:
+        return None
+    level = current_config().level
+    if level == AutomationLevel.MANUAL:
+        return None
+    from automation.runs.dispatch import dispatch, guarded_run
+
+    gated = is_gated(level, gating_severity(alert, rule))
+    try:
+        inputs = _run_inputs(alert, rule, gated=gated)
+        insert = guarded_run(
+            run_workflow_name(rule, gated=gated),
+            inputs,
+            idempotency_key=firing_key(alert),
+            only_if=FIRST_SIGHT_ONLY_IF,
+        )
+    except (AutomationError, TemplateError):
+        return None  # refused: `remediate` finds out again and logs why
+    if insert is None:
+        return None
+    decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
+    return StartWith(insert, version, decision, f"level {level.value}", send=_send_on_commit(dispatch))
+
+
+def _send_on_commit(dispatch: Any) -> Any:
+    def send(run: WorkflowRun) -> None:
+        # Only the process that stored the run sends it (once the caller's transaction, if any, commits);
+        # if it dies in between, the stalled-run sweep does.
+        transaction.on_commit(lambda: dispatch(run))
+
+    return send
+
+
+def _run_inputs(alert: Alert, rule: RuleDefinition, *, gated: bool) -> dict[str, Any]:
+    context = alert_context(alert)
+    if gated:
+        inputs: dict[str, Any] = {"alert": context}
+        if rule.workflow is not None:
+            inputs["call_inputs"] = render(rule.workflow.inputs, {"alert": context}, {})
+        return inputs
+    if rule.workflow is not None:
+        rendered: dict[str, Any] = render(rule.workflow.inputs, {"alert": context}, {})
+        return rendered
+    return {"alert": context}
+
+
 def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: bool, level: str) -> Any:
     """Store and send the run first, in a transaction of its own (the first step starts while the alert's
     bookkeeping is written), then record it on the alert. A process dying in between leaves the run
@@ -205,15 +279,7 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
     records it, never starting a second one."""
     from automation.runs.dispatch import enqueue_run
 
-    context = alert_context(alert)
-    if gated:
-        inputs: dict[str, Any] = {"alert": context}
-        if rule.workflow is not None:
-            inputs["call_inputs"] = render(rule.workflow.inputs, {"alert": context}, {})
-    elif rule.workflow is not None:
-        inputs = render(rule.workflow.inputs, {"alert": context}, {})
-    else:
-        inputs = {"alert": context}
+    inputs = _run_inputs(alert, rule, gated=gated)
     try:
         # Not waiting for the disk: `_record_start` below does, and writes the run with it before anyone
         # is answered (the step may start meanwhile; a run lost in a crash is asked for again).

@@ -1,0 +1,151 @@
+"""A new alert of a rule this process knows is stored with the run its firing starts, in one round trip
+(automation/alerting/services/alerts.py `observe_if_new`, pipeline.py `planned_start`): what is stored is
+what the two-step path stores, the run is sent and runs on a real worker, and a rule saved since, an
+alert that exists, a run that exists or a race of copies never start a second run or a stale one."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.alerting.test_pipeline import decisions, handler, received, runs_of
+from tests.conftest import close_thread_clients, unique, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
+
+
+@pytest.fixture
+def two_step(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Fail the test if a run is stored the two-step way (after the alert, by `enqueue_run`)."""
+    from automation.runs import services
+
+    stored: list[Any] = []
+    original = services.store_run
+
+    def store_run(*args: Any, **kwargs: Any) -> Any:
+        stored.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "store_run", store_run)
+    return stored
+
+
+def _row(fingerprint: str) -> dict[str, Any]:
+    from automation.models import Alert
+
+    row = Alert.objects.filter(fingerprint=fingerprint).values().get()
+    for name in ("id", "fingerprint", "labels", "updated_at", "last_run_id"):
+        row.pop(name)
+    return row
+
+
+def _log(fingerprint: str) -> list[tuple[str, str, bool]]:
+    from automation.models import AlertLog
+
+    rows = AlertLog.objects.filter(alert__fingerprint=fingerprint)
+    return sorted((e.decision, e.detail, e.run_id is not None) for e in rows)
+
+
+@pytest.mark.parametrize(
+    ("mode", "decision", "suffix"),
+    [("autonomous", "workflow_started", ""), ("supervised", "approval_required", ".gated")],
+)
+def test_a_known_rules_new_alert_is_stored_with_its_run_as_two_steps_store_them(
+    level: Any, two_step: list[Any], mode: str, decision: str, suffix: str
+) -> None:
+    from automation.alerting.services import intake
+    from automation.models import Alert, WorkflowRun
+
+    level(mode)
+    name = unique("first")
+    handler(name)
+    now = time.time()
+    slow = received(name, starts=now - 5, service="api", instance="a")
+    intake._known.pop(name, None)
+    assert intake.receive(slow, now).outcome == "fired"
+    assert len(two_step) == 1  # the rule was not known yet: the run was stored after the alert
+    two_step.clear()
+    fast = received(name, starts=now - 5, service="api", instance="b")
+    assert intake.receive(fast, now).outcome == "fired"
+    assert two_step == []  # stored with the alert
+    assert _row(fast.fingerprint) == _row(slow.fingerprint)
+    assert _log(fast.fingerprint) == _log(slow.fingerprint)
+    assert decision in decisions(fast.fingerprint)
+    alert = Alert.objects.get(fingerprint=fast.fingerprint)
+    run = WorkflowRun.objects.get(id=alert.last_run_id)
+    assert run.workflow.name == f"alert.{name}{suffix}"
+    assert run.idempotency_key == f"firing:{fast.fingerprint}:{now - 5:.3f}"
+    other = WorkflowRun.objects.get(id=Alert.objects.get(fingerprint=slow.fingerprint).last_run_id)
+    assert (run.version_id, run.queue, run.inputs.keys()) == (other.version_id, other.queue, other.inputs.keys())
+    assert run.inputs["alert"]["labels"]["instance"] == "b"
+    assert len(runs_of(f"alert.{name}{suffix}")) == 2
+    if mode == "autonomous":  # sent: a real worker runs it
+        wait_for(lambda: WorkflowRun.objects.get(id=run.id).status == "succeeded")
+
+
+def test_a_rule_saved_again_since_it_was_read_decides_by_its_new_version(level: Any) -> None:
+    from automation.alerting.services import intake
+    from automation.models import WorkflowRun
+
+    level("autonomous")
+    name = unique("resaved")
+    handler(name)
+    now = time.time()
+    assert intake.receive(received(name, starts=now, service="api", instance="a"), now).outcome == "fired"
+    assert name in intake._known
+    # Saved again: its remediation may no longer touch `api`. The run planned from the version this
+    # process read must not be stored.
+    handler(name, remediate_when=['service="db"'])
+    alert = received(name, starts=now, service="api", instance="b")
+    assert intake.receive(alert, now).outcome == "fired"
+    assert "workflow_refused" in decisions(alert.fingerprint)
+    assert "workflow_started" not in decisions(alert.fingerprint)
+    assert len(runs_of(f"alert.{name}")) == 1
+    assert not WorkflowRun.objects.filter(idempotency_key__contains=alert.fingerprint).exists()
+
+
+def test_a_firing_whose_run_exists_records_that_run_and_starts_none(level: Any) -> None:
+    """The alert was deleted (retention) and the same firing is received again: its run exists."""
+    from automation.alerting.services import intake
+    from automation.models import Alert
+
+    level("autonomous")
+    name = unique("again")
+    handler(name)
+    now = time.time()
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    alert = received(name, starts=now, service="api", instance="a")
+    intake.receive(alert, now)
+    (run,) = [r for r in runs_of(f"alert.{name}") if r.inputs["alert"]["labels"]["instance"] == "a"]
+    Alert.objects.filter(fingerprint=alert.fingerprint).delete()
+    assert intake.receive(alert, now + 1).outcome == "fired"
+    assert Alert.objects.get(fingerprint=alert.fingerprint).last_run_id == run.id
+    assert len(runs_of(f"alert.{name}")) == 2
+
+
+def test_copies_of_a_known_rules_new_alert_racing_start_one_run(level: Any) -> None:
+    from automation.alerting.services import intake
+
+    level("autonomous")
+    name = unique("race")
+    handler(name)
+    now = time.time()
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    assert name in intake._known
+    alert = received(name, starts=now, service="api", instance="a")
+
+    def first(_: int) -> str:
+        try:
+            return str(intake.receive(alert, time.time()).outcome)
+        finally:
+            close_thread_clients()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(first, range(8)))
+    assert sorted(outcomes) == ["deduplicated"] * 7 + ["fired"]
+    log = decisions(alert.fingerprint)
+    assert log.count("fired") == 1 and log.count("workflow_started") == 1
+    assert len(runs_of(f"alert.{name}")) == 2  # the warm-up's and this one's
