@@ -79,7 +79,8 @@ def test_a_known_rules_new_alert_is_stored_with_its_run_as_two_steps_store_them(
     assert run.workflow.name == f"alert.{name}{suffix}"
     assert run.idempotency_key == f"firing:{fast.fingerprint}:{now - 5:.3f}"
     other = WorkflowRun.objects.get(id=Alert.objects.get(fingerprint=slow.fingerprint).last_run_id)
-    assert (run.version_id, run.queue, run.inputs.keys()) == (other.version_id, other.queue, other.inputs.keys())
+    assert (run.version_id, run.queue) == (other.version_id, other.queue)
+    assert run.inputs.keys() == other.inputs.keys()
     assert run.inputs["alert"]["labels"]["instance"] == "b"
     assert len(runs_of(f"alert.{name}{suffix}")) == 2
     if mode == "autonomous":  # sent: a real worker runs it
