@@ -196,7 +196,7 @@ def _inserted(model: Any, *, skip: str = "") -> list[Any]:
     return [f for f in model._meta.concrete_fields if not f.primary_key and f.name != skip]
 
 
-def _log_params(entry: AlertLog, prefix: str = "l") -> dict[str, Any]:
+def log_params(entry: AlertLog, prefix: str = "l") -> dict[str, Any]:
     """The parameters of `_log_insert_sql` for this log line."""
     return {
         f"{prefix}_{f.attname}": f.get_db_prep_save(getattr(entry, f.attname), connection)
@@ -209,7 +209,7 @@ def _cast_type(field: Any) -> str:
 
 
 @cache
-def _log_insert_sql(source: str, prefix: str = "l") -> str:
+def log_insert_sql(source: str, prefix: str = "l") -> str:
     """`INSERT` of a log line (parameters `<prefix>_<field>`) for the alert whose `id` the CTE `source`
     returns, unless its `once_key` is logged already."""
     quote = connection.ops.quote_name
@@ -242,9 +242,9 @@ def _first_sight_sql(logged: bool, with_run: bool = False) -> str:
     values = ", ".join(
         "(SELECT id FROM r)" if f.name == "rule" else f"%(a_{f.attname})s" for f in alert_fields
     )
-    log_insert = f", logged AS ({_log_insert_sql('new')})" if logged else ""
+    log_insert = f", logged AS ({log_insert_sql('new')})" if logged else ""
     if with_run:
-        log_insert += f", run_logged AS ({_log_insert_sql('new', 'g')})"
+        log_insert += f", run_logged AS ({log_insert_sql('new', 'g')})"
     rule_columns = ", ".join(f"r.{quote(str(f.column))}" for f in AlertRule._meta.concrete_fields)
     return (
         f"WITH r AS (SELECT * FROM {quote(AlertRule._meta.db_table)} WHERE {quote('name')} = %(rule)s), "
@@ -327,7 +327,7 @@ def observe_if_new(
     for field in _inserted(Alert, skip="rule"):
         params[f"a_{field.attname}"] = field.get_db_prep_save(getattr(fresh, field.attname), connection)
     if entry is not None:
-        params.update(_log_params(entry))
+        params.update(log_params(entry))
     if start is not None and stored is not None:
         ran = AlertLog(
             alert=fresh,
@@ -337,7 +337,7 @@ def observe_if_new(
             detail=start.detail,
             once_key=f"run:{firing_key(fresh)}",
         )
-        params.update(_log_params(ran, "g"))
+        params.update(log_params(ran, "g"))
     rows = run_statements([_first_sight_sql(entry is not None, stored is not None)], params, durable=False)
     new_id, *row, state, fired_at = rows[0]
     rule = None
@@ -495,7 +495,7 @@ def record_run(alert: Alert, run_id: Any, now: float, *, decision: str, detail: 
         alert=alert, at=at(now), decision=decision, run_id=run_id, detail=detail, once_key=once_key
     )
     if connection.vendor == "postgresql":
-        run_statements([_record_run_sql()], {"alert": alert.pk, **_log_params(entry)})
+        run_statements([_record_run_sql()], {"alert": alert.pk, **log_params(entry)})
     else:
         with transaction.atomic():
             Alert.objects.filter(pk=alert.pk).update(last_run_id=run_id, last_run_at=at(now))
@@ -510,7 +510,7 @@ def _record_run_sql() -> str:
     return (
         f"WITH recorded AS (UPDATE {quote(Alert._meta.db_table)} "
         f"SET {quote('last_run_id')} = %(l_run_id)s, {quote('last_run_at')} = %(l_at)s "
-        f"WHERE id = %(alert)s RETURNING id) {_log_insert_sql('recorded')}"
+        f"WHERE id = %(alert)s RETURNING id) {log_insert_sql('recorded')}"
     )
 
 

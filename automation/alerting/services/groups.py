@@ -14,8 +14,10 @@ redelivered flush sends no second message. The sequence is taken only if the del
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.db import connection, transaction
@@ -27,16 +29,48 @@ from automation.alerting.grouping import GroupState, Member
 from automation.alerting.grouping import due as group_due
 from automation.alerting.notifications import notification_content, receiver_workflow_name
 from automation.alerting.routing import Destination, Timings
-from automation.alerting.services.alerts import at, log, settle_flapping
+from automation.alerting.services.alerts import at, log, log_insert_sql, log_params, settle_flapping
 from automation.alerting.services.config import current_document
 from automation.alerting.services.muting import Muting
 from automation.errors import AutomationError
 from automation.models import Alert, AlertGroup, AlertLog
+from automation.sql import run_statements
 
 logger = logging.getLogger("automation.alerting")
 
 
-def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
+def join(alert: Alert, destination: Destination, now: float) -> None:
+    """The alert joins the destination's group (made if new; its first notification waits `group_wait`
+    from now if nothing was waiting), and the log says so, once per transition. On PostgreSQL in one
+    statement, where the ORM takes four round trips."""
+    timings = destination.timings
+    detail = (
+        f"group {destination.group_key} (route {destination.route}, receiver {destination.receiver}, "
+        f"group_wait {timings.group_wait:.0f}s, group_interval {timings.group_interval:.0f}s)"
+    )
+    moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
+    stamp = moment.timestamp() if moment else now
+    once_key = f"held:{destination.group_key}:{alert.fingerprint}:{alert.state}:{stamp:.3f}"
+    if connection.vendor == "postgresql":
+        entry = AlertLog(
+            alert=alert,
+            at=at(now),
+            decision=Decision.HELD,
+            receiver=destination.receiver,
+            detail=detail,
+            once_key=once_key,
+        )
+        params = {
+            "key": destination.group_key,
+            "receiver": destination.receiver,
+            "route": destination.route,
+            "labels": json.dumps(dict(destination.group_labels)),
+            "now": at(now),
+            "alert": alert.pk,
+            **log_params(entry),
+        }
+        run_statements([_join_sql()], params)
+        return
     group, _ = AlertGroup.objects.get_or_create(
         key=destination.group_key,
         defaults={
@@ -45,34 +79,30 @@ def join(alert: Alert, destination: Destination, now: float) -> AlertGroup:
             "group_labels": dict(destination.group_labels),
         },
     )
-    _add_member(group, alert)
+    group.alerts.add(alert)
     AlertGroup.objects.filter(pk=group.pk, waiting_since__isnull=True).update(waiting_since=at(now))
-    timings = destination.timings
-    detail = (
-        f"group {group.key} (route {destination.route}, receiver {destination.receiver}, "
-        f"group_wait {timings.group_wait:.0f}s, group_interval {timings.group_interval:.0f}s)"
-    )
-    moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
-    stamp = moment.timestamp() if moment else now
-    log(
-        alert,
-        Decision.HELD,
-        now,
-        receiver=destination.receiver,
-        detail=detail,
-        once_key=f"held:{group.key}:{alert.fingerprint}:{alert.state}:{stamp:.3f}",
-    )
-    return group
+    log(alert, Decision.HELD, now, receiver=destination.receiver, detail=detail, once_key=once_key)
 
 
-def _add_member(group: AlertGroup, alert: Alert) -> None:
-    """`group.alerts.add(alert)` in one statement (`add` wraps its insert in a transaction of its own)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO automation_alertgroup_alerts (alertgroup_id, alert_id) VALUES (%s, %s) "
-            "ON CONFLICT DO NOTHING",
-            [group.pk, alert.pk],
-        )
+@cache
+def _join_sql() -> str:
+    """`join` on PostgreSQL: the group upserted (the update keeps a `waiting_since` already set, and
+    returns the id of a group another caller is creating once it is committed), the membership and the
+    log line inserted unless there."""
+    # The one piece formatted in is a statement built from the model's own column names.
+    return (
+        "WITH g AS (INSERT INTO automation_alertgroup "  # noqa: S608
+        "(key, receiver, route, group_labels, waiting_since, last_digest, sequence) "
+        "VALUES (%(key)s, %(receiver)s, %(route)s, CAST(%(labels)s AS jsonb), %(now)s, '', 0) "
+        "ON CONFLICT (key) DO UPDATE "
+        "SET waiting_since = COALESCE(automation_alertgroup.waiting_since, EXCLUDED.waiting_since) "
+        "RETURNING id), "
+        "member AS (INSERT INTO automation_alertgroup_alerts (alertgroup_id, alert_id) "
+        "SELECT g.id, %(alert)s FROM g ON CONFLICT DO NOTHING), "
+        "a AS (SELECT CAST(%(alert)s AS bigint) AS id), "
+        f"logged AS ({log_insert_sql('a')}) "
+        "SELECT id FROM g"
+    )
 
 
 def _timings(group: AlertGroup, routes: dict[str, Timings]) -> Timings:
