@@ -8,12 +8,15 @@ An incident's escalation is made in the transaction that opens it (`services/esc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from automation.config import current_config
 from automation.incidents.choices import EventKind, IncidentStatus
@@ -71,11 +74,13 @@ def alert_fired(alert: Alert, now: float, *, group_keys: Iterable[str], may_open
     with transaction.atomic():
         graph = current_graph()
         names = {*(f"group:{key}" for key in keys), f"firing:{alert.fingerprint}"}
-        lock(names | {GRAPH} if firing.service in graph else names)
-        joined = IncidentAlert.objects.filter(fingerprint=alert.fingerprint, fired_at=firing.fired_at)
-        incident_id = joined.values_list("incident_id", flat=True).first()
-        if incident_id is not None:
-            return int(incident_id)  # this firing joined already (the pipeline ran again)
+        joined = lock(
+            names | {GRAPH} if firing.service in graph else names,
+            _JOINED,
+            [alert.fingerprint, firing.fired_at],
+        )
+        if joined is not None:
+            return int(joined[0])  # this firing joined already (the pipeline ran again)
         incident, found = _correlate(firing, keys, graph)
         opened = incident is None
         if incident is None:
@@ -86,6 +91,10 @@ def alert_fired(alert: Alert, now: float, *, group_keys: Iterable[str], may_open
         if opened:
             begin(incident, now)
         return int(incident.pk)
+
+
+#: The incident this firing (fingerprint, fired_at) joined, if any.
+_JOINED = "SELECT incident_id FROM automation_incidentalert WHERE fingerprint = %s AND fired_at = %s"
 
 
 def alert_resolved(alert: Alert, now: float) -> int | None:
@@ -173,17 +182,6 @@ def _open(firing: Firing, now: float) -> Incident:
 
 def _join(incident: Incident, firing: Firing, now: float, keys: frozenset[str], found: Correlation) -> None:
     alert = firing.alert
-    IncidentAlert.objects.create(
-        incident=incident,
-        alert=alert,
-        fingerprint=alert.fingerprint,
-        name=alert.name,
-        service=firing.service or "",
-        severity=alert.severity,
-        fired_at=firing.fired_at,
-        joined_at=at(now),
-        reason=found.reason,
-    )
     events = (
         []
         if found.incident
@@ -195,12 +193,61 @@ def _join(incident: Incident, firing: Firing, now: float, keys: frozenset[str], 
     if more_severe(severity, incident.severity):
         raised = f"{incident.severity} -> {severity} by {alert.name}{firing.where}"
         events.append(Event(EventKind.SEVERITY_RAISED, detail=raised, fingerprint=alert.fingerprint))
-    record(incident.pk, now, *events)
     incident.severity = severity
     incident.services = sorted({*incident.services, *([firing.service] if firing.service else [])})
     incident.group_keys = sorted({*incident.group_keys, *keys})
     incident.last_fired_at = max(incident.last_fired_at, firing.fired_at)
     incident.quiet_since = None
+    if connection.vendor == "postgresql":
+        _store_join(incident, firing, now, found.reason, events)
+        return
+    IncidentAlert.objects.create(
+        incident=incident,
+        alert=alert,
+        fingerprint=alert.fingerprint,
+        name=alert.name,
+        service=firing.service or "",
+        severity=alert.severity,
+        fired_at=firing.fired_at,
+        joined_at=at(now),
+        reason=found.reason,
+    )
+    record(incident.pk, now, *events)
     incident.save(
         update_fields=["severity", "services", "group_keys", "last_fired_at", "quiet_since", "updated_at"]
     )
+
+
+_INSERT_FIRING = (
+    "INSERT INTO automation_incidentalert (incident_id, alert_id, fingerprint, name, service, severity, "
+    "fired_at, joined_at, resolved_at, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, %s)"
+)
+_INSERT_EVENTS = (
+    "INSERT INTO automation_incidentevent "
+    "(incident_id, at, kind, actor, detail, alert_fingerprint, run_id) VALUES "
+)
+_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s)"
+_UPDATE_INCIDENT = (
+    "UPDATE automation_incident SET severity = %s, services = CAST(%s AS jsonb), "
+    "group_keys = CAST(%s AS jsonb), last_fired_at = %s, quiet_since = NULL, updated_at = %s "
+    "WHERE id = %s"
+)
+
+
+def _store_join(incident: Incident, firing: Firing, now: float, reason: str, events: list[Event]) -> None:
+    """`_join`'s three writes (the firing joined, its timeline events, the incident's new state) in one
+    round trip on PostgreSQL, where the ORM takes three."""
+    alert, moment = firing.alert, at(now)
+    incident.updated_at = timezone.now()
+    statements = [_INSERT_FIRING, _INSERT_EVENTS + ", ".join([_EVENT_ROW] * len(events)), _UPDATE_INCIDENT]
+    params: list[Any] = [
+        *(incident.pk, alert.pk, alert.fingerprint, alert.name, firing.service or "", alert.severity),
+        *(firing.fired_at, moment, reason),
+    ]
+    for event in events:
+        params += [incident.pk, moment, event.kind, event.actor[:200], event.detail, event.fingerprint]
+        params.append(event.run_id)
+    params += [incident.severity, json.dumps(incident.services), json.dumps(incident.group_keys)]
+    params += [incident.last_fired_at, incident.updated_at, incident.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(";".join(statements), params)

@@ -5,6 +5,8 @@ alerts of one outage arriving together never open two incidents. SQLite serializ
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection
 
@@ -17,12 +19,22 @@ def _key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock(names: set[str] | frozenset[str]) -> None:
-    """Take the locks of `names` until the transaction ends, in one global order (no deadlock)."""
-    if connection.vendor != "postgresql" or not names:
-        return
-    keys = sorted({_key(name) for name in names})
+def lock(names: set[str] | frozenset[str], then: str = "", params: Sequence[Any] = ()) -> Any:
+    """Take the locks of `names` until the transaction ends, in one global order (no deadlock); `then`, a
+    query run once they are held, in the same round trip: its first row (None without `then`, or when it
+    returns none). Elsewhere than on PostgreSQL, only `then` runs."""
+    statements, values = ([], []) if connection.vendor != "postgresql" else _locking(names)
+    if then:
+        statements, values = [*statements, then], [*values, *params]
+    if not statements:
+        return None
     with connection.cursor() as cursor:
         # One round trip: the statements of one query string run one after another, in this order (the
         # simple query protocol of psycopg2; a driver binding parameters server-side takes one at a time).
-        cursor.execute(";".join(["SELECT pg_advisory_xact_lock(%s)"] * len(keys)), keys)
+        cursor.execute(";".join(statements), values)
+        return cursor.fetchone() if then else None
+
+
+def _locking(names: set[str] | frozenset[str]) -> tuple[list[str], list[int]]:
+    keys = sorted({_key(name) for name in names})
+    return ["SELECT pg_advisory_xact_lock(%s)"] * len(keys), keys
