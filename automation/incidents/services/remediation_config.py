@@ -31,8 +31,21 @@ def as_json(document: RemediationDocument) -> dict[str, Any]:
     return document.model_dump(mode="json", by_alias=True)
 
 
+#: The stored document last read by this process, and its model (frozen): read again, it is not
+#: validated again unless it changed.
+_parsed: tuple[Any, RemediationDocument] | None = None
+
+
 def current_remediation() -> RemediationDocument:
-    """The stored document (valid when stored; a workflow it names may have gone since, which the
-    remediation that meets it says)."""
+    """The stored document, read now (valid when stored; a workflow it names may have gone since, which
+    the remediation that meets it says)."""
+    global _parsed
     stored = RemediationConfig.objects.filter(pk=1).values_list("document", flat=True).first()
-    return RemediationDocument.model_validate(stored) if stored else RemediationDocument()
+    if not stored:
+        return RemediationDocument()
+    parsed = _parsed
+    if parsed is not None and parsed[0] == stored:
+        return parsed[1]
+    document = RemediationDocument.model_validate(stored)
+    _parsed = (stored, document)
+    return document
