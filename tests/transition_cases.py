@@ -1,6 +1,6 @@
-"""The run and step transitions, as cases that run on any store: tests/test_transitions.py runs each on
-PostgreSQL in-process and all of them on the embedded SQLite store in a subprocess
-(`python -m tests.transition_cases`, with DATABASE_URL pointing at a SQLite file)."""
+"""The run and step transitions (and an incident join run again), as cases that run on any store:
+tests/test_transitions.py runs each on PostgreSQL in-process and all of them on the embedded SQLite store
+in a subprocess (`python -m tests.transition_cases`, with DATABASE_URL pointing at a SQLite file)."""
 
 from __future__ import annotations
 
@@ -353,6 +353,32 @@ def a_run_marked_for_recovery_is_unmarked_by_its_next_generation() -> None:
     assert stored.redispatch_requested_at is None and stored.generation == 1
     services.advance_generation(run.id, sent=1)
     assert WorkflowRun.objects.get(id=run.id).generation == 1
+
+
+@case
+def a_firing_joins_its_incident_once_when_its_pipeline_runs_again() -> None:
+    """`repair` runs an alert's pipeline again: the firing is found joined (compared as the store keeps
+    its start), never inserted a second time."""
+    import time
+    from datetime import UTC, datetime
+
+    from automation.incidents.services.alerts import alert_fired
+    from automation.models import Alert, IncidentAlert
+
+    fired = datetime.fromtimestamp(time.time() - 3, UTC)
+    alert = Alert.objects.create(
+        fingerprint=uuid.uuid4().hex,
+        name="TransitionCase",
+        labels={"alertname": "TransitionCase", "service": f"case-{uuid.uuid4().hex[:8]}"},
+        state="firing",
+        severity="high",
+        fired_at=fired,
+        active_since=fired,
+    )
+    first = alert_fired(alert, time.time(), group_keys=[f"case:{alert.fingerprint}"])
+    again = alert_fired(Alert.objects.get(pk=alert.pk), time.time(), group_keys=[f"case:{alert.fingerprint}"])
+    assert first is not None and again == first, (first, again)
+    assert IncidentAlert.objects.filter(fingerprint=alert.fingerprint).count() == 1
 
 
 def main() -> int:

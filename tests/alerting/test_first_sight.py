@@ -1,7 +1,8 @@
-"""A new alert of a rule this process knows is stored with the run its firing starts, in one round trip
-(automation/alerting/services/alerts.py `observe_if_new`, pipeline.py `planned_start`): what is stored is
-what the two-step path stores, the run is sent and runs on a real worker, and a rule saved since, an
-alert that exists, a run that exists or a race of copies never start a second run or a stale one."""
+"""A new alert of a rule this process knows has the run its firing starts stored and sent just before the
+alert is inserted (automation/alerting/services/alerts.py `observe_if_new`, pipeline.py `planned_start`):
+what is stored is what the two-step path stores, the run is sent and runs on a real worker, and a rule
+saved since, an alert that exists, a run that exists, a race of copies or a copy sent again after a crash
+under another level never start a second run or a stale one."""
 
 from __future__ import annotations
 
@@ -150,3 +151,76 @@ def test_copies_of_a_known_rules_new_alert_racing_start_one_run(level: Any) -> N
     log = decisions(alert.fingerprint)
     assert log.count("fired") == 1 and log.count("workflow_started") == 1
     assert len(runs_of(f"alert.{name}")) == 2  # the warm-up's and this one's
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("then", ["supervised", "manual"])
+def test_a_copy_sent_again_after_a_crash_records_the_run_sent_whatever_the_level_says_now(
+    level: Any, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """The process stored and sent the run, then died before the alert was inserted; the sender, never
+    answered, sends the alert again once the level changed: the run sent is recorded, no gated one is
+    asked for beside it, and a manual level does not leave it unrecorded."""
+    from automation.alerting.services import alerts, intake
+    from automation.models import Alert, AlertLog, WorkflowRun
+
+    level("autonomous")
+    name = unique("crash")
+    handler(name)
+    now = time.time()
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    assert name in intake._known
+    alert = received(name, starts=now, service="api", instance="a")
+    original = alerts.run_statements
+
+    def dies_before_the_alert(statements: list[str], *args: Any, **kwargs: Any) -> Any:
+        if statements[0].startswith("WITH r AS"):  # the alert's insert (`_first_sight_sql`)
+            raise _Crash
+        return original(statements, *args, **kwargs)
+
+    monkeypatch.setattr(alerts, "run_statements", dies_before_the_alert)
+    with pytest.raises(_Crash):
+        intake.receive(alert, now)
+    monkeypatch.setattr(alerts, "run_statements", original)
+    assert not Alert.objects.filter(fingerprint=alert.fingerprint).exists()
+    (sent,) = WorkflowRun.objects.filter(idempotency_key__contains=alert.fingerprint)
+    assert sent.workflow.name == f"alert.{name}"
+
+    level(then)
+    assert intake.receive(alert, now + 1).outcome == "fired"
+    assert list(WorkflowRun.objects.filter(idempotency_key__contains=alert.fingerprint)) == [sent]
+    assert runs_of(f"alert.{name}.gated") == []
+    assert Alert.objects.get(fingerprint=alert.fingerprint).last_run_id == sent.id
+    recorded = AlertLog.objects.get(alert__fingerprint=alert.fingerprint, run_id=sent.id)
+    assert (recorded.decision, recorded.detail) == ("workflow_started", "started by a copy of this alert")
+    assert "not_automated" not in decisions(alert.fingerprint)
+
+
+def test_copies_of_an_alert_that_exists_are_not_planned_for(
+    level: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alertmanager sends every firing alert again each group_interval: a copy of an alert this process
+    stored plans no run (no silences read, no run statement), and is deduplicated."""
+    from automation.alerting.services import intake, pipeline
+
+    level("autonomous")
+    name = unique("copies")
+    handler(name)
+    now = time.time()
+    alert = received(name, starts=now, service="api", instance="a")
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    assert intake.receive(alert, now).outcome == "fired"
+    planned: list[Any] = []
+    original = pipeline.planned_start
+    monkeypatch.setattr(intake, "planned_start", lambda *a, **k: planned.append(a) or original(*a, **k))
+    for later in range(3):
+        assert intake.receive(alert, now + 1 + later).outcome == "deduplicated"
+    assert planned == []
+    assert len(runs_of(f"alert.{name}")) == 2
+    intake._present._seen.clear()  # forgotten (another process, a restart): planned, stores nothing
+    assert intake.receive(alert, now + 5).outcome == "deduplicated"
+    assert len(planned) == 1
+    assert len(runs_of(f"alert.{name}")) == 2

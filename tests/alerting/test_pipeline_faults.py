@@ -156,7 +156,10 @@ def test_a_transition_whose_pipeline_died_is_taken_up_again(monkeypatch: pytest.
     assert receive(alert, now + 1).outcome == "deduplicated"  # the transition was taken...
     assert "held" not in decisions(alert.fingerprint)  # ...but its follow-up never ran
     monkeypatch.setattr(pipeline, "remediate", real)
-    assert pipeline.repair(now + 5) == 0  # not before REPAIR_AFTER: it may still be running
+    # Not before REPAIR_AFTER: it may still be running. (Other tests' transitions left unhandled long
+    # enough ago may be repaired meanwhile: this alert's log is what tells.)
+    pipeline.repair(now + 5)
+    assert "held" not in decisions(alert.fingerprint)
     assert pipeline.repair(now + pipeline.REPAIR_AFTER + 5) >= 1
     assert "held" in decisions(alert.fingerprint)
     assert pipeline.repair(now + pipeline.REPAIR_AFTER + 10) == 0 or "held" in decisions(alert.fingerprint)

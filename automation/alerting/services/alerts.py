@@ -224,12 +224,16 @@ def log_insert_sql(source: str, prefix: str = "l") -> str:
     )
 
 
-#: Where the run of a first sight is stored (`StartWith`): no alert holds the fingerprint yet, and the rule
-#: is still the version the run was planned from.
+#: Where the run of a first sight is stored (`StartWith`): no alert holds the fingerprint yet, the rule is
+#: still the version the run was planned from, and no run of the rule's other workflow (gated or direct)
+#: holds the firing's key: a copy sent again after a crash, under a level changed since, starts none.
 FIRST_SIGHT_ONLY_IF = (
     "NOT EXISTS (SELECT 1 FROM automation_alert WHERE fingerprint = %(fingerprint)s) "
     "AND EXISTS (SELECT 1 FROM automation_alertrule "
-    "WHERE id = %(rule_id)s AND name = %(rule)s AND updated_at = %(rule_stamp)s)"
+    "WHERE id = %(rule_id)s AND name = %(rule)s AND updated_at = %(rule_stamp)s) "
+    "AND NOT EXISTS (SELECT 1 FROM automation_workflowrun AS other "
+    "WHERE other.idempotency_key = CAST(%(key)s AS varchar) "
+    "AND other.workflow_id IN (SELECT id FROM automation_workflow WHERE name = %(other_workflow)s))"
 )
 
 
@@ -269,6 +273,8 @@ class StartWith:
     decision: str
     detail: str
     send: Callable[[WorkflowRun], Any]
+    #: The rule's workflow this firing did not choose (the gated one for a direct run, and back).
+    other_workflow: str = ""
 
 
 @dataclass(frozen=True)
@@ -317,7 +323,13 @@ def observe_if_new(
     stored = None
     if start is not None:
         rule_id, stamp = start.rule
-        guarded = {**start.insert.params, **params, "rule_id": rule_id, "rule_stamp": stamp}
+        guarded = {
+            **start.insert.params,
+            **params,
+            "rule_id": rule_id,
+            "rule_stamp": stamp,
+            "other_workflow": start.other_workflow,
+        }
         if run_statements(start.insert.statements, guarded, durable=False):  # a row per step stored
             stored = start.insert.run
             stored._state.adding = False

@@ -6,7 +6,7 @@ the sender's `startsAt`, so duplicate webhooks and an HA pair of Alertmanagers c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from automation.alerting.flapping import FlapPolicy
 from automation.alerting.payloads import ReceivedAlert, alert_name
 from automation.alerting.services.alerts import Observation, StartWith, expire, log, observe, observe_if_new
 from automation.alerting.services.evaluation import compile_rule
+from automation.alerting.services.muting import Muting
 from automation.alerting.services.pipeline import on_fired, on_resolved, planned_start
 from automation.choices import AlertSeverity
 from automation.errors import AutomationError
@@ -69,12 +70,17 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
     )
     # A first firing (most of what a storm brings) is written in one statement that also reads the rule;
     # when this process knows the rule, the run it starts is stored and sent just before.
-    sight = observe_if_new(observation, now, rule_name=name, plan=_planner(name, now))
+    planner = _Planner.of(name, now, received.fingerprint)
+    sight = observe_if_new(observation, now, rule_name=name, plan=planner)
     definition = _definition(sight.rule)
     if sight.rule is None:
         _known.pop(name, None)
+    if sight.found is not None or sight.transition is not None:
+        _present.remember(received.fingerprint)
     if sight.transition is not None:
-        on_fired(sight.transition.alert, now, definition, started=sight.run)
+        muting = planner.muting if planner is not None else None
+        raced = sight.run is None  # a copy elsewhere may have stored and sent this firing's run first
+        on_fired(sight.transition.alert, now, definition, started=sight.run, raced=raced, muting=muting)
         return Receipt(received.fingerprint, sight.transition.after, "fired")
     flap = _flap_policy(definition)
     current = sight.found
@@ -107,12 +113,46 @@ _known: dict[str, tuple[tuple[Any, datetime], RuleDefinition]] = {}
 MAX_KNOWN = 10_000
 
 
-def _planner(name: str, now: float) -> Callable[[Alert], StartWith | None] | None:
-    known = _known.get(name)
-    if known is None:
-        return None
-    version, definition = known
-    return lambda alert: planned_start(alert, now, definition, version)
+class _Fingerprints:
+    """The fingerprints this process saw stored lately (bounded): a copy of an alert that exists is not
+    planned for, since only a new alert's run is stored before it (Alertmanager sends every firing alert
+    again each group_interval). Forgetting one costs a plan that stores nothing, never a wrong run."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._seen: dict[str, None] = {}
+
+    def __contains__(self, fingerprint: str) -> bool:
+        return fingerprint in self._seen
+
+    def remember(self, fingerprint: str) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[fingerprint] = None
+
+
+_present = _Fingerprints(MAX_KNOWN * 10)
+
+
+class _Planner:
+    """Plans the run of a new alert's firing under the rule version this process knows, and keeps the
+    silences and inhibitions it read for the rest of the pipeline."""
+
+    def __init__(self, now: float, definition: RuleDefinition, version: tuple[Any, datetime]) -> None:
+        self.now, self.definition, self.version = now, definition, version
+        self.muting: Muting | None = None
+
+    @classmethod
+    def of(cls, name: str, now: float, fingerprint: str) -> _Planner | None:
+        known = _known.get(name)
+        if known is None or fingerprint in _present:
+            return None
+        version, definition = known
+        return cls(now, definition, version)
+
+    def __call__(self, alert: Alert) -> StartWith | None:
+        self.muting = Muting.now(self.now)
+        return planned_start(alert, self.now, self.definition, self.version, self.muting)
 
 
 def _definition(rule: AlertRule | None) -> RuleDefinition | None:

@@ -74,17 +74,30 @@ REPAIR_AFTER = 30.0
 
 
 def on_fired(
-    alert: Alert, now: float, rule: RuleDefinition | None, *, repairing: bool = False, started: Any = None
+    alert: Alert,
+    now: float,
+    rule: RuleDefinition | None,
+    *,
+    repairing: bool = False,
+    started: Any = None,
+    raced: bool = False,
+    muting: Muting | None = None,
 ) -> Any:
     """Run the pipeline for an alert that just fired; returns the remediation run it started, if any.
     `repairing`: the pipeline of this firing ran before and was cut off; a run it had already started is
     recorded as it is, whatever the level, silences or cooldown say now. `started`: the run stored and
-    recorded with the alert's first sight (`planned_start`), the one step 5 would have started."""
+    recorded with the alert's first sight (`planned_start`), the one step 5 would have started. `raced`:
+    the alert was first sighted here without a run of its own, so a copy of it received by another
+    process (or before a crash) may have stored and sent this firing's run first: that run is recorded
+    as on repair, never a second one started beside it (under the other workflow, gated or direct, after
+    the level changed in between) nor one left unrecorded (the alert silenced in between). `muting`:
+    the silences and inhibitions read for this firing already (`planned_start`)."""
     key = firing_key(alert)
     run = started
-    if run is None and repairing and rule is not None:
-        run = _started_before(alert, now, rule)
-    muted = Muting.now(now).of(alert)
+    if run is None and (repairing or raced) and rule is not None:
+        detail = "recorded on repair" if repairing else "started by a copy of this alert"
+        run = _started_before(alert, now, rule, detail=detail)
+    muted = (muting or Muting.now(now)).of(alert)
     if run is None:
         if alert.flapping:
             detail = "held: too many state changes"
@@ -217,16 +230,17 @@ def remediate(alert: Alert, now: float, rule: RuleDefinition) -> Any:
 
 
 def planned_start(
-    alert: Alert, now: float, rule: RuleDefinition, version: tuple[Any, Any]
+    alert: Alert, now: float, rule: RuleDefinition, version: tuple[Any, Any], muting: Muting
 ) -> StartWith | None:
-    """The run `remediate` would start for the firing of this new alert (not stored yet), to be stored
-    with it in one round trip (`observe_if_new`): only when step 5 would start it directly or behind an
-    approval, under the rule's `version` (id, updated_at) as this process knows it. None otherwise:
-    `remediate` then decides after the alert is stored, and logs why not. A new alert is not flapping
-    and has no run to be in cooldown after."""
+    """The run `remediate` would start for the firing of this new alert (not stored yet), to be stored and
+    sent just before the alert is inserted (`observe_if_new`, two statements): only when step 5 would
+    start it directly or behind an approval, under the rule's `version` (id, updated_at) as this process
+    knows it, and `muting` (`Muting.now`) mutes nothing of it. None otherwise: `remediate` then decides
+    after the alert is stored, and logs why not. A new alert is not flapping and has no run to be in
+    cooldown after."""
     if (not rule.actions and rule.workflow is None) or alert.flapping:
         return None
-    if Muting.now(now).of(alert) is not None or outside_remediate_when(rule, alert.labels) is not None:
+    if muting.of(alert) is not None or outside_remediate_when(rule, alert.labels) is not None:
         return None
     level = current_config().level
     if level == AutomationLevel.MANUAL:
@@ -247,7 +261,9 @@ def planned_start(
     if insert is None:
         return None
     decision = Decision.APPROVAL_REQUIRED if gated else Decision.WORKFLOW_STARTED
-    return StartWith(insert, version, decision, f"level {level.value}", send=_send_on_commit(dispatch))
+    send = _send_on_commit(dispatch)
+    other = run_workflow_name(rule, gated=not gated)
+    return StartWith(insert, version, decision, f"level {level.value}", send=send, other_workflow=other)
 
 
 def _send_on_commit(dispatch: Any) -> Any:
@@ -296,9 +312,9 @@ def _record_start(alert: Alert, now: float, run: Any, *, gated: bool, detail: st
     record_run(alert, run.id, now, decision=decision, detail=detail, once_key=f"run:{firing_key(alert)}")
 
 
-def _started_before(alert: Alert, now: float, rule: RuleDefinition) -> Any:
+def _started_before(alert: Alert, now: float, rule: RuleDefinition, *, detail: str) -> Any:
     """The run this firing already started (its key, under the rule's direct or gated workflow), now
-    recorded on the alert; None if it started none."""
+    recorded on the alert (its log line saying `detail`); None if it started none."""
     if not rule.actions and rule.workflow is None:
         return None
     names = {run_workflow_name(rule, gated=False): False, run_workflow_name(rule, gated=True): True}
@@ -311,5 +327,5 @@ def _started_before(alert: Alert, now: float, rule: RuleDefinition) -> Any:
     if run is None:
         return None
     if alert.last_run_id != run.id:
-        _record_start(alert, now, run, gated=names[run.workflow.name], detail="recorded on repair")
+        _record_start(alert, now, run, gated=names[run.workflow.name], detail=detail)
     return run

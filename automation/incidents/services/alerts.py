@@ -77,7 +77,8 @@ def alert_fired(alert: Alert, now: float, *, group_keys: Iterable[str], may_open
         joined = lock(
             names | {GRAPH} if firing.service in graph else names,
             _JOINED,
-            [alert.fingerprint, firing.fired_at],
+            # Adapted as the ORM stores it (SQLite keeps naive UTC text; PostgreSQL takes it as it is).
+            [alert.fingerprint, connection.ops.adapt_datetimefield_value(firing.fired_at)],
         )
         if joined is not None:
             return int(joined[0])  # this firing joined already (the pipeline ran again)
