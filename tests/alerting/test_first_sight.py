@@ -224,3 +224,40 @@ def test_copies_of_an_alert_that_exists_are_not_planned_for(
     assert intake.receive(alert, now + 5).outcome == "deduplicated"
     assert len(planned) == 1
     assert len(runs_of(f"alert.{name}")) == 2
+
+
+def test_a_run_sent_while_a_copy_inserted_the_alert_is_recorded_on_it(
+    level: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process stores and sends the firing's run; before it inserts the alert, a copy received by
+    another process inserts it, having looked for the firing's run before this one was committed (none)
+    at level manual by then: the run sent is recorded on that alert all the same."""
+    from automation.alerting.services import alerts, intake, pipeline
+    from automation.models import Alert, AlertLog, WorkflowRun
+
+    level("autonomous")
+    name = unique("window")
+    handler(name)
+    now = time.time()
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    alert = received(name, starts=now, service="api", instance="a")
+    original, looked_up = alerts.run_statements, pipeline._started_before
+    copy: list[str] = []
+
+    def a_copy_inserts_the_alert_first(statements: list[str], *args: Any, **kwargs: Any) -> Any:
+        if statements[0].startswith("WITH r AS") and not copy:  # this process's alert insert
+            monkeypatch.setattr(alerts, "run_statements", original)
+            level("manual")
+            monkeypatch.setattr(pipeline, "_started_before", lambda *a, **k: None)  # its snapshot
+            copy.append(intake.receive(alert, now).outcome)
+            monkeypatch.setattr(pipeline, "_started_before", looked_up)
+        return original(statements, *args, **kwargs)
+
+    monkeypatch.setattr(alerts, "run_statements", a_copy_inserts_the_alert_first)
+    assert intake.receive(alert, now).outcome == "deduplicated"
+    assert copy == ["fired"]
+    (sent,) = WorkflowRun.objects.filter(idempotency_key__contains=alert.fingerprint)
+    assert Alert.objects.get(fingerprint=alert.fingerprint).last_run_id == sent.id
+    recorded = AlertLog.objects.get(alert__fingerprint=alert.fingerprint, run_id=sent.id)
+    assert (recorded.decision, recorded.detail) == ("workflow_started", pipeline.COPY_STARTED)
+    assert "not_automated" in decisions(alert.fingerprint)  # what the copy decided, also true

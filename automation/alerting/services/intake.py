@@ -15,13 +15,21 @@ from automation.alerting.choices import AlertState, Decision
 from automation.alerting.definitions import RuleDefinition
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.payloads import ReceivedAlert, alert_name
-from automation.alerting.services.alerts import Observation, StartWith, expire, log, observe, observe_if_new
+from automation.alerting.services.alerts import (
+    Observation,
+    StartWith,
+    expire,
+    firing_key,
+    log,
+    observe,
+    observe_if_new,
+)
 from automation.alerting.services.evaluation import compile_rule
 from automation.alerting.services.muting import Muting
-from automation.alerting.services.pipeline import on_fired, on_resolved, planned_start
+from automation.alerting.services.pipeline import on_fired, on_resolved, planned_start, record_sent_run
 from automation.choices import AlertSeverity
 from automation.errors import AutomationError
-from automation.models import Alert, AlertRule
+from automation.models import Alert, AlertRule, WorkflowRun
 
 __all__ = ["ReceivedAlert", "Receipt", "receive"]
 
@@ -77,6 +85,12 @@ def receive(received: ReceivedAlert, now: float) -> Receipt:
         _known.pop(name, None)
     if sight.found is not None or sight.transition is not None:
         _present.remember(received.fingerprint)
+    if sight.run is not None and sight.transition is None:
+        # This process stored and sent the firing's run, and a copy inserted the alert first: that copy
+        # may have decided before this run was committed (and started none, muted or at level manual).
+        planned = planner.start if planner is not None else None  # what stored the run
+        gated = planned is not None and planned.decision == Decision.APPROVAL_REQUIRED
+        _record_sent(received.fingerprint, sight.run, now, gated=gated)
     if sight.transition is not None:
         muting = planner.muting if planner is not None else None
         raced = sight.run is None  # a copy elsewhere may have stored and sent this firing's run first
@@ -113,6 +127,14 @@ _known: dict[str, tuple[tuple[Any, datetime], RuleDefinition]] = {}
 MAX_KNOWN = 10_000
 
 
+def _record_sent(fingerprint: str, run: WorkflowRun, now: float, *, gated: bool) -> None:
+    """Record `run` on the alert of `fingerprint` when it is that alert's firing's run, not recorded yet."""
+    alert = Alert.objects.filter(fingerprint=fingerprint).first()
+    if alert is None or alert.last_run_id == run.id or firing_key(alert) != run.idempotency_key:
+        return
+    record_sent_run(alert, now, run, gated=gated)
+
+
 class _Fingerprints:
     """The fingerprints this process saw stored lately (bounded): a copy of an alert that exists is not
     planned for, since only a new alert's run is stored before it (Alertmanager sends every firing alert
@@ -141,6 +163,7 @@ class _Planner:
     def __init__(self, now: float, definition: RuleDefinition, version: tuple[Any, datetime]) -> None:
         self.now, self.definition, self.version = now, definition, version
         self.muting: Muting | None = None
+        self.start: StartWith | None = None
 
     @classmethod
     def of(cls, name: str, now: float, fingerprint: str) -> _Planner | None:
@@ -152,7 +175,8 @@ class _Planner:
 
     def __call__(self, alert: Alert) -> StartWith | None:
         self.muting = Muting.now(self.now)
-        return planned_start(alert, self.now, self.definition, self.version, self.muting)
+        self.start = planned_start(alert, self.now, self.definition, self.version, self.muting)
+        return self.start
 
 
 def _definition(rule: AlertRule | None) -> RuleDefinition | None:

@@ -95,7 +95,7 @@ def on_fired(
     key = firing_key(alert)
     run = started
     if run is None and (repairing or raced) and rule is not None:
-        detail = "recorded on repair" if repairing else "started by a copy of this alert"
+        detail = "recorded on repair" if repairing else COPY_STARTED
         run = _started_before(alert, now, rule, detail=detail)
     muted = (muting or Muting.now(now)).of(alert)
     if run is None:
@@ -305,6 +305,15 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
         run = WorkflowRun.objects.get(id=exc.run_id)
     _record_start(alert, now, run, gated=gated, detail=f"level {level}")
     return run
+
+
+def record_sent_run(alert: Alert, now: float, run: WorkflowRun, *, gated: bool) -> None:
+    """Record on `alert` the run of its firing a copy of it stored and sent (`planned_start`)."""
+    _record_start(alert, now, run, gated=gated, detail=COPY_STARTED)
+
+
+#: The log detail of a run recorded on an alert whose firing's run a copy of the alert started.
+COPY_STARTED = "started by a copy of this alert"
 
 
 def _record_start(alert: Alert, now: float, run: Any, *, gated: bool, detail: str) -> None:
