@@ -129,28 +129,49 @@ def prepared(statement: str) -> Prepared:
     )
 
 
-def _known_on_this_connection(db: Any) -> set[str]:
-    """Names prepared on the database connection `db` holds now (a new connection has none)."""
+@dataclass
+class _Prepared:
+    """What this process prepared on one database session."""
+
+    raw: Any  # the driver's connection
+    names: set[str]
+    #: A statement was found lost or outdated inside a caller's transaction (which then failed): every
+    #: statement is deallocated and prepared again before the next batch.
+    stale: bool = False
+
+
+def _prepared_on_this_connection(db: Any) -> _Prepared:
+    """What was prepared on the database connection `db` holds now (a new connection has nothing)."""
     raw = db.connection
-    known: tuple[Any, set[str]] | None = getattr(db, "_automation_prepared", None)
-    if known is None or known[0] is not raw:
-        known = (raw, set())
+    known: _Prepared | None = getattr(db, "_automation_prepared", None)
+    if known is None or known.raw is not raw:
+        known = _Prepared(raw, set())
         db._automation_prepared = known
-    return known[1]
+    return known
 
 
-def _prepare(cursor: Any, plans: Sequence[Prepared], known: set[str], db: Any) -> None:
+def _prepare(cursor: Any, plans: Sequence[Prepared], known: _Prepared, db: Any) -> None:
     """PREPARE what this connection has not, each in a round trip of its own: a PREPARE survives the
-    rollback of a failed transaction, so it must never share one with the statements that use it."""
+    rollback of a failed transaction, so it must never share one with the statements that use it. Inside
+    a caller's transaction, a PREPARE the session holds already (this process lost track of it: its
+    connection object was replaced by another over the same session) fails in a savepoint of its own, so
+    the transaction stays usable."""
+    if known.stale:
+        cursor.execute("DEALLOCATE ALL")
+        known.names.clear()
+        known.stale = False
     for plan in plans:
-        if plan.name in known:
+        if plan.name in known.names:
             continue
         try:
-            cursor.execute(plan.prepare, {})
-        except DuplicatePreparedStatement:
             if db.in_atomic_block:
-                raise
-        known.add(plan.name)
+                with transaction.atomic(using=db.alias):
+                    cursor.execute(plan.prepare, {})
+            else:
+                cursor.execute(plan.prepare, {})
+        except DuplicatePreparedStatement:
+            pass
+        known.names.add(plan.name)
 
 
 def _postgresql(statements: Sequence[str], params: dict[str, Any], *, durable: bool) -> list[Row]:
@@ -164,16 +185,18 @@ def _postgresql(statements: Sequence[str], params: dict[str, Any], *, durable: b
     commit_mode = [] if durable or db.in_atomic_block else ["SET LOCAL synchronous_commit TO OFF"]
     batch = ";\n".join(commit_mode + [p.execute for p in plans])
     with db.wrap_database_errors, db.connection.cursor() as cursor:
-        known = _known_on_this_connection(db)
+        known = _prepared_on_this_connection(db)
         _prepare(cursor, plans, known, db)
         try:
             cursor.execute(batch, params)
         except (InvalidSqlStatementName, FeatureNotSupported):
-            # DEALLOCATEd by a pooler's reset, or its plan outdated by a migration: prepare them again.
+            # DEALLOCATEd by a pooler's reset, or its plan outdated by a migration: prepare them again. In
+            # a caller's transaction, which this failure ended, the next batch on this session does.
             if db.in_atomic_block:
+                known.stale = True
                 raise
             cursor.execute("DEALLOCATE ALL")
-            known.clear()
+            known.names.clear()
             _prepare(cursor, plans, known, db)
             cursor.execute(batch, params)
         return list(cursor.fetchall()) if cursor.description else []

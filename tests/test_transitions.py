@@ -50,6 +50,49 @@ def test_a_prepared_statement_lost_behind_the_engines_back_is_prepared_again(dat
     assert claimed is not None and claimed.attempt == 1
 
 
+def test_a_statement_prepared_already_inside_a_callers_transaction_leaves_it_usable(database: None) -> None:
+    """The process lost track of what its session prepared (its connection object was replaced by another
+    over the same session, as a proxy does): a PREPARE the session holds already, inside a caller's
+    transaction, fails in a savepoint of its own and the transaction goes on."""
+    from django.db import connection, transaction
+
+    from automation.runs import services
+    from automation.sql import _prepared_on_this_connection
+    from tests.transition_cases import new_run, register, wait
+
+    version = register(wait("a"))
+    new_run(version, key="tracked")  # the run and step inserts prepared on this session
+    _prepared_on_this_connection(connection).names.clear()
+    with transaction.atomic():
+        run, created = services.create_run(
+            workflow_id=version.workflow_id, version_id=version.id, version_number=version.version,
+            actions=version.definition["actions"], inputs={}, idempotency_key="in-a-transaction",
+            queue="default",
+        )
+    assert created
+    assert services.WorkflowRun.objects.filter(id=run.id, idempotency_key="in-a-transaction").exists()
+
+
+def test_a_statement_lost_inside_a_callers_transaction_is_prepared_again_by_the_next(database: None) -> None:
+    """A pooler's reset (or a migration) took the session's statements away while this process thinks them
+    prepared: inside a caller's transaction the batch fails with it, and the next one prepares them again
+    instead of failing the same way until the connection is recycled."""
+    from django.db import DatabaseError, connection, transaction
+
+    from automation.runs import services
+    from tests.transition_cases import me, new_run, register, wait
+
+    version = register(wait("a"))
+    new_run(version, key="before")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        new_run(version, key="lost")
+    with transaction.atomic():
+        again = new_run(version, key="again")
+    assert services.claim_step(again.id, "a", claim=me()) is not None
+
+
 def test_a_transition_that_fails_leaves_its_connection_usable(database: None) -> None:
     from django.db import connection
 
