@@ -6,6 +6,7 @@ under another level never start a second run or a stale one."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -151,6 +152,162 @@ def test_copies_of_a_known_rules_new_alert_racing_start_one_run(level: Any) -> N
     log = decisions(alert.fingerprint)
     assert log.count("fired") == 1 and log.count("workflow_started") == 1
     assert len(runs_of(f"alert.{name}")) == 2  # the warm-up's and this one's
+
+
+@pytest.fixture
+def level_per_thread(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Let each thread read its own automation level, as two processes whose cached levels disagree (a
+    process reads the stored level at most 5 s late): `level_per_thread.value = "supervised"`."""
+    from automation.alerting.services import pipeline
+
+    real, levels = pipeline.current_config, threading.local()
+
+    def current_config() -> Any:
+        config = real()
+        wanted = getattr(levels, "value", None)
+        return config if wanted is None else config.model_copy(update={"level": type(config.level)(wanted)})
+
+    monkeypatch.setattr(pipeline, "current_config", current_config)
+    return levels
+
+
+class _Racer:
+    """The second of two racing threads, as the first sees it: its database session, and whether it ended."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.ready, self.done = threading.Event(), threading.Event()
+
+    def hold_until_blocked(self) -> None:
+        """In the first thread, inside its open transaction: wait until the second waits for a lock (on
+        this transaction, the only one open) or is done; fail if it never got to wait."""
+        from django.db import connection
+
+        assert self.ready.wait(30), "the second thread never started"
+        deadline = time.monotonic() + 30
+        with connection.cursor() as cursor:
+            while not self.done.is_set() and time.monotonic() < deadline:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [self.pid])
+                if cursor.fetchone()[0]:
+                    return
+                time.sleep(0.005)
+        raise AssertionError("the second thread never waited for the first one's transaction")
+
+
+def _in_two_threads(first: Any, then: Any) -> tuple[Any, Any]:
+    """Run `first(racer)` and, once it stored what it stores (`racer.ready` is then its signal to start),
+    `then()` in a thread of its own (its own connection): `first` holds its transaction open until the
+    second waits on it (`racer.hold_until_blocked()`)."""
+    from django.db import connection
+
+    racer, stored = _Racer(), threading.Event()
+
+    def run_first() -> Any:
+        try:
+            return first(racer, stored)
+        finally:
+            close_thread_clients()
+
+    def run_then() -> Any:
+        try:
+            connection.ensure_connection()
+            racer.pid = connection.connection.get_backend_pid()
+            racer.ready.set()
+            return then()
+        finally:
+            racer.done.set()
+            close_thread_clients()
+
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(run_first)
+        assert stored.wait(30), "the first thread never stored"
+        two = pool.submit(run_then)
+        return one.result(90), two.result(90)
+
+
+def test_copies_planned_at_once_under_levels_that_disagree_start_one_run(
+    level: Any, level_per_thread: Any
+) -> None:
+    """One process plans the firing's run direct (autonomous), the other, a moment later, gated
+    (supervised): the second waits for the first's storing of the run to commit (the firing's lock) and
+    then stores none, so the firing has one run, the direct one, recorded on the alert."""
+    from django.db import transaction
+
+    from automation.alerting.services import intake
+    from automation.models import Alert, WorkflowRun
+
+    level("autonomous")
+    name = unique("levels")
+    handler(name)
+    now = time.time()
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    assert name in intake._known
+    alert = received(name, starts=now, service="api", instance="a")
+
+    def direct(racer: _Racer, stored: threading.Event) -> str:
+        level_per_thread.value = "autonomous"
+        with transaction.atomic():  # its commit held back until the copy waits on it
+            outcome = str(intake.receive(alert, now).outcome)
+            stored.set()
+            racer.hold_until_blocked()
+        return outcome
+
+    def gated() -> str:
+        level_per_thread.value = "supervised"
+        intake._present._seen.clear()  # another process: it never saw this alert stored
+        return str(intake.receive(alert, now).outcome)
+
+    assert _in_two_threads(direct, gated) == ("fired", "deduplicated")
+    (run,) = WorkflowRun.objects.filter(idempotency_key__contains=alert.fingerprint)
+    assert run.workflow.name == f"alert.{name}"
+    assert runs_of(f"alert.{name}.gated") == []
+    assert Alert.objects.get(fingerprint=alert.fingerprint).last_run_id == run.id
+    assert decisions(alert.fingerprint).count("workflow_started") == 1
+    assert "approval_required" not in decisions(alert.fingerprint)
+
+
+def test_a_run_started_after_the_alert_is_stored_defers_to_a_copys_run_of_the_other_workflow(
+    level: Any, level_per_thread: Any
+) -> None:
+    """The two-step path (the run stored after the alert, `remediate`): a copy storing the firing's run
+    direct holds its transaction open while this one would store it gated; this one waits, then records
+    the copy's run instead of starting a second."""
+    from django.db import transaction
+
+    from automation.alerting.services import intake, pipeline
+    from automation.alerting.services.evaluation import compile_rule
+    from automation.models import Alert, AlertRule, WorkflowRun
+
+    level("manual")  # the alert is stored, and no run started for it
+    name = unique("twostep")
+    handler(name)
+    now = time.time()
+    received_alert = received(name, starts=now, service="api", instance="a")
+    assert intake.receive(received_alert, now).outcome == "fired"
+    assert "not_automated" in decisions(received_alert.fingerprint)
+    definition = compile_rule(AlertRule.objects.get(name=name)).definition
+
+    def stored_alert() -> Any:
+        return Alert.objects.get(fingerprint=received_alert.fingerprint)
+
+    def direct(racer: _Racer, stored: threading.Event) -> Any:
+        level_per_thread.value = "autonomous"
+        with transaction.atomic():
+            run = pipeline.remediate(stored_alert(), now, definition)
+            stored.set()
+            racer.hold_until_blocked()
+        return run
+
+    def gated() -> Any:
+        level_per_thread.value = "supervised"
+        return pipeline.remediate(stored_alert(), now, definition)
+
+    first, second = _in_two_threads(direct, gated)
+    assert first is not None and second is not None and second.id == first.id
+    (run,) = WorkflowRun.objects.filter(idempotency_key__contains=received_alert.fingerprint)
+    assert run.workflow.name == f"alert.{name}"
+    assert runs_of(f"alert.{name}.gated") == []
+    assert stored_alert().last_run_id == run.id
 
 
 class _Crash(Exception):

@@ -23,6 +23,7 @@ from django.utils import timezone
 from automation.alerting.choices import AlertOrigin, AlertState, Decision
 from automation.alerting.flapping import FlapPolicy
 from automation.alerting.lifecycle import observed_state, record_change, resolves
+from automation.locks import lock, lock_key
 from automation.models import Alert, AlertLog, AlertRule, WorkflowRun
 from automation.runs.services import RunInsert
 from automation.sql import run_statements
@@ -224,16 +225,44 @@ def log_insert_sql(source: str, prefix: str = "l") -> str:
     )
 
 
-#: Where the run of a first sight is stored (`StartWith`): no alert holds the fingerprint yet, the rule is
-#: still the version the run was planned from, and no run of the rule's other workflow (gated or direct)
-#: holds the firing's key: a copy sent again after a crash, under a level changed since, starts none.
+#: The advisory locks' namespace of firings (automation/locks.py), named by the firing's key: taken before
+#: a firing's run is stored (`observe_if_new`, `lock_firing`) until the transaction ends, so the storing of
+#: one firing's run is serialized across processes and across the rule's two workflows. A copy of the
+#: alert planned under another level (direct against gated) sees the run a racing copy stored, once
+#: committed, instead of storing a second one beside it; the idempotency key guards one workflow only.
+FIRINGS = "alerting:firing"
+FIRING_LOCK = "SELECT pg_advisory_xact_lock(CAST(%(firing_lock)s AS bigint))"
+
+_OTHER_WORKFLOW_RUN = (
+    "SELECT {select} FROM automation_workflowrun AS other "
+    "WHERE other.idempotency_key = CAST({key} AS varchar) "
+    "AND other.workflow_id IN (SELECT id FROM automation_workflow WHERE name = {workflow})"
+)
+
+
+def lock_firing(key: str, *, other_workflow: str, durable: bool = True) -> Any:
+    """In the caller's transaction (which must be open): take the firing's lock, then the id of the run of
+    `other_workflow` holding `key`, if any, read once the lock is held (one round trip). `durable=False`:
+    the transaction, if the caller opened it for this (the outermost block), commits without waiting for
+    the disk."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_firing takes a transaction-scoped lock: call it inside transaction.atomic()")
+    other = _OTHER_WORKFLOW_RUN.format(select="other.id", key="%s", workflow="%s") + " LIMIT 1"
+    row = lock(FIRINGS, [key], then=other, params=[key, other_workflow], durable=durable)
+    return row[0] if row else None
+
+
+#: Where the run of a first sight is stored (`StartWith`, after `FIRING_LOCK`): no alert holds the
+#: fingerprint yet, the rule is still the version the run was planned from, and no run of the rule's other
+#: workflow (gated or direct) holds the firing's key: a copy sent again after a crash, or racing this one,
+#: under a level changed since, starts none.
 FIRST_SIGHT_ONLY_IF = (
     "NOT EXISTS (SELECT 1 FROM automation_alert WHERE fingerprint = %(fingerprint)s) "
     "AND EXISTS (SELECT 1 FROM automation_alertrule "
     "WHERE id = %(rule_id)s AND name = %(rule)s AND updated_at = %(rule_stamp)s) "
-    "AND NOT EXISTS (SELECT 1 FROM automation_workflowrun AS other "
-    "WHERE other.idempotency_key = CAST(%(key)s AS varchar) "
-    "AND other.workflow_id IN (SELECT id FROM automation_workflow WHERE name = %(other_workflow)s))"
+    "AND NOT EXISTS ("
+    + _OTHER_WORKFLOW_RUN.format(select="1", key="%(key)s", workflow="%(other_workflow)s")
+    + ")"
 )
 
 
@@ -329,8 +358,11 @@ def observe_if_new(
             "rule_id": rule_id,
             "rule_stamp": stamp,
             "other_workflow": start.other_workflow,
+            "firing_lock": lock_key(FIRINGS, str(start.insert.params["key"])),
         }
-        if run_statements(start.insert.statements, guarded, durable=False):  # a row per step stored
+        # The firing's lock first: the guard, a statement of its own, then sees a run a racing copy stored.
+        statements = [FIRING_LOCK, *start.insert.statements]
+        if run_statements(statements, guarded, durable=False):  # a row per step stored
             stored = start.insert.run
             stored._state.adding = False
             start.send(stored)

@@ -49,6 +49,7 @@ from automation.alerting.services.alerts import (
     StartWith,
     at,
     firing_key,
+    lock_firing,
     log,
     record_run,
 )
@@ -292,17 +293,29 @@ def _start(alert: Alert, now: float, rule: RuleDefinition, *, key: str, gated: b
     """Store and send the run first, in a transaction of its own (the first step starts while the alert's
     bookkeeping is written), then record it on the alert. A process dying in between leaves the run
     stored and sent under the firing's key, not yet recorded: `repair` finds it (`_started_before`) and
-    records it, never starting a second one."""
+    records it, never starting a second one. Where a copy of the alert stored the firing's run under the
+    rule's other workflow (gated or direct), that run is recorded instead of a second one started."""
     from automation.runs.dispatch import enqueue_run
 
     inputs = _run_inputs(alert, rule, gated=gated)
-    try:
-        # Not waiting for the disk: `_record_start` below does, and writes the run with it before anyone
-        # is answered (the step may start meanwhile; a run lost in a crash is asked for again).
-        run, _ = enqueue_run(run_workflow_name(rule, gated=gated), inputs, idempotency_key=key, durable=False)
-    except IdempotencyConflict as exc:
-        # This firing's run exists, asked with the alert as it was then: it is the one to record.
-        run = WorkflowRun.objects.get(id=exc.run_id)
+    # Not waiting for the disk: `_record_start` below does, and writes the run with it before anyone is
+    # answered (the step may start meanwhile; a run lost in a crash is asked for again).
+    with transaction.atomic():
+        # Under the firing's lock: a copy of the alert storing this firing's run under the rule's other
+        # workflow (planned under another level) has committed it, or waits until this one is committed.
+        other = lock_firing(key, other_workflow=run_workflow_name(rule, gated=not gated), durable=False)
+        if other is None:
+            try:
+                run, _ = enqueue_run(
+                    run_workflow_name(rule, gated=gated), inputs, idempotency_key=key, durable=False
+                )
+            except IdempotencyConflict as exc:
+                # This firing's run exists, asked with the alert as it was then: it is the one to record.
+                run = WorkflowRun.objects.get(id=exc.run_id)
+    if other is not None:
+        run = WorkflowRun.objects.get(id=other)
+        _record_start(alert, now, run, gated=not gated, detail=COPY_STARTED)
+        return run
     _record_start(alert, now, run, gated=gated, detail=f"level {level}")
     return run
 
