@@ -174,7 +174,7 @@ class _Planner:
         return cls(now, definition, version)
 
     def __call__(self, alert: Alert) -> StartWith | None:
-        self.muting = Muting.now(self.now)
+        self.muting = Muting.now(self.now, alert=alert)
         self.start = planned_start(alert, self.now, self.definition, self.version, self.muting)
         return self.start
 

@@ -98,7 +98,7 @@ def on_fired(
     if run is None and (repairing or raced) and rule is not None:
         detail = "recorded on repair" if repairing else COPY_STARTED
         run = _started_before(alert, now, rule, detail=detail)
-    muted = (muting or Muting.now(now)).of(alert)
+    muted = (muting or Muting.now(now, alert=alert)).of(alert)
     if run is None:
         if alert.flapping:
             detail = "held: too many state changes"
