@@ -35,6 +35,20 @@ def two_step(monkeypatch: pytest.MonkeyPatch) -> Any:
     return stored
 
 
+def _a_known_rules_alert(level: Any, prefix: str) -> tuple[str, float, Any]:
+    """At level autonomous, a handler rule this process knows (an alert of it received once) and a new
+    alert of it, not received yet: (rule name, now, the alert)."""
+    from automation.alerting.services import intake
+
+    level("autonomous")
+    name = unique(prefix)
+    handler(name)
+    now = time.time()
+    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
+    assert name in intake._known
+    return name, now, received(name, starts=now, service="api", instance="a")
+
+
 def _row(fingerprint: str) -> dict[str, Any]:
     from automation.models import Alert
 
@@ -115,12 +129,7 @@ def test_a_firing_whose_run_exists_records_that_run_and_starts_none(level: Any) 
     from automation.alerting.services import intake
     from automation.models import Alert
 
-    level("autonomous")
-    name = unique("again")
-    handler(name)
-    now = time.time()
-    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
-    alert = received(name, starts=now, service="api", instance="a")
+    name, now, alert = _a_known_rules_alert(level, "again")
     intake.receive(alert, now)
     (run,) = [r for r in runs_of(f"alert.{name}") if r.inputs["alert"]["labels"]["instance"] == "a"]
     Alert.objects.filter(fingerprint=alert.fingerprint).delete()
@@ -132,13 +141,7 @@ def test_a_firing_whose_run_exists_records_that_run_and_starts_none(level: Any) 
 def test_copies_of_a_known_rules_new_alert_racing_start_one_run(level: Any) -> None:
     from automation.alerting.services import intake
 
-    level("autonomous")
-    name = unique("race")
-    handler(name)
-    now = time.time()
-    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
-    assert name in intake._known
-    alert = received(name, starts=now, service="api", instance="a")
+    name, now, alert = _a_known_rules_alert(level, "race")
 
     def first(_: int) -> str:
         try:
@@ -236,13 +239,7 @@ def test_copies_planned_at_once_under_levels_that_disagree_start_one_run(
     from automation.alerting.services import intake
     from automation.models import Alert, WorkflowRun
 
-    level("autonomous")
-    name = unique("levels")
-    handler(name)
-    now = time.time()
-    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
-    assert name in intake._known
-    alert = received(name, starts=now, service="api", instance="a")
+    name, now, alert = _a_known_rules_alert(level, "levels")
 
     def direct(racer: _Racer, stored: threading.Event) -> str:
         level_per_thread.value = "autonomous"
@@ -324,13 +321,7 @@ def test_a_copy_sent_again_after_a_crash_records_the_run_sent_whatever_the_level
     from automation.alerting.services import alerts, intake
     from automation.models import Alert, AlertLog, WorkflowRun
 
-    level("autonomous")
-    name = unique("crash")
-    handler(name)
-    now = time.time()
-    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
-    assert name in intake._known
-    alert = received(name, starts=now, service="api", instance="a")
+    name, now, alert = _a_known_rules_alert(level, "crash")
     original = alerts.run_statements
 
     def dies_before_the_alert(statements: list[str], *args: Any, **kwargs: Any) -> Any:
@@ -392,12 +383,7 @@ def test_a_run_sent_while_a_copy_inserted_the_alert_is_recorded_on_it(
     from automation.alerting.services import alerts, intake, pipeline
     from automation.models import Alert, AlertLog, WorkflowRun
 
-    level("autonomous")
-    name = unique("window")
-    handler(name)
-    now = time.time()
-    intake.receive(received(name, starts=now, service="api", instance="warm"), now)
-    alert = received(name, starts=now, service="api", instance="a")
+    name, now, alert = _a_known_rules_alert(level, "window")
     original, looked_up = alerts.run_statements, pipeline._started_before
     copy: list[str] = []
 
