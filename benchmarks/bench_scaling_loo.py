@@ -5,16 +5,18 @@ Each candidate configuration of the hybrid's defaults (forecast quantile, lead t
 swept over its floor's utilisation target on every trace and compared frontier against frontier with
 reactive (HPA) swept over 0.5-0.9, at capacity = p99.9 / 10; for each held-out trace the configuration
 with the best mean score on the OTHER traces is chosen (`automation.scaling.crossval`), and the held-out
-trace's ratios are reported at that configuration, at p99.9 / 10, / 50 and / 100. Writes
-benchmarks/results/scaling_loo.json (every per-trace number, the configuration chosen per fold) and
-prints a table. One process, one BLAS thread.
+trace's ratios are reported at that configuration, at p99.9 / 10, / 50 and / 100 (`--capacities`).
+Both policies decide every 15 s (the HPA's sync period; the loop's with `monitoring_interval: 15`), and
+the hybrid's floor target, its cost knob, is searched at each reactive point's cost
+(`comparison.floor_at_costs`, to 0.005 of target) instead of swept on a fixed grid: a grid reads the
+hybrid's curve only where it falls, and a match that falls to the next grid target can miss several
+times as many minutes. Writes benchmarks/results/scaling_loo.json (every per-trace number, the
+configuration chosen per fold) and prints a table. One BLAS thread per process; `--jobs 2` sweeps two
+traces at once.
 
-    python benchmarks/bench_scaling_loo.py [--quick] [--cadence-check]
+    python benchmarks/bench_scaling_loo.py [--quick] [--capacities 10,50,100] [--jobs N]
 
 `--quick` runs the slices under tests/data with two configurations: a smoke test, not a figure.
-`--cadence-check` also reruns, on every trace where the held-out hybrid was worse than reactive at some
-matched point at p99.9/10, its fold's configuration deciding every 15 s (the HPA's cadence) instead of
-every minute, to tell how much of that harm is the slower loop.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -45,14 +49,15 @@ from automation.forecasting import assess_forecastability, has_daily_cycle, load
 from automation.forecasting.durations import format_duration  # noqa: E402
 from automation.forecasting.traces import Trace  # noqa: E402
 from automation.scaling.comparison import (  # noqa: E402
-    HYBRID_TARGETS,
+    FLOOR_CEILING,
+    FLOOR_RESOLUTION,
     REACTIVE_INTERVAL,
     REACTIVE_TARGETS,
     CostPoint,
     FrontierComparison,
     capacity_at_percentile,
+    floor_at_costs,
     match_frontiers,
-    policy_curve,
     reactive_curve,
 )
 from automation.scaling.crossval import (  # noqa: E402
@@ -75,7 +80,7 @@ from automation.scaling.simulator import SimulationSettings, control_grid  # noq
 RESULTS = ROOT / "benchmarks" / "results" / "scaling_loo.json"
 QUICK_RESULTS = ROOT / "benchmarks" / "results" / "scaling_loo_quick.json"  # never overwrites the figures
 PROVISIONING_DELAY = pd.Timedelta(minutes=10)
-DECISION_INTERVAL = pd.Timedelta(minutes=1)
+DECISION_INTERVAL = REACTIVE_INTERVAL  # the hybrid decides as often as the HPA it is compared with
 DIVISORS = (10, 50, 100)  # capacity per replica = p99.9 / divisor; configurations chosen at the first
 TARGET_RATIO = 0.5
 
@@ -84,17 +89,14 @@ MINUTES = pd.Timedelta(minutes=1)
 CURRENT = HybridConfig(
     quantile=default_quantile("hybrid"), lead_time=PROVISIONING_DELAY, trust_z=TrustSettings().z
 )
-# A star around the defaults the hybrid had when this was written (q 0.95, lead = the 10-minute delay,
-# z 1.64), one knob at a time: quantile down and up, a longer lead, the strict trust gate (z = 0, the
-# hit rate at least its nominal level). The floor's target is the cost knob swept on every trace (as
-# reactive's is), so each configuration costs 10 runs per trace; five of them keep the whole run well
-# under an hour on one core (measured first on nyc_taxi and one CloudWatch trace; see `seconds`).
+# The candidates: the quantile the hybrid provisions for, q 0.95 (its former default) and q 0.99 (chosen
+# in 19 of 20 folds by the last run, at 1-minute decisions and a 0.05 floor grid). That run's other
+# candidates (q 0.9, lead 20 minutes, the strict trust gate z = 0) lost on every count and are left out:
+# deciding every 15 s costs each run about 3.4x, and searching the floor at each reactive point's cost
+# takes 10-30 runs per sweep where the grid took 10.
 STAR = (
     HybridConfig(quantile=0.95, lead_time=10 * MINUTES, trust_z=1.64),
-    HybridConfig(quantile=0.9, lead_time=10 * MINUTES, trust_z=1.64),
     HybridConfig(quantile=0.99, lead_time=10 * MINUTES, trust_z=1.64),
-    HybridConfig(quantile=0.95, lead_time=20 * MINUTES, trust_z=1.64),
-    HybridConfig(quantile=0.95, lead_time=10 * MINUTES, trust_z=0.0),
 )
 GRID = tuple(sorted(STAR, key=lambda c: c != CURRENT))
 QUICK_GRID = GRID[:2]
@@ -146,13 +148,15 @@ QUICK = (
 
 @dataclass(kw_only=True)
 class TraceRun:
-    """One trace's curves and scores; the tape is kept for the held-out runs at the other capacities."""
+    """One trace's curves and scores (the trace and its forecast tape are dropped once swept: a job in
+    another process sends the rest back)."""
 
     name: str
     path: Path
-    trace: Trace
+    trace: Trace | None
     info: dict[str, Any]
-    tape: ForecastTape
+    tape: ForecastTape | None = None
+    models: dict[str, int] = field(default_factory=dict)
     reactive: dict[int, list[CostPoint]] = field(default_factory=dict)
     hybrid: dict[tuple[str, int], list[CostPoint]] = field(default_factory=dict)
     comparisons: dict[tuple[str, int], FrontierComparison] = field(default_factory=dict)
@@ -178,39 +182,25 @@ def tape_for(trace: Trace, grid: tuple[HybridConfig, ...]) -> ForecastTape:
     return ForecastTape(levels=tuple(sorted({c.quantile for c in grid})), horizon=last)
 
 
-def hybrid_points(
-    run: TraceRun, config: HybridConfig, divisor: int, interval: pd.Timedelta = DECISION_INTERVAL
-) -> FrontierComparison:
-    points, _, _ = policy_curve(
+def hybrid_points(run: TraceRun, config: HybridConfig, divisor: int) -> FrontierComparison:
+    """The hybrid's floor searched at each reactive point's cost (`floor_at_costs`), and the matches."""
+    assert run.trace is not None and run.tape is not None
+    points = floor_at_costs(
         run.trace,
-        policy="hybrid",
+        run.reactive[divisor],
         settings=settings_for(run.trace, divisor, config),
-        quantiles=(config.quantile,),
-        policy_targets=HYBRID_TARGETS,
-        policy_interval=interval,
+        quantile=config.quantile,
+        policy_interval=DECISION_INTERVAL,
         tape=run.tape,
         trust=config.trust(),
     )
     comparison = match_frontiers(run.reactive[divisor], points)
-    if interval == DECISION_INTERVAL:
-        run.hybrid[(config.label, divisor)] = points
-        run.comparisons[(config.label, divisor)] = comparison
+    run.hybrid[(config.label, divisor)] = points
+    run.comparisons[(config.label, divisor)] = comparison
     return comparison
 
 
-def cadence_check(run: TraceRun, config: HybridConfig) -> dict[str, Any] | None:
-    """The fold's configuration deciding every 15 s, where the 1-minute hybrid was worse than reactive at
-    some matched point at the first capacity (None elsewhere)."""
-    worst = run.comparisons[(config.label, DIVISORS[0])].worst_ratio
-    if math.isnan(worst) or worst <= 1.0:
-        return None
-    began = time.perf_counter()
-    summary = hybrid_points(run, config, DIVISORS[0], REACTIVE_INTERVAL).summary()
-    run.seconds += time.perf_counter() - began
-    return summary
-
-
-def prepare(path: Path, quick: bool) -> TraceRun:
+def prepare(path: Path, quick: bool, divisors: tuple[int, ...]) -> TraceRun:
     trace = load_trace(path)
     if quick:
         trace = trace.slice(0, min(len(trace.load), int(pd.Timedelta(days=21) / trace.step)))
@@ -224,17 +214,19 @@ def prepare(path: Path, quick: bool) -> TraceRun:
         "forecastability": verdict.summary(),
         "applicable": verdict.applicable,
         "capacity_per_replica": {
-            f"p99.9/{d}": round(capacity_at_percentile(trace, replicas=d), 6) for d in DIVISORS
+            f"p99.9/{d}": round(capacity_at_percentile(trace, replicas=d), 6) for d in divisors
         },
     }
-    return TraceRun(name=trace.name, path=path, trace=trace, info=info, tape=ForecastTape(levels=(0.5,)))
+    return TraceRun(name=trace.name, path=path, trace=trace, info=info)
 
 
-def first_pass(run: TraceRun, grid: tuple[HybridConfig, ...]) -> dict[str, float | None]:
-    """Reactive at every capacity, every configuration at the first: the losses the folds choose from."""
+def sweep(path: Path, quick: bool, grid: tuple[HybridConfig, ...], divisors: tuple[int, ...]) -> TraceRun:
+    """Reactive and every configuration at every capacity, on one trace (one job)."""
     began = time.perf_counter()
+    run = prepare(path, quick, divisors)
+    assert run.trace is not None
     run.tape = tape_for(run.trace, grid)
-    for divisor in DIVISORS:
+    for divisor in divisors:
         points, _ = reactive_curve(
             run.trace,
             settings=settings_for(run.trace, divisor, CURRENT),
@@ -242,20 +234,12 @@ def first_pass(run: TraceRun, grid: tuple[HybridConfig, ...]) -> dict[str, float
             reactive_interval=REACTIVE_INTERVAL,
         )
         run.reactive[divisor] = points
-    losses = {}
-    for config in grid:
-        losses[config.label] = frontier_loss(hybrid_points(run, config, DIVISORS[0]))
-    run.seconds += time.perf_counter() - began
-    return losses
-
-
-def second_pass(run: TraceRun, config: HybridConfig) -> None:
-    """The held-out trace at its fold's configuration, at the other capacities."""
-    began = time.perf_counter()
-    for divisor in DIVISORS[1:]:
-        if (config.label, divisor) not in run.comparisons:
+        for config in grid:
             hybrid_points(run, config, divisor)
-    run.seconds += time.perf_counter() - began
+    run.models = dict(run.tape.models)
+    run.trace, run.tape = None, None
+    run.seconds = time.perf_counter() - began
+    return run
 
 
 def verdicts(summary: dict[str, Any], applicable: bool) -> dict[str, Any]:
@@ -277,43 +261,41 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tests/data slices, two configurations")
     parser.add_argument(
-        "--cadence-check",
-        action="store_true",
-        help="rerun the held-out hybrid every 15 s where it was worse than reactive (p99.9/10)",
+        "--capacities",
+        default=",".join(str(d) for d in DIVISORS),
+        help="divisors of the p99.9 load giving the capacity per replica (the first chooses)",
     )
+    parser.add_argument("--jobs", type=int, default=1, help="traces swept at once, one process each")
     options = parser.parse_args()
     quick = options.quick
+    divisors = tuple(int(d) for d in options.capacities.split(","))
     began = time.perf_counter()
     cpu_began = time.process_time()
     grid = QUICK_GRID if quick else GRID
     labels = [c.label for c in grid]
-    by_label = {c.label: c for c in grid}
     base = ROOT / "tests" / "data" if quick else shared_data()
     paths = [base / p for p in (QUICK if quick else DAILY + HARM)]
     runs: list[TraceRun] = []
-    losses: dict[str, dict[str, float | None]] = {}
-    for path in paths:
-        run = prepare(path, quick)
-        losses[run.name] = first_pass(run, grid)
-        runs.append(run)
-        scored = ", ".join(f"{label}: {_fmt_loss(losses[run.name][label])}" for label in labels)
-        print(
-            f"[{time.perf_counter() - began:7.0f} s] {run.name}: {run.seconds:.0f} s; losses {scored}",
-            flush=True,
-        )
+    children_cpu = 0.0
+    with ProcessPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        # the longest traces first, so the last job to finish is a short one
+        order = sorted(paths, key=lambda p: -p.stat().st_size)
+        futures = {pool.submit(sweep, path, quick, grid, divisors): path for path in order}
+        for future in as_completed(futures):
+            run = future.result()
+            runs.append(run)
+            print(f"[{time.perf_counter() - began:7.0f} s] {run.name}: {run.seconds:.0f} s", flush=True)
+    children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runs.sort(key=lambda r: paths.index(r.path))
+    losses = {
+        run.name: {label: frontier_loss(run.comparisons[(label, divisors[0])]) for label in labels}
+        for run in runs
+    }
     folds = leave_one_out(losses, labels)
-    for run in runs:
-        second_pass(run, by_label[folds[run.name]])
-    cadence = {}
-    if options.cadence_check:
-        for run in runs:
-            found = cadence_check(run, by_label[folds[run.name]])
-            if found is not None:
-                cadence[run.name] = found
     overall = overall_choice(folds, losses, labels)
-    report = build_report(runs, losses, folds, overall, grid, quick, began, cpu_began)
-    if options.cadence_check:
-        report["cadence_check_15s_at_p99.9/10"] = cadence
+    report = build_report(runs, losses, folds, overall, grid, quick, divisors, began, cpu_began)
+    report["jobs"] = options.jobs
+    report["cpu_seconds"] = round(report["cpu_seconds"] + children_cpu.ru_utime + children_cpu.ru_stime, 1)
     target = QUICK_RESULTS if quick else RESULTS
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -328,6 +310,7 @@ def build_report(
     overall: str,
     grid: tuple[HybridConfig, ...],
     quick: bool,
+    divisors: tuple[int, ...],
     began: float,
     cpu_began: float,
 ) -> dict[str, Any]:
@@ -336,11 +319,11 @@ def build_report(
     for run in runs:
         chosen = folds[run.name]
         held_out = {}
-        for divisor in DIVISORS:
+        for divisor in divisors:
             summary = run.comparisons[(chosen, divisor)].summary()
             held_out[f"p99.9/{divisor}"] = summary | verdicts(summary, run.info["applicable"])
         per_config = {
-            label: run.comparisons[(label, DIVISORS[0])].summary() | {"loss": _round(losses[run.name][label])}
+            label: run.comparisons[(label, divisors[0])].summary() | {"loss": _round(losses[run.name][label])}
             for label in labels
         }
         in_sample = min(
@@ -352,12 +335,12 @@ def build_report(
                 "trace": run.name,
                 "group": "daily cycle" if run.path.name in {p.name for p in DAILY} else "harm check",
                 "seconds": round(run.seconds, 1),
-                "forecaster_models": dict(run.tape.models),
+                "forecaster_models": run.models,
                 "chosen_config": chosen,
                 "chosen_on": [t for t in losses if t != run.name],
                 "held_out": held_out,
                 "in_sample_best_config": in_sample,
-                "configs_at_p99.9/10": per_config,
+                f"configs_at_p99.9/{divisors[0]}": per_config,
             }
         )
     return {
@@ -373,13 +356,15 @@ def build_report(
             "capacity_rule": "p99.9 of the trace / 10, / 50, / 100",
             "reactive": f"targets {list(REACTIVE_TARGETS)}, deciding every "
             f"{format_duration(REACTIVE_INTERVAL)} (HPA sync period, scale-down stabilisation, rate limit)",
-            "hybrid": f"floor target swept over {list(HYBRID_TARGETS)}, deciding every "
+            "hybrid": "floor target searched at each reactive point's cost (to "
+            f"{FLOOR_RESOLUTION} of target, from reactive's target to {FLOOR_CEILING}), deciding every "
             f"{format_duration(DECISION_INTERVAL)}, one forecaster fit per trace (refit daily, model "
             "chosen weekly by backtest) shared by every configuration",
             "grid": [c.to_dict() | {"label": c.label} for c in grid],
             "current_defaults": CURRENT.label,
-            "selection": f"per held-out trace, the configuration with the lowest mean loss at p99.9/10 "
-            f"over the other traces; loss = log(median matched ratio, unmatched reactive points as 1, "
+            "selection": "per held-out trace, the configuration with the lowest mean loss at "
+            f"p99.9/{divisors[0]} over the other traces; loss = log(median matched ratio, unmatched reactive "
+            "points as 1, "
             f"ratios floored at {RATIO_FLOOR}) + {HARM_WEIGHT} x max(0, log(worst matched ratio)); ties to "
             "the current defaults",
             "matching": "each reactive point that under-provisions vs the hybrid's best point at no more "
@@ -400,8 +385,7 @@ def build_report(
 
 def summarise(traces: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for divisor in DIVISORS:
-        key = f"p99.9/{divisor}"
+    for key in traces[0]["held_out"] if traces else ():
         rows = [t["held_out"][key] for t in traces]
         applies = [(t["trace"], r) for t, r in zip(traces, rows, strict=True) if r["median_target_applies"]]
         out[key] = {
@@ -436,16 +420,15 @@ def print_report(report: dict[str, Any]) -> None:
     quick = " [quick: tests/data slices]" if report["quick"] else ""
     print(f"\nLeave-one-trace-out hybrid vs reactive (HPA), frontier against frontier{quick}")
     print("cells: median/worst matched ratio, matched/reactive points that miss; * = forecasting applicable")
+    keys = list(report["traces"][0]["held_out"]) if report["traces"] else []
     header = f"{'trace':<36} {'chosen (on the other traces)':<26}" + "".join(
-        f" {'p99.9/' + str(d):>17}" for d in DIVISORS
+        f" {key:>17}" for key in keys
     )
     print(header)
     for row in report["traces"]:
         star = "*" if row["applicable"] else " "
-        cells = "".join(f" {_cell(row['held_out'][f'p99.9/{d}']):>17}" for d in DIVISORS)
+        cells = "".join(f" {_cell(row['held_out'][key]):>17}" for key in keys)
         print(f"{star}{row['trace']:<35} {row['chosen_config']:<26}{cells}")
-    for name, summary in report.get("cadence_check_15s_at_p99.9/10", {}).items():
-        print(f"deciding every 15 s: {name} {_cell(summary)} at p99.9/10")
     print(
         f"\nconfiguration chosen in most folds: {report['overall_choice']} (current defaults: "
         f"{report['settings']['current_defaults']})"

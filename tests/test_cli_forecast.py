@@ -198,6 +198,21 @@ def test_frontier_text_output(ramp_trace: Path) -> None:
     assert "matched ratio median" in result.stdout
 
 
+def test_frontier_searching_the_floor_at_each_reactive_cost(ramp_trace: Path) -> None:
+    args = ["frontier", "--trace", str(ramp_trace), "--targets", "0.6,0.8", "--quantiles", "0.9"]
+    args += ["--decision-interval", "15s", "--search-floor", "--json"]
+    result = CliRunner().invoke(scaling_group, args)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["traces"]
+    assert report["settings"]["policy_targets"].startswith("searched at each reactive point's cost")
+    assert report["settings"]["policy_interval"] == "15s"
+    searched = {p["target_utilization"] for p in report["policy_curve"]}
+    assert searched and min(searched) >= 0.6  # from reactive's own target upwards
+    for match in report["matches"]:
+        if match["policy"] is not None:
+            assert match["policy"]["replica_hours"] <= match["reactive"]["replica_hours"]
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [

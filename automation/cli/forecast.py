@@ -408,6 +408,12 @@ def _numbers(low: float, high: float, *, high_open: bool = False) -> Any:
     help="Utilisation targets of the hybrid's reactive floor (ignored for predictive).",
 )
 @click.option(
+    "--search-floor",
+    is_flag=True,
+    help="Search the hybrid's floor target at each reactive point's cost (to 0.005) instead of sweeping "
+    "--policy-targets: reads its frontier where the matches are made.",
+)
+@click.option(
     "--quantiles",
     default=",".join(f"{q:g}" for q in POLICY_QUANTILES_DEFAULT),
     show_default=True,
@@ -453,6 +459,7 @@ def frontier_command(
     capacity_per_replica: float | None,
     targets: tuple[float, ...],
     policy_targets: tuple[float, ...],
+    search_floor: bool,
     quantiles: tuple[float, ...],
     provisioning_delay: pd.Timedelta,
     reactive_interval: pd.Timedelta,
@@ -498,6 +505,7 @@ def frontier_command(
                 quantiles=quantiles,
                 reactive_interval=reactive_interval,
                 policy_interval=decision_interval,
+                search_floor=search_floor,
             )
         except ForecastingError as exc:
             raise click.UsageError(str(exc)) from exc

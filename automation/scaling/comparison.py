@@ -219,6 +219,77 @@ def policy_curve(
     return points, runs, tuple(policy_targets)
 
 
+#: How finely `floor_at_costs` searches the hybrid's floor target, and the highest floor it tries.
+FLOOR_RESOLUTION = 0.005
+FLOOR_CEILING = 0.99
+
+
+def floor_at_costs(
+    trace: Trace,
+    reactive: Sequence[CostPoint],
+    *,
+    settings: SimulationSettings,
+    quantile: float,
+    policy_interval: pd.Timedelta | None = None,
+    limits: ScalingLimits | None = None,
+    refit_every: pd.Timedelta = pd.Timedelta(days=1),
+    tape: ForecastTape | None = None,
+    trust: TrustSettings | None = None,
+    resolution: float = FLOOR_RESOLUTION,
+) -> list[CostPoint]:
+    """The hybrid's points where they matter for `match_frontiers`: for each reactive point that
+    under-provisions, its floor target is searched (by bisection, to `resolution`) for the lowest target
+    (the most capacity) whose run costs no more replica-hours than that point, from reactive's own target
+    up to `FLOOR_CEILING`. Every run made is returned.
+
+    A fixed grid of floor targets reads the hybrid's curve only where the grid falls: where the forecast
+    adds a little capacity, the floor at reactive's target t costs a hair more than reactive at t, and the
+    match falls to the next target on the grid, which may miss several times as many minutes. Searching
+    at each reactive point's cost reads the hybrid's frontier there, to within `resolution` of target,
+    with real runs (no interpolation); cheaper than a fine grid over the whole range."""
+    if not 0 < resolution < 0.1:
+        raise ValueError("resolution must be in (0, 0.1)")
+    points: dict[float, CostPoint] = {}
+
+    def at(target: float) -> CostPoint:
+        key = round(target, 4)
+        if key not in points:
+            found, _, _ = policy_curve(
+                trace,
+                policy="hybrid",
+                settings=settings,
+                quantiles=(quantile,),
+                policy_targets=(key,),
+                policy_interval=policy_interval,
+                limits=limits,
+                refit_every=refit_every,
+                tape=tape,
+                trust=trust,
+            )
+            points[key] = found[0]
+        return points[key]
+
+    for base in sorted(reactive, key=lambda p: p.replica_hours):
+        if base.under_provisioned_minutes <= 0 or base.target_utilization is None:
+            continue
+        budget = base.replica_hours
+        low = min(base.target_utilization, FLOOR_CEILING)
+        if at(low).replica_hours <= budget:
+            continue  # the floor at reactive's own target fits: a lower one costs more than reactive
+        high = min(FLOOR_CEILING, low + 0.1)
+        while at(high).replica_hours > budget and high < FLOOR_CEILING:
+            low, high = high, min(FLOOR_CEILING, high + 0.1)
+        if at(high).replica_hours > budget:
+            continue  # not even the highest floor is as cheap
+        while high - low > resolution:
+            middle = round((low + high) / 2, 4)
+            if at(middle).replica_hours <= budget:
+                high = middle
+            else:
+                low = middle
+    return sorted(points.values(), key=lambda p: p.replica_hours)
+
+
 def sweep_frontier(
     trace: Trace,
     *,
@@ -233,28 +304,49 @@ def sweep_frontier(
     refit_every: pd.Timedelta = pd.Timedelta(days=1),
     tape: ForecastTape | None = None,
     trust: TrustSettings | None = None,
+    search_floor: bool = False,
 ) -> FrontierReport:
     """Run reactive at every target (deciding every `reactive_interval`) and the policy at every quantile
     (deciding every `policy_interval`, default 1 minute) on `trace`. A policy with a reactive part
-    (`hybrid`: its floor) is swept over `policy_targets` (default `HYBRID_TARGETS`) x quantiles,
-    `predictive` over quantiles at target 0.7 (its warm-up fallback). The forecaster is fitted once (see
-    `ForecastTape`; pass one to share it with other sweeps of the same trace, e.g. at another capacity,
-    when its levels cover `quantiles`)."""
+    (`hybrid`: its floor) is swept over `policy_targets` (default `HYBRID_TARGETS`) x quantiles, or with
+    `search_floor` its floor is searched at each reactive point's cost (`floor_at_costs`) per quantile;
+    `predictive` runs over quantiles at target 0.7 (its warm-up fallback). The forecaster is fitted once
+    (see `ForecastTape`; pass one to share it with other sweeps of the same trace, e.g. at another
+    capacity, when its levels cover `quantiles`)."""
     reactive_points, runs = reactive_curve(
         trace, settings=settings, targets=targets, reactive_interval=reactive_interval, limits=limits
     )
-    policy_points, policy_runs, used_targets = policy_curve(
-        trace,
-        policy=policy,
-        settings=settings,
-        quantiles=quantiles,
-        policy_targets=policy_targets,
-        policy_interval=policy_interval,
-        limits=limits,
-        refit_every=refit_every,
-        tape=tape,
-        trust=trust,
-    )
+    policy_runs: list[SimulationResult] = []
+    if search_floor and policy == "hybrid":
+        tape = tape or ForecastTape(levels=tuple(sorted(set(quantiles))))
+        policy_points = []
+        for quantile in quantiles:
+            policy_points += floor_at_costs(
+                trace,
+                reactive_points,
+                settings=settings,
+                quantile=quantile,
+                policy_interval=policy_interval,
+                limits=limits,
+                refit_every=refit_every,
+                tape=tape,
+                trust=trust,
+            )
+        used: list[float] | str = f"searched at each reactive point's cost (to {FLOOR_RESOLUTION})"
+    else:
+        policy_points, policy_runs, used_targets = policy_curve(
+            trace,
+            policy=policy,
+            settings=settings,
+            quantiles=quantiles,
+            policy_targets=policy_targets,
+            policy_interval=policy_interval,
+            limits=limits,
+            refit_every=refit_every,
+            tape=tape,
+            trust=trust,
+        )
+        used = list(used_targets)
     comparison = match_frontiers(reactive_points, policy_points)
     return FrontierReport(
         trace=trace.name,
@@ -267,7 +359,7 @@ def sweep_frontier(
             "reactive_interval": format_duration(reactive_interval),
             "policy_interval": format_duration(policy_interval) if policy_interval else "1m",
             "targets": list(targets),
-            "policy_targets": list(used_targets),
+            "policy_targets": used,
             "quantiles": list(quantiles),
         },
     )
