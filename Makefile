@@ -30,7 +30,7 @@ test: $(STAMP) services lint
 bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_scaling.py
-	$(BIN)/python benchmarks/bench_scaling_loo.py
+	$(BIN)/python benchmarks/bench_scaling_loo.py --jobs 2
 	$(BIN)/python benchmarks/bench_anomaly.py
 	$(BIN)/python benchmarks/bench_alerting.py
 	$(BIN)/python benchmarks/bench_scaling_loop.py

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from automation.forecasting import assess_forecastability, has_daily_cycle, load_trace  # noqa: E402
-from automation.forecasting.durations import format_duration  # noqa: E402
+from automation.forecasting.durations import format_duration, parse_duration  # noqa: E402
 from automation.forecasting.traces import Trace  # noqa: E402
 from automation.scaling.comparison import (  # noqa: E402
     FLOOR_CEILING,
@@ -79,6 +79,7 @@ from automation.scaling.simulator import SimulationSettings, control_grid  # noq
 
 RESULTS = ROOT / "benchmarks" / "results" / "scaling_loo.json"
 QUICK_RESULTS = ROOT / "benchmarks" / "results" / "scaling_loo_quick.json"  # never overwrites the figures
+HELD_OUT_RESULTS = ROOT / "benchmarks" / "results" / "scaling_loo_capacities.json"
 PROVISIONING_DELAY = pd.Timedelta(minutes=10)
 DECISION_INTERVAL = REACTIVE_INTERVAL  # the hybrid decides as often as the HPA it is compared with
 DIVISORS = (10, 50, 100)  # capacity per replica = p99.9 / divisor; configurations chosen at the first
@@ -266,7 +267,16 @@ def main() -> int:
         help="divisors of the p99.9 load giving the capacity per replica (the first chooses)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="traces swept at once, one process each")
+    parser.add_argument(
+        "--held-out-from",
+        type=Path,
+        default=None,
+        help="a results file of this bench: sweep each trace at its fold's configuration only, at "
+        "--capacities (the held-out figures at other capacities, without choosing again)",
+    )
     options = parser.parse_args()
+    if options.held_out_from is not None:
+        return held_out_pass(options.held_out_from, options)
     quick = options.quick
     divisors = tuple(int(d) for d in options.capacities.split(","))
     began = time.perf_counter()
@@ -300,6 +310,74 @@ def main() -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_report(report)
+    return 0
+
+
+def held_out_pass(source: Path, options: argparse.Namespace) -> int:
+    """Each trace of `source` (a full run's results) at the configuration its fold chose there, at the
+    capacities asked: the held-out figures at capacities the choice was not made at."""
+    began = time.perf_counter()
+    cpu_began = time.process_time()
+    chosen = json.loads(source.read_text())
+    if chosen.get("quick"):
+        raise SystemExit(f"{source}: a --quick run chooses nothing to report")
+    divisors = tuple(int(d) for d in options.capacities.split(","))
+    configs = {c["label"]: c for c in chosen["settings"]["grid"]}
+    jobs = []
+    for row in chosen["traces"]:
+        config = configs[row["chosen_config"]]
+        jobs.append(
+            (
+                Path(row["file"]),
+                HybridConfig(
+                    quantile=float(config["quantile"]),
+                    lead_time=parse_duration(str(config["lead_time"])),
+                    trust_z=float(config["trust_z"]),
+                ),
+            )
+        )
+    runs: list[tuple[TraceRun, HybridConfig]] = []
+    with ProcessPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        futures = {
+            pool.submit(sweep, path, False, (config,), divisors): config
+            for path, config in sorted(jobs, key=lambda job: -job[0].stat().st_size)
+        }
+        for future in as_completed(futures):
+            run = future.result()
+            runs.append((run, futures[future]))
+            print(f"[{time.perf_counter() - began:7.0f} s] {run.name}: {run.seconds:.0f} s", flush=True)
+    order = [path for path, _ in jobs]
+    runs.sort(key=lambda pair: order.index(pair[0].path))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    traces = []
+    for run, config in runs:
+        held_out = {}
+        for divisor in divisors:
+            summary = run.comparisons[(config.label, divisor)].summary()
+            held_out[f"p99.9/{divisor}"] = summary | verdicts(summary, run.info["applicable"])
+        traces.append(
+            run.info
+            | {
+                "trace": run.name,
+                "seconds": round(run.seconds, 1),
+                "chosen_config": config.label,
+                "held_out": held_out,
+            }
+        )
+    report = {
+        "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
+        "settings": chosen["settings"],
+        "traces": traces,
+        "summary": summarise(traces),
+        "jobs": options.jobs,
+        "seconds": round(time.perf_counter() - began, 1),
+        "cpu_seconds": round(
+            time.process_time() - cpu_began + children.ru_utime + children.ru_stime, 1
+        ),
+        "quick": False,
+    }
+    HELD_OUT_RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print_report(report, HELD_OUT_RESULTS)
     return 0
 
 
@@ -416,7 +494,7 @@ def _cell(summary: dict[str, Any]) -> str:
     return f"{text} {summary['matched']}/{total}"
 
 
-def print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any], written: Path | None = None) -> None:
     quick = " [quick: tests/data slices]" if report["quick"] else ""
     print(f"\nLeave-one-trace-out hybrid vs reactive (HPA), frontier against frontier{quick}")
     print("cells: median/worst matched ratio, matched/reactive points that miss; * = forecasting applicable")
@@ -429,10 +507,11 @@ def print_report(report: dict[str, Any]) -> None:
         star = "*" if row["applicable"] else " "
         cells = "".join(f" {_cell(row['held_out'][key]):>17}" for key in keys)
         print(f"{star}{row['trace']:<35} {row['chosen_config']:<26}{cells}")
-    print(
-        f"\nconfiguration chosen in most folds: {report['overall_choice']} (current defaults: "
-        f"{report['settings']['current_defaults']})"
-    )
+    if "overall_choice" in report:
+        print(
+            f"\nconfiguration chosen in most folds: {report['overall_choice']} (current defaults: "
+            f"{report['settings']['current_defaults']})"
+        )
     for key, line in report["summary"].items():
         print(
             f"{key}: median <= {TARGET_RATIO} met on {len(line['median_target_met'])} of "
@@ -442,7 +521,7 @@ def print_report(report: dict[str, Any]) -> None:
         )
     print(
         f"\nTotal {report['seconds']:.0f} s wall, {report['cpu_seconds']:.0f} s CPU; results in "
-        f"{(QUICK_RESULTS if report['quick'] else RESULTS).relative_to(ROOT)}"
+        f"{(written or (QUICK_RESULTS if report['quick'] else RESULTS)).relative_to(ROOT)}"
     )
 
 
