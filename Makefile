@@ -31,6 +31,8 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_scaling_loo.py --jobs 2
+	$(BIN)/python benchmarks/bench_scaling_loo.py --jobs 2 --capacities 50,100 \
+		--held-out-from benchmarks/results/scaling_loo.json
 	$(BIN)/python benchmarks/bench_anomaly.py
 	$(BIN)/python benchmarks/bench_alerting.py
 	$(BIN)/python benchmarks/bench_scaling_loop.py

@@ -101,13 +101,14 @@ def test_sweep_on_nyc_taxi_runs_both_curves_and_fits_the_forecaster_once() -> No
 
 
 def test_the_floor_is_searched_down_to_each_reactive_points_cost(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in for the runs (cost falls as the floor's target rises, with a step the forecast adds):
-    the search returns, for each reactive point that misses, the lowest target within the resolution
-    whose run is as cheap, and runs far fewer points than a grid at that resolution."""
+    """A stand-in for the runs (cost falls as the floor's target rises; below 0.84 the forecast adds a
+    lot): for each reactive point that misses, the search returns the lowest target within the
+    resolution whose run is as cheap, widening past reactive's target + 0.1 when it must, and gives up
+    at the ceiling; far fewer runs than a grid at that resolution."""
     from automation.scaling import comparison
 
     def cost(target: float) -> float:
-        return 1000 / target + (40 if target < 0.84 else 0)  # the forecast's extra capacity, then none
+        return 1000 / target + (300 if target < 0.84 else 0)
 
     ran: list[float] = []
 
@@ -121,35 +122,40 @@ def test_the_floor_is_searched_down_to_each_reactive_points_cost(monkeypatch: py
         at_target("r0.5", 0.5, 1000 / 0.5, 0),
         at_target("r0.7", 0.7, 1000 / 0.7, 50),
         at_target("r0.9", 0.9, 1000 / 0.9, 90),
+        at_target("r0.95", 0.95, 1000.0, 120),  # cheaper than any floor up to the ceiling
     ]
     settings = SimulationSettings(capacity_per_replica=1.0)
     points = comparison.floor_at_costs(None, reactive, settings=settings, quantile=0.99)  # type: ignore[arg-type]
     assert len(set(ran)) == len(ran) == len(points)  # each target run once
-    assert len(ran) < 20  # a 0.005 grid over 0.7-0.99 would be 58 runs
+    assert len(ran) < 15  # a 0.005 grid over 0.7-0.99 would be 58 runs
     assert all(0.7 <= t <= comparison.FLOOR_CEILING for t in ran)  # r0.5 never misses: not searched
+    assert comparison.FLOOR_CEILING in ran  # r0.95 searched up to the ceiling
     by_target = {p.target_utilization: p for p in points}
     # r0.9: the floor at 0.9 costs what reactive does (no forecast capacity there): searched no further
     assert by_target[0.9].replica_hours == pytest.approx(reactive[2].replica_hours)
-    # r0.7 (1428.6 rh): 1000/t + 40 <= 1428.6 from t = 0.72, so the search ends within 0.005 above it
-    affordable = sorted(t for t, p in by_target.items() if p.replica_hours <= reactive[1].replica_hours)
-    refused = sorted(t for t, p in by_target.items() if p.replica_hours > reactive[1].replica_hours)
-    boundary = 1000 / (1000 / 0.7 - 40)
-    assert boundary <= affordable[0] <= boundary + comparison.FLOOR_RESOLUTION
+    # r0.7 (1428.6 rh): nothing below 0.84 is as cheap, so the search widened past 0.8 and ended just above
+    budget = reactive[1].replica_hours
+    affordable = sorted(t for t, p in by_target.items() if t is not None and p.replica_hours <= budget)
+    refused = sorted(t for t, p in by_target.items() if t is not None and p.replica_hours > budget)
+    assert 0.84 <= affordable[0] <= 0.84 + comparison.FLOOR_RESOLUTION
     assert max(t for t in refused if t < affordable[0]) >= affordable[0] - comparison.FLOOR_RESOLUTION
-    matched = match_frontiers(reactive, points).matches
-    assert [m.policy.target_utilization if m.policy else None for m in matched] == [0.9, affordable[0]]
+    matched = {m.reactive.label: m.policy for m in match_frontiers(reactive, points).matches}
+    assert matched["r0.95"] is None
+    assert matched["r0.9"] is not None and matched["r0.9"].target_utilization == 0.9
+    assert matched["r0.7"] is not None and matched["r0.7"].target_utilization == affordable[0]
     with pytest.raises(ValueError, match="resolution"):
         comparison.floor_at_costs(
             None,  # type: ignore[arg-type]
             reactive,
             settings=settings,
             quantile=0.99,
-            resolution=0.2,
+            resolution=0.0001,
         )
 
 
-def test_the_floor_search_on_a_real_trace_matches_at_no_more_cost() -> None:
+def test_the_floor_search_on_a_real_trace_ends_at_each_cost_boundary() -> None:
     from automation.scaling.comparison import FLOOR_RESOLUTION, floor_at_costs, reactive_curve
+    from automation.scaling.policies import ForecastTape
 
     trace = load_trace(DATA / "nab" / "realKnownCause" / "nyc_taxi.csv").slice(0, 48 * 12)
     settings = SimulationSettings(
@@ -158,16 +164,24 @@ def test_the_floor_search_on_a_real_trace_matches_at_no_more_cost() -> None:
         warmup=pd.Timedelta(days=4),
     )
     reactive, _ = reactive_curve(trace, settings=settings, targets=(0.6, 0.8))
-    points = floor_at_costs(trace, reactive, settings=settings, quantile=0.95)
+    tape = ForecastTape(levels=(0.95,))
+    points = floor_at_costs(trace, reactive, settings=settings, quantile=0.95, tape=tape)
     assert points and all(p.label.startswith("hybrid@q0.95,t") for p in points)
-    comparison = match_frontiers(reactive, points)
-    for match in comparison.matches:
-        if match.policy is None:
+    searched = 0
+    for base in reactive:
+        if base.under_provisioned_minutes <= 0 or base.target_utilization is None:
             continue
-        assert match.policy.replica_hours <= match.reactive.replica_hours
-        target = match.policy.target_utilization
-        assert target is not None and match.reactive.target_utilization is not None
-        if target > match.reactive.target_utilization:
-            # the search stopped at the cost boundary: a target just below it costs more than reactive
-            below = [p for p in points if target - FLOOR_RESOLUTION <= (p.target_utilization or 0) < target]
-            assert below and all(p.replica_hours > match.reactive.replica_hours for p in below)
+        own = [p for p in points if p.target_utilization == base.target_utilization]
+        assert own, "every reactive point that misses is tried at its own target first"
+        if own[0].replica_hours <= base.replica_hours:
+            continue
+        searched += 1
+        # the bisection's end: a run at no more cost and one dearer, within the resolution below it
+        cheap = [p for p in points if p.replica_hours <= base.replica_hours]
+        dear = [p for p in points if p.replica_hours > base.replica_hours]
+        assert any(
+            0 < (c.target_utilization or 0) - (d.target_utilization or 0) <= FLOOR_RESOLUTION + 1e-9
+            for c in cheap
+            for d in dear
+        ) or not cheap
+    assert searched >= 1  # on this slice the forecast adds capacity: the floor had to be searched

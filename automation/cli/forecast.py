@@ -475,6 +475,8 @@ def frontier_command(
     from automation.scaling.plot import plot_frontiers
     from automation.scaling.simulator import SimulationSettings, control_grid
 
+    if search_floor and policy != "hybrid":
+        raise click.BadParameter("only the hybrid has a floor to search", param_hint="'--search-floor'")
     cadences = (("--reactive-interval", reactive_interval), ("--decision-interval", decision_interval))
     for name, value in cadences:
         try:

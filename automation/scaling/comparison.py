@@ -240,15 +240,17 @@ def floor_at_costs(
     """The hybrid's points where they matter for `match_frontiers`: for each reactive point that
     under-provisions, its floor target is searched (by bisection, to `resolution`) for the lowest target
     (the most capacity) whose run costs no more replica-hours than that point, from reactive's own target
-    up to `FLOOR_CEILING`. Every run made is returned.
+    up to `FLOOR_CEILING`. The point of every run made is returned.
 
     A fixed grid of floor targets reads the hybrid's curve only where the grid falls: where the forecast
     adds a little capacity, the floor at reactive's target t costs a hair more than reactive at t, and the
     match falls to the next target on the grid, which may miss several times as many minutes. Searching
     at each reactive point's cost reads the hybrid's frontier there, to within `resolution` of target,
-    with real runs (no interpolation); cheaper than a fine grid over the whole range."""
-    if not 0 < resolution < 0.1:
-        raise ValueError("resolution must be in (0, 0.1)")
+    with real runs (no interpolation); cheaper than a fine grid over the whole range. A reactive target
+    above `FLOOR_CEILING` is searched up to itself. Without `tape`, one is made for every run here."""
+    if not 0.001 <= resolution < 0.1:
+        raise ValueError("resolution must be in [0.001, 0.1)")
+    tape = tape or ForecastTape(levels=(quantile,))
     points: dict[float, CostPoint] = {}
 
     def at(target: float) -> CostPoint:
@@ -273,12 +275,13 @@ def floor_at_costs(
         if base.under_provisioned_minutes <= 0 or base.target_utilization is None:
             continue
         budget = base.replica_hours
-        low = min(base.target_utilization, FLOOR_CEILING)
+        low = base.target_utilization
+        ceiling = max(FLOOR_CEILING, low)
         if at(low).replica_hours <= budget:
             continue  # the floor at reactive's own target fits: a lower one costs more than reactive
-        high = min(FLOOR_CEILING, low + 0.1)
-        while at(high).replica_hours > budget and high < FLOOR_CEILING:
-            low, high = high, min(FLOOR_CEILING, high + 0.1)
+        high = min(ceiling, low + 0.1)
+        while at(high).replica_hours > budget and high < ceiling:
+            low, high = high, min(ceiling, high + 0.1)
         if at(high).replica_hours > budget:
             continue  # not even the highest floor is as cheap
         while high - low > resolution:
