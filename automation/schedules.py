@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from celery.schedules import schedule as interval_schedule
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 import beat_schedule
@@ -24,6 +25,13 @@ STAMPED_TASKS = frozenset(
 SLOT_RETENTION = timedelta(days=1)
 
 
+def _period(entry: Any) -> float:
+    """An entry's period in seconds: its interval's, a minute for anything else."""
+    if isinstance(entry.schedule, interval_schedule):
+        return max(float(entry.schedule.seconds), 1.0)
+    return 60.0
+
+
 def slot_of(entry: Any, now: float | None = None) -> int:
     """The time slot an entry's send belongs to: its period for an interval, the minute otherwise.
 
@@ -31,18 +39,31 @@ def slot_of(entry: Any, now: float | None = None) -> int:
     second send in a slot can only come from a second Beat.
     """
     now = time.time() if now is None else now
-    period = 60.0
-    if isinstance(entry.schedule, interval_schedule):
-        period = max(float(entry.schedule.seconds), 1.0)
-    return int(now // period)
+    return int(now // _period(entry))
 
 
-def claim_slot(name: str, slot: int) -> bool:
+def claim_slot(name: str, slot: int, *, spacing: float | None = None) -> bool:
+    """Record that `name` is sent in `slot`; False when a Beat already sent it there, or, with `spacing`
+    (seconds), less than that long ago in any slot.
+
+    Two Beats send an interval job out of phase: one just before a slot boundary and the other just after
+    it claim two slots and would both send, a fraction of a period apart. The spacing (half a period, from
+    `apply_entry`) refuses the second. On PostgreSQL the check and the insert hold the entry's advisory
+    lock, so two Beats cannot both pass the check."""
+    from automation.locks import lock_key
     from automation.models import BeatSlot
 
+    key = name[:200]
     try:
         with transaction.atomic():
-            BeatSlot.objects.create(name=name[:200], slot=slot)
+            if spacing is not None:
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("beat", key)])
+                recent = timezone.now() - timedelta(seconds=spacing)
+                if BeatSlot.objects.filter(name=key, fired_at__gt=recent).exists():
+                    return False
+            BeatSlot.objects.create(name=key, slot=slot)
     except IntegrityError:
         return False
     return True
@@ -62,7 +83,7 @@ class AutomationScheduler(DatabaseScheduler):  # type: ignore[misc]
 
     def apply_entry(self, entry: Any, producer: Any = None) -> None:
         try:
-            claimed = claim_slot(entry.name, slot_of(entry))
+            claimed = claim_slot(entry.name, slot_of(entry), spacing=_period(entry) / 2)
         except Exception as exc:  # noqa: BLE001 - without the database nothing can be sent safely once
             logger.error("beat: %s not sent, its slot could not be claimed: %s", entry.name, exc)
             from django.db import connection

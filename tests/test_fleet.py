@@ -333,6 +333,11 @@ def test_beat_sends_a_slot_once_however_many_beats(database: None) -> None:
     assert claim_slot(name, slot_of(Entry(), 1000.0)) is True
     assert claim_slot(name, slot_of(Entry(), 1005.0)) is False, "a second Beat, same slot"
     assert claim_slot(name, slot_of(Entry(), 1010.0)) is True
+    # Two Beats out of phase, either side of a slot boundary: the second is refused by the spacing.
+    spaced = unique("job")
+    assert claim_slot(spaced, slot_of(Entry(), 1019.9), spacing=5.0) is True
+    assert claim_slot(spaced, slot_of(Entry(), 1020.1), spacing=5.0) is False, "the other Beat, next slot"
+    assert claim_slot(spaced, slot_of(Entry(), 1020.1)) is True, "without spacing: one per slot only"
 
 
 def test_a_message_the_broker_refuses_marks_its_run_for_the_recovery_job(engine: Any, worker: Any) -> None:
