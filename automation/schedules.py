@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery.schedules import schedule as interval_schedule
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -50,16 +50,14 @@ def claim_slot(name: str, slot: int, *, spacing: float | None = None) -> bool:
     it claim two slots and would both send, a fraction of a period apart. The spacing (half a period, from
     `apply_entry`) refuses the second. On PostgreSQL the check and the insert hold the entry's advisory
     lock, so two Beats cannot both pass the check."""
-    from automation.locks import lock_key
+    from automation.locks import lock
     from automation.models import BeatSlot
 
     key = name[:200]
     try:
         with transaction.atomic():
             if spacing is not None:
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("beat", key)])
+                lock("beat", [key])
                 recent = timezone.now() - timedelta(seconds=spacing)
                 if BeatSlot.objects.filter(name=key, fired_at__gt=recent).exists():
                     return False
