@@ -88,17 +88,20 @@ TARGET_RATIO = 0.5
 MINUTES = pd.Timedelta(minutes=1)
 # the code's defaults now, listed first so ties go to them
 CURRENT = HybridConfig(
-    quantile=default_quantile("hybrid"), lead_time=PROVISIONING_DELAY, trust_z=TrustSettings().z
+    quantile=default_quantile("hybrid"),
+    lead_time=PROVISIONING_DELAY,
+    trust_z=TrustSettings().z,
+    forecastability=TrustSettings().forecastability,
 )
-# The candidates: the quantile the hybrid provisions for, q 0.95 (its default again) and q 0.99 (chosen
-# in 19 of 20 folds by the last run, at 1-minute decisions and a 0.05 floor grid). That run's other
-# candidates (q 0.9, lead 20 minutes, the strict trust gate z = 0) lost on every count and are left out:
-# deciding every 15 s costs each run about 3.4x (0.8 s against 2.7 s per run on one 2-week trace), and
-# searching the floor at each reactive point's cost takes 4-26 runs per sweep (measured) where the grid
-# took 10.
+# The candidates: the hybrid with and without its forecastability gate (judging, on the history seen so
+# far, that the load has a daily cycle, no level shift and is no autoscaler's output before the forecast
+# may add capacity), both at q 0.95. The last run chose q 0.95 over q 0.99 in all 20 folds; its other
+# candidates before that (q 0.9, lead 20 minutes, the strict trust gate z = 0) lost on every count.
+# Deciding every 15 s costs each run about 3.4x (0.8 s against 2.7 s per run on one 2-week trace), and
+# searching the floor at each reactive point's cost takes 4-26 runs per sweep, so the grid stays at two.
 STAR = (
-    HybridConfig(quantile=0.95, lead_time=10 * MINUTES, trust_z=1.64),
-    HybridConfig(quantile=0.99, lead_time=10 * MINUTES, trust_z=1.64),
+    HybridConfig(quantile=0.95, lead_time=10 * MINUTES, trust_z=1.64, forecastability=True),
+    HybridConfig(quantile=0.95, lead_time=10 * MINUTES, trust_z=1.64, forecastability=False),
 )
 GRID = tuple(sorted(STAR, key=lambda c: c != CURRENT))
 QUICK_GRID = GRID[:2]
@@ -301,7 +304,12 @@ def main() -> int:
     children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     runs.sort(key=lambda r: paths.index(r.path))
     losses = {
-        run.name: {label: frontier_loss(run.comparisons[(label, divisors[0])]) for label in labels}
+        run.name: {
+            label: frontier_loss(
+                run.comparisons[(label, divisors[0])], applicable=bool(run.info["applicable"])
+            )
+            for label in labels
+        }
         for run in runs
     }
     folds = leave_one_out(losses, labels)
@@ -337,6 +345,7 @@ def held_out_pass(source: Path, options: argparse.Namespace) -> int:
                     quantile=float(config["quantile"]),
                     lead_time=parse_duration(str(config["lead_time"])),
                     trust_z=float(config["trust_z"]),
+                    forecastability=bool(config.get("forecastability", False)),
                 ),
             )
         )
@@ -449,8 +458,8 @@ def build_report(
             "selection": "per held-out trace, the configuration with the lowest mean loss at "
             f"p99.9/{divisors[0]} over the other traces; loss = log(median matched ratio, unmatched reactive "
             "points as 1, "
-            f"ratios floored at {RATIO_FLOOR}) + {HARM_WEIGHT} x max(0, log(worst matched ratio)); ties to "
-            "the current defaults",
+            f"ratios floored at {RATIO_FLOOR}; counted only where forecasting is applicable) + "
+            f"{HARM_WEIGHT} x max(0, log(worst matched ratio)), on every trace; ties to the current defaults",
             "matching": "each reactive point that under-provisions vs the hybrid's best point at no more "
             "replica-hours; no interpolation",
             "scored": "after a warm-up of min(7 days, a quarter of the trace); gaps and outages not scored",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -220,7 +221,7 @@ def test_an_untrusted_hybrid_is_the_reactive_policy_and_says_why() -> None:
     never = HybridPolicy(
         reactive=ReactivePolicy(target_utilization=0.8),
         predictive=PredictivePolicy(fallback=ReactivePolicy(target_utilization=0.8)),
-        trust=TrustSettings(min_checks=10**6),
+        trust=TrustSettings(min_checks=10**6, forecastability=False),
     )
     untrusted = simulate(trace, never, settings=common)
     assert untrusted.under_provisioned_minutes == reactive.under_provisioned_minutes
@@ -257,6 +258,67 @@ def test_a_hybrid_whose_forecast_has_earned_it_adds_capacity_over_the_reactive_f
     # the floor keeps everything reactive would hold; the forecast adds capacity ahead of the ramps
     assert hybrid.replica_hours >= reactive.replica_hours
     assert hybrid.under_provisioned_minutes < reactive.under_provisioned_minutes
+
+
+def test_a_hybrid_on_a_load_without_a_daily_cycle_is_the_reactive_policy_and_says_why() -> None:
+    step = pd.Timedelta(minutes=5)
+    steps_per_day = int(pd.Timedelta(days=1) / step)
+    rng = np.random.default_rng(7)
+    # bursts at random times over a flat base: a forecaster can fit it, a forecast cannot see it coming
+    bursty = 100 + rng.normal(0, 5, 5 * steps_per_day)
+    for start in rng.choice(len(bursty) - 12, 25, replace=False):
+        bursty[start : start + 12] += 300
+    trace = trace_from_series(bursty, step=step, name="bursts")
+    common = settings(capacity_per_replica=50.0, warmup=pd.Timedelta(days=2))
+    reactive = simulate(trace, ReactivePolicy(target_utilization=0.8), settings=common)
+    gated = make_policy("hybrid", target_utilization=0.8)
+    result = simulate(trace, gated, settings=common)
+    assert isinstance(gated, HybridPolicy) and gated.verdict is not None
+    assert gated.verdict.judged and not gated.verdict.helps and "no daily cycle" in gated.verdict.why
+    assert result.under_provisioned_minutes == reactive.under_provisioned_minutes
+    assert result.replica_hours == pytest.approx(reactive.replica_hours)
+    assert set(result.policy["decided_by"]) == {"warming up", "not forecastable"}
+    assert result.policy["forecastability"]["helps"] is False
+    decision = gated.decide(
+        DecisionContext(
+            time=pd.Timestamp(trace.load.index[-1]) + step,
+            requested_replicas=5,
+            serving_replicas=5,
+            capacity_per_replica=50.0,
+            step=step,
+            decision_interval=MINUTE,
+            lead_time=pd.Timedelta(minutes=10),
+        )
+    )
+    assert decision.reason.startswith("forecasting cannot help (no daily cycle (autocorrelation one day")
+    # the same hybrid without its gate provisions for that forecast, and pays for it
+    ungated = simulate(
+        trace,
+        make_policy("hybrid", target_utilization=0.8, trust=TrustSettings(forecastability=False)),
+        settings=common,
+    )
+    assert ungated.policy["decided_by"].get("forecast", 0) > 0
+    assert ungated.replica_hours > reactive.replica_hours
+
+
+def test_the_hybrid_judges_a_daily_cycle_only_once_it_has_36_hours_of_history() -> None:
+    step = pd.Timedelta(minutes=5)
+    day = pd.Timedelta(days=1)
+    hybrid = make_policy("hybrid", target_utilization=0.8, quantile=0.8)
+    short = trace_from_series(daily_ramps(2, step=step, seed=5)[: 36 * 12 - 1], step=step, name="short")
+    simulate(short, hybrid, settings=settings(capacity_per_replica=50.0, warmup=day))
+    assert isinstance(hybrid, HybridPolicy) and hybrid.verdict is not None
+    assert not hybrid.verdict.judged and hybrid.verdict.why == "1d11h55m of history, 1d12h needed"
+    assert hybrid.verdict.said == "forecastability not judged yet (1d11h55m of history, 1d12h needed)"
+    longer = make_policy("hybrid", target_utilization=0.8, quantile=0.8)
+    full = trace_from_series(daily_ramps(3, step=step, seed=5), step=step, name="three days")
+    simulate(full, longer, settings=settings(capacity_per_replica=50.0, warmup=day))
+    assert isinstance(longer, HybridPolicy) and longer.verdict is not None
+    # judged at 36 hours, again a refit (a day) later
+    assert longer.verdict.helps
+    assert re.fullmatch(r"daily cycle (0\.9\d|1\.00) over the last 2d12h", longer.verdict.why)
+    with pytest.raises(ForecastConfigError, match="judge_after"):
+        TrustSettings(judge_after=pd.Timedelta(days=8))
 
 
 def test_the_forecast_record_needs_hits_at_the_nominal_level_and_skill() -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from automation.forecasting.durations import format_duration
 from automation.forecasting.seasonality import DAILY_CYCLE_THRESHOLD, DAY, autocorrelation, steps_per
-from automation.forecasting.traces import Trace
+from automation.forecasting.traces import Trace, trace_from_series
 
 SHIFT_RATIO = 1.5
 SHIFT_DAYS = 7  # a week either side, so a weekly cycle is not a shift
@@ -215,4 +215,59 @@ def assess_forecastability(trace: Trace, *, threshold: float = DAILY_CYCLE_THRES
         applicable=not reasons,
         reasons=tuple(reasons),
         step_shape=shape,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """Whether forecasting can help a load, judged on the history seen so far (`judge_history`): what a
+    live policy may know at the time, unlike `assess_forecastability` on a whole trace."""
+
+    helps: bool
+    why: str
+    #: False while too little history is known to judge (then `helps` is False too).
+    judged: bool = True
+
+    @property
+    def said(self) -> str:
+        """The verdict in words, for a decision's reason."""
+        if not self.judged:
+            return f"forecastability not judged yet ({self.why})"
+        return f"forecasting {'can' if self.helps else 'cannot'} help ({self.why})"
+
+    def as_json(self) -> dict[str, object]:
+        return {"helps": self.helps, "why": self.why, "judged": self.judged}
+
+    @staticmethod
+    def from_json(document: object) -> Verdict | None:
+        if not isinstance(document, dict) or not isinstance(document.get("helps"), bool):
+            return None
+        return Verdict(
+            helps=document["helps"],
+            why=str(document.get("why", "")),
+            judged=document.get("judged") is not False,
+        )
+
+
+def judge_history(
+    values: np.ndarray, *, step: pd.Timedelta, end: pd.Timestamp, minimum: pd.Timedelta
+) -> Verdict:
+    """`assess_forecastability` on `values` (NaN = unknown), the steps up to `end` (the start of the
+    last): no verdict for forecasting until `minimum` of it is known (a daily autocorrelation needs more
+    than one day). Level shifts need two weeks of it to be seen at all."""
+    y = np.asarray(values, dtype=float)
+    known = step * int(np.count_nonzero(~np.isnan(y)))
+    if known < minimum:
+        return Verdict(
+            helps=False,
+            why=f"{format_duration(known)} of history, {format_duration(minimum)} needed",
+            judged=False,
+        )
+    index = pd.date_range(end=end, periods=len(y), freq=step)
+    verdict = assess_forecastability(trace_from_series(pd.Series(y, index=index), step=step))
+    if not verdict.applicable:
+        return Verdict(helps=False, why="; ".join(verdict.reasons))
+    return Verdict(
+        helps=True,
+        why=f"daily cycle {verdict.daily_autocorrelation:.2f} over the last {format_duration(known)}",
     )

@@ -52,6 +52,10 @@ class Situation:
     #: The forecast's recent record on this target (`automation.scaling.trust`): a hybrid adds forecast
     #: capacity only once it is earned. None: not judged (the predictive policy).
     trust: ForecastRecord | None = None
+    #: "forecasting cannot help (why)" or "forecastability not judged yet (why)" for this load
+    #: (`automation.scaling.trust.cannot_help`; "" when it may): a hybrid stays reactive whatever the
+    #: forecast's record.
+    cannot_help: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +188,10 @@ def decide(definition: ScalingTargetDefinition, situation: Situation, memory: Me
     elif situation.forecast is None:
         desired, basis = reacted, Basis.FALLBACK
         reasons.append(f"{situation.no_forecast or 'no forecast'}: reactive: {why} ({observed})")
+    elif definition.policy == PolicyKind.HYBRID and situation.cannot_help:
+        _, _, peak = predictive(definition, situation, situation.forecast)  # logged, not acted on
+        desired, basis = reacted, Basis.FALLBACK
+        reasons.append(f"{situation.cannot_help}: reactive: {why} ({observed})")
     elif (
         definition.policy == PolicyKind.HYBRID and situation.trust is not None and not situation.trust.earned
     ):

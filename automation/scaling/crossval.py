@@ -27,11 +27,13 @@ HARM_WEIGHT = 2.0  # a matched point worse than reactive costs twice its log-rat
 @dataclass(frozen=True, kw_only=True)
 class HybridConfig:
     """The hybrid's defaults under test: the forecast quantile it provisions for, how far ahead it reads
-    the forecast, and how strictly its forecast must have earned trust (`TrustSettings.z`)."""
+    the forecast, how strictly its forecast must have earned trust (`TrustSettings.z`), and whether it
+    first judges that forecasting can help the load at all (`TrustSettings.forecastability`)."""
 
     quantile: float = HYBRID_QUANTILE
     lead_time: pd.Timedelta = pd.Timedelta(minutes=10)
     trust_z: float = 1.64
+    forecastability: bool = True
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.quantile < 1:
@@ -42,32 +44,43 @@ class HybridConfig:
 
     @property
     def label(self) -> str:
-        return f"q{self.quantile:g} lead {format_duration(self.lead_time)} z{self.trust_z:g}"
+        label = f"q{self.quantile:g} lead {format_duration(self.lead_time)} z{self.trust_z:g}"
+        return label if self.forecastability else f"{label} ungated"
 
     def trust(self) -> TrustSettings:
-        return TrustSettings(z=self.trust_z)
+        return TrustSettings(z=self.trust_z, forecastability=self.forecastability)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "quantile": self.quantile,
             "lead_time": format_duration(self.lead_time),
             "trust_z": self.trust_z,
+            "forecastability": self.forecastability,
         }
 
 
 def frontier_loss(
-    comparison: FrontierComparison, *, floor: float = RATIO_FLOOR, harm_weight: float = HARM_WEIGHT
+    comparison: FrontierComparison,
+    *,
+    floor: float = RATIO_FLOOR,
+    harm_weight: float = HARM_WEIGHT,
+    applicable: bool = True,
 ) -> float | None:
     """How a configuration did on one trace, lower is better: the log of its median matched ratio plus
     `harm_weight` times the log of its worst ratio when that is above 1 (worse than reactive). A reactive
     point no policy point is as cheap as counts as 1 (the user keeps reactive there). Ratios below
-    `floor` count as `floor`. None when reactive never under-provisions (nothing to learn from)."""
+    `floor` count as `floor`. None when reactive never under-provisions (nothing to learn from).
+
+    On a trace where forecasting is not `applicable` (`assess_forecastability` on the whole trace: the
+    yardstick's label, never the policy's input) only the harm counts, as in the issue's figures: the
+    median target is for loads a forecast can help, doing no harm is for every load."""
     if not comparison.matches:
         return None
     ratios = [max(m.ratio, floor) if m.matched else 1.0 for m in comparison.matches]
     matched = [max(m.ratio, floor) for m in comparison.matches if m.matched]
     worst = max(matched) if matched else 1.0
-    return math.log(statistics.median(ratios)) + harm_weight * max(0.0, math.log(worst))
+    harm = harm_weight * max(0.0, math.log(worst))
+    return (math.log(statistics.median(ratios)) if applicable else 0.0) + harm
 
 
 def mean_loss(losses: Mapping[str, Mapping[str, float | None]], config: str, traces: Sequence[str]) -> float:

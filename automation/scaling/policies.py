@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automation.forecasting.applicability import Verdict, judge_history
 from automation.forecasting.errors import ForecastConfigError
 from automation.forecasting.forecaster import Forecast, ForecasterSettings, RollingForecaster
 
@@ -546,13 +547,22 @@ class TrustSettings:
     sampling error, `z` binomial standard errors sqrt(q(1-q)/n) — a calibrated bound holds less than q
     half the time, so `z = 0` would distrust a good forecast at random, while 1.64 distrusts one whose
     shortfall is significant at 5%, one-sided; and an MAE below that of the trailing one-hour mean made
-    at the same time."""
+    at the same time.
+
+    Before any of that, with `forecastability` on, forecasting must be able to help this load at all:
+    `judge_history` on the last `judged_over` of it (the loop's default `load.history`), judged again at
+    each refit, finds a daily cycle, no level shift and no autoscaler's output; until `judge_after` of
+    history is known there is no verdict and the hybrid stays reactive (36 hours: half a day of pairs one
+    day apart, and within the push store's 48-hour retention)."""
 
     window: pd.Timedelta = pd.Timedelta(days=1)
     min_checks: int = 12
     slack: float = 0.0
     z: float = 1.64
     trailing: pd.Timedelta = pd.Timedelta(hours=1)
+    forecastability: bool = True
+    judged_over: pd.Timedelta = pd.Timedelta(days=7)
+    judge_after: pd.Timedelta = pd.Timedelta(hours=36)
 
     def __post_init__(self) -> None:
         if self.window <= pd.Timedelta(0):
@@ -563,6 +573,8 @@ class TrustSettings:
             raise ForecastConfigError("slack", "must be in [0, 0.5)")
         if not 0 <= self.z <= 5:
             raise ForecastConfigError("z", "must be in [0, 5]")
+        if self.judge_after > self.judged_over:
+            raise ForecastConfigError("judge_after", "must be at most judged_over")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -616,8 +628,9 @@ class HybridPolicy(ScalingPolicy):
     The reactive (HPA) recommendation at the same target is always kept, so the hybrid holds at least what
     the HPA would; the predictive need (its quantile over the lead-time window) is added on top only while
     the forecast's recent record on this series is good (see `TrustSettings`): its upper bound has held
-    at least as often as its nominal level, and it beats the trailing one-hour mean. Otherwise the hybrid
-    is the reactive policy and its decision reason says why."""
+    at least as often as its nominal level, and it beats the trailing one-hour mean, and forecasting can
+    help this load at all (`TrustSettings.forecastability`, judged on the history seen so far at each
+    refit). Otherwise the hybrid is the reactive policy and its decision reason says why."""
 
     name = "hybrid"
 
@@ -644,7 +657,11 @@ class HybridPolicy(ScalingPolicy):
         self._totals = [0, 0.0, 0.0]  # hits, sum |error|, sum |trailing error| over `_checks`
         self._record: tuple[int, ForecastRecord] | None = None  # cached until the next check
         self._added_checks = 0
-        #: decisions by what set them: "warming up", "not trusted", "reactive floor", "forecast"
+        self._start: pd.Timestamp | None = None
+        self._history: list[float] = []  # completed steps' loads, for the forecastability verdict
+        self._verdict: tuple[int, Verdict] | None = None  # (completed steps then, verdict)
+        #: decisions by what set them: "warming up", "not forecastable", "not trusted", "reactive floor",
+        #: "forecast"
         self.decided_by: dict[str, int] = {}
 
     def configure(
@@ -672,6 +689,8 @@ class HybridPolicy(ScalingPolicy):
         return self.predictive.model_counts()
 
     def observe(self, time: pd.Timestamp, load: float) -> None:
+        if self._start is None:
+            self._start = time
         self.reactive.observe(time, load)
         partial = self.predictive.partial_step
         self.predictive.observe(time, load)
@@ -694,6 +713,10 @@ class HybridPolicy(ScalingPolicy):
             if not math.isnan(trailing):
                 self._add_check((value <= upper, abs(value - mean), abs(value - trailing)), window_steps)
         self._step_values.append(value)
+        if self.trust.forecastability:
+            self._history.append(value)
+            del self._history[: -max(1, int(self.trust.judged_over / self.step))]
+            self._judge(completed)
         while len(self._step_values) > trailing_steps:
             self._step_values.popleft()
         prediction = self.predictive.latest_forecast(max(self.lead_steps, self.predictive.horizon_steps))
@@ -704,6 +727,32 @@ class HybridPolicy(ScalingPolicy):
         h = self.lead_steps
         bound = prediction.quantiles[self.predictive.settings.quantile]
         self._pending[completed + h] = (float(bound[h - 1]), float(prediction.mean[h - 1]), trailing_mean)
+
+    def _judge(self, completed: int) -> None:
+        """Judge again whether forecasting can help, on the history seen so far: at the forecaster's refit
+        cadence once judged; until then every step (cheap: too little history) and hourly from
+        `judge_after` on (when gaps leave less of it known)."""
+        assert self.step is not None and self._start is not None
+        last = self._verdict
+        if last is None or not last[1].judged:
+            if (
+                last is not None
+                and completed * self.step > self.trust.judge_after
+                and (completed - last[0]) * self.step < pd.Timedelta(hours=1)
+            ):
+                return
+        elif completed - last[0] < max(1, int(self.predictive.settings.refit_every / self.step)):
+            return
+        end = self._start + self.step * (completed - 1)
+        verdict = judge_history(
+            np.asarray(self._history), step=self.step, end=end, minimum=self.trust.judge_after
+        )
+        self._verdict = (completed, verdict)
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """Whether forecasting can help this load, as last judged (None: not judged, or not asked to)."""
+        return self._verdict[1] if self._verdict is not None else None
 
     def _add_check(self, check: tuple[bool, float, float], window_steps: int) -> None:
         self._checks.append(check)
@@ -745,6 +794,16 @@ class HybridPolicy(ScalingPolicy):
             self._count("warming up")
             return Decision(desired=floor.desired, reason=f"forecaster warming up, reactive: {floor.reason}")
         needed, keep, prediction, window = need
+        verdict = self.verdict
+        if self.trust.forecastability and (verdict is None or not verdict.helps):
+            self._count("not forecastable")
+            said = verdict.said if verdict is not None else "forecastability not judged yet"
+            return Decision(
+                desired=floor.desired,
+                reason=f"{said}, reactive: {floor.reason}",
+                forecast=prediction,
+                window=window,
+            )
         record = self.record()
         if not record.earned:
             self._count("not trusted")
@@ -789,7 +848,9 @@ class HybridPolicy(ScalingPolicy):
                 "min_checks": self.trust.min_checks,
                 "slack": self.trust.slack,
                 "z": self.trust.z,
+                "forecastability": self.trust.forecastability,
             },
+            "forecastability": None if self.verdict is None else self.verdict.as_json(),
         }
 
 

@@ -6,7 +6,9 @@ Each completed load bucket checks the forecast made a lead time before it (did t
 hold; was it closer than the trailing one-hour mean made at the same time), then the newest forecast
 notes what it says about the bucket a lead time ahead. Checks are summed in bins of a 48th of the
 window, so the state stays small (a few hundred bytes) whatever the load's step; the window slides a bin
-at a time. Pure: the loop passes the history it read and the forecast it made, and stores the JSON.
+at a time. At each fit the whole history it read is also judged (`judge`): can forecasting help this
+load at all (a daily cycle, no level shift, not an autoscaler's output)? Pure: the loop passes the history
+it read and the forecast it made, and stores the JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from automation.forecasting.applicability import Verdict, judge_history
 from automation.scaling.fitting import ForecastPath
 from automation.scaling.load import LoadHistory
 from automation.scaling.policies import ForecastRecord, TrustSettings, forecast_record
@@ -36,6 +40,9 @@ class TrustState:
     pending: dict[float, tuple[float, float, float]] = field(default_factory=dict)
     #: Checks summed per bin: [bin start, hits, checks, sum |error|, sum |trailing error|].
     bins: list[list[float]] = field(default_factory=list)
+    #: Whether forecasting can help this load, judged at the last fit on the history it read (None: not
+    #: judged since this state began).
+    verdict: Verdict | None = None
 
     @staticmethod
     def from_json(document: Any, step: float) -> TrustState:
@@ -50,6 +57,7 @@ class TrustState:
             recent=[None if v is None else float(v) for v in document.get("recent", [])],
             pending={float(k): (float(u), float(m), float(t)) for k, (u, m, t) in pending.items()},
             bins=[[float(x) for x in b] for b in document.get("bins", [])],
+            verdict=Verdict.from_json(document.get("verdict")),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -59,6 +67,7 @@ class TrustState:
             "recent": self.recent,
             "pending": {f"{k:.0f}": list(v) for k, v in self.pending.items()},
             "bins": self.bins,
+            "verdict": None if self.verdict is None else self.verdict.as_json(),
         }
 
 
@@ -133,3 +142,25 @@ def record(state: TrustState, quantile: float, settings: TrustSettings) -> Forec
         quantile=quantile,
         trust=settings,
     )
+
+
+def judge(state: TrustState, history: LoadHistory, settings: TrustSettings) -> TrustState:
+    """Judge whether forecasting can help the load on `history` (the whole of what a fit reads), as the
+    simulator's hybrid judges the history it has seen (`judge_history`)."""
+    state.verdict = judge_history(
+        history.values,
+        step=pd.Timedelta(seconds=history.step),
+        end=pd.Timestamp(history.end, unit="s", tz="UTC"),
+        minimum=settings.judge_after,
+    )
+    return state
+
+
+def cannot_help(state: TrustState, settings: TrustSettings) -> str:
+    """Why the forecast may not add capacity whatever its record ("" when it may): forecasting cannot
+    help this load, or that is not judged yet."""
+    if not settings.forecastability:
+        return ""
+    if state.verdict is None:
+        return "forecastability not judged yet (it is at the next fit)"
+    return "" if state.verdict.helps else state.verdict.said

@@ -50,6 +50,13 @@ def test_loss_is_the_log_median_ratio_plus_a_penalty_for_harm() -> None:
     assert frontier_loss(harms) == pytest.approx(math.log(1.375) + 2 * math.log(2.0))
 
 
+def test_where_forecasting_is_not_applicable_only_harm_counts() -> None:
+    helps = match_frontiers(REACTIVE, [point("h1", 95, 100), point("h2", 125, 50)])
+    assert frontier_loss(helps, applicable=False) == 0.0
+    harms = match_frontiers(REACTIVE, [point("h1", 95, 300), point("h2", 125, 200)])
+    assert frontier_loss(harms, applicable=False) == pytest.approx(2 * math.log(2.0))
+
+
 def test_unmatched_points_count_as_reactive_and_zero_minutes_are_floored() -> None:
     only_dear = match_frontiers(REACTIVE, [point("h", 125, 0)])
     # r0.9 has no point as cheap (counts 1), r0.7 is matched with 0 minutes (floored at 0.05)
@@ -90,8 +97,10 @@ def test_ties_go_to_the_first_listed_and_the_overall_choice_to_the_majority() ->
 def test_a_config_names_itself_and_checks_its_values() -> None:
     config = HybridConfig(quantile=0.9, lead_time=pd.Timedelta(minutes=20), trust_z=0.0)
     assert config.label == "q0.9 lead 20m z0"
-    assert config.to_dict() == {"quantile": 0.9, "lead_time": "20m", "trust_z": 0.0}
-    assert config.trust().z == 0.0
+    assert config.to_dict() == {"quantile": 0.9, "lead_time": "20m", "trust_z": 0.0, "forecastability": True}
+    assert config.trust().z == 0.0 and config.trust().forecastability
+    ungated = HybridConfig(forecastability=False)
+    assert ungated.label.endswith(" ungated") and not ungated.trust().forecastability
     for bad in ({"quantile": 1.0}, {"lead_time": pd.Timedelta(0)}, {"trust_z": 9.0}):
         with pytest.raises(ForecastConfigError):
             HybridConfig(**bad)  # type: ignore[arg-type]

@@ -30,6 +30,9 @@ def ramp(metric: str, now: float, *, minutes: int = 90, start: float = 100.0, sl
     push(metric, {"service": "web"}, [(begin + 60 * k, start + slope * k) for k in range(minutes + 1)])
 
 
+LOAD = {"matchers": {"service": "web"}, "step": 60, "history": "3h", "unit": "req/s"}
+
+
 def store_target(name: str, metric: str, **changes: Any) -> Any:
     from automation.scaling.services.targets import save_target
 
@@ -222,11 +225,42 @@ def test_the_decision_log_is_read_by_the_api_the_cli_and_the_plot(
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["decisions"][-2:] == log
     text = cli("scaling", "decisions", name)
-    assert "forecast not trusted (0 checks" in text.stdout and text.stdout.count("\n    ") >= 3
+    assert "forecastability not judged yet (1h30m of history, 1d12h needed): reactive" in text.stdout
+    assert text.stdout.count("\n    ") >= 3
     picture = cli("scaling", "plot", name, "-o", str(tmp_path / "log.png"))
     assert picture.returncode == 0, picture.stderr
     assert (tmp_path / "log.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "does not exist" in cli("scaling", "decisions", "no-such-target").stderr
+
+
+@pytest.mark.usefixtures("predictive_scaling")
+def test_a_hybrid_judges_at_its_fit_that_forecasting_cannot_help_a_load_without_a_daily_cycle() -> None:
+    import numpy as np
+
+    from automation.scaling.services.ticks import evaluate_targets
+
+    name, metric = unique("nocycle"), unique("rps").replace("-", "_")
+    now = (time.time() // 60) * 60 + 30
+    begin = (now // 60) * 60 - 40 * 3600
+    rng = np.random.default_rng(11)
+    noise = [(begin + 60 * k, 300.0 + rng.normal(0, 40)) for k in range(40 * 60 + 1)]
+    push(metric, {"service": "web"}, noise)
+    store_target(name, metric, policy="hybrid", load={**LOAD, "metric": metric, "history": "40h"})
+    evaluate_targets([name], now, INTERVAL)
+    [decision] = decisions(name)
+    assert decision.basis == "fallback"
+    assert any(
+        r.startswith("forecasting cannot help (no daily cycle (autocorrelation one day back")
+        and "): reactive: " in r
+        for r in decision.reasons
+    ), decision.reasons
+    verdict = state(name).trust["verdict"]
+    assert verdict["judged"] and verdict["helps"] is False and "no daily cycle" in verdict["why"]
+    # the next tick continues the stored forecaster without a fit, and keeps the verdict
+    evaluate_targets([name], now + 60, INTERVAL)
+    later = decisions(name)[-1]
+    assert later.basis == "fallback" and any(r.startswith("forecasting cannot help (") for r in later.reasons)
+    assert state(name).trust["verdict"] == verdict
 
 
 @pytest.mark.usefixtures("predictive_scaling")

@@ -93,3 +93,39 @@ def test_an_untrusted_forecast_leaves_the_hybrid_reactive_and_the_reason_says_wh
     outcome = decide(definition(policy="hybrid"), situation(600.0, 3, forecast, trust=trusted), Memory())
     assert (outcome.basis, outcome.desired) == (Basis.FORECAST, 7)
     assert "q0.95 held 100.0%" in outcome.reasons[0]
+
+
+def daily(minutes: int, *, cycle: bool, seed: int = 3) -> LoadHistory:
+    """Per-minute load ending at START: a daily rise and fall, or noise around the same level."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(minutes)
+    shape = 400.0 + 300.0 * np.sin(2 * np.pi * k / 1440) if cycle else np.full(minutes, 400.0)
+    values = shape + rng.normal(0, 30, minutes)
+    return LoadHistory(start=START - minutes * STEP, step=STEP, values=values, observed=float(values[-1]))
+
+
+def test_a_fit_judges_whether_forecasting_can_help_and_the_state_keeps_the_verdict() -> None:
+    forecast = path([600.0] * 12 + [1140.0] + [600.0] * 4, width=100.0)  # would need 7 replicas
+    trusted = trust.record(run(120, lambda mean: mean + 50), 0.95, SETTINGS)
+    fresh = trust.TrustState(step=STEP)
+    assert trust.cannot_help(fresh, SETTINGS) == "forecastability not judged yet (it is at the next fit)"
+    noise = trust.judge(trust.TrustState(step=STEP), daily(3 * 1440, cycle=False), SETTINGS)
+    kept = trust.TrustState.from_json(json.loads(json.dumps(noise.as_json())), STEP)
+    assert kept.verdict == noise.verdict and kept.verdict is not None and not kept.verdict.helps
+    why = trust.cannot_help(kept, SETTINGS)
+    assert why.startswith("forecasting cannot help (no daily cycle (autocorrelation one day back")
+    # whatever the forecast's record, the hybrid stays reactive, and says why
+    outcome = decide(
+        definition(policy="hybrid"), situation(600.0, 3, forecast, trust=trusted, cannot_help=why), Memory()
+    )
+    assert (outcome.basis, outcome.desired) == (Basis.FALLBACK, 3)
+    assert outcome.reasons[0].startswith(why + ": reactive: ") and outcome.peak is not None
+    cycle = trust.judge(trust.TrustState(step=STEP), daily(3 * 1440, cycle=True), SETTINGS)
+    assert cycle.verdict is not None and cycle.verdict.helps and trust.cannot_help(cycle, SETTINGS) == ""
+    assert cycle.verdict.said.startswith("forecasting can help (daily cycle 0.9")
+    short = trust.judge(trust.TrustState(step=STEP), daily(1440, cycle=True), SETTINGS)
+    assert trust.cannot_help(short, SETTINGS) == (
+        "forecastability not judged yet (1d of history, 1d12h needed)"
+    )
+    # the gate off (as the leave-one-trace-out benchmark's "ungated" candidate): only the record counts
+    assert trust.cannot_help(kept, TrustSettings(forecastability=False)) == ""

@@ -302,6 +302,9 @@ def evaluate_target(
             lead=definition.lead,
             settings=TRUST,
         )
+        hybrid = definition.policy == PolicyKind.HYBRID
+        if hybrid and plan.fit:
+            trusted = trust.judge(trusted, history, TRUST)
         situation = Situation(
             now=now,
             interval=interval,
@@ -310,9 +313,8 @@ def evaluate_target(
             serving=serving,
             forecast=update.path,
             no_forecast=update.why_none,
-            trust=trust.record(trusted, definition.forecast.quantile, TRUST)
-            if definition.policy == PolicyKind.HYBRID
-            else None,
+            trust=trust.record(trusted, definition.forecast.quantile, TRUST) if hybrid else None,
+            cannot_help=trust.cannot_help(trusted, TRUST) if hybrid else "",
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
