@@ -55,6 +55,7 @@ from automation.scaling.comparison import (  # noqa: E402
     REACTIVE_TARGETS,
     CostPoint,
     FrontierComparison,
+    FrontierMatch,
     capacity_at_percentile,
     floor_at_costs,
     match_frontiers,
@@ -65,6 +66,7 @@ from automation.scaling.crossval import (  # noqa: E402
     RATIO_FLOOR,
     HybridConfig,
     frontier_loss,
+    harms,
     leave_one_out,
     mean_loss,
     overall_choice,
@@ -281,7 +283,16 @@ def main() -> int:
         help="a results file of this bench: sweep each trace at its fold's configuration only, at "
         "--capacities (the held-out figures at other capacities, without choosing again)",
     )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="a results file of this bench: choose again from its stored runs (no simulation) and "
+        "rewrite it",
+    )
     options = parser.parse_args()
+    if options.rescore is not None:
+        return rescore(options.rescore)
     if options.held_out_from is not None:
         return held_out_pass(options.held_out_from, options)
     quick = options.quick
@@ -289,7 +300,6 @@ def main() -> int:
     began = time.perf_counter()
     cpu_began = time.process_time()
     grid = QUICK_GRID if quick else GRID
-    labels = [c.label for c in grid]
     base = ROOT / "tests" / "data" if quick else shared_data()
     paths = [base / p for p in (QUICK if quick else DAILY + HARM)]
     runs: list[TraceRun] = []
@@ -303,26 +313,116 @@ def main() -> int:
             print(f"[{time.perf_counter() - began:7.0f} s] {run.name}: {run.seconds:.0f} s", flush=True)
     children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     runs.sort(key=lambda r: paths.index(r.path))
-    losses = {
-        run.name: {
-            label: frontier_loss(
-                run.comparisons[(label, divisors[0])], applicable=bool(run.info["applicable"])
-            )
-            for label in labels
-        }
-        for run in runs
-    }
-    folds = leave_one_out(losses, labels)
-    overall = overall_choice(folds, losses, labels)
-    report = build_report(runs, losses, folds, overall, grid, quick, divisors, began, cpu_began)
+    report = choose_and_report(runs, grid, quick, divisors, began, cpu_began)
     report["jobs"] = options.jobs
     report["command"] = " ".join(["python benchmarks/bench_scaling_loo.py", *sys.argv[1:]])
     report["cpu_seconds"] = round(report["cpu_seconds"] + children_cpu.ru_utime + children_cpu.ru_stime, 1)
-    target = QUICK_RESULTS if quick else RESULTS
+    return write_report(report, QUICK_RESULTS if quick else RESULTS)
+
+
+def choose_and_report(
+    runs: list[TraceRun],
+    grid: tuple[HybridConfig, ...],
+    quick: bool,
+    divisors: tuple[int, ...],
+    began: float,
+    cpu_began: float,
+) -> dict[str, Any]:
+    """Score every (trace, configuration) at the first capacity, choose per fold (fewest traces harmed,
+    then the lowest mean loss, on the other traces) and build the report."""
+    labels = [c.label for c in grid]
+    losses = {
+        run.name: {label: frontier_loss(run.comparisons[(label, divisors[0])]) for label in labels}
+        for run in runs
+    }
+    harmed = {
+        run.name: {label: harms(run.comparisons[(label, divisors[0])]) for label in labels} for run in runs
+    }
+    folds = leave_one_out(losses, labels, harmed=harmed)
+    overall = overall_choice(folds, losses, labels, harmed=harmed)
+    report = build_report(runs, losses, folds, overall, grid, quick, divisors, began, cpu_began)
+    report["traces_harmed"] = {
+        label: sorted(name for name in harmed if harmed[name][label]) for label in labels
+    }
+    return report
+
+
+def write_report(report: dict[str, Any], target: Path) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_report(report)
     return 0
+
+
+def _point(stored: dict[str, Any]) -> CostPoint:
+    return CostPoint(
+        label=stored["label"],
+        replica_hours=float(stored["replica_hours"]),
+        under_provisioned_minutes=float(stored["under_provisioned_minutes"]),
+        target_utilization=stored.get("target_utilization"),
+        quantile=stored.get("quantile"),
+    )
+
+
+def stored_comparison(summary: dict[str, Any]) -> FrontierComparison:
+    """A comparison as a results file stored it: its curves and its matches as made (not made again from
+    the rounded costs)."""
+    matches = []
+    for match in summary["matches"]:
+        base = _point(match["reactive"])
+        best = None if match["policy"] is None else _point(match["policy"])
+        ratio = math.nan if best is None else best.under_provisioned_minutes / base.under_provisioned_minutes
+        matches.append(FrontierMatch(reactive=base, policy=best, ratio=ratio))
+    return FrontierComparison(
+        reactive=tuple(_point(p) for p in summary["reactive_curve"]),
+        policy=tuple(_point(p) for p in summary["policy_curve"]),
+        matches=tuple(matches),
+    )
+
+
+def rescore(source: Path) -> int:
+    """Choose again from the runs `source` stored (every configuration's curves at its first capacity),
+    without simulating: for a change of the selection rule. The report keeps the runs' own time."""
+    stored = json.loads(source.read_text())
+    # a file from before the forecastability gate has no such key: its runs had no gate
+    configs = [
+        (
+            HybridConfig(
+                quantile=float(c["quantile"]),
+                lead_time=parse_duration(str(c["lead_time"])),
+                trust_z=float(c["trust_z"]),
+                forecastability=bool(c.get("forecastability", False)),
+            ),
+            str(c["label"]),
+        )
+        for c in stored["settings"]["grid"]
+    ]
+    grid = tuple(config for config, _ in configs)
+    divisor = int(str(stored["settings"]["capacity_rule"]).split("/")[1].split(",")[0])
+    key = f"p99.9/{divisor}"
+    info_keys = (
+        "file", "step", "steps", "daily_cycle", "forecastability", "applicable", "capacity_per_replica"
+    )
+    runs = []
+    for row in stored["traces"]:
+        per_config = row[f"configs_at_{key}"]
+        run = TraceRun(
+            name=row["trace"],
+            path=_located(row["file"]),
+            trace=None,
+            info={k: row[k] for k in info_keys},
+            models=row["forecaster_models"],
+            seconds=float(row["seconds"]),
+        )
+        for config, label in configs:
+            run.comparisons[(config.label, divisor)] = stored_comparison(per_config[label])
+        runs.append(run)
+    report = choose_and_report(runs, grid, bool(stored["quick"]), (divisor,), 0.0, 0.0)
+    for kept in ("machine", "seconds", "cpu_seconds", "jobs", "command"):
+        if kept in stored:
+            report[kept] = stored[kept]
+    report["rescored"] = "python benchmarks/bench_scaling_loo.py --rescore " + _portable(source)
+    return write_report(report, source)
 
 
 def held_out_pass(source: Path, options: argparse.Namespace) -> int:
@@ -455,11 +555,11 @@ def build_report(
             "chosen weekly by backtest) shared by every configuration",
             "grid": [c.to_dict() | {"label": c.label} for c in grid],
             "current_defaults": CURRENT.label,
-            "selection": "per held-out trace, the configuration with the lowest mean loss at "
-            f"p99.9/{divisors[0]} over the other traces; loss = log(median matched ratio, unmatched reactive "
-            "points as 1, "
-            f"ratios floored at {RATIO_FLOOR}; counted only where forecasting is applicable) + "
-            f"{HARM_WEIGHT} x max(0, log(worst matched ratio)), on every trace; ties to the current defaults",
+            "selection": f"per held-out trace, at p99.9/{divisors[0]} over the other traces: the "
+            "configuration worse than reactive at some matched point on the fewest of them, then the one "
+            "with the lowest mean loss; loss = log(median matched ratio, unmatched reactive points as 1, "
+            f"ratios floored at {RATIO_FLOOR}) + {HARM_WEIGHT} x max(0, log(worst matched ratio)); ties to "
+            "the current defaults",
             "matching": "each reactive point that under-provisions vs the hybrid's best point at no more "
             "replica-hours; no interpolation",
             "scored": "after a warm-up of min(7 days, a quarter of the trace); gaps and outages not scored",

@@ -277,7 +277,7 @@ def test_a_hybrid_on_a_load_without_a_daily_cycle_is_the_reactive_policy_and_say
     assert gated.verdict.judged and not gated.verdict.helps and "no daily cycle" in gated.verdict.why
     assert result.under_provisioned_minutes == reactive.under_provisioned_minutes
     assert result.replica_hours == pytest.approx(reactive.replica_hours)
-    assert set(result.policy["decided_by"]) == {"warming up", "not forecastable"}
+    assert set(result.policy["decided_by"]) == {"warming up", "not judged yet", "not forecastable"}
     assert result.policy["forecastability"]["helps"] is False
     decision = gated.decide(
         DecisionContext(

@@ -269,5 +269,5 @@ def judge_history(
         return Verdict(helps=False, why="; ".join(verdict.reasons))
     return Verdict(
         helps=True,
-        why=f"daily cycle {verdict.daily_autocorrelation:.2f} over the last {format_duration(known)}",
+        why=f"daily cycle {verdict.daily_autocorrelation:.2f} over the last {format_duration(step * len(y))}",
     )

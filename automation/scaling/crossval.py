@@ -60,27 +60,24 @@ class HybridConfig:
 
 
 def frontier_loss(
-    comparison: FrontierComparison,
-    *,
-    floor: float = RATIO_FLOOR,
-    harm_weight: float = HARM_WEIGHT,
-    applicable: bool = True,
+    comparison: FrontierComparison, *, floor: float = RATIO_FLOOR, harm_weight: float = HARM_WEIGHT
 ) -> float | None:
     """How a configuration did on one trace, lower is better: the log of its median matched ratio plus
     `harm_weight` times the log of its worst ratio when that is above 1 (worse than reactive). A reactive
     point no policy point is as cheap as counts as 1 (the user keeps reactive there). Ratios below
-    `floor` count as `floor`. None when reactive never under-provisions (nothing to learn from).
-
-    On a trace where forecasting is not `applicable` (`assess_forecastability` on the whole trace: the
-    yardstick's label, never the policy's input) only the harm counts, as in the issue's figures: the
-    median target is for loads a forecast can help, doing no harm is for every load."""
+    `floor` count as `floor`. None when reactive never under-provisions (nothing to learn from)."""
     if not comparison.matches:
         return None
     ratios = [max(m.ratio, floor) if m.matched else 1.0 for m in comparison.matches]
     matched = [max(m.ratio, floor) for m in comparison.matches if m.matched]
     worst = max(matched) if matched else 1.0
-    harm = harm_weight * max(0.0, math.log(worst))
-    return (math.log(statistics.median(ratios)) if applicable else 0.0) + harm
+    return math.log(statistics.median(ratios)) + harm_weight * max(0.0, math.log(worst))
+
+
+def harms(comparison: FrontierComparison) -> bool:
+    """Whether a configuration is worse than reactive at some matched point of one trace (the issue's "no
+    trace worse than 1.0x at any matched point")."""
+    return any(m.matched and m.ratio > 1.0 + 1e-9 for m in comparison.matches)
 
 
 def mean_loss(losses: Mapping[str, Mapping[str, float | None]], config: str, traces: Sequence[str]) -> float:
@@ -90,37 +87,55 @@ def mean_loss(losses: Mapping[str, Mapping[str, float | None]], config: str, tra
     return float(statistics.fmean(known)) if known else math.nan
 
 
+Harms = Mapping[str, Mapping[str, bool]]
+
+
 def choose(
-    losses: Mapping[str, Mapping[str, float | None]], configs: Sequence[str], traces: Sequence[str]
+    losses: Mapping[str, Mapping[str, float | None]],
+    configs: Sequence[str],
+    traces: Sequence[str],
+    *,
+    harmed: Harms | None = None,
 ) -> str:
-    """The configuration with the lowest mean loss over `traces`; ties (and no score at all) go to the
-    earlier one in `configs` (list the current defaults first)."""
+    """The configuration worse than reactive on the fewest of `traces` (`harms`, when `harmed` is given),
+    then with the lowest mean loss over them; ties (and no score at all) go to the earlier one in
+    `configs` (list the current defaults first)."""
     if not configs:
         raise ForecastConfigError("configs", "at least one configuration is needed")
-    best, best_loss = configs[0], math.inf
+    best, best_key = configs[0], (math.inf, math.inf)
     for config in configs:
         loss = mean_loss(losses, config, traces)
-        if not math.isnan(loss) and loss < best_loss - 1e-12:
-            best, best_loss = config, loss
+        if math.isnan(loss):
+            continue
+        harm = sum(harmed[t][config] for t in traces) if harmed is not None else 0
+        key = (float(harm), loss)
+        if key[0] < best_key[0] or (key[0] == best_key[0] and loss < best_key[1] - 1e-12):
+            best, best_key = config, key
     return best
 
 
-def leave_one_out(losses: Mapping[str, Mapping[str, float | None]], configs: Sequence[str]) -> dict[str, str]:
+def leave_one_out(
+    losses: Mapping[str, Mapping[str, float | None]], configs: Sequence[str], *, harmed: Harms | None = None
+) -> dict[str, str]:
     """For each trace, the configuration chosen on all the others (never on itself)."""
     traces = list(losses)
-    return {held: choose(losses, configs, [t for t in traces if t != held]) for held in traces}
+    return {
+        held: choose(losses, configs, [t for t in traces if t != held], harmed=harmed) for held in traces
+    }
 
 
 def overall_choice(
     choices: Mapping[str, str],
     losses: Mapping[str, Mapping[str, float | None]],
     configs: Sequence[str],
+    *,
+    harmed: Harms | None = None,
 ) -> str:
-    """The configuration chosen in most folds; ties go to the lowest mean loss over all traces, then to
-    the earlier in `configs`."""
+    """The configuration chosen in most folds; ties go as `choose` over all traces, then to the earlier
+    in `configs`."""
     if not choices:
-        return choose(losses, configs, list(losses))
+        return choose(losses, configs, list(losses), harmed=harmed)
     counts = Counter(choices.values())
     top = max(counts.values())
     tied = [c for c in configs if counts.get(c, 0) == top]
-    return choose(losses, tied, list(losses))
+    return choose(losses, tied, list(losses), harmed=harmed)

@@ -550,10 +550,11 @@ class TrustSettings:
     at the same time.
 
     Before any of that, with `forecastability` on, forecasting must be able to help this load at all:
-    `judge_history` on the last `judged_over` of it (the loop's default `load.history`), judged again at
-    each refit, finds a daily cycle, no level shift and no autoscaler's output; until `judge_after` of
-    history is known there is no verdict and the hybrid stays reactive (36 hours: half a day of pairs one
-    day apart, and within the push store's 48-hour retention)."""
+    `judge_history` on the last `judged_over` of it (the loop's default `load.history`), judged again
+    every `judge_every`, finds a daily cycle and no autoscaler's output (and no level shift, which it can
+    only see with `judged_over` of 14 days or more); until `judge_after` of history is known there is no
+    verdict (judged again hourly) and the hybrid stays reactive (36 hours: half a day of pairs one day
+    apart, and within the push store's 48-hour retention)."""
 
     window: pd.Timedelta = pd.Timedelta(days=1)
     min_checks: int = 12
@@ -563,6 +564,7 @@ class TrustSettings:
     forecastability: bool = True
     judged_over: pd.Timedelta = pd.Timedelta(days=7)
     judge_after: pd.Timedelta = pd.Timedelta(hours=36)
+    judge_every: pd.Timedelta = pd.Timedelta(days=1)
 
     def __post_init__(self) -> None:
         if self.window <= pd.Timedelta(0):
@@ -575,6 +577,8 @@ class TrustSettings:
             raise ForecastConfigError("z", "must be in [0, 5]")
         if self.judge_after > self.judged_over:
             raise ForecastConfigError("judge_after", "must be at most judged_over")
+        if self.judge_every <= pd.Timedelta(0):
+            raise ForecastConfigError("judge_every", "must be positive")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -660,8 +664,8 @@ class HybridPolicy(ScalingPolicy):
         self._start: pd.Timestamp | None = None
         self._history: list[float] = []  # completed steps' loads, for the forecastability verdict
         self._verdict: tuple[int, Verdict] | None = None  # (completed steps then, verdict)
-        #: decisions by what set them: "warming up", "not forecastable", "not trusted", "reactive floor",
-        #: "forecast"
+        #: decisions by what set them: "warming up", "not judged yet", "not forecastable", "not trusted",
+        #: "reactive floor", "forecast"
         self.decided_by: dict[str, int] = {}
 
     def configure(
@@ -729,9 +733,9 @@ class HybridPolicy(ScalingPolicy):
         self._pending[completed + h] = (float(bound[h - 1]), float(prediction.mean[h - 1]), trailing_mean)
 
     def _judge(self, completed: int) -> None:
-        """Judge again whether forecasting can help, on the history seen so far: at the forecaster's refit
-        cadence once judged; until then every step (cheap: too little history) and hourly from
-        `judge_after` on (when gaps leave less of it known)."""
+        """Judge again whether forecasting can help, on the history seen so far: every `judge_every` once
+        judged; until then every step (cheap: too little history) and hourly from `judge_after` on (when
+        gaps leave less of it known)."""
         assert self.step is not None and self._start is not None
         last = self._verdict
         if last is None or not last[1].judged:
@@ -741,7 +745,7 @@ class HybridPolicy(ScalingPolicy):
                 and (completed - last[0]) * self.step < pd.Timedelta(hours=1)
             ):
                 return
-        elif completed - last[0] < max(1, int(self.predictive.settings.refit_every / self.step)):
+        elif completed - last[0] < max(1, int(self.trust.judge_every / self.step)):
             return
         end = self._start + self.step * (completed - 1)
         verdict = judge_history(
@@ -796,7 +800,7 @@ class HybridPolicy(ScalingPolicy):
         needed, keep, prediction, window = need
         verdict = self.verdict
         if self.trust.forecastability and (verdict is None or not verdict.helps):
-            self._count("not forecastable")
+            self._count("not forecastable" if verdict is not None and verdict.judged else "not judged yet")
             said = verdict.said if verdict is not None else "forecastability not judged yet"
             return Decision(
                 desired=floor.desired,

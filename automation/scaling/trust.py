@@ -6,8 +6,9 @@ Each completed load bucket checks the forecast made a lead time before it (did t
 hold; was it closer than the trailing one-hour mean made at the same time), then the newest forecast
 notes what it says about the bucket a lead time ahead. Checks are summed in bins of a 48th of the
 window, so the state stays small (a few hundred bytes) whatever the load's step; the window slides a bin
-at a time. At each fit the whole history it read is also judged (`judge`): can forecasting help this
-load at all (a daily cycle, no level shift, not an autoscaler's output)? Pure: the loop passes the history
+at a time. Once a day (hourly until there is enough history) the loop also reads the whole history and
+judges it (`judge`): can forecasting help this load at all (a daily cycle, not an autoscaler's output)?
+Pure: the loop passes the history
 it read and the forecast it made, and stores the JSON.
 """
 
@@ -40,9 +41,10 @@ class TrustState:
     pending: dict[float, tuple[float, float, float]] = field(default_factory=dict)
     #: Checks summed per bin: [bin start, hits, checks, sum |error|, sum |trailing error|].
     bins: list[list[float]] = field(default_factory=list)
-    #: Whether forecasting can help this load, judged at the last fit on the history it read (None: not
-    #: judged since this state began).
+    #: Whether forecasting can help this load (None: not judged since this state began), and when it was
+    #: judged (epoch s; NaN: never).
     verdict: Verdict | None = None
+    judged_at: float = math.nan
 
     @staticmethod
     def from_json(document: Any, step: float) -> TrustState:
@@ -58,6 +60,7 @@ class TrustState:
             pending={float(k): (float(u), float(m), float(t)) for k, (u, m, t) in pending.items()},
             bins=[[float(x) for x in b] for b in document.get("bins", [])],
             verdict=Verdict.from_json(document.get("verdict")),
+            judged_at=float(document["judged_at"]) if document.get("judged_at") is not None else math.nan,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -68,6 +71,7 @@ class TrustState:
             "pending": {f"{k:.0f}": list(v) for k, v in self.pending.items()},
             "bins": self.bins,
             "verdict": None if self.verdict is None else self.verdict.as_json(),
+            "judged_at": None if math.isnan(self.judged_at) else self.judged_at,
         }
 
 
@@ -144,15 +148,33 @@ def record(state: TrustState, quantile: float, settings: TrustSettings) -> Forec
     )
 
 
-def judge(state: TrustState, history: LoadHistory, settings: TrustSettings) -> TrustState:
-    """Judge whether forecasting can help the load on `history` (the whole of what a fit reads), as the
+#: Until there is a verdict (too little history), it is sought again this often.
+UNJUDGED_RETRY_SECONDS = 3600.0
+
+
+def judging_due(state: TrustState, now: float, settings: TrustSettings) -> bool:
+    """Whether the load must be judged (again) now: never judged, a verdict older than `judge_every`, or
+    no verdict yet (too little history) sought over an hour ago."""
+    if not settings.forecastability:
+        return False
+    if state.verdict is None or math.isnan(state.judged_at):
+        return True
+    wait = settings.judge_every.total_seconds() if state.verdict.judged else UNJUDGED_RETRY_SECONDS
+    return now - state.judged_at >= wait
+
+
+def judge(state: TrustState, history: LoadHistory, settings: TrustSettings, *, now: float) -> TrustState:
+    """Judge whether forecasting can help the load on the last `judged_over` of `history`, as the
     simulator's hybrid judges the history it has seen (`judge_history`)."""
+    keep = max(1, int(settings.judged_over.total_seconds() // history.step))
+    values = np.asarray(history.values, dtype=float)[-keep:]
     state.verdict = judge_history(
-        history.values,
+        values,
         step=pd.Timedelta(seconds=history.step),
         end=pd.Timestamp(history.end, unit="s", tz="UTC"),
         minimum=settings.judge_after,
     )
+    state.judged_at = now
     return state
 
 
@@ -162,5 +184,5 @@ def cannot_help(state: TrustState, settings: TrustSettings) -> str:
     if not settings.forecastability:
         return ""
     if state.verdict is None:
-        return "forecastability not judged yet (it is at the next fit)"
+        return "forecastability not judged yet"
     return "" if state.verdict.helps else state.verdict.said

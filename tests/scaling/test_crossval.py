@@ -4,7 +4,10 @@ trust settings through `make_policy`."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +26,7 @@ from automation.scaling.crossval import (
     HybridConfig,
     choose,
     frontier_loss,
+    harms,
     leave_one_out,
     mean_loss,
     overall_choice,
@@ -50,13 +54,6 @@ def test_loss_is_the_log_median_ratio_plus_a_penalty_for_harm() -> None:
     assert frontier_loss(harms) == pytest.approx(math.log(1.375) + 2 * math.log(2.0))
 
 
-def test_where_forecasting_is_not_applicable_only_harm_counts() -> None:
-    helps = match_frontiers(REACTIVE, [point("h1", 95, 100), point("h2", 125, 50)])
-    assert frontier_loss(helps, applicable=False) == 0.0
-    harms = match_frontiers(REACTIVE, [point("h1", 95, 300), point("h2", 125, 200)])
-    assert frontier_loss(harms, applicable=False) == pytest.approx(2 * math.log(2.0))
-
-
 def test_unmatched_points_count_as_reactive_and_zero_minutes_are_floored() -> None:
     only_dear = match_frontiers(REACTIVE, [point("h", 125, 0)])
     # r0.9 has no point as cheap (counts 1), r0.7 is matched with 0 minutes (floored at 0.05)
@@ -81,6 +78,17 @@ def test_each_fold_chooses_on_the_other_traces_only() -> None:
     assert folds["nasa"] == "c" and folds["taxi"] == "c" and folds["asg"] == "c"
     assert mean_loss(LOSSES, "c", ["nasa", "held"]) == pytest.approx(-4.25)
     assert mean_loss(LOSSES, "c", ["asg"]) != mean_loss(LOSSES, "c", ["asg"])  # NaN: no score
+
+
+def test_fewest_harmed_traces_come_before_the_mean_loss() -> None:
+    # "b" is worse than reactive on "held", "c" on "taxi"; "a" harms nowhere
+    harmed = {t: {"a": False, "b": t == "held", "c": t == "taxi"} for t in LOSSES}
+    folds = leave_one_out(LOSSES, ["a", "b", "c"], harmed=harmed)
+    # by the loss alone: b for "held", c for the rest (see above)
+    assert folds == {"held": "b", "nasa": "a", "taxi": "c", "asg": "a"}
+    assert overall_choice(folds, LOSSES, ["a", "b", "c"], harmed=harmed) == "a"
+    one_point = match_frontiers(REACTIVE, [point("h1", 95, 500), point("h2", 125, 50)])
+    assert harms(one_point) and not harms(match_frontiers(REACTIVE, [point("h2", 125, 50)]))
 
 
 def test_ties_go_to_the_first_listed_and_the_overall_choice_to_the_majority() -> None:
@@ -162,3 +170,59 @@ def test_a_tape_recorded_for_a_longer_lead_serves_a_shorter_one_not_a_longer(tax
     too_far = SimulationSettings(capacity_per_replica=capacity, lead_time=pd.Timedelta(hours=2))
     with pytest.raises(ForecastConfigError, match="3-step horizon"):
         simulate(taxi, make_policy("hybrid", quantile=0.95, tape=tape), settings=too_far)  # type: ignore[arg-type]
+
+
+def test_the_benchmark_chooses_again_from_its_stored_runs(tmp_path: Path) -> None:
+    """`bench_scaling_loo.py --rescore FILE` rebuilds each comparison from the stored curves and matches
+    and chooses again (fewest traces harmed first), without simulating."""
+
+    def comparison(points: list[CostPoint]) -> dict[str, object]:
+        return match_frontiers(REACTIVE, points).summary()
+
+    gated = HybridConfig(forecastability=True)
+    ungated = HybridConfig(forecastability=False)
+    rows = []
+    # the ungated hybrid wins big on "bursts" and "cycle" but is worse than reactive on "noise"
+    for name, on, off in (
+        ("cycle", [point("h", 125, 60)], [point("h", 125, 20)]),
+        ("bursts", [point("h", 95, 400), point("h2", 125, 100)], [point("h", 95, 40), point("h2", 125, 10)]),
+        ("noise", [point("h", 95, 400), point("h2", 125, 100)], [point("h", 95, 800), point("h2", 125, 10)]),
+    ):
+        rows.append(
+            {
+                "trace": name,
+                "file": f"tests/data/{name}.csv",
+                "step": "5m",
+                "steps": 100,
+                "daily_cycle": name == "cycle",
+                "forecastability": {},
+                "applicable": name == "cycle",
+                "capacity_per_replica": {"p99.9/10": 1.0},
+                "forecaster_models": {},
+                "seconds": 1.0,
+                "configs_at_p99.9/10": {gated.label: comparison(on), ungated.label: comparison(off)},
+            }
+        )
+    stored = {
+        "quick": True,
+        "settings": {
+            "capacity_rule": "p99.9 of the trace / 10",
+            "grid": [c.to_dict() | {"label": c.label} for c in (gated, ungated)],
+        },
+        "traces": rows,
+        "seconds": 12.0,
+        "cpu_seconds": 20.0,
+    }
+    results = tmp_path / "loo.json"
+    results.write_text(json.dumps(stored))
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scaling_loo.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--rescore", str(results)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(results.read_text())
+    assert report["traces_harmed"] == {gated.label: [], ungated.label: ["noise"]}
+    # "noise" held out: chosen on the other two, where ungated harms nowhere and its loss is lower
+    assert report["folds"] == {"cycle": gated.label, "bursts": gated.label, "noise": ungated.label}
+    assert report["overall_choice"] == gated.label and report["seconds"] == 12.0
+    assert report["rescored"].startswith("python benchmarks/bench_scaling_loo.py --rescore ")

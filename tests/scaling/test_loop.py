@@ -225,7 +225,10 @@ def test_the_decision_log_is_read_by_the_api_the_cli_and_the_plot(
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["decisions"][-2:] == log
     text = cli("scaling", "decisions", name)
-    assert "forecastability not judged yet (1h30m of history, 1d12h needed): reactive" in text.stdout
+    assert (
+        "forecastability not judged yet (1h30m of history, 1d12h needed); load.history 3 h is under the "
+        "1.5 d it needs: this hybrid stays reactive until it is raised: reactive" in text.stdout
+    )
     assert text.stdout.count("\n    ") >= 3
     picture = cli("scaling", "plot", name, "-o", str(tmp_path / "log.png"))
     assert picture.returncode == 0, picture.stderr
@@ -247,6 +250,7 @@ def test_a_hybrid_judges_at_its_fit_that_forecasting_cannot_help_a_load_without_
     push(metric, {"service": "web"}, noise)
     store_target(name, metric, policy="hybrid", load={**LOAD, "metric": metric, "history": "40h"})
     evaluate_targets([name], now, INTERVAL)
+    stored_fit = state(name).fitted_at
     [decision] = decisions(name)
     assert decision.basis == "fallback"
     assert any(
@@ -254,13 +258,22 @@ def test_a_hybrid_judges_at_its_fit_that_forecasting_cannot_help_a_load_without_
         and "): reactive: " in r
         for r in decision.reasons
     ), decision.reasons
-    verdict = state(name).trust["verdict"]
+    stored = state(name).trust
+    verdict = stored["verdict"]
     assert verdict["judged"] and verdict["helps"] is False and "no daily cycle" in verdict["why"]
-    # the next tick continues the stored forecaster without a fit, and keeps the verdict
+    assert stored["judged_at"] == now
+    # the next tick continues the stored forecaster and keeps the verdict: judged again in a day
     evaluate_targets([name], now + 60, INTERVAL)
     later = decisions(name)[-1]
     assert later.basis == "fallback" and any(r.startswith("forecasting cannot help (") for r in later.reasons)
-    assert state(name).trust["verdict"] == verdict
+    assert state(name).trust["verdict"] == verdict and state(name).trust["judged_at"] == now
+    # a state stored before verdicts existed is judged on the next tick, without waiting for a refit
+    old = state(name)
+    old.trust = {k: v for k, v in old.trust.items() if k not in ("verdict", "judged_at")}
+    old.save(update_fields=["trust"])
+    evaluate_targets([name], now + 120, INTERVAL)
+    assert state(name).trust["verdict"] == verdict and state(name).trust["judged_at"] == now + 120
+    assert state(name).fitted_at == stored_fit
 
 
 @pytest.mark.usefixtures("predictive_scaling")

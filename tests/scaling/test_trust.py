@@ -108,8 +108,8 @@ def test_a_fit_judges_whether_forecasting_can_help_and_the_state_keeps_the_verdi
     forecast = path([600.0] * 12 + [1140.0] + [600.0] * 4, width=100.0)  # would need 7 replicas
     trusted = trust.record(run(120, lambda mean: mean + 50), 0.95, SETTINGS)
     fresh = trust.TrustState(step=STEP)
-    assert trust.cannot_help(fresh, SETTINGS) == "forecastability not judged yet (it is at the next fit)"
-    noise = trust.judge(trust.TrustState(step=STEP), daily(3 * 1440, cycle=False), SETTINGS)
+    assert trust.cannot_help(fresh, SETTINGS) == "forecastability not judged yet"
+    noise = trust.judge(trust.TrustState(step=STEP), daily(3 * 1440, cycle=False), SETTINGS, now=START)
     kept = trust.TrustState.from_json(json.loads(json.dumps(noise.as_json())), STEP)
     assert kept.verdict == noise.verdict and kept.verdict is not None and not kept.verdict.helps
     why = trust.cannot_help(kept, SETTINGS)
@@ -120,12 +120,36 @@ def test_a_fit_judges_whether_forecasting_can_help_and_the_state_keeps_the_verdi
     )
     assert (outcome.basis, outcome.desired) == (Basis.FALLBACK, 3)
     assert outcome.reasons[0].startswith(why + ": reactive: ") and outcome.peak is not None
-    cycle = trust.judge(trust.TrustState(step=STEP), daily(3 * 1440, cycle=True), SETTINGS)
+    cycle = trust.judge(trust.TrustState(step=STEP), daily(3 * 1440, cycle=True), SETTINGS, now=START)
     assert cycle.verdict is not None and cycle.verdict.helps and trust.cannot_help(cycle, SETTINGS) == ""
     assert cycle.verdict.said.startswith("forecasting can help (daily cycle 0.9")
-    short = trust.judge(trust.TrustState(step=STEP), daily(1440, cycle=True), SETTINGS)
+    short = trust.judge(trust.TrustState(step=STEP), daily(1440, cycle=True), SETTINGS, now=START)
     assert trust.cannot_help(short, SETTINGS) == (
         "forecastability not judged yet (1d of history, 1d12h needed)"
     )
     # the gate off (as the leave-one-trace-out benchmark's "ungated" candidate): only the record counts
     assert trust.cannot_help(kept, TrustSettings(forecastability=False)) == ""
+
+
+def test_the_load_is_judged_again_daily_on_its_last_week_and_a_state_from_before_is_judged_at_once() -> None:
+    # a state stored before the verdict existed (no "verdict" key) is judged on the next tick
+    before = run(30, lambda mean: mean + 50).as_json()
+    del before["verdict"], before["judged_at"]
+    old = trust.TrustState.from_json(before, STEP)
+    assert old.verdict is None and trust.judging_due(old, START, SETTINGS)
+    # ten days: a daily cycle for three, then a week of noise: only the last week is judged
+    first = daily(3 * 1440, cycle=True).values
+    last = daily(7 * 1440, cycle=False, seed=9).values
+    history = LoadHistory(
+        start=START - 10 * 1440 * STEP, step=STEP, values=np.concatenate([first, last]), observed=400.0
+    )
+    judged = trust.judge(old, history, SETTINGS, now=START)
+    assert judged.verdict is not None and not judged.verdict.helps and judged.judged_at == START
+    assert not trust.judging_due(judged, START + 86_399, SETTINGS)
+    assert trust.judging_due(judged, START + 86_400, SETTINGS)
+    # too little history: sought again after an hour, not a day
+    short = trust.judge(trust.TrustState(step=STEP), daily(600, cycle=True), SETTINGS, now=START)
+    assert short.verdict is not None and not short.verdict.judged
+    assert not trust.judging_due(short, START + 3599, SETTINGS)
+    assert trust.judging_due(short, START + 3600, SETTINGS)
+    assert not trust.judging_due(old, START, TrustSettings(forecastability=False))

@@ -117,10 +117,12 @@ def fits_for_batch(batch: int, interval: float, refit_every: float) -> int:
 
 @dataclass
 class Plan:
-    """Before reading: from when the load is needed, and whether this decision fits a forecaster."""
+    """Before reading: from when the load is needed, whether this decision fits a forecaster, and whether
+    it judges whether forecasting can help (a hybrid's, `trust.judging_due`: the whole history is read)."""
 
     read_from: float
     fit: bool = False
+    judge: bool = False
     forecaster: Forecaster | None = None
     #: Why there is no forecast, known before reading (a failed fit's retry wait, a deferred first fit).
     blocked: str = ""
@@ -138,7 +140,19 @@ def plan_forecast(
     definition: ScalingTargetDefinition, state: ScalingState, now: float, budget: FitBudget
 ) -> Plan:
     """What the decision needs to read: the last two steps (reactive, or no forecast possible), the
-    points since the stored forecaster's last one (continued), or the whole history (a fit)."""
+    points since the stored forecaster's last one (continued), or the whole history (a fit, or a hybrid's
+    judgement of whether forecasting can help)."""
+    plan = _plan_forecast(definition, state, now, budget)
+    if definition.policy == PolicyKind.HYBRID and trust.judging_due(
+        trust.TrustState.from_json(state.trust, float(definition.load.step)), now, TRUST
+    ):
+        plan = replace(plan, read_from=min(plan.read_from, now - float(definition.load.history)), judge=True)
+    return plan
+
+
+def _plan_forecast(
+    definition: ScalingTargetDefinition, state: ScalingState, now: float, budget: FitBudget
+) -> Plan:
     settings, step = definition.forecast, float(definition.load.step)
     recent = now - 2 * step
     if definition.policy not in PolicyKind.FORECASTING:
@@ -303,8 +317,8 @@ def evaluate_target(
             settings=TRUST,
         )
         hybrid = definition.policy == PolicyKind.HYBRID
-        if hybrid and plan.fit:
-            trusted = trust.judge(trusted, history, TRUST)
+        if hybrid and plan.judge:
+            trusted = trust.judge(trusted, history, TRUST, now=now)
         situation = Situation(
             now=now,
             interval=interval,
@@ -314,7 +328,7 @@ def evaluate_target(
             forecast=update.path,
             no_forecast=update.why_none,
             trust=trust.record(trusted, definition.forecast.quantile, TRUST) if hybrid else None,
-            cannot_help=trust.cannot_help(trusted, TRUST) if hybrid else "",
+            cannot_help=_cannot_help(definition, trusted) if hybrid else "",
         )
         outcome = decide(definition, situation, memory)
         reasons = ([note] if note else []) + outcome.reasons + ([update.note] if update.note else [])
@@ -362,6 +376,17 @@ def evaluate_target(
         locked.trust = trusted.as_json()
         _remember(locked, key=fitted_for(definition), now=now, update=update, outcome=outcome, run_id=run_id)
     return _report(decision)
+
+
+def _cannot_help(definition: ScalingTargetDefinition, state: trust.TrustState) -> str:
+    why = trust.cannot_help(state, TRUST)
+    needed = TRUST.judge_after.total_seconds()
+    if why and TRUST.forecastability and float(definition.load.history) < needed:
+        why += (
+            f"; load.history {span(float(definition.load.history))} is under the {span(needed)} it needs: "
+            "this hybrid stays reactive until it is raised"
+        )
+    return why
 
 
 def _decision(
