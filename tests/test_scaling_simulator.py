@@ -308,15 +308,16 @@ def test_the_hybrid_judges_a_daily_cycle_only_once_it_has_36_hours_of_history() 
     short = trace_from_series(daily_ramps(2, step=step, seed=5)[: 36 * 12 - 1], step=step, name="short")
     simulate(short, hybrid, settings=settings(capacity_per_replica=50.0, warmup=day))
     assert isinstance(hybrid, HybridPolicy) and hybrid.verdict is not None
-    assert not hybrid.verdict.judged and hybrid.verdict.why == "1d11h55m of history, 1d12h needed"
-    assert hybrid.verdict.said == "forecastability not judged yet (1d11h55m of history, 1d12h needed)"
+    # sought hourly: the last try had a little under 36 hours
+    assert not hybrid.verdict.judged and hybrid.verdict.why == "1d11h5m of history, 1d12h needed"
+    assert hybrid.verdict.said == "forecastability not judged yet (1d11h5m of history, 1d12h needed)"
     longer = make_policy("hybrid", target_utilization=0.8, quantile=0.8)
     full = trace_from_series(daily_ramps(3, step=step, seed=5), step=step, name="three days")
     simulate(full, longer, settings=settings(capacity_per_replica=50.0, warmup=day))
     assert isinstance(longer, HybridPolicy) and longer.verdict is not None
-    # judged at 36 hours, again a refit (a day) later
-    assert longer.verdict.helps
-    assert re.fullmatch(r"daily cycle (0\.9\d|1\.00) over the last 2d12h", longer.verdict.why)
+    # judged from 36 hours on, hourly while under a week of history (the last at 2d23h5m)
+    assert longer.verdict.helps and longer.verdict.known_seconds == (2 * 24 + 23) * 3600 + 300
+    assert re.fullmatch(r"daily cycle (0\.9\d|1\.00) over the last 2d23h5m", longer.verdict.why)
     with pytest.raises(ForecastConfigError, match="judge_after"):
         TrustSettings(judge_after=pd.Timedelta(days=8))
 

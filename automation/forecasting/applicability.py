@@ -227,6 +227,8 @@ class Verdict:
     why: str
     #: False while too little history is known to judge (then `helps` is False too).
     judged: bool = True
+    #: Seconds of known history it was judged on.
+    known_seconds: float = 0.0
 
     @property
     def said(self) -> str:
@@ -236,7 +238,12 @@ class Verdict:
         return f"forecasting {'can' if self.helps else 'cannot'} help ({self.why})"
 
     def as_json(self) -> dict[str, object]:
-        return {"helps": self.helps, "why": self.why, "judged": self.judged}
+        return {
+            "helps": self.helps,
+            "why": self.why,
+            "judged": self.judged,
+            "known_seconds": self.known_seconds,
+        }
 
     @staticmethod
     def from_json(document: object) -> Verdict | None:
@@ -246,6 +253,7 @@ class Verdict:
             helps=document["helps"],
             why=str(document.get("why", "")),
             judged=document.get("judged") is not False,
+            known_seconds=float(document.get("known_seconds") or 0.0),
         )
 
 
@@ -262,12 +270,14 @@ def judge_history(
             helps=False,
             why=f"{format_duration(known)} of history, {format_duration(minimum)} needed",
             judged=False,
+            known_seconds=known.total_seconds(),
         )
     index = pd.date_range(end=end, periods=len(y), freq=step)
     verdict = assess_forecastability(trace_from_series(pd.Series(y, index=index), step=step))
     if not verdict.applicable:
-        return Verdict(helps=False, why="; ".join(verdict.reasons))
+        return Verdict(helps=False, why="; ".join(verdict.reasons), known_seconds=known.total_seconds())
     return Verdict(
         helps=True,
         why=f"daily cycle {verdict.daily_autocorrelation:.2f} over the last {format_duration(step * len(y))}",
+        known_seconds=known.total_seconds(),
     )

@@ -26,6 +26,8 @@ HYBRID_QUANTILE = 0.95
 HPA_TOLERANCE = 0.1
 HPA_SCALE_DOWN_WINDOW = pd.Timedelta(minutes=5)
 HPA_SYNC_PERIOD = pd.Timedelta(seconds=15)
+#: A forecastability verdict on little history stands this long (see `TrustSettings.wait_after`).
+JUDGE_RETRY = pd.Timedelta(hours=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -550,11 +552,13 @@ class TrustSettings:
     at the same time.
 
     Before any of that, with `forecastability` on, forecasting must be able to help this load at all:
-    `judge_history` on the last `judged_over` of it (the loop's default `load.history`), judged again
-    every `judge_every`, finds a daily cycle and no autoscaler's output (and no level shift, which it can
-    only see with `judged_over` of 14 days or more); until `judge_after` of history is known there is no
-    verdict (judged again hourly) and the hybrid stays reactive (36 hours: half a day of pairs one day
-    apart, and within the push store's 48-hour retention)."""
+    `judge_history` on the last `judged_over` of it (the loop's default `load.history`) finds a daily
+    cycle and no autoscaler's output (and no level shift, which it can only see with `judged_over` of 14
+    days or more). Until `judge_after` of history is known there is no verdict and the hybrid stays
+    reactive (36 hours: half a day of pairs one day apart, and within the push store's 48-hour
+    retention). A verdict on less than `judged_over` of history is noisy (on the NAB iio trace 36 hours
+    said 0.41, two days 0.13), so it is judged again hourly until then, every `judge_every` after
+    (`wait_after`)."""
 
     window: pd.Timedelta = pd.Timedelta(days=1)
     min_checks: int = 12
@@ -579,6 +583,15 @@ class TrustSettings:
             raise ForecastConfigError("judge_after", "must be at most judged_over")
         if self.judge_every <= pd.Timedelta(0):
             raise ForecastConfigError("judge_every", "must be positive")
+
+    def wait_after(self, verdict: Verdict | None) -> pd.Timedelta:
+        """How long a verdict stands before the load is judged again: none, at once; one on less than
+        `judged_over` of history (or none yet for too little), an hour; else `judge_every`."""
+        if verdict is None:
+            return pd.Timedelta(0)
+        if not verdict.judged or verdict.known_seconds < self.judged_over.total_seconds():
+            return JUDGE_RETRY
+        return self.judge_every
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -733,19 +746,11 @@ class HybridPolicy(ScalingPolicy):
         self._pending[completed + h] = (float(bound[h - 1]), float(prediction.mean[h - 1]), trailing_mean)
 
     def _judge(self, completed: int) -> None:
-        """Judge again whether forecasting can help, on the history seen so far: every `judge_every` once
-        judged; until then every step (cheap: too little history) and hourly from `judge_after` on (when
-        gaps leave less of it known)."""
+        """Judge again whether forecasting can help, on the history seen so far, when the last verdict's
+        time is up (`TrustSettings.wait_after`)."""
         assert self.step is not None and self._start is not None
         last = self._verdict
-        if last is None or not last[1].judged:
-            if (
-                last is not None
-                and completed * self.step > self.trust.judge_after
-                and (completed - last[0]) * self.step < pd.Timedelta(hours=1)
-            ):
-                return
-        elif completed - last[0] < max(1, int(self.trust.judge_every / self.step)):
+        if last is not None and (completed - last[0]) * self.step < self.trust.wait_after(last[1]):
             return
         end = self._start + self.step * (completed - 1)
         verdict = judge_history(

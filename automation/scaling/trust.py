@@ -148,19 +148,14 @@ def record(state: TrustState, quantile: float, settings: TrustSettings) -> Forec
     )
 
 
-#: Until there is a verdict (too little history), it is sought again this often.
-UNJUDGED_RETRY_SECONDS = 3600.0
-
-
 def judging_due(state: TrustState, now: float, settings: TrustSettings) -> bool:
-    """Whether the load must be judged (again) now: never judged, a verdict older than `judge_every`, or
-    no verdict yet (too little history) sought over an hour ago."""
+    """Whether the load must be judged (again) now: never judged, or the last verdict's time is up
+    (`TrustSettings.wait_after`: hourly while it rests on under `judged_over` of history, daily after)."""
     if not settings.forecastability:
         return False
     if state.verdict is None or math.isnan(state.judged_at):
         return True
-    wait = settings.judge_every.total_seconds() if state.verdict.judged else UNJUDGED_RETRY_SECONDS
-    return now - state.judged_at >= wait
+    return bool(now - state.judged_at >= settings.wait_after(state.verdict).total_seconds())
 
 
 def judge(state: TrustState, history: LoadHistory, settings: TrustSettings, *, now: float) -> TrustState:
