@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from automation.forecasting import assess_forecastability, has_daily_cycle, load_trace  # noqa: E402
-from automation.forecasting.durations import format_duration, parse_duration  # noqa: E402
+from automation.forecasting.durations import format_duration  # noqa: E402
 from automation.forecasting.traces import Trace  # noqa: E402
 from automation.scaling.comparison import (  # noqa: E402
     FLOOR_CEILING,
@@ -385,18 +385,7 @@ def rescore(source: Path) -> int:
     without simulating: for a change of the selection rule. The report keeps the runs' own time."""
     stored = json.loads(source.read_text())
     # a file from before the forecastability gate has no such key: its runs had no gate
-    configs = [
-        (
-            HybridConfig(
-                quantile=float(c["quantile"]),
-                lead_time=parse_duration(str(c["lead_time"])),
-                trust_z=float(c["trust_z"]),
-                forecastability=bool(c.get("forecastability", False)),
-            ),
-            str(c["label"]),
-        )
-        for c in stored["settings"]["grid"]
-    ]
+    configs = [(HybridConfig.from_dict(c), str(c["label"])) for c in stored["settings"]["grid"]]
     grid = tuple(config for config, _ in configs)
     divisor = int(str(stored["settings"]["capacity_rule"]).split("/")[1].split(",")[0])
     key = f"p99.9/{divisor}"
@@ -441,12 +430,7 @@ def held_out_pass(source: Path, options: argparse.Namespace) -> int:
         jobs.append(
             (
                 _located(row["file"]),
-                HybridConfig(
-                    quantile=float(config["quantile"]),
-                    lead_time=parse_duration(str(config["lead_time"])),
-                    trust_z=float(config["trust_z"]),
-                    forecastability=bool(config.get("forecastability", False)),
-                ),
+                HybridConfig.from_dict(config),
             )
         )
     runs: list[tuple[TraceRun, HybridConfig]] = []

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from automation.forecasting import ForecastConfigError, trace_from_series
+from automation.forecasting.traces import Trace
 from automation.scaling import (
     CostPoint,
     DecisionContext,
@@ -213,6 +214,19 @@ def test_a_forecast_tape_replays_a_run_exactly_for_another_quantile() -> None:
         simulate(trace, make_policy("predictive", quantile=0.9, tape=tape), settings=common)
 
 
+def after(trace: Trace, step: pd.Timedelta) -> DecisionContext:
+    """A decision one step after the trace's last point: 5 replicas of 50, 10 minutes of lead."""
+    return DecisionContext(
+        time=pd.Timestamp(trace.load.index[-1]) + step,
+        requested_replicas=5,
+        serving_replicas=5,
+        capacity_per_replica=50.0,
+        step=step,
+        decision_interval=MINUTE,
+        lead_time=pd.Timedelta(minutes=10),
+    )
+
+
 def test_an_untrusted_hybrid_is_the_reactive_policy_and_says_why() -> None:
     step = pd.Timedelta(minutes=5)
     trace = trace_from_series(daily_ramps(5, step=step, seed=4), step=step, name="ramps")
@@ -228,18 +242,7 @@ def test_an_untrusted_hybrid_is_the_reactive_policy_and_says_why() -> None:
     assert untrusted.replica_hours == pytest.approx(reactive.replica_hours)
     assert not never.record().earned
     assert set(untrusted.policy["decided_by"]) <= {"warming up", "not trusted"}
-    last = pd.Timestamp(trace.load.index[-1]) + step
-    decision = never.decide(
-        DecisionContext(
-            time=last,
-            requested_replicas=5,
-            serving_replicas=5,
-            capacity_per_replica=50.0,
-            step=step,
-            decision_interval=MINUTE,
-            lead_time=pd.Timedelta(minutes=10),
-        )
-    )
+    decision = never.decide(after(trace, step))
     assert decision.reason.startswith("forecast not trusted (") and "needed), reactive: " in decision.reason
 
 
@@ -279,17 +282,7 @@ def test_a_hybrid_on_a_load_without_a_daily_cycle_is_the_reactive_policy_and_say
     assert result.replica_hours == pytest.approx(reactive.replica_hours)
     assert set(result.policy["decided_by"]) == {"warming up", "not judged yet", "not forecastable"}
     assert result.policy["forecastability"]["helps"] is False
-    decision = gated.decide(
-        DecisionContext(
-            time=pd.Timestamp(trace.load.index[-1]) + step,
-            requested_replicas=5,
-            serving_replicas=5,
-            capacity_per_replica=50.0,
-            step=step,
-            decision_interval=MINUTE,
-            lead_time=pd.Timedelta(minutes=10),
-        )
-    )
+    decision = gated.decide(after(trace, step))
     assert decision.reason.startswith("forecasting cannot help (no daily cycle (autocorrelation one day")
     # the same hybrid without its gate provisions for that forecast, and pays for it
     ungated = simulate(

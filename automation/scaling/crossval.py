@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from automation.forecasting.durations import format_duration
+from automation.forecasting.durations import format_duration, parse_duration
 from automation.forecasting.errors import ForecastConfigError
 from automation.scaling.comparison import FrontierComparison
 from automation.scaling.policies import HYBRID_QUANTILE, TrustSettings
@@ -49,6 +49,17 @@ class HybridConfig:
 
     def trust(self) -> TrustSettings:
         return TrustSettings(z=self.trust_z, forecastability=self.forecastability)
+
+    @staticmethod
+    def from_dict(stored: Mapping[str, object]) -> HybridConfig:
+        """A configuration as `to_dict` wrote it; one written before the forecastability gate existed had
+        no gate."""
+        return HybridConfig(
+            quantile=float(str(stored["quantile"])),
+            lead_time=parse_duration(str(stored["lead_time"])),
+            trust_z=float(str(stored["trust_z"])),
+            forecastability=bool(stored.get("forecastability", False)),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
